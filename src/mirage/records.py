@@ -1,0 +1,274 @@
+"""Sample records: the fixed model outputs every metric is computed from.
+
+One record per (family, model, task, sample_id). The schema (DESIGN.md):
+
+=================  ===================  =====================================================
+column             type                 meaning
+=================  ===================  =====================================================
+family             string               model family, e.g. ``pythia``
+model              string               model name within the family
+scale              float64 > 0          default x coordinate (parameters unless stated)
+task               string               task name
+sample_id          string               stable id of the sample within the task
+prompt             string               full prompt shown to the model
+target             string               reference answer
+output             string, nullable     greedy generation (null when not generated)
+target_tokens      list<string>         target split into the model's tokens
+output_tokens      list<string>, null   output split into the model's tokens
+target_logprobs    list<double>         teacher-forced log p of each target token
+choices            list<string>, null   multiple-choice options
+choice_logprobs    list<double>, null   log p of each option, summed over its tokens
+choice_lengths     list<int64>, null    number of tokens of each option
+correct_choice     int64, nullable      index of the right option
+=================  ===================  =====================================================
+
+Optional columns with a meaning to mirage: ``shots`` (part of a curve's identity),
+``output_regex`` (answer extraction before exact match), ``params``, ``non_embedding_params``,
+``train_tokens``, ``train_flops``, ``step``, ``seed``. Every other column is kept as is.
+
+Records are stored as Parquet; JSONL is accepted as input. Token lists may be given as ids
+(integers); they are compared as strings.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import MirageInputError
+from .fsio import write_parquet
+
+KEY_COLUMNS = ("family", "model", "task", "sample_id")
+REQUIRED_COLUMNS = ("family", "model", "scale", "task", "sample_id", "target")
+
+RECORD_SCHEMA = pa.schema(
+    [
+        ("family", pa.string()),
+        ("model", pa.string()),
+        ("scale", pa.float64()),
+        ("task", pa.string()),
+        ("sample_id", pa.string()),
+        ("prompt", pa.string()),
+        ("target", pa.string()),
+        ("output", pa.string()),
+        ("target_tokens", pa.list_(pa.string())),
+        ("output_tokens", pa.list_(pa.string())),
+        ("target_logprobs", pa.list_(pa.float64())),
+        ("choices", pa.list_(pa.string())),
+        ("choice_logprobs", pa.list_(pa.float64())),
+        ("choice_lengths", pa.list_(pa.int64())),
+        ("correct_choice", pa.int64()),
+    ]
+)
+RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
+_SCHEMA_FIELDS = {f.name: f for f in RECORD_SCHEMA}
+
+
+def looks_like_records(columns: Iterable[str]) -> bool:
+    """Records are recognised by their per-sample columns."""
+    cols = set(columns)
+    return {"sample_id", "target"} <= cols and bool(
+        cols & {"output", "target_logprobs", "choice_logprobs"}
+    )
+
+
+def normalize_records(table: pa.Table | pd.DataFrame, source: str = "records") -> pa.Table:
+    """Validate and cast a table to the record schema; extra columns are kept.
+
+    Raises :class:`MirageInputError` naming ``source`` for missing columns, NaN or duplicated
+    keys, non-positive scales and inconsistent lists.
+    """
+    if isinstance(table, pd.DataFrame):
+        table = _table_from_pandas(table, source)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise MirageInputError(f"missing column(s) {', '.join(map(repr, missing))} for sample records", source)
+    if table.num_rows == 0:
+        raise MirageInputError("no records", source)
+    columns, names = [], []
+    for name in table.column_names:
+        col = table.column(name)
+        if name in _SCHEMA_FIELDS:
+            col = _cast(col, _SCHEMA_FIELDS[name].type, name, source)
+        columns.append(col)
+        names.append(name)
+    for name in RECORD_COLUMNS:  # absent optional columns become nulls
+        if name not in names:
+            columns.append(pa.nulls(table.num_rows, _SCHEMA_FIELDS[name].type))
+            names.append(name)
+    out = pa.Table.from_arrays(columns, names=names)
+    _validate(out, source)
+    return out
+
+
+def _table_from_pandas(frame: pd.DataFrame, source: str) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise MirageInputError(f"cannot read records: {exc}", source) from None
+
+
+def _cast(col: pa.ChunkedArray, typ: pa.DataType, name: str, source: str) -> pa.ChunkedArray:
+    if col.type == typ:
+        return col
+    try:
+        if pa.types.is_list(typ) and pa.types.is_string(typ.value_type) and pa.types.is_list(col.type):
+            # token ids -> strings
+            return col.cast(pa.list_(pa.string()))
+        if pa.types.is_null(col.type):
+            return pa.nulls(len(col), typ)
+        return col.cast(typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise MirageInputError(f"column {name!r} cannot be read as {typ}: {exc}", source) from None
+
+
+def _validate(table: pa.Table, source: str) -> None:
+    for name in ("family", "model", "task", "sample_id", "target"):
+        if table.column(name).null_count:
+            raise MirageInputError(f"column {name!r} has {table.column(name).null_count} missing value(s)", source)
+    scale = table.column("scale").to_numpy(zero_copy_only=False)
+    bad = ~np.isfinite(scale) | (scale <= 0)
+    if bad.any():
+        raise MirageInputError(
+            f"column 'scale' must be finite and positive; {int(bad.sum())} row(s) are not "
+            f"(first: {scale[bad][0]!r})",
+            source,
+        )
+    lp = table.column("target_logprobs")
+    if lp.null_count < len(lp):
+        flat = pa.chunked_array([c.flatten() for c in lp.chunks]).to_numpy()
+        if np.isnan(flat).any():
+            raise MirageInputError("column 'target_logprobs' contains NaN", source)
+        if (flat > 1e-6).any():
+            raise MirageInputError("column 'target_logprobs' has positive log-probabilities", source)
+        tl = _list_lengths(table.column("target_tokens"))
+        ll = _list_lengths(lp)
+        both = (tl >= 0) & (ll >= 0)
+        if (tl[both] != ll[both]).any():
+            i = int(np.flatnonzero(both & (tl != ll))[0])
+            raise MirageInputError(
+                f"row {i}: target_logprobs has {ll[i]} values but target_tokens has {tl[i]} tokens", source
+            )
+    keys = table.select(list(KEY_COLUMNS)).to_pandas()
+    dup = keys.duplicated()
+    if dup.any():
+        first = keys[dup].iloc[0].to_dict()
+        raise MirageInputError(
+            f"{int(dup.sum())} duplicate record(s) for the same (family, model, task, sample_id), first {first}",
+            source,
+        )
+    per_model = table.select(["family", "model", "scale"]).to_pandas().drop_duplicates()
+    clash = per_model.duplicated(["family", "model"])
+    if clash.any():
+        row = per_model[clash].iloc[0]
+        raise MirageInputError(
+            f"model {row['model']!r} of family {row['family']!r} has more than one scale", source
+        )
+
+
+def _list_lengths(col: pa.ChunkedArray) -> np.ndarray:
+    """Length of each list, -1 for null lists."""
+    import pyarrow.compute as pc
+
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    return np.where(pd.isna(lengths), -1, lengths).astype(np.int64)
+
+
+def read_records(path: str | Path) -> pa.Table:
+    """Read a Parquet or JSONL record file (or a directory of them) and validate it."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".jsonl") and not p.name.startswith("."))
+        if not files:
+            raise MirageInputError("no .parquet or .jsonl record files in directory", str(path))
+        tables = [read_raw_table(f) for f in files]
+        table = _concat(tables, str(path))
+        return normalize_records(table, str(path))
+    return normalize_records(read_raw_table(path), str(path))
+
+
+def _concat(tables: list[pa.Table], source: str) -> pa.Table:
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise MirageInputError(f"record files do not share one schema: {exc}", source) from None
+
+
+def read_raw_table(path: str | Path) -> pa.Table:
+    """Read Parquet, JSONL or CSV into an Arrow table with clear errors; no validation."""
+    path = Path(path)
+    src = str(path)
+    if not path.exists():
+        raise MirageInputError("no such file or directory", src)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pq.read_table(path)
+        if suffix in (".jsonl", ".ndjson"):
+            return pa.Table.from_pylist(_read_jsonl(path))
+        if suffix == ".csv":
+            return pa.Table.from_pandas(read_csv(path), preserve_index=False)
+    except MirageInputError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise MirageInputError(f"malformed {suffix[1:]} file: {_first_line(exc)}", src) from None
+    raise MirageInputError(f"unknown file type {suffix!r} (expected .parquet, .jsonl or .csv)", src)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line, parse_constant=_reject_constant)
+            except json.JSONDecodeError as exc:
+                raise MirageInputError(f"line {lineno}: malformed JSON ({exc.msg})", str(path)) from None
+            except ValueError as exc:
+                raise MirageInputError(f"line {lineno}: {exc}", str(path)) from None
+            if not isinstance(row, dict):
+                raise MirageInputError(f"line {lineno}: expected a JSON object", str(path))
+            rows.append(row)
+    if not rows:
+        raise MirageInputError("empty file", str(path))
+    return rows
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in records")
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MirageInputError(f"malformed CSV: {_first_line(exc)}", str(path)) from None
+    if frame.empty:
+        raise MirageInputError("CSV has no rows", str(path))
+    return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def write_records(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
+    """Validate and write records to Parquet atomically."""
+    write_parquet(path, normalize_records(table, str(path)))
+
+
+def records_from_rows(rows: list[dict], source: str = "records") -> pa.Table:
+    """Build a validated record table from Python dicts (handy in notebooks and tests)."""
+    for i, row in enumerate(rows):
+        for k, v in row.items():
+            if isinstance(v, float) and math.isnan(v) and k in ("scale",):
+                raise MirageInputError(f"row {i}: {k} is NaN", source)
+    return normalize_records(pa.Table.from_pylist(rows), source)
