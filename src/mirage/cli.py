@@ -37,6 +37,94 @@ def handle_errors(fn):
 # ----------------------------------------------------------------------------- commands
 # Each command lives in its own block; add new ones below the last block.
 
+@app.command("analyze")
+@handle_errors
+def analyze_cmd(
+    inputs: List[Path] = typer.Argument(..., help="Score tables (CSV/Parquet), lm-eval results JSON, record files (JSONL/Parquet) or directories of them."),
+    out: Path = typer.Option(Path("mirage-out"), "--out", "-o", help="Output directory (written atomically)."),
+    scale: str = typer.Option("params", help="Column used as the x axis (params, step, train_flops, ...)."),
+    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable)."),
+    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results (default: from the model name)."),
+    scale_from: Optional[str] = typer.Option(None, help="lm-eval results: scale from 'config', 'name' or a CSV (model, params)."),
+    metric_kind: List[str] = typer.Option([], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."),
+    metrics: Optional[str] = typer.Option(None, help="Record metrics to compute, comma-separated (default: all the records support)."),
+    answer_regex: Optional[str] = typer.Option(None, help="Regex extracting the answer from outputs before exact match (group 1 if any)."),
+    bootstrap: int = typer.Option(1000, min=0, help="Bootstrap resamples for intervals on record metrics."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    level: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level of intervals."),
+    sharpness_threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of a curve's range in one step that makes it sharp."),
+    min_models: int = typer.Option(4, min=2, help="Fewest models for a verdict."),
+    max_figures: int = typer.Option(24, min=0, help="Most task figures to draw (most informative first)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+):
+    """Curves with intervals, emergence scores and verdicts -> OUT/{curves,emergence,verdicts}.csv, summary.json, figures/, report.html."""
+    from .analysis import AnalysisSettings, analyze
+    from .metrics import parse_kind_overrides
+    from .readers import read_inputs
+
+    settings = AnalysisSettings(
+        bootstrap=bootstrap, seed=seed, level=level, sharpness_threshold=sharpness_threshold,
+        min_models=min_models, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
+        kind_overrides=parse_kind_overrides(metric_kind), answer_regex=_check_regex(answer_regex),
+    )
+    data = read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family, scale_from=scale_from)
+    result = analyze(data, out, settings, max_figures=max_figures, progress=not quiet)
+    _print_result(result, out, quiet)
+
+
+def _check_regex(pattern):
+    if pattern is None:
+        return None
+    import re
+
+    from .errors import MirageInputError
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise MirageInputError(f"invalid regular expression: {exc}", "--answer-regex") from None
+    return pattern
+
+
+def _print_result(result, out: Path, quiet: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    if not quiet:
+        s = result.summary
+        console.print(f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, "
+                      f"{s['n_tasks']} tasks")
+        if s["unknown_metrics"]:
+            console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] {', '.join(s['unknown_metrics'])}")
+        v = result.verdicts
+        if len(v):
+            table = Table(title="verdicts (sharp transitions first)")
+            for col in ("family", "task", "shots", "metric pair", "verdict"):
+                table.add_column(col)
+            order = {"not explained by metric choice": 0, "explained by metric": 1}
+            shown = v.assign(_r=v["verdict"].map(order).fillna(2)).sort_values(["_r", "family", "task"]).head(15)
+            for row in shown.itertuples(index=False):
+                table.add_row(str(row.family), str(row.task), "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
+                              f"{row.discontinuous_metric} / {row.continuous_metric}", row.verdict)
+            console.print(table)
+            if len(v) > 15:
+                console.print(f"... {len(v) - 15} more in verdicts.csv")
+            console.print("counts: " + ", ".join(f"{k}: {n}" for k, n in s["verdict_counts"].items() if n))
+    typer.echo(str(Path(out) / "report.html"))
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(
+    out: Path = typer.Option(Path("mirage-demo"), "--out", "-o", help="Output directory."),
+):
+    """The story end to end on the bundled real score tables (Pythia, OPT, BLOOM); no downloads."""
+    from .demo import run_demo
+
+    run_demo(out)
+
+
 # ----------------------------------------------------------------------------- end of commands
 
 

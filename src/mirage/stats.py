@@ -156,6 +156,16 @@ class Sharpness:
     jump_index: int
     resolved: bool
     n_models: int
+    with_trend: bool = True
+    change_resolved: bool = True
+
+    def is_sharp(self, threshold: float = 0.5) -> bool:
+        """A resolved jump, in the direction of the overall change, carrying >= threshold of it.
+
+        ``change_resolved`` also asks that the smallest and largest models differ beyond their
+        intervals: a curve that does not change beyond noise has no transition at all.
+        """
+        return self.jump_share >= threshold and self.resolved and self.with_trend and self.change_resolved
 
 
 def jump_sharpness(scale, values, ci_low=None, ci_high=None) -> Sharpness:
@@ -172,13 +182,22 @@ def jump_sharpness(scale, values, ci_low=None, ci_high=None) -> Sharpness:
         return Sharpness(jump_share=0.0, jump_index=0, resolved=False, n_models=n)
     i = int(np.argmax(steps))
     share = float(steps[i] / spread)
-    resolved = True
+    with_trend = bool(np.sign(y[i + 1] - y[i]) == np.sign(y[-1] - y[0]))
+    resolved = change_resolved = True
     if ci_low is not None and ci_high is not None:
         lo = np.asarray(ci_low, dtype=float)[order]
         hi = np.asarray(ci_high, dtype=float)[order]
-        if np.isfinite(lo[i : i + 2]).all() and np.isfinite(hi[i : i + 2]).all():
-            resolved = bool(hi[i] < lo[i + 1] or hi[i + 1] < lo[i])
-    return Sharpness(jump_share=share, jump_index=i + 1, resolved=resolved, n_models=n)
+        resolved = _disjoint(lo, hi, i, i + 1)
+        change_resolved = _disjoint(lo, hi, 0, n - 1)
+    return Sharpness(jump_share=share, jump_index=i + 1, resolved=resolved, n_models=n,
+                     with_trend=with_trend, change_resolved=change_resolved)
+
+
+def _disjoint(lo: np.ndarray, hi: np.ndarray, a: int, b: int) -> bool:
+    """Intervals a and b do not overlap (True when either is unknown)."""
+    if not (np.isfinite([lo[a], hi[a], lo[b], hi[b]]).all()):
+        return True
+    return bool(hi[a] < lo[b] or hi[b] < lo[a])
 
 
 # --------------------------------------------------------------------------- fits

@@ -1,0 +1,263 @@
+"""Figures and the self-contained HTML report.
+
+Figures are matplotlib (Agg backend, no display needed); the report embeds them as base64 PNG
+so ``report.html`` opens anywhere with no network access.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KIND_LABEL = {"discontinuous": "discontinuous", "nonlinear": "nonlinear", "linear": "continuous (linear)",
+              "unknown": "unknown kind"}
+VERDICT_COLOUR = {
+    "explained by metric choice": "#1b7f3b",
+    "not explained by metric choice": "#b3261e",
+    "no sharp transition": "#555555",
+    "insufficient data": "#8a6d00",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_to_data_uri(fig, dpi: int = 110) -> str:
+    """Render a matplotlib figure to a ``data:image/png;base64,...`` URI."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#1d1d1f;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f6}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.verdict{font-weight:600}.muted{color:#666}.box{background:#f7f7f9;border-left:4px solid #888;
+padding:.6em 1em;margin:1em 0}img{max-width:100%;height:auto}
+figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
+"""
+
+
+def html_document(title: str, body_html: str) -> str:
+    """A complete, self-contained HTML page (inline CSS, no external resources)."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body>\n<h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
+    )
+
+
+def table_html(frame: pd.DataFrame, max_rows: int = 60, float_format: str = "{:.4g}") -> str:
+    """A small HTML table; numbers right-aligned, long tables truncated with a note."""
+    shown = frame.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    rows = []
+    for _, row in shown.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, (float, np.floating)):
+                txt = "inf" if v == math.inf else "-inf" if v == -math.inf else ("" if pd.isna(v) else float_format.format(v))
+                cells.append(f"<td class=\"num\">{txt}</td>")
+            elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                cells.append(f"<td class=\"num\">{v}</td>")
+            else:
+                cells.append(f"<td>{html.escape('' if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    note = "" if len(frame) <= max_rows else f"<p class=\"muted\">{len(frame) - max_rows} more rows in the CSV file.</p>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{note}"
+
+
+# ----------------------------------------------------------------------------- figures
+
+_KIND_ORDER = {"discontinuous": 0, "nonlinear": 1, "linear": 2, "unknown": 3}
+
+
+def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = None,
+              overlay=None):
+    """One figure for one (task, shots): a panel per metric, discontinuous metrics first.
+
+    Each family is one colour; points are models, bands the confidence intervals, the x axis
+    the scale on a log axis. ``overlay(ax, metric, family_colours)`` may draw predictions.
+    """
+    plt = _pyplot()
+    metrics = (curves[["metric", "metric_kind"]].drop_duplicates()
+               .assign(order=lambda f: f["metric_kind"].map(_KIND_ORDER).fillna(9))
+               .sort_values(["order", "metric"]))
+    n = len(metrics)
+    ncols = min(4, n)
+    nrows = int(math.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    families = sorted(curves["family"].unique())
+    cmap = plt.get_cmap("tab10")
+    colours = {f: cmap(i % 10) for i, f in enumerate(families)}
+    for ax, (metric, kind) in zip(axes.ravel(), metrics[["metric", "metric_kind"]].itertuples(index=False)):
+        sub = curves[curves["metric"] == metric]
+        for fam, g in sub.groupby("family"):
+            g = g.sort_values("scale")
+            ax.plot(g["scale"], g["value"], "o-", color=colours[fam], label=fam, ms=4, lw=1.5)
+            if g["ci_low"].notna().any():
+                ax.fill_between(g["scale"], g["ci_low"], g["ci_high"], color=colours[fam], alpha=0.18, lw=0)
+        if overlay is not None:
+            overlay(ax, metric, colours)
+        ax.set_xscale("log")
+        better = "↑" if bool(sub["higher_is_better"].iloc[0]) else "↓"
+        ax.set_title(f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}", fontsize=9,
+                     color="#b3261e" if kind == "discontinuous" else "#1d1d1f")
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.25, which="both", lw=0.5)
+        ax.set_xlabel("scale", fontsize=8)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    if len(families) > 1 or n > 1:
+        handles, labels = axes.ravel()[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(families), 6), fontsize=8,
+                   frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    return fig
+
+
+def close(fig) -> None:
+    _pyplot().close(fig)
+
+
+# ----------------------------------------------------------------------------- analysis report
+
+
+def _figure_groups(result, max_figures: int) -> list[tuple]:
+    """(task, shots) groups to draw, most informative first."""
+    curves = result.curves
+    groups = curves[["task", "shots"]].drop_duplicates()
+    prio = {}
+    rank = {"not explained by metric choice": 0, "explained by metric": 1, "no sharp transition": 2,
+            "insufficient data": 3}
+    for row in result.verdicts.itertuples(index=False):
+        key = (row.task, row.shots)
+        prio[key] = min(prio.get(key, (9, 0)), (rank.get(row.verdict, 4), 0))
+    em = result.emergence.copy()
+    em["abs"] = em["emergence_score"].abs()
+    best = em.groupby(["task", "shots"], dropna=False)["abs"].max()
+    keyed = []
+    for task, shots in groups.itertuples(index=False):
+        key = (task, shots)
+        b = best.get(key, 0.0)
+        keyed.append((prio.get(key, (5, 0))[0], -float(b if np.isfinite(b) else 1e300), str(task), key))
+    keyed.sort(key=lambda t: (t[0], t[1], t[2]))
+    return [k[-1] for k in keyed[:max_figures]]
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")[:80] or "task"
+
+
+def write_task_figures(result, fig_dir: Path, max_figures: int = 24, progress: bool = False, overlay_factory=None):
+    """Write one PNG per chosen (task, shots); return [(path, (task, shots))]."""
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    groups = _figure_groups(result, max_figures)
+    iterator = groups
+    if progress and groups:
+        from rich.progress import track
+
+        iterator = track(groups, description="figures")
+    for task, shots in iterator:
+        sel = (result.curves["task"] == task) & (
+            result.curves["shots"].isna() if pd.isna(shots) else (result.curves["shots"] == shots))
+        sub = result.curves[sel]
+        title = f"{task}" + ("" if pd.isna(shots) else f" ({int(shots)}-shot)")
+        overlay = overlay_factory(task, shots) if overlay_factory else None
+        fig = plot_task(sub, title, overlay=overlay)
+        name = _slug(title) + ".png"
+        path = fig_dir / name
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        close(fig)
+        out.append((path, (task, shots)))
+    return out
+
+
+_RULE_HTML = """
+<p>For each family and task with both a discontinuous metric (exact match, multiple-choice grade,
+acc) and a continuous one of the same outputs (log-probability, edit distance, Brier score,
+perplexity), mirage asks two questions.</p>
+<ol>
+<li><b>Is the curve sharp?</b> A curve is sharp when its largest step between neighbouring models
+carries at least {tau:.0%} of its whole range, that step is resolved by the confidence intervals,
+goes the way of the overall change, and the overall change is itself beyond the intervals.
+Continuous metrics are judged on their per-token probability scale (exp of a mean
+log-probability, 1/perplexity).</li>
+<li><b>Does the continuous metric imply the discontinuous one?</b> Each model's per-token loss
+CE, pushed through <code>exp(-L·CE)</code> with one fitted effective length L, should land inside
+the discontinuous curve's intervals (± {tol}).</li>
+</ol>
+<p><b>explained by metric</b>: sharp under the discontinuous metric, smooth under the continuous
+one, and (where it can be checked) implied by it. <b>not explained by metric choice</b>: the
+continuous metric jumps too, or does not imply the jump: the models really change abruptly.
+<b>no sharp transition</b>: not sharp under the discontinuous metric. <b>insufficient data</b>:
+fewer than {min_models} models or {min_samples} samples per model.</p>
+<p class="muted">The emergence score of Srivastava et al. (2022) is reported for every curve
+(emergence.csv) but does not decide verdicts: with few models it ranks smooth power laws above
+sharp curves.</p>
+"""
+
+
+def write_analysis_report(path: Path, result, figures, title: str = "mirage analysis") -> None:
+    from .fsio import write_text
+
+    s = result.summary
+    counts = s["verdict_counts"]
+    parts = [f"<div class=\"box\"><p>{s['n_curves']} curves: {s['n_families']} families, {s['n_models']} models, "
+             f"{s['n_tasks']} tasks, {s['n_metrics']} metrics"
+             + (f", from {s['n_records']:,} sample records" if s["has_records"] else "") + ".</p>"]
+    if len(result.verdicts):
+        parts.append("<p>Verdicts: " + ", ".join(
+            f"<span class=\"verdict\" style=\"color:{VERDICT_COLOUR.get(k, '#000')}\">{v} {html.escape(k)}</span>"
+            for k, v in counts.items() if v) + ".</p>")
+    else:
+        parts.append("<p>No family and task has both a discontinuous and a continuous metric, so no verdicts; "
+                     "emergence scores are below.</p>")
+    if s["unknown_metrics"]:
+        parts.append("<p>Metrics of unknown kind (pass <code>--metric-kind NAME=KIND</code>): "
+                     + html.escape(", ".join(s["unknown_metrics"])) + "</p>")
+    parts.append("</div>")
+    if len(result.verdicts):
+        v = result.verdicts.copy()
+        v = v.assign(_r=v["verdict"].map({"not explained by metric choice": 0, "explained by metric": 1,
+                                           "no sharp transition": 2, "insufficient data": 3})).sort_values(["_r", "family", "task"])
+        cols = ["family", "task", "shots", "verdict", "discontinuous_metric", "continuous_metric", "n_models",
+                "jump_share_discontinuous", "jump_share_continuous", "transform_check", "reason"]
+        parts.append("<h2>Verdicts</h2>" + table_html(v[cols], max_rows=40))
+    parts.append("<h2>How verdicts are reached</h2>" + _RULE_HTML.format(
+        tau=s["settings"]["sharpness_threshold"], tol=s["settings"]["transform_tolerance"],
+        min_models=s["settings"]["min_models"], min_samples=s["settings"]["min_samples"]))
+    if figures:
+        parts.append("<h2>Curves</h2><p class=\"muted\">Discontinuous metrics in red titles; bands are "
+                     f"{s['settings']['level']:.0%} confidence intervals; x is <code>{html.escape(str(s['scale_column']))}</code> on a log axis.</p>")
+        for fig_path, (task, shots) in figures:
+            uri = "data:image/png;base64," + base64.b64encode(Path(fig_path).read_bytes()).decode("ascii")
+            cap = html.escape(f"{task}" + ("" if pd.isna(shots) else f", {int(shots)}-shot"))
+            parts.append(f"<figure><img alt=\"{cap}\" src=\"{uri}\"><figcaption>{cap}</figcaption></figure>")
+    em = result.emergence.copy()
+    if len(em):
+        em["_abs"] = em["emergence_score"].abs()
+        em = em.sort_values("_abs", ascending=False)
+        cols = ["family", "task", "shots", "metric", "metric_kind", "n_models", "emergence_score", "flat_then_jump", "jump_share"]
+        parts.append("<h2>Highest emergence scores</h2>" + table_html(em[cols], max_rows=25))
+    write_text(path, html_document(title, "\n".join(parts)))
