@@ -128,12 +128,15 @@ def _exact_match(v: RecordView) -> np.ndarray:
     return out
 
 
-def _levenshtein(a_col: str, b_col: str, v: RecordView) -> np.ndarray:
+def _levenshtein(a_col: str, b_col: str, v: RecordView, strip: bool = False) -> np.ndarray:
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cpdist
 
     a = v.strings(a_col)
     b = v.strings(b_col)
+    if strip:  # surrounding whitespace of a generation is formatting, not an error
+        a = [x.strip() if x is not None else None for x in a]
+        b = [x.strip() if x is not None else None for x in b]
     ok = np.array([x is not None and y is not None for x, y in zip(a, b)], dtype=bool)
     out = np.full(v.n, np.nan)
     if ok.any():
@@ -147,7 +150,7 @@ def _token_edit_distance(v: RecordView) -> np.ndarray:
 
 
 def _char_edit_distance(v: RecordView) -> np.ndarray:
-    return _levenshtein("output", "target", v)
+    return _levenshtein("output", "target", v, strip=True)
 
 
 def _target_logprob(v: RecordView) -> np.ndarray:
@@ -235,7 +238,7 @@ for _m in (
     Metric("token_edit_distance", "linear", False, _token_edit_distance, ("output_tokens", "target_tokens"),
            description="Levenshtein distance between output and target token sequences"),
     Metric("char_edit_distance", "linear", False, _char_edit_distance, ("output", "target"),
-           description="Levenshtein distance between output and target strings"),
+           description="Levenshtein distance between the stripped output and target strings"),
     Metric("target_logprob", "linear", True, _target_logprob, ("target_logprobs",),
            description="teacher-forced log-probability of the whole target (sum over tokens)"),
     Metric("target_mean_logprob", "linear", True, _target_mean_logprob, ("target_logprobs",),

@@ -160,7 +160,8 @@ def _read_one(path: Path, *, scale: str, family: str | None, scale_from: str | N
                 table = table.append_column("scale", arr)
         return "records", normalize_records(table, src)
     frame = table.to_pandas()
-    if set(SCORE_REQUIRED) <= set(frame.columns) or {"metric", "value"} <= set(frame.columns):
+    # two or more of the score-table columns: treat it as one and say precisely what is missing
+    if len(set(SCORE_REQUIRED) & set(frame.columns)) >= 2:
         return "scores", normalize_score_table(frame, src, scale=scale)
     raise MirageInputError(
         "not a score table (needs family, model, task, metric, value and a scale column) "

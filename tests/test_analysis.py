@@ -1,0 +1,155 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from mirage.analysis import (
+    VERDICT_EXPLAINED,
+    VERDICT_INSUFFICIENT,
+    VERDICT_NONE,
+    VERDICT_NOT_EXPLAINED,
+    AnalysisSettings,
+    analyze,
+    collect_curves,
+    run_analysis,
+)
+from mirage.readers import Inputs, read_inputs
+from mirage.synthetic import power_law_p, synthetic_records
+
+SCALES = np.geomspace(1e7, 1e11, 6)
+
+
+def verdict_for(records, metric="exact_match", **settings):
+    result = run_analysis(Inputs(None, records), AnalysisSettings(bootstrap=200, **settings))
+    v = result.verdicts
+    return v[v["discontinuous_metric"] == metric].iloc[0], result
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_smooth_per_token_improvement_is_explained_by_the_metric(seed):
+    # the paper's model: CE = (N/c)^alpha, smooth in log N; exact match of 8 tokens looks sudden
+    p = power_law_p(SCALES, c=2e9, alpha=-0.35)
+    records = synthetic_records(p, n_samples=300, lengths=(8,), seed=seed, family="smooth")
+    row, result = verdict_for(records)
+    em = result.curves[result.curves.metric == "exact_match"].sort_values("scale")
+    assert em["value"].iloc[0] == 0.0  # finite test set: the small model scores exactly 0 ...
+    assert em["ci_high"].iloc[0] > 0.0  # ... but its interval says "below ~1%", not "zero ability"
+    assert row["verdict"] == VERDICT_EXPLAINED, row["reason"]
+    assert row["jump_share_discontinuous"] > row["jump_share_continuous"]
+    assert row["transform_check"] == "pass"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_real_jump_in_per_token_probability_is_not_explained(seed):
+    p = dict(zip(SCALES, [0.2, 0.21, 0.22, 0.9, 0.92, 0.95]))
+    records = synthetic_records(p, n_samples=300, lengths=(8,), seed=seed, family="jumpy")
+    row, _ = verdict_for(records)
+    assert row["verdict"] == VERDICT_NOT_EXPLAINED, row["reason"]
+    assert row["jump_share_continuous"] > 0.5
+    assert row["jump_at_scale"] == pytest.approx(SCALES[3])
+
+
+def test_smooth_logprob_but_exact_match_switching_on_is_not_explained():
+    # log-probabilities improve smoothly, but exact match flips from all-wrong to all-right:
+    # exp(-L*CE) of the smooth loss cannot produce that, so the metric does not explain it
+    p = power_law_p(SCALES, c=2e9, alpha=-0.35)
+    records = synthetic_records(p, n_samples=200, lengths=(4,), seed=0, family="switch")
+    frame = records.to_pandas()
+    big = frame["scale"] >= SCALES[3]
+    frame["output"] = np.where(big, frame["target"], "x")
+    frame["output_tokens"] = [list(t) if b else ["x"] for t, b in zip(frame["target_tokens"], big)]
+    row, _ = verdict_for(pa.Table.from_pandas(frame, preserve_index=False))
+    assert row["jump_share_continuous"] < 0.5
+    assert row["transform_check"] == "fail"
+    assert row["verdict"] == VERDICT_NOT_EXPLAINED, row["reason"]
+
+
+def test_no_sharp_transition_for_single_token_targets():
+    # L = 1: exact match ~ p itself, as smooth as the log-probability
+    p = dict(zip(SCALES, np.linspace(0.3, 0.8, 6)))
+    records = synthetic_records(p, n_samples=400, lengths=(1,), seed=0, family="flat")
+    row, _ = verdict_for(records)
+    assert row["verdict"] == VERDICT_NONE, row["reason"]
+
+
+def test_too_few_models_is_insufficient():
+    records = synthetic_records(dict(zip(SCALES[:3], [0.2, 0.6, 0.95])), n_samples=100, lengths=(6,))
+    row, result = verdict_for(records)
+    assert row["verdict"] == VERDICT_INSUFFICIENT
+    assert not result.emergence.empty  # 3 models: scored, though no verdict
+
+
+def test_curves_follow_the_records_exactly():
+    records = synthetic_records(dict(zip(SCALES, [0.3, 0.5, 0.6, 0.7, 0.8, 0.9])), n_samples=50, lengths=(3, 5))
+    curves, samples, _ = collect_curves(Inputs(None, records), AnalysisSettings(bootstrap=100))
+    frame = records.to_pandas()
+    for model, g in frame.groupby("model"):
+        em = (g["output"] == g["target"]).mean()
+        lp = np.mean([np.mean(x) for x in g["target_logprobs"]])
+        c = curves[curves.model == model].set_index("metric")
+        assert c.loc["exact_match", "value"] == pytest.approx(em)
+        assert c.loc["target_mean_logprob", "value"] == pytest.approx(lp)
+        assert c.loc["exact_match", "ci_method"] == "wilson"
+        assert c.loc["target_mean_logprob", "ci_method"] == "bootstrap"
+        assert c.loc["target_mean_logprob", "ci_low"] - 1e-9 <= lp <= c.loc["target_mean_logprob", "ci_high"] + 1e-9
+        assert (c["n_samples"] == 50).all()
+
+
+def test_pythia_lambada_orientation_and_smoothness(pythia_table):
+    result = run_analysis(read_inputs([pythia_table], filters=["shots=0"]), AnalysisSettings())
+    c = result.curves
+    lam = c[(c.family == "Pythia") & (c.task == "lambada_openai")]
+    acc = lam[lam.metric == "acc"].sort_values("scale")
+    ppl = lam[lam.metric == "ppl"].sort_values("scale")
+    assert np.all(np.diff(acc["value"]) > 0) and np.all(np.diff(ppl["value"]) < 0)
+    assert acc["value"].iloc[0] == pytest.approx(0.1846, abs=5e-5)
+    assert acc["value"].iloc[-1] == pytest.approx(0.7046, abs=5e-5)
+    assert (acc["ci_low"] < acc["value"]).all() and (acc["value"] < acc["ci_high"]).all()
+    e = result.emergence.set_index(["family", "task", "metric"]).loc[("Pythia", "lambada_openai")]
+    assert np.isfinite(e.loc["acc", "emergence_score"]) and e.loc["acc", "emergence_score"] > 0
+    assert e.loc["ppl", "emergence_score"] < 0  # falls with scale
+    v = result.verdicts
+    row = v[(v.family == "Pythia") & (v.task == "lambada_openai") & (v.discontinuous_metric == "acc")].iloc[0]
+    assert row["continuous_metric"] == "ppl" and row["verdict"] == VERDICT_NONE
+
+
+def test_output_contract_and_determinism(tmp_path):
+    records = synthetic_records(power_law_p(SCALES, alpha=-0.35), n_samples=120, lengths=(6,), seed=3)
+    flat = synthetic_records(dict(zip(SCALES, [0.01, 0.01, 0.01, 0.01, 0.95, 0.97])), n_samples=50,
+                             lengths=(6,), seed=4, family="flat", task="flat")
+    inputs = Inputs(None, pa.concat_tables([records, flat]))
+    settings = AnalysisSettings(bootstrap=150, seed=5)
+    analyze(inputs, tmp_path / "a", settings, max_figures=3)
+    analyze(inputs, tmp_path / "b", settings, max_figures=3)
+    for name in ("curves.csv", "emergence.csv", "verdicts.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    curves = pd.read_csv(tmp_path / "a" / "curves.csv")
+    for col in ("family", "model", "scale", "task", "metric", "metric_kind", "value", "ci_low", "ci_high", "n_samples"):
+        assert col in curves.columns
+    em = pd.read_csv(tmp_path / "a" / "emergence.csv")
+    for col in ("family", "task", "metric", "metric_kind", "n_models", "emergence_score", "flat_then_jump"):
+        assert col in em.columns
+    assert not em["emergence_score"].isna().any()
+    ftj = em[(em.family == "flat") & (em.metric == "exact_match")].iloc[0]
+    assert ftj["emergence_score"] == math.inf and bool(ftj["flat_then_jump"])
+    assert (tmp_path / "a" / "report.html").stat().st_size > 10_000
+    assert len(list((tmp_path / "a" / "figures").glob("*.png"))) == 2
+    other = analyze(inputs, tmp_path / "c", AnalysisSettings(bootstrap=150, seed=6), max_figures=0)
+    assert not other.curves["ci_low"].equals(pd.read_csv(tmp_path / "a" / "curves.csv")["ci_low"])
+
+
+def test_failure_leaves_no_half_written_output(tmp_path, monkeypatch):
+    from mirage import report
+
+    records = synthetic_records(dict(zip(SCALES, [0.3, 0.4, 0.5, 0.6, 0.7, 0.8])), n_samples=20)
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "write_analysis_report", boom)
+    with pytest.raises(RuntimeError):
+        analyze(Inputs(None, records), tmp_path / "out", AnalysisSettings(bootstrap=10), max_figures=1)
+    assert not (tmp_path / "out").exists()
+    assert list(tmp_path.iterdir()) == []

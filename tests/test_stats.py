@@ -1,0 +1,109 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from mirage.stats import bootstrap_mean_ci, emergence_score, fit_loglog, jump_sharpness, wilson_interval
+
+
+def manual_emergence(x, y):
+    order = np.argsort(x)
+    y = np.asarray(y, float)[order]
+    sign = np.sign(np.argmax(y) - np.argmin(y))
+    return sign * (y.max() - y.min()) / math.sqrt(np.median(np.diff(y) ** 2))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_emergence_score_matches_formula_on_random_curves(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(np.geomspace(1e6, 1e11, 8))  # unsorted input must be sorted by scale
+    y = rng.random(8)
+    es = emergence_score(x, y)
+    assert es.score == pytest.approx(manual_emergence(x, y), rel=1e-12)
+    assert not es.flat_then_jump and es.n_models == 8
+
+
+def test_straight_line_over_eight_models_scores_seven():
+    assert emergence_score(np.arange(1, 9), np.arange(8)).score == pytest.approx(7.0)
+
+
+def test_flat_then_jump_is_signed_infinity_with_flag():
+    up = emergence_score([1, 2, 3, 4, 5], [0, 0, 0, 0, 0.9])
+    assert up.score == math.inf and up.flat_then_jump
+    down = emergence_score([1, 2, 3, 4, 5], [0.9, 0, 0, 0, 0])
+    assert down.score == -math.inf and down.flat_then_jump
+
+
+def test_constant_curve_scores_zero_and_short_curve_is_insufficient():
+    assert emergence_score([1, 2, 3], [0.3, 0.3, 0.3]).score == 0.0
+    short = emergence_score([1, 2], [0.1, 0.9])
+    assert short.insufficient and short.n_models == 2
+
+
+def test_emergence_rejects_nan():
+    with pytest.raises(ValueError):
+        emergence_score([1, 2, 3], [0.1, float("nan"), 0.3])
+
+
+@pytest.mark.parametrize("k,n", [(0, 50), (3, 50), (25, 50), (50, 50), (1, 1000)])
+def test_wilson_matches_scipy(k, n):
+    lo, hi = wilson_interval(k, n)
+    ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert lo == pytest.approx(ref.low, abs=1e-9)
+    assert hi == pytest.approx(ref.high, abs=1e-9)
+
+
+def test_wilson_is_not_degenerate_at_zero():
+    lo, hi = wilson_interval(0, 200)
+    assert lo == pytest.approx(0.0, abs=1e-12) and 0.01 < hi < 0.03
+
+
+def test_bootstrap_is_seeded_and_covers_the_mean():
+    rng = np.random.default_rng(1)
+    values = rng.normal(5.0, 1.0, size=(400, 3))
+    values[:50, 2] = np.nan  # a series lacking some items
+    a = bootstrap_mean_ci(values, n_boot=500, seed=3)
+    b = bootstrap_mean_ci(values, n_boot=500, seed=3)
+    np.testing.assert_array_equal(a[0], b[0])
+    means = np.nanmean(values, axis=0)
+    assert np.all(a[0] < means) and np.all(means < a[1])
+    # width close to the normal-theory interval 2 * 1.96 * sd / sqrt(n)
+    n = np.sum(np.isfinite(values), axis=0)
+    expected = 2 * 1.96 * np.nanstd(values, axis=0) / np.sqrt(n)
+    np.testing.assert_allclose(a[1] - a[0], expected, rtol=0.2)
+
+
+def test_bootstrap_coverage_is_near_nominal():
+    rng = np.random.default_rng(7)
+    hits = 0
+    trials = 200
+    data = rng.exponential(1.0, size=(150, trials))  # true mean 1, skewed
+    lo, hi = bootstrap_mean_ci(data, n_boot=400, seed=11)
+    hits = np.sum((lo <= 1.0) & (1.0 <= hi))
+    assert 0.88 * trials <= hits <= 0.99 * trials
+
+
+def test_jump_sharpness_separates_line_and_step():
+    x = np.geomspace(1e7, 1e11, 8)
+    line = jump_sharpness(x, np.linspace(0, 1, 8))
+    step = jump_sharpness(x, [0, 0, 0, 0.01, 0.9, 0.92, 0.93, 0.95])
+    assert line.jump_share == pytest.approx(1 / 7)
+    assert step.jump_share > 0.9 and step.jump_index == 4 and step.is_sharp(0.5)
+    assert not line.is_sharp(0.5)
+
+
+def test_jump_not_resolved_when_intervals_overlap():
+    x = [1, 2, 3, 4]
+    y = [0.1, 0.12, 0.5, 0.52]
+    sharp = jump_sharpness(x, y, ci_low=np.subtract(y, 0.05), ci_high=np.add(y, 0.05))
+    noisy = jump_sharpness(x, y, ci_low=np.subtract(y, 0.3), ci_high=np.add(y, 0.3))
+    assert sharp.resolved and sharp.is_sharp()
+    assert not noisy.resolved and not noisy.is_sharp()
+
+
+def test_fit_loglog_recovers_power_law():
+    x = np.geomspace(1e7, 1e12, 9)
+    fit = fit_loglog(x, 3.0 * x**-0.07)
+    assert fit.slope == pytest.approx(-0.07, abs=1e-10)
+    np.testing.assert_allclose(fit.predict(x), 3.0 * x**-0.07, rtol=1e-9)
