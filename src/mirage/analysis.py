@@ -514,6 +514,7 @@ def analyze(
     max_figures: int = 24,
     title: str = "mirage analysis",
     progress: bool = False,
+    featured_tasks: tuple[str, ...] = (),
 ) -> AnalysisResult:
     """Run the analysis and write the output contract atomically into ``out_dir``.
 
@@ -531,7 +532,8 @@ def analyze(
         write_csv(tmp / "verdicts.csv", _csv_ready(result.verdicts))
         if result.samples is not None:
             write_parquet(tmp / "samples.parquet", result.samples)
-        figures = report.write_task_figures(result, tmp / "figures", max_figures=max_figures, progress=progress)
+        figures = report.write_task_figures(result, tmp / "figures", max_figures=max_figures, progress=progress,
+                                            featured=featured_tasks)
         summary = dict(result.summary, figures=[f.name for f, _ in figures])
         write_json(tmp / "summary.json", summary)
         report.write_analysis_report(tmp / "report.html", result, figures, title=title)

@@ -24,7 +24,8 @@ def run_demo(out: str | Path = "mirage-demo", quiet: bool = False):
 
     start = time.perf_counter()
     inputs = read_inputs([bundled_path(n) for n in BUNDLED_TABLES])
-    result = analyze(inputs, out, AnalysisSettings(), title="mirage demo: Pythia, OPT and BLOOM", progress=not quiet)
+    result = analyze(inputs, out, AnalysisSettings(), title="mirage demo: Pythia, OPT and BLOOM", progress=not quiet,
+                     featured_tasks=("lambada_openai",))
     elapsed = time.perf_counter() - start
     if not quiet:
         print(summary_paragraph(result, elapsed))

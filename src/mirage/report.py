@@ -45,7 +45,8 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:110
 padding:0 1em;color:#1d1d1f;line-height:1.45}
 h1{font-size:1.7em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f6}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}th{background:#f4f4f6}
+td:last-child{font-size:.85em;color:#444;max-width:28em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .verdict{font-weight:600}.muted{color:#666}.box{background:#f7f7f9;border-left:4px solid #888;
 padding:.6em 1em;margin:1em 0}img{max-width:100%;height:auto}
@@ -115,6 +116,8 @@ def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = 
         if overlay is not None:
             overlay(ax, metric, colours)
         ax.set_xscale("log")
+        if metric.lower().endswith("perplexity") or metric.lower() == "ppl":
+            ax.set_yscale("log")  # perplexity is exp(loss): on a log axis it reads as the loss
         better = "↑" if bool(sub["higher_is_better"].iloc[0]) else "↓"
         ax.set_title(f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}", fontsize=9,
                      color="#b3261e" if kind == "discontinuous" else "#1d1d1f")
@@ -139,8 +142,8 @@ def close(fig) -> None:
 # ----------------------------------------------------------------------------- analysis report
 
 
-def _figure_groups(result, max_figures: int) -> list[tuple]:
-    """(task, shots) groups to draw, most informative first."""
+def _figure_groups(result, max_figures: int, featured=()) -> list[tuple]:
+    """(task, shots) groups to draw: featured tasks, then the most informative."""
     curves = result.curves
     groups = curves[["task", "shots"]].drop_duplicates()
     prio = {}
@@ -156,7 +159,8 @@ def _figure_groups(result, max_figures: int) -> list[tuple]:
     for task, shots in groups.itertuples(index=False):
         key = (task, shots)
         b = best.get(key, 0.0)
-        keyed.append((prio.get(key, (5, 0))[0], -float(b if np.isfinite(b) else 1e300), str(task), key))
+        first = -1 if task in featured else prio.get(key, (5, 0))[0]
+        keyed.append((first, -float(b if np.isfinite(b) else 1e300), str(task), key))
     keyed.sort(key=lambda t: (t[0], t[1], t[2]))
     return [k[-1] for k in keyed[:max_figures]]
 
@@ -167,12 +171,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")[:80] or "task"
 
 
-def write_task_figures(result, fig_dir: Path, max_figures: int = 24, progress: bool = False, overlay_factory=None):
+def write_task_figures(result, fig_dir: Path, max_figures: int = 24, progress: bool = False, overlay_factory=None,
+                       featured=()):
     """Write one PNG per chosen (task, shots); return [(path, (task, shots))]."""
     fig_dir = Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     out = []
-    groups = _figure_groups(result, max_figures)
+    groups = _figure_groups(result, max_figures, featured)
     iterator = groups
     if progress and groups:
         from rich.progress import track
@@ -241,8 +246,11 @@ def write_analysis_report(path: Path, result, figures, title: str = "mirage anal
         v = result.verdicts.copy()
         v = v.assign(_r=v["verdict"].map({"not explained by metric choice": 0, "explained by metric": 1,
                                            "no sharp transition": 2, "insufficient data": 3})).sort_values(["_r", "family", "task"])
-        cols = ["family", "task", "shots", "verdict", "discontinuous_metric", "continuous_metric", "n_models",
-                "jump_share_discontinuous", "jump_share_continuous", "transform_check", "reason"]
+        v["metrics (discontinuous / continuous)"] = v["discontinuous_metric"] + " / " + v["continuous_metric"]
+        v["largest step share"] = [f"{a:.2f} / {b:.2f}" if pd.notna(a) else "" for a, b in
+                                   zip(v["jump_share_discontinuous"], v["jump_share_continuous"])]
+        cols = ["family", "task", "shots", "verdict", "metrics (discontinuous / continuous)", "n_models",
+                "largest step share", "transform_check", "reason"]
         parts.append("<h2>Verdicts</h2>" + table_html(v[cols], max_rows=40))
     parts.append("<h2>How verdicts are reached</h2>" + _RULE_HTML.format(
         tau=s["settings"]["sharpness_threshold"], tol=s["settings"]["transform_tolerance"],
