@@ -133,3 +133,18 @@ def test_parquet_score_table(tmp_path):
 def test_unknown_filter_column(tmp_path):
     with pytest.raises(MirageInputError, match="no column 'nope'"):
         read_inputs([write(tmp_path, small_table())], filters=["nope=1"])
+
+
+def test_records_scale_column_choice(tmp_path):
+    from mirage.records import write_records
+    from mirage.synthetic import synthetic_records
+    import pyarrow as pa
+
+    t = synthetic_records({1e6: 0.5, 1e7: 0.7, 1e8: 0.9}, n_samples=4)
+    t = t.append_column("step", pa.array([1000.0 * (i // 4 + 1) for i in range(t.num_rows)]))
+    write_records(t, tmp_path / "r.parquet")
+    assert sorted(set(read_inputs([tmp_path / "r.parquet"]).records.column("scale").to_pylist())) == [1e6, 1e7, 1e8]
+    by_step = read_inputs([tmp_path / "r.parquet"], scale="step").records
+    assert sorted(set(by_step.column("scale").to_pylist())) == [1000.0, 2000.0, 3000.0]
+    with pytest.raises(MirageInputError, match="no scale column 'train_flops'"):
+        read_inputs([tmp_path / "r.parquet"], scale="train_flops")

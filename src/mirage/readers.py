@@ -146,18 +146,7 @@ def _read_one(path: Path, *, scale: str, family: str | None, scale_from: str | N
     table = read_raw_table(path)
     cols = table.column_names
     if looks_like_records(cols):
-        if "scale" not in cols or scale != "params":
-            col = scale if scale in cols else ("params" if "params" in cols and scale == "params" else None)
-            if col is None and "scale" not in cols:
-                raise MirageInputError(f"records have no scale column {scale!r} (and no 'scale')", src)
-            if col is not None and col != "scale":
-                arr = table.column(col)
-                try:
-                    arr = arr.cast(pa.float64())
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    raise MirageInputError(f"scale column {col!r} is not numeric", src) from None
-                table = table.drop_columns(["scale"]) if "scale" in cols else table
-                table = table.append_column("scale", arr)
+        table = _records_scale(table, scale, src)
         return "records", normalize_records(table, src)
     frame = table.to_pandas()
     # two or more of the score-table columns: treat it as one and say precisely what is missing
@@ -168,6 +157,28 @@ def _read_one(path: Path, *, scale: str, family: str | None, scale_from: str | N
         "nor sample records (needs sample_id, target and outputs or log-probabilities)",
         src,
     )
+
+
+def _records_scale(table: pa.Table, scale: str, src: str) -> pa.Table:
+    """Make ``scale`` hold the chosen x axis. With the default (params), an explicit ``scale``
+    column wins; otherwise ``params``. Any other choice must name an existing column."""
+    cols = table.column_names
+    use = None
+    if scale in cols and scale != "scale" and (scale != "params" or "scale" not in cols):
+        use = scale
+    elif "scale" not in cols:
+        raise MirageInputError(f"records have neither a 'scale' column nor {scale!r}", src)
+    elif scale not in ("params", "scale"):
+        raise MirageInputError(f"records have no scale column {scale!r}", src)
+    if use is None:
+        return table
+    try:
+        arr = table.column(use).cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise MirageInputError(f"scale column {use!r} is not numeric", src) from None
+    if "scale" in cols:
+        table = table.drop_columns(["scale"])
+    return table.append_column("scale", arr)
 
 
 # ----------------------------------------------------------------------------- score tables
