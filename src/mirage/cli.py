@@ -125,6 +125,37 @@ def demo_cmd(
     run_demo(out)
 
 
+@app.command("meta")
+@handle_errors
+def meta_cmd(
+    inputs: List[Path] = typer.Argument(..., help="Everything analyze reads, plus BIG-bench results files (scores_*.json) or directory trees of them."),
+    out: Path = typer.Option(Path("mirage-meta"), "--out", "-o", help="Output directory (written atomically)."),
+    threshold: float = typer.Option(2.0, help="Relative emergence score (1 = even steps) at which a curve counts as an apparent emergence."),
+    scale: str = typer.Option("params", help="Column used as the x axis (params, non_embedding_params, step, ...)."),
+    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable)."),
+    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results (default: from the model name)."),
+    scale_from: Optional[str] = typer.Option(None, help="lm-eval results: scale from 'config', 'name' or a CSV (model, params)."),
+    metric_kind: List[str] = typer.Option([], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."),
+    top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+):
+    """Meta-analysis (mirage.meta.run_meta): emergence score of every curve, where apparent emergence concentrates -> OUT/meta_*.csv, figures/, report.html."""
+    from .analysis import AnalysisSettings
+    from .meta import run_meta
+    from .metrics import parse_kind_overrides
+
+    settings = AnalysisSettings(bootstrap=200, kind_overrides=parse_kind_overrides(metric_kind))
+    result = run_meta([str(p) for p in inputs], out, threshold=threshold, scale=scale, filters=filter_, family=family,
+                      scale_from=scale_from, settings=settings, top=top, progress=not quiet)
+    if not quiet:
+        s = result.summary
+        typer.echo(f"{s['n_curves']} curves ({s['n_scored']} scored), {s['n_apparent']} apparent emergences at threshold "
+                   f"{s['threshold']:g}: " + (", ".join(f"{k} {v}" for k, v in s["apparent_by_kind"].items()) or "none"))
+        if s["rescored"]:
+            typer.echo(f"re-scored from records with a continuous metric: {s['remaining_after_rescore']} of {s['rescored']} remain")
+    typer.echo(str(Path(out) / "report.html"))
+
+
 # ----------------------------------------------------------------------------- end of commands
 
 
