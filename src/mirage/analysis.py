@@ -527,9 +527,9 @@ def analyze(
 
     result = run_analysis(inputs, settings)
     with atomic_dir(out_dir) as tmp:
-        write_csv(tmp / "curves.csv", _csv_ready(result.curves))
-        write_csv(tmp / "emergence.csv", _csv_ready(result.emergence))
-        write_csv(tmp / "verdicts.csv", _csv_ready(result.verdicts))
+        write_csv(tmp / "curves.csv", result.curves)
+        write_csv(tmp / "emergence.csv", result.emergence)
+        write_csv(tmp / "verdicts.csv", result.verdicts)
         if result.samples is not None:
             write_parquet(tmp / "samples.parquet", result.samples)
         figures = report.write_task_figures(result, tmp / "figures", max_figures=max_figures, progress=progress,
@@ -540,7 +540,3 @@ def analyze(
     return AnalysisResult(result.curves, result.emergence, result.verdicts, result.insufficient,
                           result.samples, summary)
 
-
-def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
-    """Plain dtypes for CSV: nullable integers keep empty cells, infinities stay 'inf'."""
-    return frame.copy()

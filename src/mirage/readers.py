@@ -199,26 +199,8 @@ def normalize_score_table(frame: pd.DataFrame, source: str, scale: str = "params
         if frame[col].isna().any():
             raise MirageInputError(f"column {col!r} has {int(frame[col].isna().sum())} missing value(s)", source)
         frame[col] = frame[col].astype(str)
-    value = pd.to_numeric(frame["value"], errors="coerce")
-    bad = value.isna() | ~np.isfinite(value.to_numpy(dtype=float, na_value=np.nan))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise MirageInputError(
-            f"column 'value' has {int(bad.sum())} missing, NaN or non-numeric value(s) "
-            f"(first at row {i + 2}: {frame['value'].iloc[i]!r})",
-            source,
-        )
-    frame["value"] = value.astype(float)
-    sc = pd.to_numeric(frame[scale], errors="coerce").astype(float)
-    badsc = sc.isna() | ~np.isfinite(sc) | (sc <= 0)
-    if badsc.any():
-        i = int(np.flatnonzero(badsc.to_numpy())[0])
-        raise MirageInputError(
-            f"scale column {scale!r} must be a positive number; {int(badsc.sum())} row(s) are not "
-            f"(first at row {i + 2}: {frame[scale].iloc[i]!r})",
-            source,
-        )
-    frame["scale"] = sc
+    frame["value"] = _numeric_column(frame, "value", source, positive=False)
+    frame["scale"] = _numeric_column(frame, scale, source, positive=True)
     if "stderr" in frame.columns:
         frame["stderr"] = pd.to_numeric(frame["stderr"], errors="coerce").astype(float)
     else:
@@ -232,6 +214,24 @@ def normalize_score_table(frame: pd.DataFrame, source: str, scale: str = "params
     if "source" not in frame.columns:
         frame["source"] = source
     return frame
+
+
+def _numeric_column(frame: pd.DataFrame, column: str, source: str, positive: bool) -> pd.Series:
+    """The column as floats; the first bad row (1-based, counting the header) is named."""
+    values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    bad = values.isna() | ~np.isfinite(values)
+    if positive:
+        bad |= values <= 0
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        what = "a positive number" if positive else "a finite number"
+        label = f"scale column {column!r}" if positive else f"column {column!r}"
+        raise MirageInputError(
+            f"{label} must be {what}; {int(bad.sum())} row(s) are missing, NaN or not "
+            f"(first at row {i + 2}: {frame[column].iloc[i]!r})",
+            source,
+        )
+    return values
 
 
 def validate_scores(frame: pd.DataFrame, source: str) -> pd.DataFrame:
