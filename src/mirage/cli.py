@@ -125,6 +125,38 @@ def demo_cmd(
     run_demo(out)
 
 
+@app.command("theory")
+@handle_errors
+def theory_cmd(
+    c: float = typer.Option(2.0e9, "--c", help="Scale constant c of CE(N) = (N/c)^alpha (paper Fig. 2: 2.0e9)."),
+    alpha: float = typer.Option(-0.5, "--alpha", help="Exponent alpha < 0 (paper Fig. 2: -0.5)."),
+    lengths: str = typer.Option("1,2,3,4,5", help="Target lengths L in tokens, comma-separated."),
+    n_min: float = typer.Option(1.0e7, "--n-min", help="Smallest number of parameters."),
+    n_max: float = typer.Option(1.0e12, "--n-max", help="Largest number of parameters."),
+    points: int = typer.Option(200, help="Scales on the log-spaced grid."),
+    choices: int = typer.Option(2, help="Options K of the multiple-choice grade."),
+    emergence_models: int = typer.Option(8, help="Log-spaced models at which emergence scores are taken."),
+    out: Path = typer.Option(Path("mirage-theory"), "--out", "-o", help="Output directory (written atomically)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+):
+    """The paper's model: smooth per-token loss, sharp accuracy -> OUT/{theory,emergence,crossings}.csv, figures/theory.png, report.html (mirage.theory.run_theory)."""
+    from .errors import MirageInputError
+    from .theory import PowerLaw, run_theory, write_theory
+
+    try:
+        length_list = [int(v) for v in lengths.split(",") if v.strip()]
+    except ValueError:
+        raise MirageInputError(f"expected whole numbers separated by commas, got {lengths!r}", "--lengths") from None
+    law = PowerLaw(c=c, alpha=alpha)
+    result = run_theory(law, length_list, n_min=n_min, n_max=n_max, points=points, n_choices=choices,
+                        emergence_models=emergence_models)
+    write_theory(out, result, law, n_choices=choices)
+    if not quiet:
+        for row in result.crossings.itertuples(index=False):
+            typer.echo(f"L={row.length}: accuracy reaches 50% at N = {row[1]:.3g}")
+    typer.echo(str(Path(out) / "report.html"))
+
+
 @app.command("meta")
 @handle_errors
 def meta_cmd(
