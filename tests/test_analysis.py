@@ -153,3 +153,28 @@ def test_failure_leaves_no_half_written_output(tmp_path, monkeypatch):
         analyze(Inputs(None, records), tmp_path / "out", AnalysisSettings(bootstrap=10), max_figures=1)
     assert not (tmp_path / "out").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exact_match_is_predicted_from_the_continuous_metric(tmp_path):
+    smooth = synthetic_records(power_law_p(SCALES, alpha=-0.35), n_samples=300, lengths=(2, 4, 6, 8), seed=2,
+                               logprob_noise=0.2)
+    result = analyze(Inputs(None, smooth), tmp_path / "s", AnalysisSettings(bootstrap=200), max_figures=1)
+    rows = result.predictions[result.predictions.row_kind == "model"]
+    assert len(rows) == 6 and rows["consistent"].astype(bool).mean() >= 5 / 6
+    fit = result.prediction_fits.iloc[0]
+    assert fit["alpha_low"] <= -0.35 + 0.05 and fit["alpha_high"] >= -0.35 - 0.05
+    # target length: at every model, exact match falls with length and edit distance grows
+    lengths = pd.read_csv(tmp_path / "s" / "lengths.csv")
+    big = lengths[lengths.model == lengths.sort_values("scale")["model"].iloc[-1]].sort_values("length")
+    assert np.all(np.diff(big["observed_exact_match"]) < 0)
+    assert np.all(np.diff(big["observed_token_edit_distance"]) > 0)
+    for name in ("predictions.csv", "prediction_fits.csv", "lengths.csv"):
+        assert (tmp_path / "s" / name).exists()
+    assert "Exact match predicted from the continuous metric" in (tmp_path / "s" / "report.html").read_text()
+
+    jumpy = synthetic_records(dict(zip(SCALES, [0.2, 0.21, 0.22, 0.9, 0.92, 0.95])), n_samples=300,
+                              lengths=(8,), seed=2, family="jumpy")
+    res = run_analysis(Inputs(None, jumpy), AnalysisSettings(bootstrap=200))
+    rows = res.predictions[res.predictions.row_kind == "model"]
+    # a smooth power law cannot follow a real jump: several models fall outside the band
+    assert (~rows["consistent"].astype(bool)).sum() >= 2

@@ -29,6 +29,7 @@ over 8 models scores 7; a power-law log-probability scores 10-15).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -461,6 +462,9 @@ class AnalysisResult:
     insufficient: pd.DataFrame
     samples: pd.DataFrame | None
     summary: dict
+    predictions: pd.DataFrame | None = None
+    prediction_fits: pd.DataFrame | None = None
+    lengths: pd.DataFrame | None = None
 
 
 def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()) -> AnalysisResult:
@@ -471,7 +475,43 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     emergence, insufficient = emergence_table(curves)
     verdicts = verdicts_table(curves, samples, settings)
     summary = _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknown)
-    return AnalysisResult(curves, emergence, verdicts, insufficient, samples, summary)
+    predictions = fits = lengths = None
+    if samples is not None and "exact_match" in samples.columns and (
+        samples.columns.intersection(["target_mean_logprob", "token_edit_distance"]).size
+    ):
+        predictions, fits, lengths = predict_exact_match(samples, settings)
+        summary["predictions"] = _prediction_summary(predictions)
+    return AnalysisResult(curves, emergence, verdicts, insufficient, samples, summary, predictions, fits, lengths)
+
+
+def predict_exact_match(samples: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()):
+    """The paper's model applied to the records: (predictions, fits, by-length table).
+
+    Fits a power law to each family's per-token loss (from the continuous metric of the same
+    outputs) and predicts every model's exact match, with bootstrap bands; and groups samples
+    by target length (see :mod:`mirage.theory`).
+    """
+    from .theory import length_analysis, predict_from_sample_metrics
+
+    s = samples.copy()
+    if s["shots"].isna().all():
+        s = s.drop(columns="shots")
+    s = s[s["exact_match"].notna()]
+    pred = predict_from_sample_metrics(s, n_boot=max(settings.bootstrap, 100), seed=settings.seed,
+                                       level=settings.level)
+    return pred.predictions, pred.fits, length_analysis(s, level=settings.level)
+
+
+def _prediction_summary(predictions: pd.DataFrame) -> dict:
+    rows = predictions[predictions["row_kind"] == "model"]
+    if rows.empty:
+        return {"n_models": 0}
+    consistent = rows["consistent"].dropna().astype(bool)
+    return {
+        "n_models": int(len(rows)),
+        "consistent_share": float(consistent.mean()) if len(consistent) else None,
+        "median_abs_error": float(rows["prediction_error"].abs().median()),
+    }
 
 
 def _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknown) -> dict:
@@ -532,11 +572,15 @@ def analyze(
         write_csv(tmp / "verdicts.csv", result.verdicts)
         if result.samples is not None:
             write_parquet(tmp / "samples.parquet", result.samples)
+        if result.predictions is not None:
+            write_csv(tmp / "predictions.csv", result.predictions)
+            write_csv(tmp / "prediction_fits.csv", result.prediction_fits)
+            write_csv(tmp / "lengths.csv", result.lengths)
         figures = report.write_task_figures(result, tmp / "figures", max_figures=max_figures, progress=progress,
-                                            featured=featured_tasks)
+                                            featured=featured_tasks,
+                                            overlay_factory=report.prediction_overlay(result.predictions))
         summary = dict(result.summary, figures=[f.name for f, _ in figures])
         write_json(tmp / "summary.json", summary)
         report.write_analysis_report(tmp / "report.html", result, figures, title=title)
-    return AnalysisResult(result.curves, result.emergence, result.verdicts, result.insufficient,
-                          result.samples, summary)
+    return dataclasses.replace(result, summary=summary)
 

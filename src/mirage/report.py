@@ -77,7 +77,8 @@ def table_html(frame: pd.DataFrame, max_rows: int = 60, float_format: str = "{:.
             elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
                 cells.append(f"<td class=\"num\">{v}</td>")
             else:
-                cells.append(f"<td>{html.escape('' if v is None or (isinstance(v, float) and pd.isna(v)) else str(v))}</td>")
+                missing = v is None or (np.ndim(v) == 0 and pd.isna(v))
+                cells.append(f"<td>{html.escape('' if missing else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = "" if len(frame) <= max_rows else f"<p class=\"muted\">{len(frame) - max_rows} more rows in the CSV file.</p>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{note}"
@@ -137,6 +138,34 @@ def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = 
 
 def close(fig) -> None:
     _pyplot().close(fig)
+
+
+def prediction_overlay(predictions: pd.DataFrame | None):
+    """An overlay factory for :func:`write_task_figures`: on the exact-match panel, the exact
+    match predicted from the continuous metric (dashed) with its bootstrap band."""
+    if predictions is None or predictions.empty:
+        return None
+    curves = predictions[predictions["row_kind"] == "curve"]
+
+    def factory(task, shots):
+        sel = curves[curves["task"] == task]
+        if "shots" in sel.columns and not pd.isna(shots):
+            sel = sel[sel["shots"] == shots]
+        if sel.empty:
+            return None
+
+        def overlay(ax, metric, colours):
+            if metric != "exact_match":
+                return
+            for fam, g in sel.groupby("family"):
+                g = g.sort_values("scale")
+                colour = colours.get(fam, "k")
+                ax.plot(g["scale"], g["predicted_exact_match"], "--", color=colour, lw=1.2, alpha=0.9,
+                        label=f"{fam}: predicted from {g['source'].iloc[0]}")
+                ax.fill_between(g["scale"], g["predicted_low"], g["predicted_high"], color=colour, alpha=0.08, lw=0)
+        return overlay
+
+    return factory
 
 
 # ----------------------------------------------------------------------------- analysis report
@@ -262,6 +291,7 @@ def write_analysis_report(path: Path, result, figures, title: str = "mirage anal
             uri = "data:image/png;base64," + base64.b64encode(Path(fig_path).read_bytes()).decode("ascii")
             cap = html.escape(f"{task}" + ("" if pd.isna(shots) else f", {int(shots)}-shot"))
             parts.append(f"<figure><img alt=\"{cap}\" src=\"{uri}\"><figcaption>{cap}</figcaption></figure>")
+    parts.extend(_prediction_sections(result))
     em = result.emergence.copy()
     if len(em):
         em["_abs"] = em["emergence_score"].abs()
@@ -269,3 +299,54 @@ def write_analysis_report(path: Path, result, figures, title: str = "mirage anal
         cols = ["family", "task", "shots", "metric", "metric_kind", "n_models", "emergence_score", "flat_then_jump", "jump_share"]
         parts.append("<h2>Highest emergence scores</h2>" + table_html(em[cols], max_rows=25))
     write_text(path, html_document(title, "\n".join(parts)))
+
+
+def _prediction_sections(result) -> list[str]:
+    """Report sections for the exact-match prediction and the target-length analysis."""
+    if result.predictions is None or result.predictions.empty:
+        return []
+    from .theory import plot_length_analysis
+
+    out = ["<h2>Exact match predicted from the continuous metric</h2>",
+           "<p>A power law <code>CE(N) = (N/c)^α</code> fitted to each family's per-token loss (from the "
+           "continuous metric of the same outputs), pushed through <code>exp(-L·CE)</code> with each sample's "
+           "target length, predicts every model's exact match. Where the observed interval overlaps the "
+           "predicted band, the sudden-looking curve was predictable from the smooth one.</p>"]
+    fits = result.prediction_fits
+    if fits is not None and len(fits):
+        cols = [c for c in ("family", "task", "shots", "source", "alpha", "alpha_low", "alpha_high", "c",
+                            "n_models", "note") if c in fits.columns]
+        out.append(table_html(fits[cols], max_rows=20))
+    rows = result.predictions[result.predictions["row_kind"] == "model"]
+    cols = [c for c in ("family", "task", "shots", "model", "scale", "observed_exact_match", "observed_low",
+                        "observed_high", "predicted_exact_match", "predicted_low", "predicted_high", "consistent")
+            if c in rows.columns]
+    out.append(table_html(rows[cols], max_rows=40))
+    lengths = result.lengths
+    if lengths is not None and lengths["length"].nunique() >= 2:
+        out.append("<h2>Target length</h2><p>At a fixed model the theory says exact match falls geometrically "
+                   "with target length (<code>p̂^L</code>, dashed) while token edit distance grows linearly "
+                   "(<code>L(1-p̂)</code>).</p>")
+        plt = _pyplot()
+        keys = [k for k in ("family", "task", "shots") if k in lengths.columns]
+        for key, g in list(lengths.groupby(keys, dropna=False))[:6]:
+            fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+            plot_length_analysis(axes[0], g)
+            observed = g["observed_exact_match"][g["observed_exact_match"] > 0]
+            if len(observed):  # predictions for tiny models would stretch the axis to 1e-20
+                axes[0].set_ylim(bottom=max(float(observed.min()) / 5, 1e-6), top=1.5)
+            for i, (model, m) in enumerate(g.groupby("model", sort=False)):
+                m = m.sort_values("length")
+                axes[1].plot(m["length"], m["observed_token_edit_distance"], "o", color=f"C{i % 10}", ms=4)
+                axes[1].plot(m["length"], m["predicted_token_edit_distance"], "--", color=f"C{i % 10}", lw=1)
+            axes[1].set_xlabel("target length (tokens)")
+            axes[1].set_ylabel("token edit distance (dashed: L(1-p̂))")
+            axes[0].legend(fontsize=7, frameon=False)
+            title = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if not pd.isna(k))
+            fig.suptitle(title, fontsize=10)
+            fig.tight_layout()
+            out.append(f"<figure><img alt=\"{html.escape(title)}\" src=\"{figure_to_data_uri(fig)}\">"
+                       f"<figcaption>{html.escape(title)}: exact match and token edit distance by target length"
+                       "</figcaption></figure>")
+            close(fig)
+    return out

@@ -30,7 +30,10 @@ def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.n
         denom = 1.0 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # at 0 (or n) successes the bound is exactly 0 (or 1); rounding would leave 1e-19
+    low = np.where(k <= 0, 0.0, np.clip(centre - half, 0.0, 1.0))
+    high = np.where(k >= n, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return low, high
 
 
 def stderr_interval(value, stderr, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
