@@ -24,7 +24,9 @@ family and task, and (where per-sample records exist) re-scored with a continuou
 """
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,7 +307,9 @@ def rescore_table(emergence: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (fam, task, shots, metric), g in rec.groupby(["family", "task", "shots", "sharp_metric"], sort=True, dropna=False):
         prefs = RESCORE_PARTNERS.get(canonical_metric_name(metric), ()) + _DEFAULT_PARTNERS
-        rank = {m: i for i, m in enumerate(prefs)}
+        rank: dict[str, int] = {}
+        for i, m in enumerate(prefs):
+            rank.setdefault(m, i)  # first mention wins: the metric's own list comes first
         g = g.assign(_r=g["continuous_metric"].map(lambda m: rank.get(m, len(prefs)))).sort_values(["_r", "continuous_metric"])
         best = g.iloc[0]
         rows.append(dict(family=fam, task=task, shots=shots, metric=metric, relative_score=best["relative_score_sharp"],
@@ -450,6 +454,8 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
             ax.plot([np.median(v[~inf])] * 2, [row - 0.35, row + 0.35], color="black", lw=1.2)
     ax.axvline(threshold, color="black", ls="--", lw=1)
     ax.set_xscale("symlog", linthresh=1.0)
+    left = min(float(np.nanmin(np.where(np.isinf(finite), np.nan, finite))) if finite.notna().any() else 0.0, 0.0)
+    ax.set_xlim(left * 1.5 - 0.5, edge * 1.6)
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels(order, fontsize=8)
     ax.invert_yaxis()
@@ -466,7 +472,7 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
 
 def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.DataFrame, top: int = 12):
     """The strongest apparent emergences, one panel each; where a continuous metric of the same
-    family and task exists its curve is drawn on a second axis (blue)."""
+    family and task exists its curve is drawn too (blue, rescaled onto the panel's range)."""
     from .report import _pyplot
 
     plt = _pyplot()
@@ -476,13 +482,14 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
     n = len(chosen)
     ncols = min(4, n)
     nrows = int(math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.1 * nrows), squeeze=False)
     index = curves.set_index(CURVE_KEY).sort_index()
     for ax, row in zip(axes.ravel(), chosen.itertuples(index=False)):
         key = (row.family, row.task, row.shots, row.metric)
         g = index.loc[key].sort_values("scale")
         ax.plot(g["scale"], g["value"], "o-", color=_KIND_COLOUR.get(row.metric_kind, "#777"), ms=4)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(plt.NullLocator())  # minor log ticks cost most of the drawing time
         score = "inf" if math.isinf(row.relative_score) else f"{row.relative_score:.1f}"
         shots = "" if pd.isna(row.shots) else f", {int(row.shots)}-shot"
         ax.set_title(f"#{row.rank} {row.family} · {row.task}{shots}\n{row.metric} (score {score})", fontsize=8)
@@ -491,16 +498,24 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
                         & (pairs["sharp_metric"] == row.metric)
                         & ((pairs["shots"] == row.shots) if not pd.isna(row.shots) else pairs["shots"].isna())]
         if len(partner):
+            # the continuous partner, min-max rescaled onto this panel's range and oriented so
+            # improvement goes up: one axis per panel (twin axes double the drawing time)
             pm = partner["continuous_metric"].iloc[0]
             pg = index.loc[(row.family, row.task, row.shots, pm)].sort_values("scale")
-            tw = ax.twinx()
-            tw.plot(pg["scale"], pg["value"], "s--", color=_KIND_COLOUR["linear"], ms=3, lw=1)
-            tw.set_ylabel(pm, fontsize=7, color=_KIND_COLOUR["linear"])
-            tw.tick_params(labelsize=7)
-        ax.grid(alpha=0.25, which="both", lw=0.5)
+            pv = pg["value"].to_numpy(dtype=float)
+            if not bool(pg["higher_is_better"].iloc[0]):
+                pv = -pv
+            span = pv.max() - pv.min()
+            lo, hi = float(g["value"].min()), float(g["value"].max())
+            if span > 0:
+                ax.plot(pg["scale"], lo + (pv - pv.min()) / span * (hi - lo), "s--", color=_KIND_COLOUR["linear"],
+                        ms=3, lw=1, label=f"{pm} (rescaled, better ↑)")
+                ax.legend(fontsize=6, loc="upper left", frameon=False)
+        ax.grid(alpha=0.25, lw=0.5)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    # fixed spacing: tight_layout with twin axes costs seconds per figure
+    fig.subplots_adjust(left=0.05, right=0.95, bottom=0.06, top=0.92, wspace=0.3, hspace=0.55)
     return fig
 
 
@@ -539,7 +554,7 @@ def write_meta_report(path: Path, result: MetaResult, figures: dict, title: str)
     parts.append("<h2>Where apparent emergence lives</h2>" + table_html(bm[bm["level"] == "metric_kind"].drop(columns="level"))
                  + table_html(bm[bm["level"] == "metric"].drop(columns="level"), max_rows=40))
     for name, caption in (("emergence_distribution.png", "Distribution of relative emergence scores per metric"),
-                          ("strongest.png", "Strongest apparent emergences (blue: a continuous metric of the same task)")):
+                          ("strongest.png", "Strongest apparent emergences (blue dashed: a continuous metric of the same family and task, rescaled)")):
         if name in figures:
             parts.append(f"<figure><img alt=\"{html.escape(caption)}\" src=\"{figures[name]}\">"
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -564,7 +579,7 @@ def write_meta(result: MetaResult, out_dir, *, top: int = 12, title: str = "mira
     """Write ``meta_curves.csv, meta_emergence.csv, meta_by_metric.csv, meta_pairs.csv,
     meta_rescore.csv, summary.json, figures/, report.html`` atomically; return the figure paths."""
     from .fsio import atomic_dir, write_csv, write_json
-    from .report import close, figure_to_data_uri
+    from .report import close
 
     steps = [("emergence_distribution.png", lambda: plot_score_distribution(result.emergence, result.summary["threshold"])),
              ("strongest.png", lambda: plot_strongest(result.curves, result.emergence, result.pairs, top))]
@@ -585,9 +600,12 @@ def write_meta(result: MetaResult, out_dir, *, top: int = 12, title: str = "mira
             fig = make()
             if fig is None:
                 continue
-            fig.savefig(tmp / "figures" / name, dpi=100, bbox_inches="tight")
-            uris[name] = figure_to_data_uri(fig, dpi=90)
+            # render once: the same PNG bytes go to figures/ and into the report
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=100)
             close(fig)
+            (tmp / "figures" / name).write_bytes(buf.getvalue())
+            uris[name] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
         write_json(tmp / "summary.json", dict(result.summary, figures=sorted(uris)))
         write_meta_report(tmp / "report.html", result, uris, title)
     return {name: Path(out_dir) / "figures" / name for name in uris}
