@@ -586,8 +586,11 @@ def predict_from_sample_metrics(
                                       consistent=pd.NA, source=src))
     preds = pd.DataFrame(pred_rows, columns=PREDICTION_COLUMNS)
     fits = pd.DataFrame(fit_rows, columns=FIT_COLUMNS)
+    preds["consistent"] = preds["consistent"].astype("boolean")
     if "shots" not in samples.columns:
         preds, fits = preds.drop(columns="shots"), fits.drop(columns="shots")
+    else:
+        preds["shots"], fits["shots"] = preds["shots"].astype("Int64"), fits["shots"].astype("Int64")
     return Predictions(predictions=preds, fits=fits)
 
 
