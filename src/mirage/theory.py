@@ -52,8 +52,12 @@ THEORY_METRIC_KINDS = {
     "multiple_choice_grade": "discontinuous",
     "brier_score": "linear",
 }
-EMERGENCE_COLUMNS = ["family", "task", "metric", "metric_kind", "n_models", "emergence_score", "flat_then_jump",
-                     "jump_share", "jump_at_scale", "scale_min", "scale_max"]
+THEORY_HIGHER_IS_BETTER = {"cross_entropy": False, "p_token": True, "accuracy": True, "token_edit_distance": False,
+                           "target_logprob": True, "multiple_choice_grade": True, "brier_score": False}
+# the columns and order of `mirage analyze`'s emergence.csv, so tools that read one read the other
+EMERGENCE_COLUMNS = ["family", "task", "metric", "metric_kind", "n_models", "emergence_score", "flat_then_jump", "shots",
+                     "jump_share", "jump_resolved", "jump_at_scale", "higher_is_better", "scale_min", "scale_max",
+                     "value_first", "value_last"]
 
 # --------------------------------------------------------------------------- validation
 
@@ -233,9 +237,13 @@ def theory_emergence(law: PowerLaw, lengths: Sequence[int], n_min: float, n_max:
             sh = jump_sharpness(x, y)
             rows.append(dict(family="theory", task=f"L={int(length)}", metric=metric, metric_kind=kind,
                              n_models=es.n_models, emergence_score=es.score, flat_then_jump=es.flat_then_jump,
-                             jump_share=sh.jump_share, jump_at_scale=float(x[sh.jump_index]),
-                             scale_min=float(x.min()), scale_max=float(x.max())))
-    return pd.DataFrame(rows, columns=EMERGENCE_COLUMNS)
+                             shots=pd.NA, jump_share=sh.jump_share, jump_resolved=sh.resolved,
+                             jump_at_scale=float(x[sh.jump_index]), higher_is_better=THEORY_HIGHER_IS_BETTER[metric],
+                             scale_min=float(x.min()), scale_max=float(x.max()), value_first=float(y[0]),
+                             value_last=float(y[-1])))
+    out = pd.DataFrame(rows, columns=EMERGENCE_COLUMNS)
+    out["shots"] = out["shots"].astype("Int64")
+    return out
 
 
 # --------------------------------------------------------------------------- inverse: fitting
