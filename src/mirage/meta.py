@@ -47,9 +47,11 @@ REQUIRED_CURVE_COLUMNS = ("family", "model", "scale", "task", "metric", "metric_
 RESCORE_PARTNERS = {
     "multiple_choice_grade": ("brier_score", "target_mean_logprob", "target_logprob"),
     "exact_match": ("token_edit_distance", "target_logprob", "target_mean_logprob", "char_edit_distance"),
+    # p ** L compounds per-token probabilities; its logarithm is the continuous version
+    "target_prob": ("target_logprob", "target_mean_logprob", "token_edit_distance"),
 }
-_DEFAULT_PARTNERS = ("brier_score", "token_edit_distance", "target_logprob", "target_mean_logprob",
-                     "char_edit_distance")
+_DEFAULT_PARTNERS = ("target_logprob", "target_mean_logprob", "token_edit_distance", "char_edit_distance",
+                     "brier_score")
 
 EMERGENCE_COLUMNS = [
     "rank", "family", "task", "shots", "metric", "metric_kind", "higher_is_better", "n_models",
