@@ -213,6 +213,18 @@ def test_prediction_input_errors_and_notes(power_law_samples):
     assert res.predictions.empty and "two models" in res.fits["note"].iloc[0]
 
 
+def test_item_and_model_bootstraps_share_the_point_fit(power_law_samples):
+    by_items = predict_from_sample_metrics(power_law_samples, source="token_edit_distance", n_boot=200)
+    by_models = predict_from_sample_metrics(power_law_samples, source="token_edit_distance", n_boot=200,
+                                            bootstrap="models", progress=True)
+    a, b = by_items.fits.iloc[0], by_models.fits.iloc[0]
+    assert (a["resampling"], b["resampling"]) == ("samples", "models")
+    assert a["alpha"] == pytest.approx(b["alpha"], rel=1e-9)  # pooled means either way
+    for fit in (a, b):  # both intervals hold the estimate and the true exponent
+        assert fit["alpha_low"] < fit["alpha"] < fit["alpha_high"]
+        assert fit["alpha_low"] < -0.5 < fit["alpha_high"]
+
+
 def test_prediction_is_deterministic_for_a_seed(power_law_samples):
     a = predict_from_sample_metrics(power_law_samples, source="token_edit_distance", n_boot=100, seed=4)
     b = predict_from_sample_metrics(power_law_samples, source="token_edit_distance", n_boot=100, seed=4)

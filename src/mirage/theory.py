@@ -508,6 +508,7 @@ def predict_from_sample_metrics(
     level: float = 0.95,
     extrapolate: Sequence[float] = (),
     n_grid: int = 40,
+    progress: bool = False,
 ) -> Predictions:
     """Predict each model's exact match from a continuous metric of the same outputs.
 
@@ -523,7 +524,7 @@ def predict_from_sample_metrics(
     has it) carries a Wilson interval; ``prediction_error`` = predicted - observed, and
     ``consistent`` says whether the observed interval overlaps the predicted band. Groups with
     fewer than two usable models get a fits row with a ``note`` and no predictions.
-    Pure: reads nothing, writes nothing; seeded.
+    Pure: reads nothing, writes nothing; seeded. ``progress`` shows a bar over the groups.
     """
     from .stats import wilson_interval
 
@@ -536,7 +537,12 @@ def predict_from_sample_metrics(
     extra = _positive_array(extrapolate, "extrapolate").ravel() if len(extrapolate) else np.array([])
     keys = _group_keys(samples)
     pred_rows, fit_rows = [], []
-    for key, g in samples.groupby(keys, sort=True, dropna=False):
+    groups = samples.groupby(keys, sort=True, dropna=False)
+    if progress:
+        from rich.progress import track
+
+        groups = track(groups, total=groups.ngroups, description="predicting exact match")
+    for key, g in groups:
         base = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         base.setdefault("shots", pd.NA)
         src = _pick_source(g, source)
