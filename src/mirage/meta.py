@@ -452,8 +452,8 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
         y = row + rng.uniform(-0.25, 0.25, len(v))
         ax.scatter(v[~inf], y[~inf], s=10, alpha=0.6, color=_KIND_COLOUR.get(kind, "#777"))
         ax.scatter(v[inf], y[inf], s=28, marker=">", color=_KIND_COLOUR.get(kind, "#777"))
-        if (~inf).any():
-            ax.plot([np.median(v[~inf])] * 2, [row - 0.35, row + 0.35], color="black", lw=1.2)
+        if len(v):  # median over every curve, inf counted at the edge where it is drawn
+            ax.plot([np.median(v)] * 2, [row - 0.35, row + 0.35], color="black", lw=1.2)
     ax.axvline(threshold, color="black", ls="--", lw=1)
     ax.set_xscale("symlog", linthresh=1.0)
     left = min(float(np.nanmin(np.where(np.isinf(finite), np.nan, finite))) if finite.notna().any() else 0.0, 0.0)
