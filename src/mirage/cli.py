@@ -188,6 +188,34 @@ def meta_cmd(
     typer.echo(str(Path(out) / "report.html"))
 
 
+@app.command("vision")
+@handle_errors
+def vision_cmd(
+    out: Path = typer.Option(Path("mirage-vision"), "--out", "-o", help="Output directory (written atomically)."),
+    experiment: str = typer.Option("all", help="cnn, autoencoder, transformer or all."),
+    quick: bool = typer.Option(False, "--quick", help="Short training (about a minute for all three)."),
+    seed: int = typer.Option(0, help="Seed of the data split, initialisation and batch order."),
+    mnist: Optional[Path] = typer.Option(None, help="Directory of MNIST IDX files for the CNN (default: scikit-learn digits)."),
+    cifar: Optional[Path] = typer.Option(None, help="Directory of CIFAR-10/100 python batches for the autoencoder (default: photo patches)."),
+    omniglot: Optional[Path] = typer.Option(None, help="Omniglot PNG folders for the transformer (default: scikit-learn digits)."),
+    max_images: int = typer.Option(5000, min=100, help="Seeded subsample of larger on-disk datasets."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the report path."),
+):
+    """Train vision families and score the same predictions with continuous and discontinuous metrics (mirage.vision.run.run_vision)."""
+    from .vision.run import DataSources, parse_experiments, run_vision, write_vision
+
+    names = parse_experiments(experiment)
+    sources = DataSources(*(str(p) if p else None for p in (mnist, cifar, omniglot)), max_images=max_images)
+    result = run_vision(names, quick=quick, seed=seed, sources=sources, progress=not quiet)
+    report = write_vision(result, out, quick=quick, seed=seed)
+    if not quiet:
+        for c in result.comparisons:
+            typer.echo(f"{c.family}: {c.discontinuous_metric} {c.discontinuous_score:.3g} vs "
+                       f"{c.continuous_metric} {c.continuous_score:.3g} -> discontinuous "
+                       f"{'exceeds' if c.discontinuous_exceeds else 'does not exceed'}")
+    typer.echo(str(report))
+
+
 # ----------------------------------------------------------------------------- end of commands
 
 
