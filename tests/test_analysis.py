@@ -178,3 +178,21 @@ def test_exact_match_is_predicted_from_the_continuous_metric(tmp_path):
     rows = res.predictions[res.predictions.row_kind == "model"]
     # a smooth power law cannot follow a real jump: several models fall outside the band
     assert (~rows["consistent"].astype(bool)).sum() >= 2
+
+
+def test_resolution_says_how_many_items_would_show_a_small_model_above_zero():
+    p = power_law_p(SCALES, alpha=-0.35)
+    records = synthetic_records(p, n_samples=100, lengths=(8,), seed=0)
+    result = run_analysis(Inputs(None, records), AnalysisSettings(bootstrap=100))
+    res = result.resolution
+    em = res[res.metric == "exact_match"].sort_values("scale")
+    smallest = em.iloc[0]
+    assert smallest["value"] == 0.0 and not smallest["above_chance"]
+    assert smallest["rate_source"] == "predicted"
+    true_rate = list(p.values())[0] ** 8
+    expected = np.ceil(np.log(0.2) / np.log1p(-true_rate))
+    assert smallest["samples_needed"] == pytest.approx(expected, rel=0.5)  # from the fitted, not the true, p
+    assert smallest["samples_needed"] > 100 and em.iloc[-1]["above_chance"]
+    mc = res[res.metric == "multiple_choice_grade"]
+    assert (mc["chance"] == 0.25).all()
+    assert em["resolution"].iloc[0] == pytest.approx(1 / (100 * 8))

@@ -148,3 +148,13 @@ def test_records_scale_column_choice(tmp_path):
     assert sorted(set(by_step.column("scale").to_pylist())) == [1000.0, 2000.0, 3000.0]
     with pytest.raises(MirageInputError, match="no scale column 'train_flops'"):
         read_inputs([tmp_path / "r.parquet"], scale="train_flops")
+
+
+def test_directory_side_files_are_skipped_but_named_files_must_be_readable(tmp_path):
+    small_table().to_csv(tmp_path / "scores.csv", index=False)
+    # a parameter table with integers beyond int64 (training FLOPs), as in shared/data/real
+    (tmp_path / "params.csv").write_text("size,train_flops\n70m,126722597751619584000\n")
+    inputs = read_inputs([tmp_path])
+    assert len(inputs.scores) == 3 and any("params.csv" in n for n in inputs.notes)
+    with pytest.raises(MirageInputError, match="params.csv: not a score table"):
+        read_inputs([tmp_path / "params.csv"])

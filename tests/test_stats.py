@@ -107,3 +107,19 @@ def test_fit_loglog_recovers_power_law():
     fit = fit_loglog(x, 3.0 * x**-0.07)
     assert fit.slope == pytest.approx(-0.07, abs=1e-10)
     np.testing.assert_allclose(fit.predict(x), 3.0 * x**-0.07, rtol=1e-9)
+
+
+def test_samples_needed_against_simulation():
+    from mirage.stats import samples_needed
+
+    # chance 0: n gives >= one success with probability 0.8
+    n = int(samples_needed(0.01))
+    assert 1 - 0.99**n >= 0.8 > 1 - 0.99 ** (n - 1)
+    assert samples_needed(0.0) == np.inf and samples_needed(0.2, chance=0.25) == np.inf
+    # chance 0.25: simulate the one-sided Wilson test at the computed n; power should be ~0.8
+    rate, chance = 0.32, 0.25
+    n = int(samples_needed(rate, chance))
+    rng = np.random.default_rng(0)
+    k = rng.binomial(n, rate, size=4000)
+    lo, _ = wilson_interval(k, n, level=0.90)  # the 95% one-sided lower bound
+    assert 0.72 < np.mean(lo > chance) < 0.88

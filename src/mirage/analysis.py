@@ -465,6 +465,7 @@ class AnalysisResult:
     predictions: pd.DataFrame | None = None
     prediction_fits: pd.DataFrame | None = None
     lengths: pd.DataFrame | None = None
+    resolution: pd.DataFrame | None = None
 
 
 def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()) -> AnalysisResult:
@@ -481,7 +482,67 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     ):
         predictions, fits, lengths = predict_exact_match(samples, settings)
         summary["predictions"] = _prediction_summary(predictions)
-    return AnalysisResult(curves, emergence, verdicts, insufficient, samples, summary, predictions, fits, lengths)
+    resolution = resolution_table(curves, samples, predictions, settings) if samples is not None else None
+    if resolution is not None and len(resolution):
+        summary["above_chance"] = {"models": int(len(resolution)),
+                                   "above_chance": int(resolution["above_chance"].sum())}
+    return AnalysisResult(curves, emergence, verdicts, insufficient, samples, summary, predictions, fits, lengths,
+                          resolution)
+
+
+def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: pd.DataFrame | None = None,
+                     settings: AnalysisSettings = AnalysisSettings(), power: float = 0.8) -> pd.DataFrame:
+    """Better statistics: is each model above chance, and how many items would show it?
+
+    One row per model and binary record metric: the Wilson interval, the chance level (0 for
+    exact match, mean 1/n_choices for multiple choice), whether the lower bound clears chance,
+    and the items needed to show a rate above chance with ``power`` at one-sided level
+    ``(1+level)/2`` (:func:`mirage.stats.samples_needed`). The rate used is the exact match
+    predicted from the continuous metric where available (so a model scoring 0/n still gets an
+    answer), else the observed rate. ``resolution`` is 1/(items x mean target length), the
+    smallest per-token change the test set can register (Schaeffer et al., Sec. 3).
+    """
+    from .stats import samples_needed
+
+    binary = curves[curves["ci_method"] == "wilson"]
+    binary = binary[binary["metric"].isin(["exact_match", "multiple_choice_grade"])]
+    if binary.empty:
+        return pd.DataFrame()
+    s = samples.copy()
+    s["shots"] = s["shots"].astype("Int64")
+    keys = ["family", "task", "shots", "model"]
+    if "n_choices" not in s.columns:
+        s["n_choices"] = np.nan
+    s["inverse_choices"] = np.where(s["n_choices"] > 0, 1.0 / s["n_choices"], np.nan)
+    per_model = s.groupby(keys, dropna=False).agg(mean_length=("target_length", "mean"),
+                                                   chance_mc=("inverse_choices", "mean"))
+    table = binary.merge(per_model.reset_index(), on=keys, how="left")
+    table["predicted"] = np.nan
+    if predictions is not None and len(predictions):
+        p = predictions[predictions["row_kind"] == "model"].copy()
+        if "shots" not in p.columns:
+            p["shots"] = pd.NA
+        p["shots"] = p["shots"].astype("Int64")
+        table = table.drop(columns="predicted").merge(
+            p[keys + ["predicted_exact_match"]].rename(columns={"predicted_exact_match": "predicted"}),
+            on=keys, how="left")
+    is_em = (table["metric"] == "exact_match").to_numpy()
+    chance = np.where(is_em, 0.0, table["chance_mc"].to_numpy(dtype=float))
+    use_pred = is_em & table["predicted"].notna().to_numpy()
+    rate = np.where(use_pred, table["predicted"].to_numpy(dtype=float), table["value"].to_numpy(dtype=float))
+    n = np.where(np.isfinite(chance), samples_needed(rate, np.nan_to_num(chance), level=(1 + settings.level) / 2,
+                                                      power=power), np.nan)
+    out = table[keys + ["scale", "metric", "n_samples", "value", "ci_low", "ci_high"]].copy()
+    out["n_samples"] = out["n_samples"].astype(int)
+    out["chance"] = chance
+    out["above_chance"] = out["ci_low"].to_numpy(dtype=float) > chance
+    out["rate_used"] = rate
+    out["rate_source"] = np.where(use_pred, "predicted", "observed")
+    out["samples_needed"] = n
+    mean_len = table["mean_length"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["resolution"] = np.where(mean_len > 0, 1.0 / (out["n_samples"] * mean_len), np.nan)
+    return out.reset_index(drop=True)
 
 
 def predict_exact_match(samples: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()):
@@ -522,6 +583,7 @@ def _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknow
     return {
         "mirage_version": __version__,
         "inputs": list(inputs.sources),
+        "notes": list(inputs.notes),
         "scale_column": inputs.scale_column,
         "settings": {
             "bootstrap": settings.bootstrap, "seed": settings.seed, "level": settings.level,
@@ -576,6 +638,8 @@ def analyze(
             write_csv(tmp / "predictions.csv", result.predictions)
             write_csv(tmp / "prediction_fits.csv", result.prediction_fits)
             write_csv(tmp / "lengths.csv", result.lengths)
+        if result.resolution is not None and len(result.resolution):
+            write_csv(tmp / "resolution.csv", result.resolution)
         figures = report.write_task_figures(result, tmp / "figures", max_figures=max_figures, progress=progress,
                                             featured=featured_tasks,
                                             overlay_factory=report.prediction_overlay(result.predictions))

@@ -95,6 +95,8 @@ def _print_result(result, out: Path, quiet: bool) -> None:
         s = result.summary
         console.print(f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, "
                       f"{s['n_tasks']} tasks")
+        for note in s.get("notes", []):
+            console.print(f"[yellow]{note}[/]")
         if s["unknown_metrics"]:
             console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] {', '.join(s['unknown_metrics'])}")
         v = result.verdicts

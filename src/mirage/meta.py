@@ -385,15 +385,16 @@ def read_meta_inputs(paths: Sequence[str | Path], *, scale: str = "params", filt
     every other file goes to :func:`mirage.readers.read_inputs`.
     """
     from .bigbench_results import load_json, looks_like_bigbench_results, read_bigbench_results
-    from .readers import Inputs, _apply_filters, _expand, normalize_score_table, parse_filters, read_inputs, validate_scores
+    from .readers import Inputs, _apply_filters, expand_inputs, normalize_score_table, parse_filters, read_inputs, validate_scores
 
     bigbench, others = [], []
-    for f in _expand(paths):
+    for f, _ in expand_inputs(paths):
         if f.suffix.lower() == ".json" and looks_like_bigbench_results(load_json(f)):
             bigbench.append(f)
         else:
             others.append(f)
-    base = read_inputs(others, scale=scale, filters=filters, family=family, scale_from=scale_from) if others else None
+    base = read_inputs(paths, scale=scale, filters=filters, family=family, scale_from=scale_from,
+                       exclude=bigbench) if others else None
     if not bigbench:
         return base
     src = str(bigbench[0]) if len(bigbench) == 1 else f"{bigbench[0]} (+{len(bigbench) - 1} BIG-bench files)"

@@ -276,6 +276,8 @@ def compute_sample_metrics(table: pa.Table, names=None, answer_regex: str | None
     keys = ["family", "model", "scale", "task", "sample_id"] + (["shots"] if "shots" in table.column_names else [])
     frame = table.select(keys).to_pandas()
     frame["target_length"] = _target_length(view)
+    if view.has("choice_logprobs"):  # chance level of multiple choice is 1 / n_choices
+        frame["n_choices"] = view.list_lengths("choice_logprobs")
     for name in chosen:
         missing = [c for c in METRICS[name].requires if not view.has(c)]
         if missing:

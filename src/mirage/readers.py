@@ -49,16 +49,33 @@ def read_inputs(
     filters: dict[str, str] | Sequence[str] | None = None,
     family: str | None = None,
     scale_from: str | None = None,
+    exclude: Iterable[str | Path] = (),
 ) -> Inputs:
-    """Read and validate every input; return one score table and one record table."""
+    """Read and validate every input; return one score table and one record table.
+
+    Files found by scanning a directory that are none of the known kinds are skipped with a
+    note (``Inputs.notes``); files named explicitly must be readable. ``exclude`` lists files
+    another reader has taken (e.g. BIG-bench results in ``mirage meta``).
+    """
     if not paths:
         raise MirageInputError("no input given")
     filters = parse_filters(filters)
     score_frames: list[pd.DataFrame] = []
     record_tables: list[pa.Table] = []
     sources: list[str] = []
-    for path in _expand(paths):
-        kind, obj = _read_one(path, scale=scale, family=family, scale_from=scale_from)
+    notes: list[str] = []
+    skip = {Path(p).resolve() for p in exclude}
+    for path, found_in_dir in expand_inputs(paths):
+        if path.resolve() in skip:
+            continue
+        try:
+            kind, obj = _read_one(path, scale=scale, family=family, scale_from=scale_from)
+        except MirageInputError as exc:
+            # a side file in a directory (e.g. a parameter table) is skipped, not fatal
+            if found_in_dir and "not a score table" in str(exc):
+                notes.append(f"skipped {path}: neither a score table, lm-eval results nor records")
+                continue
+            raise
         sources.append(str(path))
         if kind == "records":
             record_tables.append(obj)
@@ -85,8 +102,10 @@ def read_inputs(
             if records.num_rows == 0:
                 raise MirageInputError("no records left after --filter", "--filter")
         records = normalize_records(records, "records")
+    if not sources:
+        raise MirageInputError("no score table, lm-eval results or records among the inputs")
     _check_enough_models(scores, records)
-    return Inputs(scores=scores, records=records, sources=tuple(sources), scale_column=scale)
+    return Inputs(scores=scores, records=records, sources=tuple(sources), scale_column=scale, notes=tuple(notes))
 
 
 def _describe_sources(sources) -> str:
@@ -118,8 +137,9 @@ def _apply_filters(frame: pd.DataFrame, filters: dict[str, str], source: str) ->
     return frame.reset_index(drop=True)
 
 
-def _expand(paths: Iterable[str | Path]) -> list[Path]:
-    out: list[Path] = []
+def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+    """Files to read, each with whether it was found by scanning a directory."""
+    out: list[tuple[Path, bool]] = []
     for p in paths:
         p = Path(p)
         if not p.exists():
@@ -133,9 +153,9 @@ def _expand(paths: Iterable[str | Path]) -> list[Path]:
             )
             if not found:
                 raise MirageInputError("directory holds no .csv, .parquet, .jsonl or .json inputs", str(p))
-            out.extend(found)
+            out.extend((f, True) for f in found)
         else:
-            out.append(p)
+            out.append((p, False))
     return out
 
 

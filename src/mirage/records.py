@@ -213,10 +213,10 @@ def read_raw_table(path: str | Path) -> pa.Table:
         if suffix in (".jsonl", ".ndjson"):
             return pa.Table.from_pylist(_read_jsonl(path))
         if suffix == ".csv":
-            return pa.Table.from_pandas(read_csv(path), preserve_index=False)
+            return pa.Table.from_pandas(_arrow_safe(read_csv(path)), preserve_index=False)
     except MirageInputError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, OverflowError) as exc:
         raise MirageInputError(f"malformed {suffix[1:]} file: {_first_line(exc)}", src) from None
     raise MirageInputError(f"unknown file type {suffix!r} (expected .parquet, .jsonl or .csv)", src)
 
@@ -252,6 +252,16 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise MirageInputError(f"malformed CSV: {_first_line(exc)}", str(path)) from None
     if frame.empty:
         raise MirageInputError("CSV has no rows", str(path))
+    return frame
+
+
+def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integers beyond int64 (e.g. training FLOPs ~1e22) become floats instead of overflowing."""
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            vals = frame[col].dropna()
+            if len(vals) and all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+                frame[col] = frame[col].astype(float)
     return frame
 
 

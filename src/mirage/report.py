@@ -292,6 +292,7 @@ def write_analysis_report(path: Path, result, figures, title: str = "mirage anal
             cap = html.escape(f"{task}" + ("" if pd.isna(shots) else f", {int(shots)}-shot"))
             parts.append(f"<figure><img alt=\"{cap}\" src=\"{uri}\"><figcaption>{cap}</figcaption></figure>")
     parts.extend(_prediction_sections(result))
+    parts.extend(_resolution_section(result))
     em = result.emergence.copy()
     if len(em):
         em["_abs"] = em["emergence_score"].abs()
@@ -349,4 +350,20 @@ def _prediction_sections(result) -> list[str]:
                        f"<figcaption>{html.escape(title)}: exact match and token edit distance by target length"
                        "</figcaption></figure>")
             close(fig)
+    return out
+
+
+def _resolution_section(result) -> list[str]:
+    res = result.resolution
+    if res is None or res.empty:
+        return []
+    above = int(res["above_chance"].sum())
+    out = ["<h2>Better statistics: are the small models above chance?</h2>",
+           f"<p>{above} of {len(res)} model × metric points have a Wilson lower bound above chance. "
+           "<code>samples_needed</code> is how many test items would show the model above chance with 80% power "
+           "(using the exact match predicted from the continuous metric where there is one, so a model with "
+           "0 of n right still gets an answer); <code>resolution</code> is 1/(items × target length).</p>"]
+    cols = ["family", "task", "shots", "model", "metric", "n_samples", "value", "ci_low", "ci_high", "chance",
+            "above_chance", "rate_used", "rate_source", "samples_needed", "resolution"]
+    out.append(table_html(res.sort_values(["family", "task", "metric", "scale"])[cols], max_rows=40))
     return out
