@@ -218,6 +218,32 @@ def vision_cmd(
     typer.echo(str(report))
 
 
+@app.command("eval")
+@handle_errors
+def eval_cmd(
+    family: Path = typer.Option(..., "--family", help="Family YAML: family name and models (path or id, revision, params...)."),
+    task: str = typer.Option(..., "--task", help="arithmetic:op=add,digits=2,n=1000,seed=0,shots=3 | BIG-bench task.json[:shots=,n=,seed=] | JSONL file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Record store directory (resumable; one Parquet shard per model and task)."),
+    view: Optional[str] = typer.Option(None, help="generate | choice | both (default: everything the task supports)."),
+    batch_size: int = typer.Option(16, min=1, help="Sequences per forward pass."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps."),
+    dtype: str = typer.Option("float32", help="float32, float16, bfloat16 or auto."),
+    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Generation limit (default: longest target + 16 tokens)."),
+    chunk_size: int = typer.Option(128, min=1, help="Samples per resumable chunk."),
+    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for torch (default: torch's choice; 1 suits small models on a busy machine)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Run every model of a family on a task (mirage.evaluation.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
+    from .evaluation import evaluate_family, load_family, summary_lines
+    from .tasks import load_task
+
+    spec, tsk = load_family(family), load_task(task, view)  # validate both before any model loads
+    result = evaluate_family(spec, tsk, out, batch_size=batch_size, device=device, dtype=dtype,
+                             max_new_tokens=max_new_tokens, chunk_size=chunk_size, progress=not quiet, threads=threads)
+    for line in summary_lines(result):
+        typer.echo(line)
+
+
 # ----------------------------------------------------------------------------- end of commands
 
 
