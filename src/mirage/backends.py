@@ -110,7 +110,7 @@ class HFCausalLM:
 
     def describe(self) -> dict:
         """What identifies the numbers this backend produces (used for resume invalidation)."""
-        return {"ref": self.ref, "revision": self.revision, "dtype": self.dtype, "weights": _checkpoint_fingerprint(self.ref)}
+        return {"ref": self.ref, "revision": self.revision, "dtype": self.dtype, "weights": checkpoint_fingerprint(self.ref)}
 
     # ------------------------------------------------------------------ tokenisation
     def encode(self, text: str) -> list[int]:
@@ -139,8 +139,9 @@ class HFCausalLM:
         logits = out.logits
         if keep and not self._keep_kw:
             logits = logits[:, -keep:]
-        new_cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        return logits, new_cache
+        if not use_cache:
+            return logits, None
+        return logits, out["cache"] if "cache" in out else out["past_key_values"]
 
     def _pad(self, seqs: list[list[int]], side: str):
         """Padded ids, attention mask and position ids (counting real tokens only)."""
@@ -273,7 +274,7 @@ class HFCausalLM:
         return results  # type: ignore[return-value]
 
 
-def _checkpoint_fingerprint(ref: str) -> str:
+def checkpoint_fingerprint(ref: str) -> str:
     """Config text plus weight-file sizes and mtimes of a local checkpoint (cheap for 7B files too);
     for a hub id the id and revision already identify it."""
     path = Path(ref)
