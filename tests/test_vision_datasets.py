@@ -147,7 +147,7 @@ def test_builtin_sklearn_data():
     assert digits.images.shape == (1797, 8, 8, 1) and digits.n_classes == 10
     assert digits.images.max() == 1.0 and digits.images.min() == 0.0
     patches = load_natural_patches()
-    assert patches.images.shape[1:] == (8, 8, 3) and patches.labels is None
+    assert patches.images.shape[1:] == (16, 16, 3) and patches.labels is None
     # the low-contrast filter really removes patches, and the kept ones have contrast
     all_patches = load_natural_patches(min_std=0.0)
     assert len(all_patches.images) > len(patches.images) > 1000

@@ -55,7 +55,7 @@ def test_emergence_table_orients_lower_is_better_metrics():
     assert table.loc["mse", "emergence_score"] == pytest.approx(-4.0)  # falling straight line
     assert table.loc["mse", "oriented_score"] == pytest.approx(4.0)
     assert table.loc["reconstruction_c0.001", "flat_then_jump"]
-    spec = dataclasses.replace(EXPERIMENTS["autoencoder"], family="f")
+    spec = dataclasses.replace(EXPERIMENTS["autoencoder"], family="f", headline="reconstruction_c0.001")
     (comp,) = compare_headline(spec, table.reset_index())
     assert comp.discontinuous_exceeds and comp.continuous_metric == "mse"
 
@@ -72,18 +72,22 @@ def _tiny_digits(n=240, side=8, seed=0):
 
 
 def _small_spec(name, sizes, **kw):
-    return dataclasses.replace(EXPERIMENTS[name], sizes=sizes, quick_epochs=2, **kw)
+    return dataclasses.replace(EXPERIMENTS[name], sizes=sizes, epochs=2, **kw)
 
 
 def test_training_is_deterministic_per_seed():
     spec = _small_spec("cnn", (CNNSize(1, 1, 2), CNNSize(2, 2, 4), CNNSize(4, 4, 8)), ks=(1, 5))
     data = _tiny_digits()
-    a = run_experiment(spec, data, quick=True, seed=7, progress=False)
-    b = run_experiment(spec, data, quick=True, seed=7, progress=False)
-    c = run_experiment(spec, data, quick=True, seed=8, progress=False)
+    a = run_experiment(spec, data, quick=False, seed=7, progress=False)
+    b = run_experiment(spec, data, quick=False, seed=7, progress=False)
+    c = run_experiment(spec, data, quick=False, seed=8, progress=False)
     pd.testing.assert_frame_equal(a.scores, b.scores)
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
     assert not np.allclose(a.scores["value"], c.scores["value"])
+    # the quick run trains every other size, each exactly as the full run does
+    quick = run_experiment(spec, data, quick=True, seed=7, progress=False)
+    assert list(quick.scores["model"].unique()) == [spec.sizes[0].name, spec.sizes[2].name]
+    pd.testing.assert_frame_equal(quick.scores, a.scores[a.scores.model.isin(quick.scores.model)].reset_index(drop=True))
     # every metric comes from the stored predictions
     acc = a.scores[a.scores.metric == "accuracy"].set_index("model")["value"]
     assert (a.predictions.groupby("model")["correct"].mean().reindex(acc.index) == acc).all()
@@ -95,7 +99,7 @@ def test_families_accept_user_image_sizes():
     data = _tiny_digits(n=60, side=28)
     for name, sizes in (("cnn", (CNNSize(1, 1, 2), CNNSize(2, 2, 3), CNNSize(2, 3, 4))),
                         ("transformer", (TransformerSize(4, 1, 1), TransformerSize(8, 1, 2), TransformerSize(8, 2, 2)))):
-        result = run_experiment(_small_spec(name, sizes, ks=(1, 3)), data, quick=True, seed=0, progress=False)
+        result = run_experiment(_small_spec(name, sizes, ks=(1, 3)), data, quick=False, seed=0, progress=False)
         assert result.scores["params"].is_monotonic_increasing
         assert len(result.predictions) == 3 * 24
     with pytest.raises(ValueError, match="square images"):
@@ -121,7 +125,7 @@ def test_emergence_scores_match_core_statistic():
     spec = _small_spec("autoencoder", EXPERIMENTS["autoencoder"].sizes[:3])
     rng = np.random.default_rng(0)
     data = ImageSet("patches", rng.uniform(size=(120, 4, 4, 3)).astype(np.float32), None)
-    result = run_experiment(spec, data, quick=True, seed=0, progress=False)
+    result = run_experiment(spec, data, quick=False, seed=0, progress=False)
     table = emergence_table(result.scores)
     mse = result.scores[result.scores.metric == "mse"]
     expected = emergence_score(mse["params"], mse["value"]).score
