@@ -139,7 +139,9 @@ def _figure(result: ExperimentResult, emergence: pd.DataFrame):
     for ax, metric in zip(axes, continuous):
         g = scores[scores.metric == metric].sort_values("params")
         ax.errorbar(g.params, g.value, yerr=1.96 * g.stderr, marker="o", color="#1f5fa8", capsize=2)
-        ax.set_title(f"{metric} (continuous)\nemergence score {score_of[metric]:.3g}", fontsize=9)
+        lower = not bool(g["higher_is_better"].iloc[0])
+        ax.set_title(f"{metric} (continuous)\nemergence score{' of -' + metric if lower else ''} "
+                     f"{score_of[metric]:.3g}", fontsize=9)
         ax.set_ylabel(metric)
     ax = axes[-1]
     colours = plt.cm.viridis(np.linspace(0.0, 0.85, len(discontinuous)))
