@@ -195,7 +195,7 @@ def meta_cmd(
 def vision_cmd(
     out: Path = typer.Option(Path("mirage-vision"), "--out", "-o", help="Output directory (written atomically)."),
     experiment: str = typer.Option("all", help="cnn, autoencoder, transformer or all."),
-    quick: bool = typer.Option(False, "--quick", help="Short training (about a minute for all three)."),
+    quick: bool = typer.Option(False, "--quick", help="Train every other model size of each family, exactly as the full run does (about a minute for all three)."),
     seed: int = typer.Option(0, help="Seed of the data split, initialisation and batch order."),
     mnist: Optional[Path] = typer.Option(None, help="Directory of MNIST IDX files for the CNN (default: scikit-learn digits)."),
     cifar: Optional[Path] = typer.Option(None, help="Directory of CIFAR-10/100 python batches for the autoencoder (default: photo patches)."),
