@@ -158,3 +158,10 @@ def test_directory_side_files_are_skipped_but_named_files_must_be_readable(tmp_p
     assert len(inputs.scores) == 3 and any("params.csv" in n for n in inputs.notes)
     with pytest.raises(MirageInputError, match="params.csv: not a score table"):
         read_inputs([tmp_path / "params.csv"])
+
+
+def test_directory_scan_passes_over_mirage_outputs(tmp_path):
+    small_table().to_csv(tmp_path / "scores.csv", index=False)
+    pd.DataFrame(dict(family=["f"], task=["t"], metric=["acc"], emergence_score=[1.0])).to_csv(
+        tmp_path / "emergence.csv", index=False)
+    assert len(read_inputs([tmp_path]).scores) == 3

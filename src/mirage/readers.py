@@ -26,6 +26,13 @@ from .records import looks_like_records, normalize_records, read_raw_table
 
 SCORE_REQUIRED = ("family", "model", "task", "metric", "value")
 SCORE_KEY = ("family", "model", "task", "metric", "shots")
+# files mirage itself writes next to its inputs (analyze, theory, meta, eval): derived results,
+# not inputs, so a directory scan passes over them (a file named explicitly is still read)
+MIRAGE_OUTPUTS = frozenset({
+    "manifest.json", "summary.json", "curves.csv", "emergence.csv", "verdicts.csv", "predictions.csv",
+    "prediction_fits.csv", "lengths.csv", "resolution.csv", "samples.parquet", "theory.csv", "crossings.csv",
+    "meta_curves.csv", "meta_emergence.csv", "meta_by_metric.csv", "meta_pairs.csv", "meta_rescore.csv",
+})
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
                 f for f in p.rglob("*")
                 if f.is_file() and f.suffix.lower() in (".csv", ".parquet", ".jsonl", ".json")
                 and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts)
-                and f.name not in ("manifest.json", "summary.json")
+                and f.name not in MIRAGE_OUTPUTS
             )
             if not found:
                 raise MirageInputError("directory holds no .csv, .parquet, .jsonl or .json inputs", str(p))
