@@ -147,6 +147,7 @@ def test_family_spec_errors(tmp_path):
         "family: x\nmodels:\n  - name: a\n    id: org/m\n  - name: a\n    id: org/n\n": "appears twice",
         "family: x\nmodels:\n  - name: a\n    id: org/m\n    size: 3\n": "unknown key",
         "family: [unclosed\n": "malformed YAML",
+        "family: x\nmodels:\n  - name: a\n    path: .\n": "no config.json",
     }
     for text, needle in cases.items():
         spec.write_text(text)

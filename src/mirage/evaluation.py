@@ -124,6 +124,8 @@ def load_family(path: str | Path) -> FamilySpec:
             local = local if local.is_absolute() else (path.parent / local)
             if not local.exists():
                 raise MirageInputError(f"{where}: path {str(m['path'])!r} does not exist (resolved to {local.resolve()})", src)
+            if not (local / "config.json").is_file():
+                raise MirageInputError(f"{where}: {str(m['path'])!r} is not a transformers checkpoint directory (no config.json)", src)
             ref, is_local = str(local.resolve()), True
         else:
             ref, is_local = str(m["id"]), False
