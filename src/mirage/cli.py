@@ -244,6 +244,47 @@ def eval_cmd(
         typer.echo(line)
 
 
+@app.command("train-family")
+@handle_errors
+def train_family_cmd(
+    task: str = typer.Option("arithmetic", help="Training task (only 'arithmetic' so far)."),
+    ops: str = typer.Option("add", help="Operations, comma-separated: add, sub, mul."),
+    digits: str = typer.Option("1,2,3", help="Digits per operand, comma-separated (1-5)."),
+    sizes: Optional[str] = typer.Option(None, help="Model sizes: presets tiny,xs,s,m,l,xl,xxl or LAYERSxWIDTH items (2x64); default tiny..xl."),
+    steps: Optional[int] = typer.Option(None, help="Optimizer steps per model (every size sees the same tokens)."),
+    batch_size: Optional[int] = typer.Option(None, help="Problems per step (default 128; 64 with --quick)."),
+    lr: float = typer.Option(5e-3, help="Peak learning rate at width 64 (scaled by sqrt(64/width), capped at 1e-2)."),
+    heldout: int = typer.Option(1000, help="Held-out problems per (op, digits) cell (at most a fifth of the cell), never trained on."),
+    eval_n: int = typer.Option(200, "--eval-n", help="Held-out problems per cell scored in quick_eval.csv."),
+    seed: int = typer.Option(0, help="Seed of data, initialisation and held-out set."),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: all cores)."),
+    family: str = typer.Option("mirage-arithmetic", help="Family name written to family.yaml."),
+    quick: bool = typer.Option(False, "--quick", help="A small family in well under a minute (still 6 models, >100x params)."),
+    out: Path = typer.Option(Path("mirage-family"), "--out", "-o", help="Output directory (models are reused when already trained with the same settings)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the family.yaml path."),
+):
+    """Train a GPT-2 family on arithmetic (mirage.training.train_family) -> OUT/<model>/, family.yaml, heldout.jsonl, quick_eval.csv."""
+    from .errors import MirageInputError
+    from .training import make_config, train_family
+
+    if task != "arithmetic":
+        raise MirageInputError(f"unknown task {task!r}: only 'arithmetic' can be trained", "--task")
+    cfg = make_config(ops=ops, digits=digits, sizes=sizes, steps=steps, seed=seed, quick=quick, batch_size=batch_size,
+                      lr=lr, heldout_per_cell=heldout, eval_per_cell=eval_n, family=family)
+    result = train_family(cfg, out, threads=threads, progress=not quiet)
+    if not quiet:
+        for m in result.models:
+            typer.echo(f"{m.name:>6}: {m.params:>9,} params, final loss {m.final_loss:.3f}, "
+                       f"{'reused' if m.cached else f'{m.seconds:.1f} s'}")
+        s = result.summary
+        if s:
+            em, lp = s["exact_match"], s["token_logprob"]
+            typer.echo(f"held-out exact match {em['values']} (jump share {em['jump_share']:.2f}); "
+                       f"per-token log-prob {lp['values']} (jump share {lp['jump_share']:.2f}); "
+                       f"{len(result.models)} models in {result.seconds:.1f} s")
+    typer.echo(str(result.family_yaml))
+
+
 # ----------------------------------------------------------------------------- end of commands
 
 
