@@ -164,13 +164,13 @@ def run_lm_eval(tmp: Path, task, args) -> float:
             for s in task.samples]
     (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = (f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data / 'test.jsonl'}\n"
-              "test_split: test\ndoc_to_text: '{{prompt}}'\n")
-    (data / "gen.yaml").write_text("task: mirage_gen\n" + common + "output_type: generate_until\ndoc_to_target: '{{target}}'\n"
+              "test_split: test\ndoc_to_text: prompt\n")
+    (data / "gen.yaml").write_text("task: mirage_gen\n" + common + "output_type: generate_until\ndoc_to_target: target\n"
                                    "target_delimiter: ''\ngeneration_kwargs:\n  until: ['\\n']\n  do_sample: false\n  max_gen_toks: 8\n"
                                    "metric_list:\n  - metric: exact_match\n")
-    (data / "mc.yaml").write_text("task: mirage_mc\n" + common + "output_type: multiple_choice\ndoc_to_target: '{{label}}'\n"
-                                  "doc_to_choice: '{{choices}}'\ntarget_delimiter: ''\nmetric_list:\n  - metric: acc\n")
-    (data / "ll.yaml").write_text("task: mirage_ll\n" + common + "output_type: loglikelihood\ndoc_to_target: '{{target}}'\n"
+    (data / "mc.yaml").write_text("task: mirage_mc\n" + common + "output_type: multiple_choice\ndoc_to_target: label\n"
+                                  "doc_to_choice: choices\ntarget_delimiter: ''\nmetric_list:\n  - metric: acc\n")
+    (data / "ll.yaml").write_text("task: mirage_ll\n" + common + "output_type: loglikelihood\ndoc_to_target: target\n"
                                   "target_delimiter: ''\nmetric_list:\n  - metric: perplexity\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     t0 = time.perf_counter()
