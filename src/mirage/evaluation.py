@@ -195,6 +195,9 @@ def _run_model(fam, spec, task, store, digest, chunk_size, max_new_tokens, make_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from .fsio import write_parquet
+    from .records import normalize_records
+
     shard = store / _slug(fam.family) / _slug(spec.name) / f"{_slug(task.name)}.parquet"
     parts_root = store / ".parts" / _slug(fam.family) / _slug(spec.name)
     parts_dir = parts_root / f"{_slug(task.name)}-{digest}"
@@ -216,15 +219,11 @@ def _run_model(fam, spec, task, store, digest, chunk_size, max_new_tokens, make_
         try:
             for i in todo:
                 table = _chunk_records(backend, fam, spec, task, chunks[i], scales, limit)
-                from .fsio import write_parquet
-
                 write_parquet(parts_dir / _part_name(i), table)
                 n_computed += len(chunks[i])
                 bar.update(len(chunks[i]))
         finally:
             bar.close()
-    from .records import normalize_records
-
     parts = [pq.read_table(parts_dir / _part_name(i)) for i in range(len(chunks))]
     table = normalize_records(pa.concat_tables(parts), str(parts_dir))
     meta = dict(table.schema.metadata or {})
@@ -237,6 +236,8 @@ def _run_model(fam, spec, task, store, digest, chunk_size, max_new_tokens, make_
 def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, samples, scales: dict, max_new_tokens: int):
     """One record per sample: target log-probs always; output and/or option scores per view."""
     import pyarrow as pa
+
+    from .records import RECORD_SCHEMA
 
     prompts = [s.prompt for s in samples]
     scored = backend.score_targets(prompts, [s.target for s in samples])
@@ -256,8 +257,6 @@ def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, sample
         for key in SCALE_COLUMNS:
             row[key] = scales.get(key)
         rows.append(row)
-    from .records import RECORD_SCHEMA
-
     extra = [("shots", pa.int64()), ("output_regex", pa.string())] + [(k, pa.float64()) for k in SCALE_COLUMNS]
     schema = pa.schema(list(RECORD_SCHEMA) + [pa.field(n, t) for n, t in extra])
     return pa.Table.from_pylist(rows, schema=schema)

@@ -106,8 +106,6 @@ def _split_spec(spec: str) -> tuple[str, dict[str, str]]:
         head, tail = spec.rsplit(":", 1)
         if "=" in tail or head == "arithmetic":
             return head, _parse_options(tail, spec)
-    if spec == "arithmetic":
-        return spec, {}
     return spec, {}
 
 
