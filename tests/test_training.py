@@ -4,6 +4,7 @@ per-token log-probability (measured on the quick family, not assumed)."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,32 @@ def test_models_reload_offline_and_answer_the_eval_prompt(quick_family):
         gen = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
     text = tok.decode(gen[0, ids.shape[1]:])
     assert text.startswith(" ") and text[1:2].isdigit(), f"model output {text!r} is not an answer"
+
+
+def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, tmp_path):
+    """The family is evaluated by ``mirage eval`` as it is written (family.yaml, the prompt format,
+    its generation budget), and its greedy outputs match the teacher-forced exact match."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mirage.evaluation import evaluate_family
+    from mirage.training import Problem, score_heldout
+
+    spec = yaml.safe_load((quick_family / "family.yaml").read_text())
+    largest = spec["models"][-1]
+    one = tmp_path / "one.yaml"
+    one.write_text(yaml.safe_dump({"family": spec["family"], "models": [
+        {**largest, "path": str((quick_family / largest["path"]).resolve())}]}))
+    evaluate_family(one, "arithmetic:op=add,digits=2,n=40,seed=0", tmp_path / "store", view="generate",
+                    progress=False, threads=1)
+    records = pd.concat(pd.read_parquet(f) for f in sorted((tmp_path / "store").rglob("*.parquet")))
+    assert len(records) == 40
+    eval_exact = (records["output"].str.strip() == records["target"].str.strip()).to_numpy()
+    path = quick_family / largest["path"]
+    operands = [[int(x) for x in re.findall(r"\d+", p)] for p in records["prompt"]]
+    problems = [Problem("add", a, b, 2) for a, b in operands]
+    assert [p.prompt for p in problems] == records["prompt"].tolist()
+    ours = score_heldout(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), problems)
+    np.testing.assert_array_equal(eval_exact, ours["exact_match"].to_numpy())
 
 
 def test_heldout_problems_never_trained_on(quick_family):

@@ -164,7 +164,7 @@ class ModelSize:
 # Widths and depths chosen so a family spans two orders of magnitude in parameters while its
 # largest model still trains in well under a minute on 2 cores.
 SIZE_PRESETS = {
-    "tiny": ModelSize("tiny", 1, 8),
+    "tiny": ModelSize("tiny", 1, 6),
     "xs": ModelSize("xs", 1, 16),
     "s": ModelSize("s", 1, 32),
     "m": ModelSize("m", 2, 40),
@@ -174,7 +174,7 @@ SIZE_PRESETS = {
 }
 # Measured (docs/training.md): with equal tokens the 4x96 "xl" saturates at the loss of "l" while
 # costing 3.5x its time, so neither family includes it by default.
-DEFAULT_SIZES = ("tiny", "xs", "1x24", "s", "m", "l")  # 1.5 k - 155 k parameters (105x)
+DEFAULT_SIZES = ("tiny", "xs", "1x24", "s", "m", "l")  # 1.1 k - 156 k parameters (about 140x)
 QUICK_SIZES = DEFAULT_SIZES
 
 
@@ -223,7 +223,7 @@ class TrainConfig:
         for key in ("sizes", "family", "eval_per_cell"):  # these do not change any weight
             d.pop(key)
         d["size"] = asdict(size)
-        d["format"] = 1
+        d["format"] = 2  # bumped whenever the code changes what a setting produces
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -546,7 +546,9 @@ def train_family(cfg: TrainConfig, out: str | os.PathLike, *, threads: int | Non
                           [arithmetic_target(int(x), o, int(y)) for o, x, y in zip(train_ops, a, b)])
     longest = max(len(arithmetic_question(10**d - 1, 10**d - 1, o) + arithmetic_target(10**d - 1, o, 10**d - 1))
                   for o in cfg.ops for d in cfg.digits)
-    n_positions = 8 * math.ceil((longest + 8) / 8)  # room for <eos> and a few more characters
+    # room for what mirage eval asks of a model: the prompt plus the longest target plus 16 new
+    # tokens (its generation budget); fewer positions and it would cut the front of the prompt
+    n_positions = 8 * math.ceil((longest + 24) / 8)
 
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "heldout.jsonl", "".join(
