@@ -91,7 +91,6 @@ def main() -> None:
     import torch
 
     from mirage.backends import HFCausalLM
-    from mirage.evaluation import evaluate_family
     from mirage.tasks import arithmetic_task
     from tiny_models import make_tiny_gpt2
 
@@ -129,16 +128,19 @@ def main() -> None:
         print(f"(c) full recomputation / KV-cached multiple choice, whole family: "
               f"{sum(r[5] for r in rows) / sum(r[4] for r in rows):.1f}x")
 
-        store = tmp / "store"
+        # the command line, as a user runs it: process start, imports and model loading included
+        cmd = [sys.executable, "-c", "from mirage.cli import main; main()", "eval", "--family", str(tmp / "family.yaml"),
+               "--task", task.source, "--out", str(tmp / "store"), "--batch-size", str(args.batch_size),
+               "--max-new-tokens", "8", "--quiet"] + (["--threads", str(args.threads)] if args.threads else [])
         t0 = time.perf_counter()
-        evaluate_family(tmp / "family.yaml", task, store, batch_size=args.batch_size, max_new_tokens=8,
-                        progress=False, threads=args.threads)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         t_family = time.perf_counter() - t0
-        print(f"(d) mirage eval, whole family (generation 8 tokens + 7-way MC + log-likelihood, "
-              f"{len(prompts)} problems, incl. model loading): {t_family:.1f} s")
+        print(f"(d) mirage eval command, whole family (generation <= 8 tokens + 7-way MC + log-likelihood, "
+              f"{len(prompts)} problems, incl. start-up and model loading): {t_family:.1f} s")
         if args.lm_eval:
             t_lm = run_lm_eval(tmp, task, args)
             print(f"(b) lm-evaluation-harness, same requests: {t_lm:.1f} s; mirage is {t_lm / t_family:.1f}x faster (aim >= 3x)")
+            print(f"    agreement with lm-eval per sample: {agreement_with_lm_eval(tmp, args.batch_size)}")
         else:
             print("(b) lm-eval comparison not run (pass --lm-eval; installs lm-eval 0.4.x into its own venv)")
 
@@ -157,7 +159,7 @@ def run_lm_eval(tmp: Path, task, args) -> float:
 
         shared = Path(torch.__file__).resolve().parents[1]
         (site / "mirage_shared.pth").write_text(str(shared) + "\n")
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "lm-eval>=0.4,<0.5"], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "lm-eval[hf]>=0.4,<0.5"], check=True)
     data = tmp / "lm_eval_data"
     data.mkdir(exist_ok=True)
     rows = [{"prompt": s.prompt, "target": s.target, "choices": list(s.choices), "label": s.correct_choice}
@@ -166,21 +168,48 @@ def run_lm_eval(tmp: Path, task, args) -> float:
     common = (f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data / 'test.jsonl'}\n"
               "test_split: test\ndoc_to_text: prompt\n")
     (data / "gen.yaml").write_text("task: mirage_gen\n" + common + "output_type: generate_until\ndoc_to_target: target\n"
-                                   "target_delimiter: ''\ngeneration_kwargs:\n  until: ['\\n']\n  do_sample: false\n  max_gen_toks: 8\n"
+                                   "target_delimiter: ''\ngeneration_kwargs:\n  until: [\"\\n\"]\n  do_sample: false\n  max_gen_toks: 8\n"
                                    "metric_list:\n  - metric: exact_match\n")
     (data / "mc.yaml").write_text("task: mirage_mc\n" + common + "output_type: multiple_choice\ndoc_to_target: label\n"
                                   "doc_to_choice: choices\ntarget_delimiter: ''\nmetric_list:\n  - metric: acc\n")
     (data / "ll.yaml").write_text("task: mirage_ll\n" + common + "output_type: loglikelihood\ndoc_to_target: target\n"
                                   "target_delimiter: ''\nmetric_list:\n  - metric: perplexity\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    if args.threads:  # the same CPU threads as mirage got
+        env["OMP_NUM_THREADS"] = str(args.threads)
     t0 = time.perf_counter()
     for n_layer, n_embd in SIZES:
         model = tmp / f"l{n_layer}x{n_embd}"
         subprocess.run([str(venv / "bin" / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model}",
                         "--tasks", "mirage_gen,mirage_mc,mirage_ll", "--include_path", str(data),
-                        "--batch_size", str(args.batch_size), "--device", "cpu", "--output_path", str(tmp / "lm_eval_out")],
+                        "--batch_size", str(args.batch_size), "--device", "cpu", "--output_path", str(tmp / "lm_eval_out"),
+                        "--log_samples"],
                        check=True, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
+
+
+def agreement_with_lm_eval(tmp: Path, batch_size: int) -> dict:
+    """Per-sample numbers of both tools on the largest model: max |difference| of option and
+    target log-likelihoods, and the share of identical greedy outputs."""
+    from mirage.backends import HFCausalLM
+
+    name = f"l{SIZES[-1][0]}x{SIZES[-1][1]}"
+    backend = HFCausalLM(str(tmp / name), batch_size=batch_size)
+
+    def samples(kind: str) -> list[dict]:
+        path = next((tmp / "lm_eval_out").glob(f"*{name}/samples_mirage_{kind}_*.jsonl"))
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    mc, ll, gen = samples("mc"), samples("ll"), samples("gen")
+    ours = backend.score_choices([d["doc"]["prompt"] for d in mc], [d["doc"]["choices"] for d in mc])
+    mc_diff = max(abs(a - float(r[0])) for o, d in zip(ours, mc) for a, r in zip(o.logprobs, d["filtered_resps"]))
+    ours = backend.score_targets([d["doc"]["prompt"] for d in ll], [d["doc"]["target"] for d in ll])
+    ll_diff = max(abs(o.logprobs.sum() - float(d["filtered_resps"][0][0])) for o, d in zip(ours, ll))
+    outs = backend.generate([d["doc"]["prompt"] for d in gen], ["\n"], 8)
+    same = sum(o.text == (d["filtered_resps"][0] if isinstance(d["filtered_resps"], list) else d["filtered_resps"])
+               for o, d in zip(outs, gen))
+    return {"model": name, "choice_logprob_max_abs_diff": mc_diff, "target_logprob_max_abs_diff": ll_diff,
+            "same_greedy_output": same / len(gen)}
 
 
 if __name__ == "__main__":
