@@ -73,7 +73,10 @@ class HFCausalLM:
                  batch_size: int = 16, padding_side: str = "left"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        # mirage shows one progress bar per model; transformers' per-file loading bars are noise
+        hf_logging.disable_progress_bar()
         if dtype not in DTYPES:
             raise MirageInputError(f"unknown dtype {dtype!r} (expected {', '.join(DTYPES)})", "--dtype")
         if device.split(":")[0] not in DEVICES:
