@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mirage.cli import app
+from mirage.demo import bundled_path
 from mirage.errors import MirageInputError
 from mirage.meta import (
     curve_emergence,
@@ -25,11 +26,11 @@ from mirage.synthetic import power_law_p, synthetic_records
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures"
-SHARED_DATA = TESTS.parent.parent / "shared" / "data"
 
 BIGBENCH = FIXTURES / "bigbench_results"
-PYTHIA = SHARED_DATA / "real" / "pythia_scaling.csv"
-OPT_BLOOM = SHARED_DATA / "real" / "opt_bloom_scaling.csv"
+# the package bundles the same real tables as shared/data/real, so tests need no ../shared
+PYTHIA = bundled_path("pythia_scaling.csv")
+OPT_BLOOM = bundled_path("opt_bloom_scaling.csv")
 
 
 def curve_rows(family, task, metric, kind, values, higher=True, scales=None):

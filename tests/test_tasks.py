@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import FIXTURES
 from mirage.errors import MirageInputError
 from mirage.tasks import arithmetic_task, load_task
 
-BIGBENCH = SHARED_DATA / "bigbench"
+BIGBENCH = FIXTURES / "bigbench"  # copies of shared/data/bigbench files
 needs_bigbench = pytest.mark.skipif(not BIGBENCH.is_dir(), reason="shared BIG-bench data not present")
 QUESTION = re.compile(r"Q: What is (\d+) (plus|minus|times) (\d+)\?\nA:")
 OPS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": lambda a, b: a * b}
