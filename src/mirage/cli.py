@@ -119,12 +119,19 @@ def _print_result(result, out: Path, quiet: bool) -> None:
 @app.command("demo")
 @handle_errors
 def demo_cmd(
-    out: Path = typer.Option(Path("mirage-demo"), "--out", "-o", help="Output directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default mirage-demo, or mirage-demo-trained with --trained)."),
+    trained: bool = typer.Option(False, "--trained", help="Train a family here, evaluate it and analyse it (minutes) instead of the bundled results."),
+    quick: bool = typer.Option(False, "--quick", help="With --trained: the quick family (fewer steps) and 300 problems."),
+    seed: int = typer.Option(0, help="With --trained: seed of training, problem choice and bootstrap."),
+    threads: int = typer.Option(1, min=1, help="With --trained: torch threads (1 is fastest for these tiny models)."),
 ):
-    """The story end to end on the bundled real score tables (Pythia, OPT, BLOOM); no downloads."""
-    from .demo import run_demo
+    """The story end to end, no downloads: the bundled real score tables (Pythia, OPT, BLOOM), or with --trained a family trained here."""
+    from .demo import run_demo, run_trained_demo
 
-    run_demo(out)
+    if trained:
+        run_trained_demo(out or Path("mirage-demo-trained"), quick=quick, seed=seed, threads=threads)
+    else:
+        run_demo(out or Path("mirage-demo"))
 
 
 @app.command("theory")
