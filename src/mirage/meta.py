@@ -385,7 +385,7 @@ def read_meta_inputs(paths: Sequence[str | Path], *, scale: str = "params", filt
     every other file goes to :func:`mirage.readers.read_inputs`.
     """
     from .bigbench_results import load_json, looks_like_bigbench_results, read_bigbench_results
-    from .readers import Inputs, _apply_filters, expand_inputs, normalize_score_table, parse_filters, read_inputs, validate_scores
+    from .readers import Inputs, apply_filters, expand_inputs, normalize_score_table, parse_filters, read_inputs, validate_scores
 
     bigbench, others = [], []
     for f, _ in expand_inputs(paths):
@@ -401,7 +401,7 @@ def read_meta_inputs(paths: Sequence[str | Path], *, scale: str = "params", filt
     bb = normalize_score_table(read_bigbench_results(bigbench), src, scale=scale)
     filters = parse_filters(filters)
     if filters:
-        bb = _apply_filters(bb, filters, src)
+        bb = apply_filters(bb, filters, src)
     scores = bb if base is None or base.scores is None else pd.concat([base.scores, bb], ignore_index=True, sort=False)
     scores = validate_scores(scores, src)
     sources = (base.sources if base else ()) + tuple(map(str, bigbench))
@@ -434,9 +434,9 @@ _KIND_COLOUR = {"discontinuous": "#b3261e", "nonlinear": "#e08a00", "linear": "#
 def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metrics: int = 25):
     """Relative emergence score of every scored curve, one row per metric (symlog axis);
     ``inf`` (flat then jump) is drawn at the right edge."""
-    from .report import _pyplot
+    from .report import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     scored = emergence[~emergence["insufficient"]]
     order = (scored.groupby("metric")["relative_score"].size().sort_values(ascending=False).head(max_metrics).index)
     order = sorted(order, key=lambda m: -np.nan_to_num(scored.loc[scored["metric"] == m, "relative_score"].median(), nan=-1e300, posinf=1e300, neginf=-1e300))
@@ -476,9 +476,9 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
 def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.DataFrame, top: int = 12):
     """The strongest apparent emergences, one panel each; where a continuous metric of the same
     family and task exists its curve is drawn too (blue, rescaled onto the panel's range)."""
-    from .report import _pyplot
+    from .report import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     chosen = emergence[emergence["apparent_emergence"]].head(top)
     if chosen.empty:
         return None

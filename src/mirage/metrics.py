@@ -20,9 +20,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .errors import MirageInputError
+from .records import list_lengths
 
 KINDS = ("discontinuous", "nonlinear", "linear")
 SHARP_KINDS = ("discontinuous", "nonlinear")
@@ -48,11 +48,7 @@ class RecordView:
 
     # -- list helpers -----------------------------------------------------------------------
     def list_lengths(self, column: str) -> np.ndarray:
-        def f():
-            v = pc.list_value_length(self.table.column(column)).to_numpy(zero_copy_only=False)
-            return np.asarray(pd.array(v, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
-
-        return self._cached(f"len:{column}", f)
+        return self._cached(f"len:{column}", lambda: list_lengths(self.table.column(column)))
 
     def list_sums(self, column: str) -> np.ndarray:
         """Sum of each numeric list (NaN for null lists, 0 for empty ones)."""

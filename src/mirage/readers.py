@@ -91,7 +91,7 @@ def read_inputs(
     scores = None
     if score_frames:
         scores = pd.concat(score_frames, ignore_index=True, sort=False)
-        scores = _apply_filters(scores, filters, "score table")
+        scores = apply_filters(scores, filters, "score table")
         scores = validate_scores(scores, _describe_sources(scores["source"].unique()))
     records = None
     if record_tables:
@@ -134,7 +134,7 @@ def parse_filters(filters) -> dict[str, str]:
     return out
 
 
-def _apply_filters(frame: pd.DataFrame, filters: dict[str, str], source: str) -> pd.DataFrame:
+def apply_filters(frame: pd.DataFrame, filters: dict[str, str], source: str) -> pd.DataFrame:
     for col, val in filters.items():
         if col not in frame.columns:
             raise MirageInputError(f"no column {col!r} to filter on (columns: {', '.join(map(str, frame.columns))})", "--filter")

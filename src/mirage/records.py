@@ -32,7 +32,6 @@ Records are stored as Parquet; JSONL is accepted as input. Token lists may be gi
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Iterable
 
@@ -147,13 +146,13 @@ def _validate(table: pa.Table, source: str) -> None:
             raise MirageInputError("column 'target_logprobs' contains NaN", source)
         if (flat > 1e-6).any():
             raise MirageInputError("column 'target_logprobs' has positive log-probabilities", source)
-        tl = _list_lengths(table.column("target_tokens"))
-        ll = _list_lengths(lp)
-        both = (tl >= 0) & (ll >= 0)
+        tl = list_lengths(table.column("target_tokens"))
+        ll = list_lengths(lp)
+        both = ~np.isnan(tl) & ~np.isnan(ll)
         if (tl[both] != ll[both]).any():
             i = int(np.flatnonzero(both & (tl != ll))[0])
             raise MirageInputError(
-                f"row {i}: target_logprobs has {ll[i]} values but target_tokens has {tl[i]} tokens", source
+                f"row {i}: target_logprobs has {int(ll[i])} values but target_tokens has {int(tl[i])} tokens", source
             )
     keys = table.select(list(KEY_COLUMNS)).to_pandas()
     dup = keys.duplicated()
@@ -172,12 +171,12 @@ def _validate(table: pa.Table, source: str) -> None:
         )
 
 
-def _list_lengths(col: pa.ChunkedArray) -> np.ndarray:
-    """Length of each list, -1 for null lists."""
+def list_lengths(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Length of each list as floats, NaN for null lists."""
     import pyarrow.compute as pc
 
     lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
-    return np.where(pd.isna(lengths), -1, lengths).astype(np.int64)
+    return np.asarray(pd.array(lengths, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
 
 
 def read_records(path: str | Path) -> pa.Table:
@@ -277,8 +276,4 @@ def write_records(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
 
 def records_from_rows(rows: list[dict], source: str = "records") -> pa.Table:
     """Build a validated record table from Python dicts (handy in notebooks and tests)."""
-    for i, row in enumerate(rows):
-        for k, v in row.items():
-            if isinstance(v, float) and math.isnan(v) and k in ("scale",):
-                raise MirageInputError(f"row {i}: {k} is NaN", source)
     return normalize_records(pa.Table.from_pylist(rows), source)

@@ -24,7 +24,8 @@ VERDICT_COLOUR = {
 }
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed); the one place that sets it."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -96,7 +97,7 @@ def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = 
     Each family is one colour; points are models, bands the confidence intervals, the x axis
     the scale on a log axis. ``overlay(ax, metric, family_colours)`` may draw predictions.
     """
-    plt = _pyplot()
+    plt = pyplot()
     metrics = (curves[["metric", "metric_kind"]].drop_duplicates()
                .assign(order=lambda f: f["metric_kind"].map(_KIND_ORDER).fillna(9))
                .sort_values(["order", "metric"]))
@@ -137,7 +138,7 @@ def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = 
 
 
 def close(fig) -> None:
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def prediction_overlay(predictions: pd.DataFrame | None):
@@ -328,7 +329,7 @@ def _prediction_sections(result) -> list[str]:
         out.append("<h2>Target length</h2><p>At a fixed model the theory says exact match falls geometrically "
                    "with target length (<code>p̂^L</code>, dashed) while token edit distance grows linearly "
                    "(<code>L(1-p̂)</code>).</p>")
-        plt = _pyplot()
+        plt = pyplot()
         keys = [k for k in ("family", "task", "shots") if k in lengths.columns]
         for key, g in list(lengths.groupby(keys, dropna=False))[:6]:
             fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))

@@ -747,9 +747,9 @@ def run_theory(law: PowerLaw, lengths: Sequence[int], n_min: float = DEFAULT_N_M
 
 def theory_figure(result: TheoryResult, law: PowerLaw, n_choices: int = 2):
     """The paper's Figure 2: loss and p smooth; accuracy and the choice grade sharp; edit distance and Brier smooth."""
-    from .report import _pyplot
+    from .report import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     t = result.table
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.2))
     first = t[t["length"] == t["length"].min()]

@@ -126,11 +126,9 @@ def write_vision(run: VisionRun, out: str | Path, *, quick: bool, seed: int) -> 
 
 def _figure(result: ExperimentResult, emergence: pd.DataFrame):
     """Continuous metrics (one panel each) beside all discontinuous ones, against parameters."""
-    import matplotlib
+    from ..report import pyplot
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     scores = result.scores
     continuous = [m for m in scores["metric"].unique() if (scores.loc[scores.metric == m, "metric_kind"] == "linear").all()]
     discontinuous = [m for m in scores["metric"].unique() if m not in continuous]
