@@ -310,6 +310,15 @@ def _scaled_ci(metric: str, g: pd.DataFrame):
     return lo, hi
 
 
+def curve_sharpness(metric: str, curve: pd.DataFrame):
+    """Sharpness of one curve (rows of ``curves`` for one family, task and metric) measured the way
+    the emergence table and the verdicts measure it: sorted by scale, continuous metrics on their
+    per-token probability scale, with their intervals. ``.is_sharp(settings.sharpness_threshold)``
+    is the verdicts' "sharp"."""
+    g = curve.sort_values("scale", kind="stable")
+    return jump_sharpness(g["scale"], _scaled(metric, g), *_scaled_ci(metric, g))
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 _PARTNERS = {
