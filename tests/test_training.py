@@ -52,22 +52,21 @@ def test_models_reload_offline_and_answer_the_eval_prompt(quick_family):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mirage.tasks import arithmetic_task
-
     spec = yaml.safe_load((quick_family / "family.yaml").read_text())
     largest = quick_family / spec["models"][-1]["path"]
     tok = AutoTokenizer.from_pretrained(largest, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(largest, local_files_only=True)
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params == spec["models"][-1]["params"]
-    # the prompt mirage eval poses, character by character
-    sample = arithmetic_task(op="add", digits=1, n=5, seed=0, view="generate").samples[0]
-    ids = tok(sample.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    assert ids.shape[1] == len(sample.prompt) and tok.unk_token_id not in ids[0].tolist()
+    # a held-out prompt, character by character
+    sample = json.loads((quick_family / "heldout.jsonl").read_text().splitlines()[0])
+    assert re.fullmatch(r"\d{4}\+\d{4}=", sample["prompt"]) and sample["target"].isdigit()
+    ids = tok(sample["prompt"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    assert ids.shape[1] == len(sample["prompt"]) and tok.unk_token_id not in ids[0].tolist()
     with torch.no_grad():
-        gen = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
+        gen = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
     text = tok.decode(gen[0, ids.shape[1]:])
-    assert text.startswith(" ") and text[1:2].isdigit(), f"model output {text!r} is not an answer"
+    assert re.match(r"\d+\n", text), f"model output {text!r} is not an answer ended by a newline"
 
 
 def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, tmp_path):
@@ -83,15 +82,17 @@ def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, t
     one = tmp_path / "one.yaml"
     one.write_text(yaml.safe_dump({"family": spec["family"], "models": [
         {**largest, "path": str((quick_family / largest["path"]).resolve())}]}))
-    evaluate_family(one, "arithmetic:op=add,digits=2,n=40,seed=0", tmp_path / "store", view="generate",
-                    progress=False, threads=1)
+    evaluate_family(one, f"{quick_family / 'heldout.jsonl'}:n=60,seed=0", tmp_path / "store", progress=False,
+                    threads=1)
     records = pd.concat(pd.read_parquet(f) for f in sorted((tmp_path / "store").rglob("*.parquet")))
-    assert len(records) == 40
+    assert len(records) == 60 and records["target"].str.len().nunique() >= 3  # several answer lengths
     eval_exact = (records["output"].str.strip() == records["target"].str.strip()).to_numpy()
+    assert eval_exact.mean() > 0  # the largest model answers some held-out problems
     path = quick_family / largest["path"]
-    operands = [[int(x) for x in re.findall(r"\d+", p)] for p in records["prompt"]]
-    problems = [Problem("add", a, b, 2) for a, b in operands]
+    operands = [[int(x[::-1]) for x in re.findall(r"\d+", p)] for p in records["prompt"]]  # digits reversed
+    problems = [Problem("add", a, b, max(len(str(a)), len(str(b))), 4) for a, b in operands]
     assert [p.prompt for p in problems] == records["prompt"].tolist()
+    assert [p.target for p in problems] == records["target"].tolist()
     ours = score_heldout(AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path), problems)
     np.testing.assert_array_equal(eval_exact, ours["exact_match"].to_numpy())
 
@@ -104,12 +105,22 @@ def test_heldout_problems_never_trained_on(quick_family):
     assert len(keys) == len(heldout) == len(set(keys.tolist()))
     ops, a, b = make_training_stream(cfg.ops, cfg.digits, cfg.steps * cfg.batch_size, keys, cfg.seed)
     assert find_overlap(encode_keys(ops, a, b), keys).n_shared == 0
-    # the held-out set is what `mirage eval --task arithmetic:...,seed=0` asks (a prefix of it)
+    # the held-out pairs are those `arithmetic:op=add,digits=2,...,seed=0` draws (a prefix of them)
     from mirage.tasks import arithmetic_task
 
     task = arithmetic_task(op="add", digits=2, n=50, seed=cfg.seed, view="generate")
-    asked = {(s.prompt, s.target) for s in task.samples}
-    assert asked <= {(h["prompt"], h["target"]) for h in heldout}
+    asked = {(int(s.metadata["a"]), int(s.metadata["b"])) for s in task.samples}
+    assert asked <= {(h["a"], h["b"]) for h in heldout if h["digits"] == 2}
+
+
+def test_answer_format_is_reversed_and_padded():
+    from mirage.training import arithmetic_prompt, arithmetic_target
+
+    assert arithmetic_prompt(457, "add", 312, 5) == "75400+21300=" and arithmetic_target(457, "add", 312) == "9670"
+    assert arithmetic_target(3, "add", 4) == "70" and arithmetic_target(95, "add", 7) == "201"
+    assert arithmetic_target(12, "sub", 45) == "33-" and arithmetic_target(12, "mul", 45) == "0450"
+    for a, b in [(0, 0), (99, 99), (12345, 67890)]:  # reading the digits back gives the sum
+        assert int(arithmetic_target(a, "add", b)[::-1]) == a + b
 
 
 def test_overlap_is_caught():

@@ -36,20 +36,46 @@ import numpy as np
 import pandas as pd
 
 from .errors import MirageInputError
-from .tasks import OPS, arithmetic_question, arithmetic_task
+from .tasks import OPS, arithmetic_task
 
 # --------------------------------------------------------------------------- problems
 
 MAX_DIGITS = 5
-# every character the arithmetic prompts and answers use; a small vocabulary keeps the embedding
-# of the tiniest model small, so the family spans a wide range of parameter counts
-ARITHMETIC_ALPHABET = "0123456789 -?:\nAQWabehilmnpstuw"
-ANSWER_END = "\n"  # what ends an answer in training; mirage eval stops arithmetic generation at it
+# every character the prompts and answers use; a small vocabulary keeps the embedding of the
+# tiniest model small, so the family spans a wide range of parameter counts
+ARITHMETIC_ALPHABET = "0123456789+-*=\n"
+ANSWER_END = "\n"  # what ends an answer in training; mirage eval stops generation at it
+OP_SYMBOLS = {"add": "+", "sub": "-", "mul": "*"}
+
+
+def arithmetic_prompt(a: int, op: str, b: int, width: int) -> str:
+    """``7540+2130=`` for 457 + 312 at width 4: both operands written least-significant digit
+    first and padded with zeros to ``width`` digits, like the answer. Digit i of each operand then
+    sits at the same position in every prompt and at the same distance before answer digit i, so
+    a model this small can line digits up by position alone (measured in docs/training.md: with
+    most-significant-first operands the family's per-token accuracy was far less regular in
+    size)."""
+    sym = OP_SYMBOLS[op]
+    return f"{str(a)[::-1].ljust(width, '0')}{sym}{str(b)[::-1].ljust(width, '0')}="
+
+
+def answer_digits(a: int, op: str, b: int) -> int:
+    """How many digits the answer is written with: enough for any result of operands this long
+    (one more than the longer operand for add, the longer operand's for sub, both for mul), so
+    the answer's length is read off the prompt rather than computed from the carries."""
+    la, lb = len(str(a)), len(str(b))
+    return {"add": max(la, lb) + 1, "sub": max(la, lb), "mul": la + lb}[op]
 
 
 def arithmetic_target(a: int, op: str, b: int) -> str:
-    """The answer continuation of ``arithmetic_question`` (``tasks.py``): a space, then the number."""
-    return f" {OPS[op][1](a, b)}"
+    """The answer written least-significant digit first, zero-padded to ``answer_digits``
+    (457 + 312 -> ``9670``); a negative difference ends with ``-``. Reversed digits let a model
+    emit each digit right after the carry that decides it (Lee et al. 2023, "Teaching arithmetic
+    to small transformers"): written most-significant first, the first digit depends on every
+    carry below it, which models this small do not learn in a CPU-minute."""
+    value = OPS[op][1](a, b)
+    text = str(abs(value)).zfill(answer_digits(a, op, b))[::-1]
+    return text + ("-" if value < 0 else "")
 
 
 @dataclass(frozen=True)
@@ -58,10 +84,11 @@ class Problem:
     a: int
     b: int
     digits: int
+    width: int = MAX_DIGITS
 
     @property
     def prompt(self) -> str:
-        return arithmetic_question(self.a, self.b, self.op)
+        return arithmetic_prompt(self.a, self.op, self.b, self.width)
 
     @property
     def target(self) -> str:
@@ -93,15 +120,16 @@ def heldout_size(digits: int, per_cell: int) -> int:
 
 
 def make_heldout(ops: Sequence[str], digits: Sequence[int], per_cell: int, seed: int) -> list[Problem]:
-    """The problems ``mirage eval --task arithmetic:op=OP,digits=D,n=N,seed=SEED`` poses, for every
-    (op, digits) cell, N = ``heldout_size``: the very generator of ``tasks.py``, so any evaluation
-    with this seed and at most N problems per cell asks only held-out problems (its pairs for a
-    smaller n are a prefix of these)."""
+    """The held-out problems of every (op, digits) cell: the operand pairs that
+    ``arithmetic:op=OP,digits=D,n=N,seed=SEED`` draws (the very generator of ``tasks.py``),
+    N = ``heldout_size``, written in the family's format (operands padded to the largest digit
+    count). The family is evaluated on these (``heldout.jsonl``); training never sees them."""
+    width = max(digits)
     out: list[Problem] = []
     for op in ops:
         for d in digits:
             task = arithmetic_task(op=op, digits=d, n=heldout_size(d, per_cell), seed=seed, view="generate")
-            out += [Problem(op, int(s.metadata["a"]), int(s.metadata["b"]), d) for s in task.samples]
+            out += [Problem(op, int(s.metadata["a"]), int(s.metadata["b"]), d, width) for s in task.samples]
     return out
 
 
@@ -161,21 +189,23 @@ class ModelSize:
         return max(1, self.n_embd // 16)  # 16-dimensional heads at every width
 
 
-# Widths and depths chosen so a family spans two orders of magnitude in parameters while its
-# largest model still trains in well under a minute on 2 cores.
+# Named sizes (layers x width, 16-dimensional heads); any LAYERSxWIDTH item works too.
 SIZE_PRESETS = {
-    "tiny": ModelSize("tiny", 1, 6),
+    "tiny": ModelSize("tiny", 1, 4),
     "xs": ModelSize("xs", 1, 16),
     "s": ModelSize("s", 1, 32),
-    "m": ModelSize("m", 2, 40),
-    "l": ModelSize("l", 3, 64),
-    "xl": ModelSize("xl", 4, 96),
-    "xxl": ModelSize("xxl", 4, 128),
+    "m": ModelSize("m", 2, 32),
+    "l": ModelSize("l", 2, 48),
+    "xl": ModelSize("xl", 3, 64),
+    "xxl": ModelSize("xxl", 4, 96),
 }
-# Measured (docs/training.md): with equal tokens the 4x96 "xl" saturates at the loss of "l" while
-# costing 3.5x its time, so neither family includes it by default.
-DEFAULT_SIZES = ("tiny", "xs", "1x24", "s", "m", "l")  # 1.1 k - 156 k parameters (about 140x)
-QUICK_SIZES = DEFAULT_SIZES
+# Parameters roughly double from one size to the next (as in published families, whose sizes
+# step 2-4x), 516 - 60 k parameters (116x). Measured (docs/training.md): after 600 steps of 64
+# problems, per-token accuracy on 3-4 digit sums rises 0.30 -> 0.98 across these sizes.
+DEFAULT_SIZES = ("1x4", "1x8", "1x12", "1x16", "1x24", "1x32", "2x32", "2x48")
+# the quick family (the test suite's): 6 of the 8 sizes, trained exactly as in the full family
+# (same settings fingerprint, so a full run in the same directory reuses them)
+QUICK_SIZES = ("1x4", "1x8", "1x16", "1x24", "1x32", "2x48")
 
 
 def parse_sizes(spec: str | Sequence[str]) -> tuple[ModelSize, ...]:
@@ -193,8 +223,8 @@ def parse_sizes(spec: str | Sequence[str]) -> tuple[ModelSize, ...]:
             raise MirageInputError(f"unknown size {item!r}: use one of {', '.join(SIZE_PRESETS)} or LAYERSxWIDTH "
                                    "such as 2x64", "--sizes")
         layers, width = int(m.group(1)), int(m.group(2))
-        if not (1 <= layers <= 48 and 4 <= width <= 4096):
-            raise MirageInputError(f"size {item!r} out of range (layers 1-48, width 4-4096)", "--sizes")
+        if not (1 <= layers <= 48 and 2 <= width <= 4096):
+            raise MirageInputError(f"size {item!r} out of range (layers 1-48, width 2-4096)", "--sizes")
         sizes.append(ModelSize(item, layers, width))
     names = [s.name for s in sizes]
     if len(set(names)) != len(names):
@@ -206,9 +236,9 @@ def parse_sizes(spec: str | Sequence[str]) -> tuple[ModelSize, ...]:
 class TrainConfig:
     sizes: tuple[ModelSize, ...]
     ops: tuple[str, ...] = ("add",)
-    digits: tuple[int, ...] = (1, 2, 3)
+    digits: tuple[int, ...] = (1, 2, 3, 4)
     steps: int = 600
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 5e-3
     warmup_frac: float = 0.05
     weight_decay: float = 0.01
@@ -223,15 +253,15 @@ class TrainConfig:
         for key in ("sizes", "family", "eval_per_cell"):  # these do not change any weight
             d.pop(key)
         d["size"] = asdict(size)
-        d["format"] = 2  # bumped whenever the code changes what a setting produces
+        d["format"] = 3  # bumped whenever the code changes what a setting produces
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-QUICK_STEPS = 250  # x 64 problems
-FULL_STEPS = 400  # x 96 problems: 2.4x the quick family's tokens
+QUICK_STEPS = FULL_STEPS = 600  # x 64 problems of 1-4 digits
+QUICK_DIGITS = FULL_DIGITS = "1,2,3,4"
 
 
-def make_config(*, ops="add", digits="1,2,3", sizes=None, steps=None, seed=0, quick=False,
+def make_config(*, ops="add", digits=None, sizes=None, steps=None, seed=0, quick=False,
                 batch_size=None, lr=5e-3, heldout_per_cell=1000, eval_per_cell=200,
                 family="mirage-arithmetic") -> TrainConfig:
     """Validate user-facing options (strings or sequences) into a ``TrainConfig``."""
@@ -239,6 +269,8 @@ def make_config(*, ops="add", digits="1,2,3", sizes=None, steps=None, seed=0, qu
     bad = [o for o in op_list if o not in OPS]
     if not op_list or bad:
         raise MirageInputError(f"unknown operation(s) {', '.join(bad) or '(none)'}: choose from {', '.join(OPS)}", "--ops")
+    if digits is None:
+        digits = QUICK_DIGITS if quick else FULL_DIGITS
     try:
         dig = [int(d) for d in (digits.split(",") if isinstance(digits, str) else digits) if str(d).strip()]
     except ValueError:
@@ -249,7 +281,7 @@ def make_config(*, ops="add", digits="1,2,3", sizes=None, steps=None, seed=0, qu
     steps = steps if steps is not None else (QUICK_STEPS if quick else FULL_STEPS)
     if steps < 1:
         raise MirageInputError(f"steps must be at least 1, got {steps}", "--steps")
-    batch_size = batch_size if batch_size is not None else (64 if quick else 96)
+    batch_size = batch_size if batch_size is not None else 64
     if batch_size < 1:
         raise MirageInputError(f"batch size must be at least 1, got {batch_size}", "--batch-size")
     if not (0 < lr < 1):
@@ -542,9 +574,10 @@ def train_family(cfg: TrainConfig, out: str | os.PathLike, *, threads: int | Non
 
     tok = _char_tokenizer()
     train_ops = [cfg.ops[i] for i in op_idx]
-    seqs, plens = _encode(tok, [arithmetic_question(int(x), int(y), o) for o, x, y in zip(train_ops, a, b)],
+    width = max(cfg.digits)
+    seqs, plens = _encode(tok, [arithmetic_prompt(int(x), o, int(y), width) for o, x, y in zip(train_ops, a, b)],
                           [arithmetic_target(int(x), o, int(y)) for o, x, y in zip(train_ops, a, b)])
-    longest = max(len(arithmetic_question(10**d - 1, 10**d - 1, o) + arithmetic_target(10**d - 1, o, 10**d - 1))
+    longest = max(len(arithmetic_prompt(10**d - 1, o, 10**d - 1, width) + arithmetic_target(0, o, 10**d - 1))
                   for o in cfg.ops for d in cfg.digits)
     # room for what mirage eval asks of a model: the prompt plus the longest target plus 16 new
     # tokens (its generation budget); fewer positions and it would cut the front of the prompt
