@@ -65,6 +65,7 @@ class StoryTables:
     family: str | None
     main_task: str
     large_task: str
+    length_task: str
     sharpness_threshold: float
     level: float
     curves: pd.DataFrame            # main task curves of STORY_METRICS (the prediction 1 figure)
@@ -107,11 +108,12 @@ def _pick_family(result, main_task: str, large_task: str) -> str | None:
 
 
 def story_tables(result, main_task: str = "arithmetic", large_task: str = "arithmetic_10x", *,
-                 family: str | None = None) -> StoryTables:
+                 family: str | None = None, length_task: str | None = None) -> StoryTables:
     """The tables of the three predictions from an analysis result (pure, no I/O).
 
     ``family`` defaults to the family on ``main_task`` that also has ``large_task``, else the one
-    with the most models. Missing pieces (no large task, no by-length table, a metric absent)
+    with the most models. ``length_task`` (default: ``main_task``) is the task whose targets of
+    several lengths prediction 3 uses, when prediction 1 and 2 use long targets only. Missing pieces (no large task, no by-length table, a metric absent)
     give empty tables, never an exception.
 
     - ``prediction1``: per metric of :data:`STORY_METRICS`: first/last value (smallest/largest
@@ -135,6 +137,7 @@ def story_tables(result, main_task: str = "arithmetic", large_task: str = "arith
     level = float(settings.get("level", 0.95))
     if family is None:
         family = _pick_family(result, main_task, large_task)
+    length_task = length_task or main_task
 
     curves = _select(result.curves, family, main_task)
     if len(curves):
@@ -170,11 +173,12 @@ def story_tables(result, main_task: str = "arithmetic", large_task: str = "arith
                else pd.DataFrame(columns=VERDICT_COLUMNS))
 
     return StoryTables(
-        family=family, main_task=main_task, large_task=large_task, sharpness_threshold=threshold, level=level,
+        family=family, main_task=main_task, large_task=large_task, length_task=length_task,
+        sharpness_threshold=threshold, level=level,
         curves=curves, prediction1=prediction1, verdict=verdict,
         prediction2=_prediction2(result, family, main_task, large_task),
-        prediction3=_prediction3(result, family, main_task),
-        prediction3_models=_prediction3_models(result, family, main_task, level))
+        prediction3=_prediction3(result, family, length_task),
+        prediction3_models=_prediction3_models(result, family, length_task, level))
 
 
 def _prediction2(result, family, main_task, large_task) -> pd.DataFrame:
@@ -533,7 +537,7 @@ def prediction3_text(tables: StoryTables) -> str:
     how = ("exp of its mean per-token log-probability" if src == "target_mean_logprob"
            else "1 - its per-token error rate" if src == "token_edit_distance" else str(src))
     lengths = sorted(tables.prediction3["length"].unique())
-    parts = [f"Each model's test items are grouped by target length L = {lengths[0]}..{lengths[-1]} tokens; p̂ is "
+    parts = [f"Task {tables.length_task}: each model's test items are grouped by target length L = {lengths[0]}..{lengths[-1]} tokens; p̂ is "
              f"the model's per-token probability ({how}, over all its items). Theory with independent token errors: "
              "exact match p̂^L (log exact match falls with slope log p̂) and token edit distance L(1-p̂) (slope 1-p̂)."]
     if len(fit):
@@ -636,7 +640,7 @@ def _figure_html(uri: str, caption: str) -> str:
 def write_story_report(path, result, *, family_table: pd.DataFrame | None = None, main_task: str = "arithmetic",
                        large_task: str = "arithmetic_10x", title: str = "mirage demo", intro_html: str = "",
                        analysis_link: str | None = "analysis/report.html",
-                       family: str | None = None) -> StoryTables:
+                       family: str | None = None, length_task: str | None = None) -> StoryTables:
     """Write the three-predictions page to ``path`` (one self-contained HTML file, written
     atomically; figures embedded as PNG data URIs) and return its tables.
 
@@ -648,7 +652,7 @@ def write_story_report(path, result, *, family_table: pd.DataFrame | None = None
     from .fsio import write_text
     from .report import close, figure_to_data_uri, html_document, table_html
 
-    tables = story_tables(result, main_task, large_task, family=family)
+    tables = story_tables(result, main_task, large_task, family=family, length_task=length_task)
     figures = story_figures(tables)
     try:
         uris = {k: figure_to_data_uri(f) for k, f in figures.items()}
