@@ -1,14 +1,19 @@
-"""``mirage demo``: the analysis on real, bundled scaling results, with no downloads.
+"""``mirage demo``: the whole story, with no downloads.
 
-Until mirage trains its own family, the demo analyses the published lm-evaluation-harness
+By default (:func:`run_trained_demo`) mirage trains its own transformer family on arithmetic,
+evaluates it on held-out problems and writes a report on the paper's three predictions.
+``mirage demo --bundled`` (:func:`run_demo`) instead analyses the published lm-evaluation-harness
 results of Pythia (8 sizes, standard and deduplicated, 0- and 5-shot), OPT and BLOOM that ship
 inside the package (``mirage/data``, Apache-2.0, from the EleutherAI/pythia repository).
 """
 from __future__ import annotations
 
+import json
 import time
 from importlib import resources
 from pathlib import Path
+
+import pandas as pd
 
 BUNDLED_TABLES = ("pythia_scaling.csv", "opt_bloom_scaling.csv")
 
@@ -49,53 +54,113 @@ def summary_paragraph(result, elapsed: float) -> str:
     return text
 
 
-def run_trained_demo(out: str | Path = "mirage-demo-trained", *, quick: bool = False, seed: int = 0,
-                     n_problems: int | None = None, threads: int = 1, quiet: bool = False):
-    """The whole story on a family trained here: train (or reuse) -> eval -> analyze.
+STANDARD_PER_CELL = {False: 100, True: 50}  # held-out problems per digit count, full / quick
+LARGE_FACTOR = 10  # Prediction 2: the small models answer ten times as many long problems
+MAIN_TASK, LONG_TASK, LARGE_TASK = "arithmetic", "arithmetic_long", "arithmetic_long_10x"
+
+
+def _first_per_cell(rows: list[dict], n: int, digits=None) -> list[dict]:
+    seen: dict[tuple, int] = {}
+    out = []
+    for r in rows:
+        key = (r["op"], r["digits"])
+        if (digits is None or r["digits"] in digits) and seen.get(key, 0) < n:
+            seen[key] = seen.get(key, 0) + 1
+            out.append(r)
+    return out
+
+
+def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = LARGE_FACTOR,
+                    n_long: int = 2) -> tuple[Path, Path, set]:
+    """Write the demo's held-out tasks and say which problems are long.
+
+    ``arithmetic.jsonl``: the first ``per_cell`` problems of every op x digits cell (targets of
+    every length: Prediction 3; the long ones among them are Prediction 1's task).
+    ``arithmetic_long_10x.jsonl``: the first ``factor x per_cell`` problems of the ``n_long``
+    largest digit counts (Prediction 2). Sample ids are the problems themselves (``op:a:b``), so
+    a problem has the same id everywhere. Returns both paths and the sample ids of the long
+    problems of ``arithmetic.jsonl``."""
+    from .fsio import write_text
+
+    rows = [json.loads(line) for line in heldout.read_text().splitlines() if line.strip()]
+    long_digits = set(sorted({r["digits"] for r in rows})[-n_long:])
+
+    def write(name, chosen):
+        path = out_dir / f"{name}.jsonl"
+        write_text(path, "".join(json.dumps({"sample_id": f"{r['op']}:{r['a']}:{r['b']}", "prompt": r["prompt"],
+                                             "target": r["target"], "digits": r["digits"]}) + "\n" for r in chosen))
+        return path
+
+    main = _first_per_cell(rows, per_cell)
+    main_path = write(MAIN_TASK, main)
+    large_path = write(LARGE_TASK, _first_per_cell(rows, per_cell * factor, long_digits))
+    long_ids = {f"{r['op']}:{r['a']}:{r['b']}" for r in main if r["digits"] in long_digits}
+    return main_path, large_path, long_ids
+
+
+def long_subset(shards, sample_ids: set, task: str, path: Path) -> Path:
+    """The records of ``shards`` whose sample is in ``sample_ids``, renamed to ``task``: the same
+    model outputs, restricted to the long problems (nothing is evaluated twice)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .records import read_records, write_records
+
+    table = pa.concat_tables([read_records(s.path) for s in shards])
+    table = table.filter(pc.is_in(table["sample_id"], value_set=pa.array(sorted(sample_ids))))
+    table = table.set_column(table.schema.get_field_index("task"), "task", pa.array([task] * len(table)))
+    write_records(table, path)
+    return path
+
+
+def run_trained_demo(out: str | Path = "mirage-demo", *, quick: bool = False, seed: int = 0,
+                     threads: int = 1, quiet: bool = False, batch_size: int = 128):
+    """The whole story on a family trained here: train (or reuse) -> eval -> analyze -> report.
 
     Trains the arithmetic family (:mod:`mirage.training`, cached under ``OUT/family``),
-    evaluates every model on held-out problems it never saw (``mirage eval``, resumable store
-    under ``OUT/store``) and analyses the records (``OUT/analysis``). Reports what it measures:
-    the verdict may well be "no sharp transition" for a family that does not show the effect.
+    evaluates every model with ``mirage eval`` on held-out problems it never saw (resumable store
+    under ``OUT/store``), and the smaller half of the family again on ten times as many problems;
+    analyses the records (``OUT/analysis``) and writes ``OUT/report.html`` with the paper's three
+    predictions (:mod:`mirage.story`). Reports what it measures: if exact match is not sharp for
+    this family the report and the summary say so.
     """
+    from dataclasses import replace
+
     from .analysis import AnalysisSettings, analyze
-    from .evaluation import evaluate_family
+    from .evaluation import evaluate_family, load_family
     from .readers import read_inputs
+    from .story import story_summary, write_story_report
     from .tasks import load_task
     from .training import make_config, train_family
 
     start = time.perf_counter()
     out = Path(out)
     fam = train_family(make_config(quick=quick, seed=seed), out / "family", threads=threads, progress=not quiet)
-    n = n_problems or (300 if quick else 1000)
-    task = load_task(f"{fam.heldout_path}:n={n},seed={seed}")
-    evaluate_family(fam.family_yaml, task, out / "store", threads=threads, progress=not quiet)
-    result = analyze(read_inputs([out / "store"]), out / "analysis", AnalysisSettings(seed=seed),
-                     title="mirage demo: a transformer family trained here on arithmetic", progress=not quiet)
+    standard, large, long_ids = demo_task_files(fam.heldout_path, out / "family", STANDARD_PER_CELL[quick])
+    spec = load_family(fam.family_yaml)
+    main = evaluate_family(spec, load_task(str(standard)), out / "store", threads=threads, progress=not quiet,
+                           batch_size=batch_size)
+    small = replace(spec, models=spec.models[: (len(spec.models) + 1) // 2])
+    evaluate_family(small, load_task(str(large)), out / "store", threads=threads, progress=not quiet,
+                    batch_size=batch_size)
+    derived = long_subset(main.shards, long_ids, LONG_TASK, out / "derived" / f"{LONG_TASK}.parquet")
+    result = analyze(read_inputs([out / "store", derived]), out / "analysis", AnalysisSettings(seed=seed),
+                     title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
+                     progress=not quiet)
+    family_table = pd.DataFrame([{"model": m.name, "params": m.params, "train_tokens": m.train_tokens,
+                                  "final_loss": round(m.final_loss, 4)} for m in fam.models])
     elapsed = time.perf_counter() - start
-    text = trained_summary_paragraph(result, elapsed)
+    intro = (f"<p>{len(fam.models)} GPT-2-architecture models ({fam.models[0].params:,} to "
+             f"{fam.models[-1].params:,} parameters), trained here on the same {fam.models[0].train_tokens:,} tokens "
+             f"of addition problems (seed {seed}{', quick family' if quick else ''}), then evaluated by "
+             f"<code>mirage eval</code> on held-out problems none of them saw. Train, evaluate and analyse took "
+             f"{elapsed:.0f} s.</p>")
+    tables = write_story_report(out / "report.html", result, family_table=family_table, title="mirage demo: "
+                                "is the jump in exact match real, or made by the metric?", intro_html=intro,
+                                analysis_link="analysis/report.html", main_task=LONG_TASK, large_task=LARGE_TASK,
+                                length_task=MAIN_TASK)
+    text = f"Trained, evaluated and analysed {len(fam.models)} models in {elapsed:.0f} s. " + story_summary(tables)
     if not quiet:
         print(text)
-        print(out / "analysis" / "report.html")
-    return result, text
-
-
-def trained_summary_paragraph(result, elapsed: float) -> str:
-    """What the trained-family demo measured, in one paragraph (numbers, not conclusions)."""
-    v = result.verdicts
-    row = v[v["discontinuous_metric"] == "exact_match"]
-    c = result.curves
-    em = c[c["metric"] == "exact_match"].sort_values("scale")["value"]
-    lp = c[c["metric"] == "target_mean_logprob"].sort_values("scale")["value"]
-    text = (f"Trained, evaluated and analysed {len(em)} models in {elapsed:.0f} s. "
-            f"Exact match {em.iloc[0]:.3f} -> {em.iloc[-1]:.3f}; mean per-token log-probability "
-            f"{lp.iloc[0]:.2f} -> {lp.iloc[-1]:.2f}.")
-    if len(row):
-        r = row.iloc[0]
-        text += f" Verdict: {r['verdict']} ({r['reason']})."
-    res = result.resolution
-    if res is not None and len(res):
-        em_res = res[res["metric"] == "exact_match"]
-        text += (f" {int(em_res['above_chance'].sum())} of {len(em_res)} models are above zero by their Wilson "
-                 f"interval.")
-    return text
+        print(out / "report.html")
+    return result, tables, text
