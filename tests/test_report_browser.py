@@ -1,4 +1,5 @@
-"""The report is a real page: headless Chromium opens it, every figure has drawn pixels, the
+"""The reports are real pages (the analysis report and the demo's three-predictions page):
+headless Chromium opens each, every figure has drawn pixels, the
 full-page screenshot is not blank, and nothing is fetched from the network.
 
 Chromium is the Debian package ``chromium`` (``.ci/run`` installs it when missing). Without it
@@ -37,8 +38,33 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory, pythia_table) -> Path:
+def _story_page(root: Path) -> Path:
+    """The three-predictions page of ``mirage demo`` (mirage.story), from a synthetic family so the
+    browser check does not wait for a training run."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mirage.analysis import AnalysisSettings, run_analysis
+    from mirage.readers import read_inputs
+    from mirage.records import write_records
+    from mirage.story import write_story_report
+    from mirage.synthetic import synthetic_records
+
+    scales = np.geomspace(1e5, 1e8, 8)
+    p = dict(zip(scales, np.linspace(0.05, 0.995, 8)))
+    tables = [synthetic_records(p, n_samples=200, lengths=(1, 2, 3, 4, 5, 6), family="f", task="arithmetic", seed=1),
+              synthetic_records(dict(sorted(p.items())[:4]), n_samples=2000, lengths=(1, 2, 3, 4, 5, 6), family="f",
+                                task="arithmetic_10x", seed=2)]
+    write_records(pa.concat_tables(tables), root / "store" / "records.parquet")
+    result = run_analysis(read_inputs([root / "store"]), AnalysisSettings(seed=0, bootstrap=100))
+    write_story_report(root / "report.html", result, analysis_link=None)
+    return root / "report.html"
+
+
+@pytest.fixture(scope="module", params=["analysis", "story"])
+def report(request, tmp_path_factory, pythia_table) -> Path:
+    if request.param == "story":
+        return _story_page(tmp_path_factory.mktemp("story"))
     out = tmp_path_factory.mktemp("browser") / "analysis"
     result = CliRunner().invoke(app, ["analyze", str(pythia_table), "--filter", "task=lambada_openai", "--out", str(out),
                                       "--bootstrap", "50", "--quiet"])
