@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .analysis import VERDICT_EXPLAINED, VERDICT_INSUFFICIENT, VERDICT_NONE, VERDICT_NOT_EXPLAINED
+
 KIND_LABEL = {"discontinuous": "discontinuous", "nonlinear": "nonlinear", "linear": "continuous (linear)",
               "unknown": "unknown kind"}
-VERDICT_COLOUR = {
-    "explained by metric choice": "#1b7f3b",
-    "not explained by metric choice": "#b3261e",
-    "no sharp transition": "#555555",
-    "insufficient data": "#8a6d00",
+VERDICT_COLOUR = {  # keyed by the verdict strings themselves, so a renamed verdict cannot lose its colour
+    VERDICT_EXPLAINED: "#1b7f3b",
+    VERDICT_NOT_EXPLAINED: "#b3261e",
+    VERDICT_NONE: "#555555",
+    VERDICT_INSUFFICIENT: "#8a6d00",
 }
 
 
