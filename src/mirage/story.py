@@ -362,6 +362,10 @@ def _figure_prediction2(plt, tables: StoryTables):
     ax2.legend(fontsize=7, frameon=False)
     ax2.tick_params(labelsize=7)
     ax2.grid(alpha=0.3, lw=0.5)
+    from matplotlib.ticker import NullFormatter
+
+    for a in (ax, ax2):  # a span of under a decade gets labelled minor ticks that overlap
+        a.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return fig
 
