@@ -532,6 +532,12 @@ def _p3_means(tables: StoryTables):
     return m, fit, ted
 
 
+def _slope_agreement(models: pd.DataFrame, prefix: str) -> tuple[pd.Series, int]:
+    """Per model |observed - theory| slope, and how many models agree within two standard errors."""
+    diff = (models[f"{prefix}_observed"] - models[f"{prefix}_theory"]).abs()
+    return diff, int((diff <= 2 * models[f"{prefix}_se"]).sum())
+
+
 def prediction3_text(tables: StoryTables) -> str:
     m, fit, ted = _p3_means(tables)
     if tables.prediction3.empty or m.empty:
@@ -545,8 +551,7 @@ def prediction3_text(tables: StoryTables) -> str:
              f"the model's per-token probability ({how}, over all its items). Theory with independent token errors: "
              "exact match p̂^L (log exact match falls with slope log p̂) and token edit distance L(1-p̂) (slope 1-p̂)."]
     if len(fit):
-        diff = (fit["log_em_slope_observed"] - fit["log_em_slope_theory"]).abs()
-        within = int((diff <= 2 * fit["log_em_slope_se"]).sum())
+        diff, within = _slope_agreement(fit, "log_em_slope")
         parts.append(f"For the {len(fit)} of {len(m)} models with exact match above zero at two or more lengths, the "
                      f"fitted slope of log exact match on L averages {fit['log_em_slope_observed'].mean():.3f} against "
                      f"{fit['log_em_slope_theory'].mean():.3f} from p̂ (mean absolute difference {diff.mean():.3f}; "
@@ -555,8 +560,7 @@ def prediction3_text(tables: StoryTables) -> str:
     else:
         parts.append("No model has exact match above zero at two or more lengths, so no exact-match slope was fitted.")
     if len(ted):
-        diff = (ted["ted_slope_observed"] - ted["ted_slope_theory"]).abs()
-        within = int((diff <= 2 * ted["ted_slope_se"]).sum())
+        diff, within = _slope_agreement(ted, "ted_slope")
         parts.append(f"Token edit distance rises by {ted['ted_slope_observed'].mean():.3f} per token on average "
                      f"(least squares over {len(ted)} models) against {ted['ted_slope_theory'].mean():.3f} = mean 1-p̂ "
                      f"(mean absolute difference {diff.mean():.3f}; {within} of {len(ted)} within two standard "
