@@ -254,7 +254,9 @@ def _prediction3_models(result, family, main_task, level: float) -> pd.DataFrame
         # delta method: var(log p_hat) = (1 - p) / (n p) for a binomial proportion p_hat
         with np.errstate(divide="ignore", invalid="ignore"):
             var_log = (1 - em[ok]) / (n[ok] * em[ok])
-        em_slope, em_se = _ols_slope(L[ok], np.log(em[ok]), var_log)
+        # the slope itself is length_analysis' (log_accuracy_slope); here only its standard error
+        em_slope = float(g["log_accuracy_slope"].iloc[0])
+        em_se = _ols_slope(L[ok], np.log(em[ok]), var_log)[1]
         ted = g["observed_token_edit_distance"].to_numpy(dtype=float)
         half = (g["token_edit_distance_high"].to_numpy(dtype=float) - ted) / z
         tok = np.isfinite(ted)
@@ -265,7 +267,7 @@ def _prediction3_models(result, family, main_task, level: float) -> pd.DataFrame
                          source=str(g["source"].iloc[0]) if "source" in g else "",
                          n_lengths=int(len(g)), n_lengths_nonzero_em=int(ok.sum()),
                          log_em_slope_observed=em_slope, log_em_slope_se=em_se,
-                         log_em_slope_theory=math.log(p_hat) if np.isfinite(p_hat) and p_hat > 0 else math.nan,
+                         log_em_slope_theory=float(g["log_p_token_hat"].iloc[0]),
                          ted_slope_observed=ted_slope, ted_slope_se=ted_se,
                          ted_slope_theory=1.0 - p_hat if np.isfinite(p_hat) else math.nan))
     return (pd.DataFrame(rows, columns=P3_MODEL_COLUMNS).sort_values(["params", "model"], kind="stable")
