@@ -59,15 +59,8 @@ LARGE_FACTOR = 10  # Prediction 2: the small models answer ten times as many lon
 MAIN_TASK, LONG_TASK, LARGE_TASK = "arithmetic", "arithmetic_long", "arithmetic_long_10x"
 
 
-def _first_per_cell(rows: list[dict], n: int, digits=None) -> list[dict]:
-    seen: dict[tuple, int] = {}
-    out = []
-    for r in rows:
-        key = (r["op"], r["digits"])
-        if (digits is None or r["digits"] in digits) and seen.get(key, 0) < n:
-            seen[key] = seen.get(key, 0) + 1
-            out.append(r)
-    return out
+def _sample_id(row: dict) -> str:
+    return f"{row['op']}:{row['a']}:{row['b']}"
 
 
 def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = LARGE_FACTOR,
@@ -81,20 +74,24 @@ def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = L
     a problem has the same id everywhere. Returns both paths and the sample ids of the long
     problems of ``arithmetic.jsonl``."""
     from .fsio import write_text
+    from .training import first_per_cell
 
     rows = [json.loads(line) for line in heldout.read_text().splitlines() if line.strip()]
     long_digits = set(sorted({r["digits"] for r in rows})[-n_long:])
 
     def write(name, chosen):
         path = out_dir / f"{name}.jsonl"
-        write_text(path, "".join(json.dumps({"sample_id": f"{r['op']}:{r['a']}:{r['b']}", "prompt": r["prompt"],
+        write_text(path, "".join(json.dumps({"sample_id": _sample_id(r), "prompt": r["prompt"],
                                              "target": r["target"], "digits": r["digits"]}) + "\n" for r in chosen))
         return path
 
-    main = _first_per_cell(rows, per_cell)
+    def cell(row):
+        return row["op"], row["digits"]
+
+    main = first_per_cell(rows, per_cell, cell)
     main_path = write(MAIN_TASK, main)
-    large_path = write(LARGE_TASK, _first_per_cell(rows, per_cell * factor, long_digits))
-    long_ids = {f"{r['op']}:{r['a']}:{r['b']}" for r in main if r["digits"] in long_digits}
+    large_path = write(LARGE_TASK, first_per_cell([r for r in rows if r["digits"] in long_digits], per_cell * factor, cell))
+    long_ids = {_sample_id(r) for r in main if r["digits"] in long_digits}
     return main_path, large_path, long_ids
 
 
