@@ -91,3 +91,18 @@ def test_real_process_prints_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.csv'}: no such file or directory"]
+
+
+@pytest.mark.parametrize("command", [["analyze", "RECORDS"], ["theory"], ["demo", "--quick"]])
+def test_output_under_a_file_is_one_line_exit_2(command, tmp_path, records_file):
+    """An --out that cannot be a directory (a file stands in its path) is the user's input: one
+    line naming the path, exit 2, and nothing written beside the file."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    args = [records_file if a == "RECORDS" else a for a in command]
+    code, out, err = run(*args, "--out", blocker / "sub")
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0] == f"error: {blocker}: a file stands where an output directory is needed"
+    assert "Traceback" not in err + out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["afile", *([records_file.name] if records_file.parent == tmp_path else [])])

@@ -27,6 +27,18 @@ def handle_errors(fn):
         except MirageInputError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+            # an output path that cannot be created (under a file, in a read-only folder): the
+            # user's input, whichever command met it first, so one line rather than a traceback
+            if exc.filename is None:  # raised by mirage itself, message already names the path
+                typer.echo(f"error: {exc}", err=True)
+            elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+                path = Path(exc.filename)  # name the file in the way, not the directory below it
+                blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+                typer.echo(f"error: {blocker}: a file stands where an output directory is needed", err=True)
+            else:
+                typer.echo(f"error: {exc.filename}: {(exc.strerror or str(exc)).lower()}", err=True)
+            raise typer.Exit(2)
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130)
