@@ -6,7 +6,6 @@ inside the commands so `mirage --help` stays fast.
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import List, Optional
 
