@@ -37,8 +37,9 @@ def test_smooth_per_token_improvement_is_explained_by_the_metric(seed):
     assert em["value"].iloc[0] == 0.0  # finite test set: the small model scores exactly 0 ...
     assert em["ci_high"].iloc[0] > 0.0  # ... but its interval says "below ~1%", not "zero ability"
     assert row["verdict"] == VERDICT_EXPLAINED, row["reason"]
-    assert row["jump_share_discontinuous"] > row["jump_share_continuous"]
-    assert row["transform_check"] == "pass"
+    assert bool(row["apparent_emergence"]) and row["break_p_value"] >= 0.01
+    assert row["loss_alpha"] == pytest.approx(-0.35, abs=0.02)  # the law the records were drawn from
+    assert row["transform_check"] == "passed"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -47,8 +48,8 @@ def test_real_jump_in_per_token_probability_is_not_explained(seed):
     records = synthetic_records(p, n_samples=300, lengths=(8,), seed=seed, family="jumpy")
     row, _ = verdict_for(records)
     assert row["verdict"] == VERDICT_NOT_EXPLAINED, row["reason"]
-    assert row["jump_share_continuous"] > 0.5
-    assert row["jump_at_scale"] == pytest.approx(SCALES[3])
+    assert row["break_p_value"] < 1e-6 and row["break_kind"] == "step"
+    assert row["break_at_scale"] == pytest.approx(SCALES[3])  # the first model after the jump
 
 
 def test_smooth_logprob_but_exact_match_switching_on_is_not_explained():
@@ -61,12 +62,13 @@ def test_smooth_logprob_but_exact_match_switching_on_is_not_explained():
     frame["output"] = np.where(big, frame["target"], "x")
     frame["output_tokens"] = [list(t) if b else ["x"] for t, b in zip(frame["target_tokens"], big)]
     row, _ = verdict_for(pa.Table.from_pandas(frame, preserve_index=False))
-    assert row["jump_share_continuous"] < 0.5
-    assert row["transform_check"] == "fail"
+    assert row["break_p_value"] >= 0.01  # the loss itself is smooth ...
+    assert row["lag_p_value"] < 1e-6  # ... but the outputs do not follow the model's probabilities
+    assert row["transform_check"] == "failed"
     assert row["verdict"] == VERDICT_NOT_EXPLAINED, row["reason"]
 
 
-def test_no_sharp_transition_for_single_token_targets():
+def test_no_apparent_emergence_for_single_token_targets():
     # L = 1: exact match ~ p itself, as smooth as the log-probability
     p = dict(zip(SCALES, np.linspace(0.3, 0.8, 6)))
     records = synthetic_records(p, n_samples=400, lengths=(1,), seed=0, family="flat")
@@ -123,7 +125,7 @@ def test_output_contract_and_determinism(tmp_path):
     settings = AnalysisSettings(bootstrap=150, seed=5)
     analyze(inputs, tmp_path / "a", settings, max_figures=3)
     analyze(inputs, tmp_path / "b", settings, max_figures=3)
-    for name in ("curves.csv", "emergence.csv", "verdicts.csv"):
+    for name in ("curves.csv", "emergence.csv", "verdicts.csv", "evidence.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     curves = pd.read_csv(tmp_path / "a" / "curves.csv")
     for col in ("family", "model", "scale", "task", "metric", "metric_kind", "value", "ci_low", "ci_high", "n_samples"):

@@ -1,31 +1,14 @@
 """From inputs to curves, emergence scores and verdicts (the engine behind ``mirage analyze``).
 
 Data flow: records -> per-sample metrics -> curves (+ intervals); score tables -> curves
-(+ intervals from stderr or Wilson); curves -> emergence scores, sharpness, verdicts.
+(+ intervals from n_samples (Wilson) or stderr); curves -> emergence scores; curves and
+per-sample metrics -> verdicts (:mod:`mirage.verdicts`, with the tests of :mod:`mirage.evidence`).
 All functions are pure and return tidy pandas tables; :func:`analyze` writes them out.
 
-**Verdict rule** (per family, task[, shots] and discontinuous metric, paired with a
-continuous metric of the same outputs):
-
-1. *insufficient data* when the pair has fewer than ``min_models`` models (default 4) or a
-   model has fewer than ``min_samples`` samples (records only; default 10).
-2. A curve is **sharp** when its largest step between neighbouring models carries at least
-   ``sharpness_threshold`` (default 0.5) of its whole range *and* that step is resolved (the
-   confidence intervals either side of it do not overlap). Continuous metrics are measured on
-   their per-token probability scale (``exp`` of a mean log-probability, ``1/ppl``,
-   ``2**-bits_per_byte``) so a power-law loss is not mistaken for a jump at small scale.
-3. Transform check (where a per-token loss CE can be derived from the continuous metric):
-   push each model's CE through ``accuracy = exp(-L_eff * CE)`` with one fitted effective
-   length ``L_eff`` and ask whether that lies within every model's interval on the
-   discontinuous curve (plus ``transform_tolerance``): is the discontinuous curve what the
-   paper's model says the continuous one implies?
-4. sharp discontinuous & smooth continuous & transform check not failed ->
-   **explained by metric**; sharp discontinuous & (sharp continuous or failed check) ->
-   **not explained by metric choice**; otherwise **no sharp transition**.
-
-The emergence score (Srivastava et al. 2022) is reported for every curve but is not the basis
-of the verdict: with few models it does not separate sharp from smooth curves (a straight line
-over 8 models scores 7; a power-law log-probability scores 10-15).
+The emergence score (Srivastava et al. 2022) is reported for every curve but does not decide a
+verdict: with a handful of models it cannot tell sharp from smooth (a straight line over 8
+models scores 7; a power-law log-probability scores 10-15). The verdict rule is described in
+:mod:`mirage.verdicts` and ``docs/verdicts.md``.
 """
 from __future__ import annotations
 
@@ -36,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy.optimize import minimize_scalar
 
 from .errors import MirageInputError
 from .metrics import (
@@ -54,34 +36,78 @@ from .stats import (
     stderr_interval,
     wilson_interval,
 )
+from .verdicts import (
+    VERDICT_EXPLAINED,
+    VERDICT_INSUFFICIENT,
+    VERDICT_NONE,
+    VERDICT_NOT_EXPLAINED,
+    VERDICTS,
+    VerdictSettings,
+    verdicts_table,
+)
 
 CURVE_COLUMNS = [
     "family", "model", "scale", "task", "shots", "metric", "metric_kind", "higher_is_better",
     "value", "ci_low", "ci_high", "n_samples", "ci_method", "stderr",
 ]
-CURVE_ID = ["family", "task", "shots", "metric"]
 
-VERDICT_EXPLAINED = "explained by metric"
-VERDICT_NOT_EXPLAINED = "not explained by metric choice"
-VERDICT_NONE = "no sharp transition"
-VERDICT_INSUFFICIENT = "insufficient data"
-VERDICTS = (VERDICT_EXPLAINED, VERDICT_NOT_EXPLAINED, VERDICT_NONE, VERDICT_INSUFFICIENT)
+__all__ = ["VERDICTS", "VERDICT_EXPLAINED", "VERDICT_INSUFFICIENT", "VERDICT_NONE", "VERDICT_NOT_EXPLAINED",
+           "AnalysisResult", "AnalysisSettings", "analyze", "collect_curves", "curves_from_records",
+           "curves_from_scores", "emergence_table", "run_analysis"]
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Every knob of an analysis, recorded in summary.json."""
+    """Every knob of an analysis, recorded in summary.json; validated when made.
+
+    ``bootstrap``: resamples for intervals of non-binary record metrics (0: none); ``seed``;
+    ``level``: confidence level of intervals; ``curve_by``: extra score-table columns that are
+    part of a curve's identity (e.g. ``first_operand``). The verdict knobs (``min_models`` ...
+    ``transform_tolerance``) are those of :class:`mirage.verdicts.VerdictSettings`, documented
+    there and in docs/verdicts.md. ``metrics``: record metrics to compute (default: all the
+    records support); ``kind_overrides``: metric name -> kind; ``answer_regex``: answer
+    extraction before exact match.
+    """
 
     bootstrap: int = 1000
     seed: int = 0
     level: float = 0.95
-    sharpness_threshold: float = 0.5
     min_models: int = 4
     min_samples: int = 10
-    transform_tolerance: float = 0.05
+    min_effect: float = 0.1
+    floor_band: float = 0.1
+    min_flat_share: float = 0.25
+    test_level: float = 0.01
+    loss_tolerance: float = 0.05
+    lag_tolerance: float = 0.02
+    transform_tolerance: float = 0.0
+    curve_by: tuple[str, ...] = ()
     metrics: tuple[str, ...] | None = None
     kind_overrides: dict = field(default_factory=dict)
     answer_regex: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("bootstrap", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise MirageInputError(f"must be a whole number >= 0, got {value!r}", name)
+        self.verdict_settings()  # validates the verdict knobs, naming the one that is wrong
+
+    def verdict_settings(self) -> VerdictSettings:
+        """The verdict rule's settings."""
+        return VerdictSettings(level=self.level, test_level=self.test_level, min_models=self.min_models,
+                               min_samples=self.min_samples, min_effect=self.min_effect, floor_band=self.floor_band,
+                               min_flat_share=self.min_flat_share, loss_tolerance=self.loss_tolerance,
+                               lag_tolerance=self.lag_tolerance, transform_tolerance=self.transform_tolerance,
+                               curve_by=tuple(self.curve_by))
+
+    def as_dict(self) -> dict:
+        """JSON-ready, as recorded in summary.json."""
+        out = dataclasses.asdict(self)
+        out["metrics"] = list(self.metrics) if self.metrics else None
+        out["curve_by"] = list(self.curve_by)
+        out["kind_overrides"] = dict(self.kind_overrides)
+        return out
 
 
 # ----------------------------------------------------------------------------- curves
@@ -176,51 +202,62 @@ def curves_from_scores(scores: pd.DataFrame, settings: AnalysisSettings = Analys
     else:
         frame["higher_is_better"] = higher
     stderr = frame["stderr"].to_numpy(dtype=float)
-    lo, hi = stderr_interval(frame["value"].to_numpy(dtype=float), stderr, settings.level)
+    value = frame["value"].to_numpy(dtype=float)
+    # a stderr of 0 is no interval: lm-eval writes 0 at 0/n and n/n, where the truth is "below 1/n"
+    stderr = np.where(stderr > 0, stderr, np.nan)
+    lo, hi = stderr_interval(value, stderr, settings.level)
     method = np.where(np.isfinite(stderr), "stderr", "none").astype(object)
     n = frame["n_samples"].to_numpy(dtype=float) if "n_samples" in frame.columns else np.full(len(frame), np.nan)
-    prop = (~np.isfinite(stderr)) & np.isfinite(n) & (n > 0) & (frame["metric_kind"] == "discontinuous").to_numpy() \
+    # proportions with a known n: Wilson, which stays honest at 0 of n (and beats stderr's normal interval)
+    prop = np.isfinite(n) & (n > 0) & (frame["metric_kind"] == "discontinuous").to_numpy() \
         & (frame["value"].between(0, 1)).to_numpy()
     if prop.any():
-        wl, wh = wilson_interval(frame["value"].to_numpy()[prop] * n[prop], n[prop], settings.level)
+        wl, wh = wilson_interval(value[prop] * n[prop], n[prop], settings.level)
         lo[prop], hi[prop] = wl, wh
         method[prop] = "wilson"
     frame["ci_low"], frame["ci_high"], frame["ci_method"] = lo, hi, method
     frame["n_samples"] = n
-    return _curve_frame(frame), sorted(unknown)
+    missing = [c for c in settings.curve_by if c not in frame.columns]
+    if missing:
+        raise MirageInputError(f"no column(s) {', '.join(map(repr, missing))} in the score table", "--curve-by")
+    return _curve_frame(frame, tuple(settings.curve_by)), sorted(unknown)
 
 
-def _curve_frame(rows) -> pd.DataFrame:
+def _curve_frame(rows, curve_by: tuple[str, ...] = ()) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=CURVE_COLUMNS)
+        return pd.DataFrame(columns=CURVE_COLUMNS + list(curve_by))
     extra = [c for c in frame.columns if c not in CURVE_COLUMNS and c not in ("source",)]
     frame = frame[CURVE_COLUMNS + extra]
     frame["shots"] = frame["shots"].astype("Int64")
-    return frame.sort_values(["family", "task", "shots", "metric", "scale", "model"], kind="stable").reset_index(drop=True)
+    order = ["family", "task", "shots", *curve_by, "metric", "scale", "model"]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def build_curves(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
-    """All curves of the inputs (records and score tables), one table."""
-    return collect_curves(inputs, settings)[0]
+def curve_id(settings: AnalysisSettings) -> list[str]:
+    """The columns that identify one curve: family, task, shots, the curve-by columns, metric."""
+    return ["family", "task", "shots", *settings.curve_by, "metric"]
 
 
 def collect_curves(inputs: Inputs, settings: AnalysisSettings):
     """(curves, per-sample metrics or None, unknown metric names)."""
     parts, samples, unknown = [], None, []
     if inputs.records is not None:
+        if settings.curve_by:
+            raise MirageInputError("applies to score tables; split records with --filter instead", "--curve-by")
         rec_curves, samples = curves_from_records(inputs.records, settings)
         parts.append(rec_curves)
     if inputs.scores is not None:
         sc_curves, unknown = curves_from_scores(inputs.scores, settings)
         parts.append(sc_curves)
     curves = pd.concat([p for p in parts if not p.empty], ignore_index=True, sort=False) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
-    dup = curves.duplicated(["family", "model", "task", "shots", "metric"])
+    dup = curves.duplicated(curve_id(settings) + ["model"])
     if dup.any():
         row = curves[dup].iloc[0]
+        hint = "" if settings.curve_by else " (if a column such as an operand tells the curves apart, pass --curve-by)"
         raise MirageInputError(
-            f"the same curve point comes from two inputs: family {row['family']!r}, model {row['model']!r}, "
-            f"task {row['task']!r}, metric {row['metric']!r}"
+            f"the same curve point comes twice: family {row['family']!r}, model {row['model']!r}, "
+            f"task {row['task']!r}, metric {row['metric']!r}{hint}"
         )
     return curves, samples, unknown
 
@@ -268,14 +305,14 @@ def per_token_loss(metric: str, values, mean_target_length=None) -> np.ndarray |
 # ----------------------------------------------------------------------------- emergence
 
 
-def emergence_table(curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def emergence_table(curves: pd.DataFrame, curve_by: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(emergence scores of curves with >= 3 models, curves with too few models to score)."""
     rows, short = [], []
-    for key, g in curves.groupby(CURVE_ID, sort=True, dropna=False):
+    ident = ["family", "task", "shots", *curve_by, "metric"]
+    for key, g in curves.groupby(ident, sort=True, dropna=False):
         g = g.sort_values("scale", kind="stable")
-        fam, task, shots, metric = key
-        base = dict(family=fam, task=task, shots=shots, metric=metric, metric_kind=g["metric_kind"].iloc[0],
-                    n_models=len(g))
+        base = dict(zip(ident, key), metric_kind=g["metric_kind"].iloc[0], n_models=len(g))
+        metric = base["metric"]
         es = emergence_score(g["scale"], g["value"])
         if es.insufficient:
             short.append(base)
@@ -288,11 +325,12 @@ def emergence_table(curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                          scale_min=float(g["scale"].min()), scale_max=float(g["scale"].max()),
                          value_first=float(g["value"].iloc[0]), value_last=float(g["value"].iloc[-1])))
     cols = ["family", "task", "metric", "metric_kind", "n_models", "emergence_score", "flat_then_jump", "shots",
-            "jump_share", "jump_resolved", "jump_at_scale", "higher_is_better", "scale_min", "scale_max",
+            *curve_by, "jump_share", "jump_resolved", "jump_at_scale", "higher_is_better", "scale_min", "scale_max",
             "value_first", "value_last"]
     table = pd.DataFrame(rows, columns=cols)
     table["shots"] = table["shots"].astype("Int64")
-    return table, pd.DataFrame(short, columns=["family", "task", "shots", "metric", "metric_kind", "n_models"])
+    return table, pd.DataFrame(short, columns=["family", "task", "shots", *curve_by, "metric", "metric_kind",
+                                               "n_models"])
 
 
 def _scaled(metric: str, g: pd.DataFrame) -> np.ndarray:
@@ -308,154 +346,6 @@ def _scaled_ci(metric: str, g: pd.DataFrame):
         a, b = probability_scale(metric, lo), probability_scale(metric, hi)
         return np.minimum(a, b), np.maximum(a, b)
     return lo, hi
-
-
-def curve_sharpness(metric: str, curve: pd.DataFrame):
-    """Sharpness of one curve (rows of ``curves`` for one family, task and metric) measured the way
-    the emergence table and the verdicts measure it: sorted by scale, continuous metrics on their
-    per-token probability scale, with their intervals. ``.is_sharp(settings.sharpness_threshold)``
-    is the verdicts' "sharp"."""
-    g = curve.sort_values("scale", kind="stable")
-    return jump_sharpness(g["scale"], _scaled(metric, g), *_scaled_ci(metric, g))
-
-
-# ----------------------------------------------------------------------------- verdicts
-
-_PARTNERS = {
-    "exact_match": ("target_mean_logprob", "token_edit_distance", "char_edit_distance", "target_logprob"),
-    "multiple_choice_grade": ("brier_score", "target_mean_logprob"),
-}
-_CONTINUOUS_PREFERENCE = (
-    "target_mean_logprob", "ppl", "perplexity", "word_perplexity", "bits_per_byte", "byte_perplexity",
-    "log_likelihood", "brier_score", "token_edit_distance", "char_edit_distance", "target_logprob",
-)
-
-
-def _pick_partner(disc: str, continuous: list[str]) -> str:
-    for name in _PARTNERS.get(disc, ()) + _CONTINUOUS_PREFERENCE:
-        if name in continuous:
-            return name
-    return sorted(continuous)[0]
-
-
-def verdicts_table(curves: pd.DataFrame, samples: pd.DataFrame | None = None,
-                   settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
-    """One verdict per (family, task, shots, discontinuous metric) that has a continuous partner."""
-    rows = []
-    lengths = None
-    if samples is not None and "target_length" in samples.columns:
-        s = samples.copy()
-        s["shots"] = s["shots"].astype("Int64")
-        lengths = s.groupby(["family", "task", "shots", "model"], dropna=False)["target_length"].mean()
-    for (fam, task, shots), g in curves.groupby(["family", "task", "shots"], sort=True, dropna=False):
-        kinds = g.drop_duplicates("metric").set_index("metric")["metric_kind"]
-        disc = [m for m, k in kinds.items() if k == "discontinuous"]
-        cont = [m for m, k in kinds.items() if k in CONTINUOUS_KINDS]
-        if not disc or not cont:
-            continue
-        for d in sorted(disc):
-            c = _pick_partner(d, cont)
-            rows.append(_verdict(fam, task, shots, d, c, g, lengths, settings))
-    cols = ["family", "task", "shots", "verdict", "discontinuous_metric", "continuous_metric", "n_models",
-            "min_samples", "jump_share_discontinuous", "jump_resolved_discontinuous", "jump_at_scale",
-            "jump_share_continuous", "jump_resolved_continuous", "emergence_score_discontinuous",
-            "emergence_score_continuous", "transform_check", "transform_max_error", "effective_length", "reason"]
-    table = pd.DataFrame(rows, columns=cols)
-    table["shots"] = table["shots"].astype("Int64")
-    return table
-
-
-def _verdict(fam, task, shots, d, c, g, lengths, st: AnalysisSettings) -> dict:
-    gd = g[g["metric"] == d].set_index("model")
-    gc = g[g["metric"] == c].set_index("model")
-    common = gd.index.intersection(gc.index)
-    gd = gd.loc[common].sort_values("scale", kind="stable")
-    gc = gc.loc[gd.index]
-    row = dict(family=fam, task=task, shots=shots, discontinuous_metric=d, continuous_metric=c,
-               n_models=len(common), min_samples=float(gd["n_samples"].min()) if len(common) else math.nan,
-               transform_check="n/a", transform_max_error=math.nan, effective_length=math.nan)
-    if len(common) < st.min_models:
-        return dict(row, verdict=VERDICT_INSUFFICIENT,
-                    reason=f"{len(common)} model(s) with both metrics; at least {st.min_models} needed")
-    if np.isfinite(row["min_samples"]) and row["min_samples"] < st.min_samples:
-        return dict(row, verdict=VERDICT_INSUFFICIENT,
-                    reason=f"a model has only {int(row['min_samples'])} sample(s); at least {st.min_samples} needed")
-    x = gd["scale"].to_numpy(dtype=float)
-    sd = jump_sharpness(x, gd["value"], gd["ci_low"], gd["ci_high"])
-    sc = jump_sharpness(x, _scaled(c, gc), *_scaled_ci(c, gc))
-    row.update(jump_share_discontinuous=sd.jump_share, jump_resolved_discontinuous=sd.resolved,
-               jump_at_scale=float(x[sd.jump_index]), jump_share_continuous=sc.jump_share,
-               jump_resolved_continuous=sc.resolved,
-               emergence_score_discontinuous=emergence_score(x, gd["value"]).score,
-               emergence_score_continuous=emergence_score(x, gc["value"]).score)
-    mean_len = None
-    if lengths is not None:
-        try:
-            mean_len = np.array([lengths.loc[(fam, task, shots, m)] for m in gd.index], dtype=float)
-        except KeyError:
-            mean_len = None
-    check = transform_check(x, gd["value"].to_numpy(float), gd["ci_low"].to_numpy(float),
-                            gd["ci_high"].to_numpy(float), per_token_loss(c, gc["value"], mean_len),
-                            st.transform_tolerance) if d != "multiple_choice_grade" else None
-    if check is not None:
-        row.update(transform_check="pass" if check[0] else "fail", transform_max_error=check[1],
-                   effective_length=check[2])
-    sharp_d = sd.is_sharp(st.sharpness_threshold)
-    sharp_c = sc.is_sharp(st.sharpness_threshold)
-    share = f"{sd.jump_share:.2f} of the {d} range in one step"
-    if not sharp_d:
-        why = f"largest step of {d} is {sd.jump_share:.2f} of its range"
-        if not sd.resolved:
-            why += "; that step is within the intervals"
-        elif not sd.with_trend:
-            why += "; that step goes against the overall trend"
-        elif not sd.change_resolved:
-            why += "; the whole change is within the intervals"
-        return dict(row, verdict=VERDICT_NONE, reason=why)
-    if sharp_c:
-        return dict(row, verdict=VERDICT_NOT_EXPLAINED,
-                    reason=f"{share}, and {c} jumps too ({sc.jump_share:.2f} of its range in one step)")
-    if check is not None and not check[0]:
-        return dict(row, verdict=VERDICT_NOT_EXPLAINED,
-                    reason=f"{share}; {c} is smooth but exp(-L*CE) from it misses "
-                           f"{d} by up to {check[1]:.3f}")
-    extra = "" if check is None else f"; exp(-{check[2]:.2f}*CE) from {c} reproduces it"
-    return dict(row, verdict=VERDICT_EXPLAINED,
-                reason=f"{share} while {c} moves smoothly ({sc.jump_share:.2f} in its largest step){extra}")
-
-
-def transform_check(scale, observed, ci_low, ci_high, loss, tolerance: float = 0.05):
-    """Does the continuous metric, pushed through ``exp(-L * CE)``, reproduce the curve?
-
-    ``loss`` is each model's per-token loss implied by the continuous metric; one effective
-    target length ``L`` is fitted (it absorbs greedy decoding and correlated token errors).
-    Whether that loss is itself smooth is the sharpness test's job, not this one's.
-    Returns (passes, largest absolute error, fitted effective length L) or None when the loss
-    is unavailable or not positive.
-    """
-    if loss is None:
-        return None
-    loss = np.asarray(loss, dtype=float)
-    if not (np.isfinite(loss).all() and (loss > 0).all()):
-        return None
-    if not (np.all((observed >= 0) & (observed <= 1))):
-        return None
-    ce = loss
-    def sse(L):
-        return float(np.sum((np.exp(-L * ce) - observed) ** 2))
-
-    # the loss surface is flat for large L, so locate the basin on a log grid before refining
-    grid = np.geomspace(1e-3, 1e3, 121)
-    best = int(np.argmin([sse(L) for L in grid]))
-    lo_b, hi_b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-    res = minimize_scalar(sse, bounds=(lo_b, hi_b), method="bounded", options={"xatol": 1e-9})
-    length = float(res.x)
-    pred = np.exp(-length * ce)
-    err = np.abs(pred - observed)
-    half = np.where(np.isfinite(ci_low) & np.isfinite(ci_high),
-                    np.where(pred < observed, observed - ci_low, ci_high - observed), 0.0)
-    ok = bool(np.all(err <= half + tolerance))
-    return ok, float(err.max()), length
 
 
 # ----------------------------------------------------------------------------- analyze
@@ -475,6 +365,7 @@ class AnalysisResult:
     prediction_fits: pd.DataFrame | None = None
     lengths: pd.DataFrame | None = None
     resolution: pd.DataFrame | None = None
+    evidence: pd.DataFrame | None = None
 
 
 def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()) -> AnalysisResult:
@@ -482,8 +373,8 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     curves, samples, unknown = collect_curves(inputs, settings)
     if curves.empty:
         raise MirageInputError("the inputs hold no metric values to analyse")
-    emergence, insufficient = emergence_table(curves)
-    verdicts = verdicts_table(curves, samples, settings)
+    emergence, insufficient = emergence_table(curves, tuple(settings.curve_by))
+    verdicts, evidence = verdicts_table(curves, samples, settings.verdict_settings())
     summary = _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknown)
     predictions = fits = lengths = None
     if samples is not None and "exact_match" in samples.columns and (
@@ -496,7 +387,7 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
         summary["above_chance"] = {"models": int(len(resolution)),
                                    "above_chance": int(resolution["above_chance"].sum())}
     return AnalysisResult(curves, emergence, verdicts, insufficient, samples, summary, predictions, fits, lengths,
-                          resolution)
+                          resolution, evidence)
 
 
 def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: pd.DataFrame | None = None,
@@ -594,18 +485,12 @@ def _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknow
         "inputs": list(inputs.sources),
         "notes": list(inputs.notes),
         "scale_column": inputs.scale_column,
-        "settings": {
-            "bootstrap": settings.bootstrap, "seed": settings.seed, "level": settings.level,
-            "sharpness_threshold": settings.sharpness_threshold, "min_models": settings.min_models,
-            "min_samples": settings.min_samples, "transform_tolerance": settings.transform_tolerance,
-            "metrics": list(settings.metrics) if settings.metrics else None,
-            "kind_overrides": dict(settings.kind_overrides), "answer_regex": settings.answer_regex,
-        },
+        "settings": settings.as_dict(),
         "n_families": int(curves["family"].nunique()),
         "n_models": int(curves[["family", "model"]].drop_duplicates().shape[0]),
         "n_tasks": int(curves["task"].nunique()),
         "n_metrics": int(curves["metric"].nunique()),
-        "n_curves": int(curves.groupby(CURVE_ID, dropna=False).ngroups),
+        "n_curves": int(curves.groupby(curve_id(settings), dropna=False).ngroups),
         "has_records": inputs.records is not None,
         "n_records": int(inputs.records.num_rows) if inputs.records is not None else 0,
         "verdict_counts": counts,
@@ -629,7 +514,8 @@ def analyze(
 ) -> AnalysisResult:
     """Run the analysis and write the output contract atomically into ``out_dir``.
 
-    Files: ``curves.csv``, ``emergence.csv``, ``verdicts.csv``, ``summary.json``,
+    Files: ``curves.csv``, ``emergence.csv``, ``verdicts.csv``, ``evidence.csv`` (every test behind
+    the verdicts), ``summary.json``,
     ``figures/*.png``, ``report.html`` (and ``samples.parquet`` when records were given).
     Either every file is replaced or none is.
     """
@@ -641,6 +527,8 @@ def analyze(
         write_csv(tmp / "curves.csv", result.curves)
         write_csv(tmp / "emergence.csv", result.emergence)
         write_csv(tmp / "verdicts.csv", result.verdicts)
+        if result.evidence is not None:
+            write_csv(tmp / "evidence.csv", result.evidence)
         if result.samples is not None:
             write_parquet(tmp / "samples.parquet", result.samples)
         if result.predictions is not None:

@@ -63,8 +63,11 @@ def analyze_cmd(
     bootstrap: int = typer.Option(1000, min=0, help="Bootstrap resamples for intervals on record metrics."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     level: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level of intervals."),
-    sharpness_threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of a curve's range in one step that makes it sharp."),
-    min_models: int = typer.Option(4, min=2, help="Fewest models for a verdict."),
+    min_effect: float = typer.Option(0.1, help="Smallest rise of a discontinuous metric (0-1 scale) that can look emergent."),
+    test_level: float = typer.Option(0.01, help="Significance level of each verdict test (break, lag, transform)."),
+    loss_tolerance: float = typer.Option(0.05, help="Scatter of log per-token loss around its power law still called smooth."),
+    curve_by: List[str] = typer.Option([], "--curve-by", help="Score-table column that is part of a curve's identity (repeatable), e.g. first_operand."),
+    min_models: int = typer.Option(4, help="Fewest models for a verdict (>= 3)."),
     max_figures: int = typer.Option(24, min=0, help="Most task figures to draw (most informative first)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
 ):
@@ -74,11 +77,13 @@ def analyze_cmd(
     from .readers import read_inputs
 
     settings = AnalysisSettings(
-        bootstrap=bootstrap, seed=seed, level=level, sharpness_threshold=sharpness_threshold,
+        bootstrap=bootstrap, seed=seed, level=level, min_effect=min_effect, test_level=test_level,
+        loss_tolerance=loss_tolerance, curve_by=tuple(c.strip() for c in curve_by if c.strip()),
         min_models=min_models, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
         kind_overrides=parse_kind_overrides(metric_kind), answer_regex=_check_regex(answer_regex),
     )
-    data = read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family, scale_from=scale_from)
+    data = read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family, scale_from=scale_from,
+                       curve_by=settings.curve_by)
     result = analyze(data, out, settings, max_figures=max_figures, progress=not quiet)
     _print_result(result, out, quiet)
 
@@ -112,11 +117,14 @@ def _print_result(result, out: Path, quiet: bool) -> None:
             console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] {', '.join(s['unknown_metrics'])}")
         v = result.verdicts
         if len(v):
-            table = Table(title="verdicts (sharp transitions first)")
+            from .verdicts import VERDICTS
+
+            table = Table(title="verdicts (decided ones first)")
             for col in ("family", "task", "shots", "metric pair", "verdict"):
                 table.add_column(col)
-            order = {"not explained by metric choice": 0, "explained by metric": 1}
-            shown = v.assign(_r=v["verdict"].map(order).fillna(2)).sort_values(["_r", "family", "task"]).head(15)
+            order = {name: i for i, name in enumerate(VERDICTS)}
+            shown = v.assign(_r=v["verdict"].map(order).fillna(len(order))).sort_values(
+                ["_r", "family", "task"], kind="stable").head(15)
             for row in shown.itertuples(index=False):
                 table.add_row(str(row.family), str(row.task), "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
                               f"{row.discontinuous_metric} / {row.continuous_metric}", row.verdict)

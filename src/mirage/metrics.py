@@ -187,6 +187,93 @@ def _multiple_choice_grade(v: RecordView) -> np.ndarray:
     return np.where(ok, right.astype(float), np.nan)
 
 
+def _correct_and_best_other(v: RecordView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(correct option's summed log-prob, best other option's, rows that have both)."""
+    mat, k = v.choice_matrix()
+    correct = v.correct_choice()
+    ok = (k > 1) & np.isfinite(correct) & (correct >= 0) & (correct < np.maximum(k, 1))
+    idx = np.where(ok, correct, 0).astype(np.int64)
+    rows = np.arange(v.n)
+    right = mat[rows, idx]
+    others = mat.copy()
+    others[rows, idx] = -np.inf
+    return right, others.max(axis=1), ok & np.isfinite(right)
+
+
+def _choice_margin(v: RecordView) -> np.ndarray:
+    # the decision-relevant margin: multiple-choice grade is exactly [margin > 0]
+    right, other, ok = _correct_and_best_other(v)
+    with np.errstate(invalid="ignore"):
+        return np.where(ok, right - other, np.nan)
+
+
+def _correct_choice_length(v: RecordView) -> np.ndarray:
+    """Tokens of the correct option (NaN when unknown)."""
+    lengths = v.table.column("choice_lengths").combine_chunks()
+    k = np.nan_to_num(v.list_lengths("choice_lengths"), nan=0).astype(np.int64)
+    correct = v.correct_choice()
+    ok = (k > 0) & np.isfinite(correct) & (correct >= 0) & (correct < np.maximum(k, 1))
+    flat = lengths.flatten().to_numpy(zero_copy_only=False).astype(float)
+    starts = np.cumsum(k) - k
+    pos = np.where(ok, starts + np.where(ok, correct, 0).astype(np.int64), 0)
+    out = np.full(v.n, np.nan)
+    if len(flat):
+        out = np.where(ok, flat[np.clip(pos, 0, len(flat) - 1)], np.nan)
+    return np.where(out > 0, out, np.nan)
+
+
+def _correct_choice_mean_logprob(v: RecordView) -> np.ndarray:
+    right, _, ok = _correct_and_best_other(v)
+    length = _correct_choice_length(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok & np.isfinite(length), right / length, np.nan)
+
+
+def _choice_token_loss(v: RecordView) -> np.ndarray:
+    """-log of the correct option's share of a softmax over per-token option log-probabilities.
+
+    Per-token scores (an option's summed log-probability over its length) keep the L-fold
+    compounding of long options out: under the paper's model of multiple choice (the correct
+    option's tokens have probability p, the wrong options share the rest) this is exactly the
+    per-token loss -log p, so it is the margin's per-token loss scale.
+    """
+    mat, k = v.choice_matrix()
+    correct = v.correct_choice()
+    ok = (k > 1) & np.isfinite(correct) & (correct >= 0) & (correct < np.maximum(k, 1))
+    if v.has("choice_lengths"):
+        lens_col = v.table.column("choice_lengths").combine_chunks()
+        lk = np.nan_to_num(v.list_lengths("choice_lengths"), nan=0).astype(np.int64)
+        lens = np.ones_like(mat)
+        flat = lens_col.flatten().to_numpy(zero_copy_only=False).astype(float)
+        rows = np.repeat(np.arange(v.n), lk)
+        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lk) - lk, lk)
+        keep = cols < mat.shape[1]
+        lens[rows[keep], cols[keep]] = np.where(flat[keep] > 0, flat[keep], 1.0)
+        ok &= lk == k
+    else:
+        lens = np.ones_like(mat)
+    per_tok = np.where(np.isfinite(mat), mat / lens, -np.inf)
+    top = np.max(per_tok, axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    lse = np.log(np.sum(np.exp(per_tok - top), axis=1)) + top[:, 0]
+    idx = np.where(ok, correct, 0).astype(np.int64)
+    return np.where(ok, lse - per_tok[np.arange(v.n), idx], np.nan)
+
+
+def _target_mean_token_prob(v: RecordView) -> np.ndarray:
+    """Mean over target tokens of exp(log p): the token accuracy of sampling from the model."""
+    col = v.table.column("target_logprobs").combine_chunks()
+    lengths = v.list_lengths("target_logprobs")
+    lens = np.nan_to_num(lengths, nan=0).astype(np.int64)
+    flat = np.exp(col.flatten().to_numpy(zero_copy_only=False).astype(float))
+    out = np.full(v.n, np.nan)
+    has = lens > 0
+    if has.any():
+        starts = (np.cumsum(lens) - lens)[has]
+        out[has] = np.add.reduceat(flat, starts) / lens[has]
+    return out
+
+
 def _brier_score(v: RecordView) -> np.ndarray:
     probs, correct, ok = _choice_softmax(v)
     onehot = np.zeros_like(probs)
@@ -243,6 +330,17 @@ for _m in (
            description="probability of the whole target, exp(sum of token log-probs) ~ p**L"),
     Metric("brier_score", "linear", False, _brier_score, ("choice_logprobs", "correct_choice"),
            description="multi-class Brier score of the softmax over option log-probabilities"),
+    Metric("choice_margin", "linear", True, _choice_margin, ("choice_logprobs", "correct_choice"),
+           description="correct option's summed log-probability minus the best other option's (nats); "
+                       "multiple-choice grade is [margin > 0]"),
+    Metric("choice_token_loss", "linear", False, _choice_token_loss, ("choice_logprobs", "correct_choice"),
+           description="-log softmax of per-token option log-probabilities at the correct option: the "
+                       "margin's per-token loss scale"),
+    Metric("correct_choice_mean_logprob", "linear", True, _correct_choice_mean_logprob,
+           ("choice_logprobs", "choice_lengths", "correct_choice"),
+           description="mean per-token log-probability of the correct option"),
+    Metric("target_mean_token_prob", "linear", True, _target_mean_token_prob, ("target_logprobs",),
+           description="mean over target tokens of their probability: the token accuracy of sampling"),
 ):
     register_metric(_m)
 
@@ -274,6 +372,8 @@ def compute_sample_metrics(table: pa.Table, names=None, answer_regex: str | None
     frame["target_length"] = _target_length(view)
     if view.has("choice_logprobs"):  # chance level of multiple choice is 1 / n_choices
         frame["n_choices"] = view.list_lengths("choice_logprobs")
+    if view.has("choice_lengths") and view.has("correct_choice"):
+        frame["correct_choice_length"] = _correct_choice_length(view)
     for name in chosen:
         missing = [c for c in METRICS[name].requires if not view.has(c)]
         if missing:
@@ -337,6 +437,46 @@ KNOWN_METRIC_KINDS: dict[str, tuple[str, bool]] = {
 }
 for _name, _m in METRICS.items():
     KNOWN_METRIC_KINDS.setdefault(_name, (_m.kind, _m.higher_is_better))
+
+
+# Per-token loss implied by a continuous metric's value, where it has one: the scale on which the
+# paper's model says improvement is a power law in scale (verdicts judge smoothness there).
+# name -> (value -> loss, value -> |d loss / d value|) for the delta-method variance.
+PER_TOKEN_LOSS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
+    "target_mean_logprob": (lambda v: -v, lambda v: np.ones_like(v)),
+    "correct_choice_mean_logprob": (lambda v: -v, lambda v: np.ones_like(v)),
+    "choice_token_loss": (lambda v: v, lambda v: np.ones_like(v)),
+    "target_logprob": (lambda v: -v, lambda v: np.ones_like(v)),  # summed over the target: loss x length
+    "log_likelihood": (lambda v: -v, lambda v: np.ones_like(v)),
+    "loglikelihood": (lambda v: -v, lambda v: np.ones_like(v)),
+    "log-likelihood": (lambda v: -v, lambda v: np.ones_like(v)),
+    "ppl": (np.log, lambda v: 1.0 / v),
+    "perplexity": (np.log, lambda v: 1.0 / v),
+    "word_perplexity": (np.log, lambda v: 1.0 / v),
+    "byte_perplexity": (np.log, lambda v: 1.0 / v),
+    "bits_per_byte": (lambda v: v * np.log(2.0), lambda v: np.full_like(v, np.log(2.0))),
+}
+# preference among them when several continuous metrics of one task have a loss scale
+LOSS_PREFERENCE = ("target_mean_logprob", "choice_token_loss", "correct_choice_mean_logprob", "ppl", "perplexity", "word_perplexity",
+                   "byte_perplexity", "bits_per_byte", "log_likelihood", "loglikelihood", "log-likelihood",
+                   "target_logprob")
+
+
+def per_token_loss_of(name: str, values, stderr=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(loss, variance of the loss) implied by a continuous metric, or None when it has no loss scale.
+
+    The variance comes from ``stderr`` by the delta method (NaN where unknown).
+    """
+    entry = PER_TOKEN_LOSS.get(canonical_metric_name(name))
+    if entry is None:
+        return None
+    fn, dfn = entry
+    v = np.asarray(values, dtype=float)
+    se = np.full_like(v, np.nan) if stderr is None else np.asarray(stderr, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        loss = fn(v)
+        var = (dfn(v) * se) ** 2
+    return loss, var
 
 
 def canonical_metric_name(name: str) -> str:

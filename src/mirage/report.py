@@ -232,23 +232,30 @@ def write_task_figures(result, fig_dir: Path, max_figures: int = 24, progress: b
 
 _RULE_HTML = """
 <p>For each family and task with both a discontinuous metric (exact match, multiple-choice grade,
-acc) and a continuous one of the same outputs (log-probability, edit distance, Brier score,
-perplexity), mirage asks two questions.</p>
+acc) and a continuous one of the same outputs, mirage tests the paper's claim in three steps
+(details, assumptions and known failure cases: <code>docs/verdicts.md</code>).</p>
 <ol>
-<li><b>Is the curve sharp?</b> A curve is sharp when its largest step between neighbouring models
-carries at least {tau:.0%} of its whole range, that step is resolved by the confidence intervals,
-goes the way of the overall change, and the overall change is itself beyond the intervals.
-Continuous metrics are judged on their per-token probability scale (exp of a mean
-log-probability, 1/perplexity).</li>
-<li><b>Does the continuous metric imply the discontinuous one?</b> Each model's per-token loss
-CE, pushed through <code>exp(-L·CE)</code> with one fitted effective length L, should land inside
-the discontinuous curve's intervals (± {tol}).</li>
+<li><b>Does the discontinuous curve look emergent?</b> It must stay near its smallest model's
+value over at least {flat:.0%} of the log-scale range (within {band:.0%} of its rise), then rise
+by at least {effect:g} with the best model's interval above the smallest model's. Without
+intervals (no stderr, no n_samples, no records) nothing can be resolved: <i>insufficient
+evidence</i>.</li>
+<li><b>Is the per-token loss smooth?</b> The continuous metric on its per-token loss scale
+(cross-entropy, log perplexity, the per-token loss of the option margins) is fitted as a power law
+in scale, with an irreducible term, weighted by each model's uncertainty plus a {tol:.0%} scatter,
+and tested against a break between neighbouring models (a step down, or a kink after which it falls
+faster), with the search over positions accounted for (level {level:g}).</li>
+<li><b>Does the smooth law imply the discontinuous curve?</b> From records, exact match is predicted
+from the smooth law with each item's own target length; the outputs are compared with the model's
+own probabilities of the target (outputs at chance while the loss improves are a threshold in the
+model). From score tables, one effective length is fitted.</li>
 </ol>
-<p><b>explained by metric</b>: sharp under the discontinuous metric, smooth under the continuous
-one, and (where it can be checked) implied by it. <b>not explained by metric choice</b>: the
-continuous metric jumps too, or does not imply the jump: the models really change abruptly.
-<b>no sharp transition</b>: not sharp under the discontinuous metric. <b>insufficient data</b>:
-fewer than {min_models} models or {min_samples} samples per model.</p>
+<p><b>explained by metric</b>: looks emergent, and the per-token loss is smooth and implies it.
+<b>not explained by metric choice</b>: looks emergent, but the loss breaks, the outputs lag, or the
+smooth law does not reproduce the curve. <b>no apparent emergence</b>: the curve does not look
+emergent. <b>insufficient evidence</b>: no intervals, fewer than {min_models} models or
+{min_samples} samples per model, or no continuous metric on a per-token loss scale. Every test is
+in <code>evidence.csv</code>.</p>
 <p class="muted">The emergence score of Srivastava et al. (2022) is reported for every curve
 (emergence.csv) but does not decide verdicts: with few models it ranks smooth power laws above
 sharp curves.</p>
@@ -275,21 +282,24 @@ def write_analysis_report(path: Path, result, figures, title: str = "mirage anal
                      + html.escape(", ".join(s["unknown_metrics"])) + "</p>")
     parts.append("</div>")
     if len(result.verdicts):
-        v = result.verdicts.copy()
-        v = v.assign(_r=v["verdict"].map({"not explained by metric choice": 0, "explained by metric": 1,
-                                           "no sharp transition": 2, "insufficient data": 3})).sort_values(["_r", "family", "task"])
+        v = result.verdicts.copy()  # already in VERDICTS order: decided ones first
         v["metrics (discontinuous / continuous)"] = v["discontinuous_metric"] + " / " + v["continuous_metric"]
-        v["largest step share"] = [f"{a:.2f} / {b:.2f}" if pd.notna(a) else "" for a, b in
-                                   zip(v["jump_share_discontinuous"], v["jump_share_continuous"])]
+        v["break p"] = v["break_p_value"]
         cols = ["family", "task", "shots", "verdict", "metrics (discontinuous / continuous)", "n_models",
-                "largest step share", "transform_check", "reason"]
+                "rise", "flat_share", "break p", "transform_check", "reason"]
         parts.append("<h2>Verdicts</h2>" + table_html(v[cols], max_rows=40))
+    st = s["settings"]
     parts.append("<h2>How verdicts are reached</h2>" + _RULE_HTML.format(
-        tau=s["settings"]["sharpness_threshold"], tol=s["settings"]["transform_tolerance"],
-        min_models=s["settings"]["min_models"], min_samples=s["settings"]["min_samples"]))
+        flat=st["min_flat_share"], band=st["floor_band"], effect=st["min_effect"], tol=st["loss_tolerance"],
+        level=st["test_level"], min_models=st["min_models"], min_samples=st["min_samples"]))
     if figures:
-        parts.append("<h2>Curves</h2><p class=\"muted\">Discontinuous metrics in red titles; bands are "
-                     f"{s['settings']['level']:.0%} confidence intervals; x is <code>{html.escape(str(s['scale_column']))}</code> on a log axis.</p>")
+        no_ci = result.curves["ci_method"].eq("none")
+        bands = (f"bands are {st['level']:.0%} confidence intervals" if not no_ci.any() else
+                 f"bands are {st['level']:.0%} confidence intervals where the inputs allow one; "
+                 f"{int(no_ci.sum())} of {len(no_ci)} points have none (no stderr, n_samples or records) and are "
+                 "drawn without a band")
+        parts.append("<h2>Curves</h2><p class=\"muted\">Discontinuous metrics in red titles; "
+                     f"{bands}; x is <code>{html.escape(str(s['scale_column']))}</code> on a log axis.</p>")
         for fig_path, (task, shots) in figures:
             uri = "data:image/png;base64," + base64.b64encode(Path(fig_path).read_bytes()).decode("ascii")
             cap = html.escape(f"{task}" + ("" if pd.isna(shots) else f", {int(shots)}-shot"))

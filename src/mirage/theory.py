@@ -275,7 +275,11 @@ class PowerLawFit:
 
     @property
     def c(self) -> float:
-        return math.exp(-self.intercept / self.alpha) if self.alpha < 0 else float("nan")
+        """``exp(-intercept / alpha)``; ``inf`` for a law so flat that its scale constant overflows."""
+        if not self.alpha < 0:
+            return float("nan")
+        log_c = -self.intercept / self.alpha
+        return math.exp(log_c) if log_c < 709.0 else float("inf")
 
     @property
     def law(self) -> PowerLaw:
