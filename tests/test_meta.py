@@ -111,9 +111,33 @@ def test_by_metric_shares_on_constructed_curves():
     assert bm.loc[("metric_kind", "discontinuous"), "share_of_all_apparent"] == 4 / 5
     assert bm.loc[("metric_kind", "linear"), "n_apparent"] == 1
     assert result.summary["n_apparent"] == 5 and result.summary["n_insufficient"] == 1
-    # a lower threshold counts the evenly improving curves too
-    loose = meta_analysis(pd.DataFrame(rows), threshold=1.0).by_metric.set_index(["level", "name"])
-    assert loose.loc[("metric", "brier_score"), "share_apparent"] == 1.0
+    # a lower threshold scores the evenly improving curves high enough, but the evidence gate
+    # still says they rise from the start: no apparent emergence, whatever the threshold
+    loose = meta_analysis(pd.DataFrame(rows), threshold=1.0)
+    assert loose.by_metric.set_index(["level", "name"]).loc[("metric", "brier_score"), "share_apparent"] == 1 / 4
+    even_rows = loose.emergence[(loose.emergence.metric == "brier_score") & (loose.emergence.relative_score >= 1.0)]
+    assert (even_rows["flat_share"] < 0.25).sum() == 3
+    # the base rate sits beside the share of apparent emergences
+    kinds = result.by_metric.set_index(["level", "name"]).loc["metric_kind"]
+    assert kinds.loc["linear", "share_of_curves"] == pytest.approx(5 / 11)
+
+
+def test_the_evidence_gate_refuses_unresolved_jumps_and_high_starts():
+    def with_ci(rows, half):
+        for r in rows:
+            r["ci_low"], r["ci_high"] = r["value"] - half, r["value"] + half
+        return rows
+
+    rows = (with_ci(curve_rows("A", "noisy", "exact_match", "discontinuous", [0, 0, 0, 0, 0.2]), 0.3)
+            + with_ci(curve_rows("A", "clear", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6]), 0.05)
+            + with_ci(curve_rows("A", "saturating", "exact_match", "discontinuous", [0.6, 0.9, 0.95, 0.96, 0.97]), 0.01)
+            + curve_rows("A", "unknown", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6]))
+    em = curve_emergence(pd.DataFrame(rows)).set_index("task")
+    assert em.loc["noisy", "emergence_score"] == math.inf and em.loc["noisy", "evidence"] == "not resolved"
+    assert not em.loc["noisy", "apparent_emergence"]
+    assert em.loc["clear", "apparent_emergence"] and em.loc["clear", "evidence"] == "resolved"
+    assert not em.loc["saturating", "apparent_emergence"]
+    assert em.loc["unknown", "apparent_emergence"] and em.loc["unknown", "evidence"] == "no intervals"
 
 
 def test_bad_curves_are_input_errors():
@@ -205,7 +229,10 @@ def test_cli_writes_every_output(tmp_path):
         assert (out / name).is_file(), name
     em = pd.read_csv(out / "meta_emergence.csv")
     assert em["relative_score"].iloc[0] == math.inf  # 'inf' survives the CSV round trip
-    assert (em["apparent_emergence"] == (em["relative_score"] >= 3)).all()
+    # an apparent emergence scores at least the threshold and passes the evidence gate
+    assert (~em["apparent_emergence"] | (em["relative_score"] >= 3)).all()
+    gate = (em["flat_share"] >= 0.25) & (em["evidence"] != "not resolved")
+    assert (em["apparent_emergence"] == ((em["relative_score"] >= 3) & gate & (em["rise"] > 0))).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["threshold"] == 3.0
     assert "data:image/png;base64," in (out / "report.html").read_text()

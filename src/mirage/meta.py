@@ -20,7 +20,14 @@ family and task, and (where per-sample records exist) re-scored with a continuou
   that improves by equal steps score exactly 1 whatever the number of models.
 - A curve is an **apparent emergence** when ``relative_score >= threshold`` (default
   :data:`DEFAULT_THRESHOLD` = 2: the whole improvement is at least twice the typical step of an
-  evenly improving curve). Curves with fewer than 3 models are not scored.
+  evenly improving curve) *and* it passes the evidence gate of the verdicts
+  (:func:`mirage.evidence.apparent_emergence`, on the judged scale): it stays near its smallest
+  model's value over part of the log-scale range before rising (a curve that saturates from a
+  high start is not an emergence), a bounded metric rises by at least the minimum effect, and the
+  rise is resolved by the intervals. A flat-then-jump (``inf``) score whose change is within the
+  intervals is not an apparent emergence. Curves without intervals (e.g. BIG-bench score files)
+  pass the gate on shape and effect alone and are marked ``evidence = "no intervals"``.
+  Curves with fewer than 3 models are not scored.
 """
 from __future__ import annotations
 
@@ -55,9 +62,10 @@ _DEFAULT_PARTNERS = ("target_logprob", "target_mean_logprob", "token_edit_distan
 
 EMERGENCE_COLUMNS = [
     "rank", "family", "task", "shots", "metric", "metric_kind", "higher_is_better", "n_models",
-    "emergence_score", "flat_then_jump", "judged_on", "relative_score", "apparent_emergence",
-    "insufficient", "scale_min", "scale_max", "value_first", "value_last", "origin",
+    "emergence_score", "flat_then_jump", "judged_on", "relative_score", "apparent_emergence", "evidence",
+    "flat_share", "rise", "insufficient", "scale_min", "scale_max", "value_first", "value_last", "origin",
 ]
+EVIDENCE_LABELS = ("resolved", "not resolved", "no intervals")
 
 
 # ----------------------------------------------------------------------------- vectorised score
@@ -178,9 +186,67 @@ def judged_values(curves: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     return values, higher, moved
 
 
-def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
-    """One row per curve: emergence score, relative score, apparent emergence; strongest first."""
+def _evidence_gate(frame: pd.DataFrame, gid: np.ndarray, judged: np.ndarray, higher: np.ndarray,
+                   settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(passes shape and effect, evidence label, flat share, rise) per group, on the judged scale."""
+    from .evidence import apparent_emergence
+
+    order = np.lexsort((frame["scale"].to_numpy(float), gid))
+    g = gid[order]
+    counts = np.bincount(g)
+    G, K = len(counts), int(counts.max()) if len(counts) else 0
+    pos = np.arange(len(g)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[g]
+
+    def padded(values: np.ndarray) -> np.ndarray:
+        out = np.full((G, K), np.nan)
+        out[g, pos] = values[order]
+        return out
+
+    x = padded(frame["scale"].to_numpy(float))
+    y = padded(judged)
+    raw = frame["value"].to_numpy(float)
+    lo, hi = frame["ci_low"].to_numpy(float), frame["ci_high"].to_numpy(float)
+    # the judged scale is a monotone map of the value: move the interval ends along with it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moved = ~np.isclose(judged, raw, equal_nan=True)
+        ratio_lo = np.where(moved, np.nan, lo)
+        ratio_hi = np.where(moved, np.nan, hi)
+    from .analysis import probability_scale
+
+    for name in pd.unique(frame["metric"].to_numpy()[moved]):
+        rows = moved & (frame["metric"].to_numpy() == name)
+        a, b = probability_scale(name, lo[rows]), probability_scale(name, hi[rows])
+        ratio_lo[rows], ratio_hi[rows] = np.minimum(a, b), np.maximum(a, b)
+    lo_p, hi_p = padded(ratio_lo), padded(ratio_hi)
+    head_higher = np.zeros(G, dtype=bool)
+    head_higher[g] = higher[order]
+    sharp = np.zeros(G, dtype=bool)
+    sharp[g] = frame["metric_kind"].isin(SHARP_KINDS).to_numpy()[order]
+    # discontinuous and nonlinear metrics are proportions (0-1, or percentages): they have a minimum
+    # effect, as in the verdicts; continuous metrics have no common unit and only need a resolved rise
+    with np.errstate(invalid="ignore"):
+        top = np.nanmax(np.where(np.isfinite(y), np.abs(y), np.nan), axis=1)
+    effect = np.where(sharp, np.where(top > 1.5, 100 * settings.min_effect, settings.min_effect), 0.0)
+    ae = apparent_emergence(x, y, lo_p, hi_p, np.isfinite(y), higher_is_better=head_higher, min_effect=effect,
+                            floor_band=settings.floor_band, min_flat_share=settings.min_flat_share, min_models=3)
+    evidence = np.where(~ae.has_intervals, "no intervals", np.where(ae.rise_resolved, "resolved", "not resolved"))
+    shape_ok = (ae.flat_share >= settings.min_flat_share) & (ae.rise >= effect) & (ae.rise > 0)
+    return shape_ok, evidence.astype(object), ae.flat_share, ae.rise
+
+
+def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD, settings=None) -> pd.DataFrame:
+    """One row per curve: emergence score, relative score, evidence, apparent emergence; strongest first.
+
+    ``settings``: the :class:`mirage.verdicts.VerdictSettings` whose evidence gate applies
+    (defaults); curves without ``ci_low``/``ci_high`` have no intervals.
+    """
+    from .verdicts import VerdictSettings
+
+    settings = settings or VerdictSettings()
     frame = _check_curves(curves)
+    for col in ("ci_low", "ci_high"):
+        if col not in frame.columns:
+            frame[col] = np.nan
     grouped = frame.groupby(CURVE_KEY, sort=True, dropna=False)
     gid = grouped.ngroup().to_numpy()
     raw = grouped_emergence_scores(gid, frame["scale"], frame["value"])
@@ -197,6 +263,8 @@ def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) 
     n = raw.n_models.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         relative = orient * judged_scores.score / np.where(n > 1, n - 1, np.nan)
+    shape_ok, evidence, flat_share, rise = _evidence_gate(frame, gid, judged, higher, settings)
+    scored_high = np.nan_to_num(relative, nan=-np.inf) >= threshold
     table = pd.DataFrame({
         "family": head["family"].to_numpy(), "task": head["task"].to_numpy(),
         "shots": head["shots"].to_numpy(), "metric": head["metric"].to_numpy(),
@@ -206,7 +274,8 @@ def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) 
         "flat_then_jump": judged_scores.flat_then_jump,
         "judged_on": np.where(moved[first_idx], "per-token probability", "value"),
         "relative_score": relative,
-        "apparent_emergence": np.nan_to_num(relative, nan=-np.inf) >= threshold,
+        "apparent_emergence": scored_high & shape_ok & (evidence != "not resolved"),
+        "evidence": evidence, "flat_share": flat_share, "rise": rise,
         "insufficient": raw.insufficient,
         "scale_min": scale_min, "scale_max": scale_max, "value_first": value_first, "value_last": value_last,
         "origin": head["origin"].to_numpy() if "origin" in head.columns else "scores",
@@ -232,7 +301,10 @@ def by_metric_table(emergence: pd.DataFrame) -> pd.DataFrame:
 
     ``share_apparent`` = apparent emergences / scored curves of that metric (or kind);
     ``share_of_all_apparent`` = its apparent emergences / all apparent emergences (the
-    paper's "two metrics account for > 92 % of claimed emergent abilities").
+    paper's "two metrics account for > 92 % of claimed emergent abilities"), to be read beside
+    ``share_of_curves``, its base rate (its curves / all curves): a kind with 90 % of the curves
+    holding 90 % of the apparent emergences is no concentration. ``n_apparent_resolved`` counts
+    those whose rise the intervals resolve.
     """
     scored = emergence[~emergence["insufficient"]]
     total = int(scored["apparent_emergence"].sum())
@@ -242,15 +314,18 @@ def by_metric_table(emergence: pd.DataFrame) -> pd.DataFrame:
             continue
         g = emergence.groupby(keys, sort=True, dropna=False)
         s = scored.groupby(keys, sort=True, dropna=False)
+        resolved = scored[scored["apparent_emergence"] & (scored["evidence"] == "resolved")]
         part = pd.DataFrame({
             "n_curves": g.size(),
             "n_scored": s.size(),
             "n_apparent": s["apparent_emergence"].sum(),
+            "n_apparent_resolved": resolved.groupby(keys, sort=True, dropna=False).size(),
             "n_flat_then_jump": s["flat_then_jump"].sum(),
             "median_relative_score": s["relative_score"].median(),
         }).reset_index()
         part["n_scored"] = part["n_scored"].fillna(0).astype(int)
         part["n_apparent"] = part["n_apparent"].fillna(0).astype(int)
+        part["n_apparent_resolved"] = part["n_apparent_resolved"].fillna(0).astype(int)
         part["n_flat_then_jump"] = part["n_flat_then_jump"].fillna(0).astype(int)
         part.insert(0, "level", level)
         part.insert(1, "name", part[keys[0]])
@@ -259,14 +334,17 @@ def by_metric_table(emergence: pd.DataFrame) -> pd.DataFrame:
         else:
             part = part.drop(columns="metric")
         parts.append(part)
-    cols = ["level", "name", "metric_kind", "n_curves", "n_scored", "n_apparent", "share_apparent",
-            "share_of_all_apparent", "n_flat_then_jump", "median_relative_score"]
+    cols = ["level", "name", "metric_kind", "n_curves", "share_of_curves", "n_scored", "n_apparent",
+            "n_apparent_resolved", "share_apparent", "share_of_all_apparent", "n_flat_then_jump",
+            "median_relative_score"]
     if not parts:
         return pd.DataFrame(columns=cols)
     table = pd.concat(parts, ignore_index=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         table["share_apparent"] = np.where(table["n_scored"] > 0, table["n_apparent"] / table["n_scored"].clip(lower=1), np.nan)
         table["share_of_all_apparent"] = table["n_apparent"] / total if total else np.nan
+        # the base rate: how much of the collection this metric (or kind) is
+        table["share_of_curves"] = table["n_curves"] / max(len(emergence), 1)
     table["_lvl"] = table["level"].map({"metric_kind": 0, "metric": 1})
     table = table.sort_values(["_lvl", "n_apparent", "name"], ascending=[True, False, True], kind="stable")
     return table[cols].reset_index(drop=True)
@@ -530,7 +608,13 @@ A curve flat at one value and then jumping has a zero median step and scores <co
 per-token probability <code>1/ppl</code>, <code>exp(mean log p)</code>), signed so improvement is positive,
 divided by <code>n_models − 1</code>: a curve improving in equal steps scores 1.
 A curve is an <b>apparent emergence</b> when its relative score is at least the threshold
-(<b>{threshold:g}</b>; <code>--threshold</code>). Curves of fewer than 3 models are not scored.</p>
+(<b>{threshold:g}</b>; <code>--threshold</code>) and it passes the verdicts' evidence gate: it stays near its
+smallest model's value over part of the log-scale range before it rises (a curve that saturates from a high
+start does not), a discontinuous metric rises by at least the minimum effect, and the intervals resolve the rise
+(<code>evidence</code>: resolved; curves without intervals, such as BIG-bench score files, are marked
+<i>no intervals</i> and counted apart in <code>n_apparent_resolved</code>). Each kind's share of the apparent
+emergences sits beside its share of all curves (<code>share_of_curves</code>), its base rate. Curves of fewer
+than 3 models are not scored.</p>
 <p><b>Pairs</b>: an apparently emergent discontinuous (or nonlinear) curve and a continuous curve of the same
 family, task and shots; <i>only under sharp metric</i> when the continuous one is not an apparent emergence.
 <b>Re-scoring</b> (curves from per-sample records only): each apparent emergence re-scored with the Brier
