@@ -57,12 +57,18 @@ def read_inputs(
     family: str | None = None,
     scale_from: str | None = None,
     exclude: Iterable[str | Path] = (),
+    curve_by: Sequence[str] = (),
 ) -> Inputs:
     """Read and validate every input; return one score table and one record table.
 
     Files found by scanning a directory that are none of the known kinds are skipped with a
     note (``Inputs.notes``); files named explicitly must be readable. ``exclude`` lists files
-    another reader has taken (e.g. BIG-bench results in ``mirage meta``).
+    another reader has taken (e.g. BIG-bench results in ``mirage meta``). ``curve_by``: score-table
+    columns that are part of a curve's identity (rows differing only there are not duplicates).
+
+    Training checkpoints: when the scale column (e.g. ``step``) varies within a model, each model
+    becomes its own curve over its checkpoints (family ``family/model``, one point per scale
+    value), and a note says so.
     """
     if not paths:
         raise MirageInputError("no input given")
@@ -92,7 +98,10 @@ def read_inputs(
     if score_frames:
         scores = pd.concat(score_frames, ignore_index=True, sort=False)
         scores = apply_filters(scores, filters, "score table")
-        scores = validate_scores(scores, _describe_sources(scores["source"].unique()))
+        scores, checkpoint_note = per_model_checkpoints(scores, scale)
+        if checkpoint_note:
+            notes.append(checkpoint_note)
+        scores = validate_scores(scores, _describe_sources(scores["source"].unique()), curve_by=curve_by)
     records = None
     if record_tables:
         try:
@@ -261,13 +270,40 @@ def _numeric_column(frame: pd.DataFrame, column: str, source: str, positive: boo
     return values
 
 
-def validate_scores(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+# scale columns that count a model's training, so one model has many values of them
+CHECKPOINT_SCALES = ("step", "steps", "checkpoint", "tokens", "tokens_seen", "train_tokens", "train_flops", "flops")
+
+
+def per_model_checkpoints(frame: pd.DataFrame, scale: str) -> tuple[pd.DataFrame, str | None]:
+    """Training checkpoints as curves: when ``scale`` (a training count such as ``step``) varies
+    within a model, each model becomes a family of its own checkpoints. Returns (table, note)."""
+    if scale not in CHECKPOINT_SCALES or frame.empty:
+        return frame, None
+    varies = frame.groupby(["family", "model"])["scale"].nunique()
+    if not (varies > 1).any():
+        return frame, None
+    out = frame.copy()
+    out["family"] = out["family"].astype(str) + "/" + out["model"].astype(str)
+    out["model"] = out["model"].astype(str) + f"@{scale}=" + out["scale"].map(lambda v: f"{v:g}")
+    return out, (f"scale {scale!r} varies within models: one curve per model over its checkpoints "
+                 f"({int((varies > 1).sum())} models; family 'family/model', model 'model@{scale}=value')")
+
+
+def validate_scores(frame: pd.DataFrame, source: str, curve_by: Sequence[str] = ()) -> pd.DataFrame:
     """Checks that need the whole table: duplicates and one scale per model."""
-    key = [c for c in SCORE_KEY if c in frame.columns]
+    missing = [c for c in curve_by if c not in frame.columns]
+    if missing:
+        raise MirageInputError(f"no column(s) {', '.join(map(repr, missing))} in the score table", "--curve-by")
+    key = [c for c in SCORE_KEY if c in frame.columns] + list(curve_by)
     dup = frame.duplicated(key, keep=False)
     if dup.any():
         first = frame.loc[dup, key].iloc[0].to_dict()
-        raise MirageInputError(f"{int(frame.duplicated(key).sum())} duplicate row(s) for the same {tuple(key)}, first {first}", source)
+        rows = frame[dup]
+        varying = [c for c in rows.columns if c not in key and c not in ("value", "stderr", "source", "n_samples")
+                   and rows.groupby(key, dropna=False)[c].nunique(dropna=False).max() > 1]
+        hint = f"; if {', '.join(map(repr, varying[:3]))} tells them apart, pass --curve-by" if varying else ""
+        raise MirageInputError(f"{int(frame.duplicated(key).sum())} duplicate row(s) for the same {tuple(key)}, "
+                               f"first {first}{hint}", source)
     scales = frame.groupby(["family", "model"])["scale"].nunique()
     if (scales > 1).any():
         fam, model = scales[scales > 1].index[0]
