@@ -28,6 +28,7 @@ from mirage.report import pyplot
 from mirage.story import (
     HEADINGS,
     STORY_METRICS,
+    prediction1_heading,
     prediction1_text,
     story_figures,
     story_summary,
@@ -79,10 +80,12 @@ def test_prediction1_measures_the_three_metrics_like_the_analysis(result, smooth
     for metric in STORY_METRICS:
         assert p1.loc[metric, "jump_share"] == pytest.approx(em.loc[metric, "jump_share"])
         assert p1.loc[metric, "emergence_score"] == pytest.approx(em.loc[metric, "emergence_score"])
-    v = smooth.verdict.iloc[0]
+    v = result.verdicts.set_index(["family", "task", "discontinuous_metric"]).loc[("smooth", "arithmetic", "exact_match")]
     assert p1.loc["exact_match", "jump_share"] == pytest.approx(v["jump_share_discontinuous"])
-    # "sharp" is the verdicts' rule: not sharp <=> "no sharp transition"
-    assert bool(p1.loc["exact_match", "is_sharp"]) == (v["verdict"] != "no sharp transition")
+    # the page's "looks emergent" is the verdict's first step, read from the evidence table
+    looks = p1.loc["exact_match", "verdict_outcome"] == "apparent"
+    assert looks == bool(v["apparent_emergence"])
+    assert p1.loc["target_mean_logprob", "verdict_test"] == "per-token loss is a smooth power law"
     assert p1.loc["exact_match", "value_first"] < p1.loc["exact_match", "value_last"]
 
 
@@ -97,20 +100,28 @@ def jumpy_page(result, tmp_path_factory):
 def test_a_real_jump_is_reported_as_not_explained(jumpy_page):
     tables, text = jumpy_page
     assert tables.verdict["verdict"].iloc[0] == VERDICT_NOT_EXPLAINED
-    assert tables.prediction1.set_index("metric").loc["target_mean_logprob", "is_sharp"]
+    assert tables.prediction1.set_index("metric").loc["target_mean_logprob", "verdict_outcome"] == "break"
     assert f"Verdict: {html.escape(tables.verdict['verdict'].iloc[0])}" in text
     assert html.escape(prediction1_text(tables)) in text
+    # the heading never claims what the verdict denies
+    assert "<h2>Prediction 1: metric choice: the jump is not the metric&#x27;s doing</h2>" in text
+    assert "the metric makes the jump" not in text
 
 
-def test_page_says_plainly_whether_exact_match_is_sharp(result, smooth, tmp_path):
+def test_page_says_what_the_verdict_says(result, smooth, tmp_path):
     long = story_tables(result, family="long")
-    assert long.prediction1.set_index("metric").loc["exact_match", "is_sharp"]  # 8-token targets: sharp
+    assert long.verdict["verdict"].iloc[0] == "explained by metric"  # 8-token targets of a smooth power law
     for tables in (smooth, long):
-        sharp = bool(tables.prediction1.set_index("metric").loc["exact_match", "is_sharp"])
+        verdict = tables.verdict["verdict"].iloc[0]
         text = prediction1_text(tables)
-        assert ("Exact match is NOT sharp" in text) == (not sharp)
-        assert ("exact match is sharp" in text) == sharp
+        assert ("Exact match does NOT look emergent" in text) == (verdict == "no apparent emergence")
+        assert ("here the metric makes the jump" in text) == (verdict == "explained by metric")
+        assert f"Verdict: {verdict} (" in text
         assert f"{tables.prediction1.set_index('metric').loc['exact_match', 'jump_share']:.2f}" in text
+        page = tmp_path / f"{tables.family}.html"
+        write_story_report(page, result, family=tables.family)
+        heading = prediction1_heading(tables)
+        assert f"<h2>{html.escape(heading)}</h2>" in page.read_text()
 
 
 # ----------------------------------------------------------------------------- prediction 2
@@ -203,7 +214,8 @@ def test_write_story_report_writes_one_self_contained_page_atomically(result, tm
     assert sorted(p.name for p in out.iterdir()) == ["story.html"]  # no temp file left behind
     assert set(plt.get_fignums()) == open_before  # every figure closed
     text = (out / "story.html").read_text()
-    for heading in HEADINGS:
+    assert f"<h2>{html.escape(prediction1_heading(tables))}</h2>" in text
+    for heading in HEADINGS[1:]:
         assert f"<h2>{heading}</h2>" in text
     assert text.count('<img src="data:image/png;base64,') == 3
     assert "<p>INTRO</p>" in text and "<th>final_loss</th>" in text and "<th>seconds</th>" not in text

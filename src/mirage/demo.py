@@ -50,7 +50,11 @@ def summary_paragraph(result, elapsed: float) -> str:
             f"metric meet: {counts or 'none'}.")
     if len(acc) and len(ppl):
         text += (f" Pythia LAMBADA accuracy rises {acc.iloc[0]:.3f} -> {acc.iloc[-1]:.3f} while perplexity "
-                 f"falls {ppl.iloc[0]:.1f} -> {ppl.iloc[-1]:.2f}, both smoothly.")
+                 f"falls {ppl.iloc[0]:.1f} -> {ppl.iloc[-1]:.2f}")
+        v = result.verdicts
+        row = v[(v["family"] == "Pythia") & (v["task"] == "lambada_openai") & (v["shots"] == 0)
+                & (v["discontinuous_metric"] == "acc")]
+        text += f"; verdict: {row['verdict'].iloc[0]}." if len(row) else "."
     return text
 
 

@@ -5,9 +5,10 @@ predictions that this module lays out on one self-contained HTML page, from an
 :class:`~mirage.analysis.AnalysisResult` of a model family evaluated on a main task (and its
 smallest models also on a ten times larger copy of it):
 
-1. **The metric makes the jump**: exact match may jump where token edit distance and the mean
-   per-token log-probability of the same outputs move smoothly (jump shares, emergence scores,
-   sharpness and verdict exactly as :mod:`mirage.analysis` computes them).
+1. **Metric choice**: exact match may look emergent where the per-token loss of the same outputs
+   moves smoothly (jump shares and emergence scores as :mod:`mirage.analysis` computes them; the
+   section's heading and text follow the verdict of :mod:`mirage.verdicts`, so a page never
+   says "the metric makes the jump" above a verdict that says it does not).
 2. **Better statistics**: with ten times the test items the Wilson intervals of the small models
    shrink (by about ``1/sqrt(10)``) and more of them are resolved above zero.
 3. **Target length**: at a fixed model exact match falls geometrically with target length
@@ -15,7 +16,7 @@ smallest models also on a ten times larger copy of it):
 
 :func:`story_tables` is pure, :func:`story_figures` draws, :func:`write_story_report` writes the
 page atomically and :func:`story_summary` says the key numbers in one paragraph. The text on the
-page states measured numbers; when exact match is not sharp, the page says so.
+page states measured numbers; when exact match does not look emergent, the page says so.
 """
 from __future__ import annotations
 
@@ -34,18 +35,26 @@ METRIC_LABEL = {
     "target_mean_logprob": "mean per-token log-probability",
 }
 HEADINGS = (
-    "Prediction 1: the metric makes the jump",
+    "Prediction 1: metric choice",
     "Prediction 2: better statistics",
     "Prediction 3: target length",
 )
+# what prediction 1's heading adds, by verdict: the page's claim is the verdict's
+PREDICTION1_CLAIM = {
+    "explained by metric": "the metric makes the jump",
+    "not explained by metric choice": "the jump is not the metric's doing",
+    "no apparent emergence": "no jump for the metric to explain",
+    "insufficient evidence": "the data cannot tell",
+}
 # Okabe & Ito's colour-blind safe palette (yellow left out: unreadable on white), then greys
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 P1_COLUMNS = ["family", "task", "metric", "kind", "higher_is_better", "n_models", "value_first", "value_last",
-              "sharpness_scale", "jump_share", "jump_resolved", "is_sharp", "jump_at_params", "emergence_score"]
-VERDICT_COLUMNS = ["family", "task", "verdict", "discontinuous_metric", "continuous_metric",
-                   "jump_share_discontinuous", "jump_share_continuous", "transform_check", "reason"]
+              "jump_share", "jump_at_params", "emergence_score", "verdict_test", "verdict_outcome", "p_value"]
+VERDICT_COLUMNS = ["family", "task", "verdict", "discontinuous_metric", "continuous_metric", "apparent_emergence",
+                   "rise", "flat_share", "loss_alpha", "break_p_value", "lag_p_value", "transform_check",
+                   "transform_p_value", "reason"]
 P2_COLUMNS = ["family", "model", "params",
               "n_standard", "exact_match_standard", "ci_low_standard", "ci_high_standard", "above_zero_standard",
               "n_large", "exact_match_large", "ci_low_large", "ci_high_large", "above_zero_large",
@@ -66,7 +75,6 @@ class StoryTables:
     main_task: str
     large_task: str
     length_task: str
-    sharpness_threshold: float
     level: float
     curves: pd.DataFrame            # main task curves of STORY_METRICS (the prediction 1 figure)
     prediction1: pd.DataFrame       # one row per metric of STORY_METRICS present
@@ -117,9 +125,9 @@ def story_tables(result, main_task: str = "arithmetic", large_task: str = "arith
     give empty tables, never an exception.
 
     - ``prediction1``: per metric of :data:`STORY_METRICS`: first/last value (smallest/largest
-      model), ``jump_share`` (largest neighbour step / range; continuous metrics on their per-token
-      probability scale, as ``sharpness_scale`` says), ``jump_resolved``, ``is_sharp`` (the
-      verdicts' rule at the analysis' ``sharpness_threshold``), ``emergence_score``.
+      model), ``jump_share`` (largest neighbour step / range, descriptive), ``emergence_score``,
+      and the verdict's test of that curve (``verdict_test``, ``verdict_outcome``, ``p_value``:
+      exact match's apparent emergence; the per-token loss's break test; the outputs' lag test).
     - ``verdict``: the analysis verdict for exact match on the main task.
     - ``prediction2``: per model on the large task: n, exact match, Wilson interval and
       ``above_zero`` (interval low > 0) on both sets, ``ci_width_ratio`` (large / standard width),
@@ -130,10 +138,9 @@ def story_tables(result, main_task: str = "arithmetic", large_task: str = "arith
       delta-method standard error, against ``log p_hat``; and of token edit distance on L (with
       its standard error from the per-length intervals) against ``1 - p_hat``.
     """
-    from .analysis import curve_sharpness
+    from .stats import jump_sharpness
 
     settings = (result.summary or {}).get("settings", {})
-    threshold = float(settings.get("sharpness_threshold", 0.5))
     level = float(settings.get("level", 0.95))
     if family is None:
         family = _pick_family(result, main_task, large_task)
@@ -143,6 +150,15 @@ def story_tables(result, main_task: str = "arithmetic", large_task: str = "arith
     if len(curves):
         curves = curves[curves["metric"].isin(STORY_METRICS)].sort_values(["metric", "scale"]).reset_index(drop=True)
 
+    verdicts = _select(result.verdicts, family, main_task)
+    if len(verdicts):
+        verdicts = verdicts[verdicts["discontinuous_metric"] == "exact_match"]
+    verdict = (verdicts[VERDICT_COLUMNS].reset_index(drop=True) if len(verdicts)
+               else pd.DataFrame(columns=VERDICT_COLUMNS))
+    evidence = _select(getattr(result, "evidence", None), family, main_task)
+    if len(evidence):
+        evidence = evidence[evidence["discontinuous_metric"] == "exact_match"]
+
     # prediction 1
     emergence = _select(result.emergence, family, main_task)
     rows = []
@@ -151,34 +167,59 @@ def story_tables(result, main_task: str = "arithmetic", large_task: str = "arith
         if g.empty:
             continue
         g = g.sort_values("scale", kind="stable")
-        kind = str(g["metric_kind"].iloc[0])
-        sh = curve_sharpness(metric, g)
+        # measured on the scale the figure draws: exp(mean log-prob) is the per-token probability
+        shown = np.exp(g["value"].to_numpy(float)) if metric == "target_mean_logprob" else g["value"].to_numpy(float)
+        sh = jump_sharpness(g["scale"], shown)
         em = emergence[emergence["metric"] == metric] if len(emergence) else pd.DataFrame()
         score = float(em["emergence_score"].iloc[0]) if len(em) else math.nan
+        test, outcome, p = _verdict_test_of(metric, verdict, evidence)
         rows.append(dict(
-            family=family, task=main_task, metric=metric, kind=kind,
+            family=family, task=main_task, metric=metric, kind=str(g["metric_kind"].iloc[0]),
             higher_is_better=bool(g["higher_is_better"].iloc[0]), n_models=len(g),
             value_first=float(g["value"].iloc[0]), value_last=float(g["value"].iloc[-1]),
-            sharpness_scale="exp(value), per-token probability" if metric == "target_mean_logprob" else "value",
-            jump_share=float(sh.jump_share), jump_resolved=bool(sh.resolved),
-            is_sharp=bool(sh.is_sharp(threshold)),
+            jump_share=float(sh.jump_share),
             jump_at_params=float(g["scale"].iloc[sh.jump_index]) if sh.n_models > 1 else math.nan,
-            emergence_score=score))
+            emergence_score=score, verdict_test=test, verdict_outcome=outcome, p_value=p))
     prediction1 = pd.DataFrame(rows, columns=P1_COLUMNS)
 
-    verdicts = _select(result.verdicts, family, main_task)
-    if len(verdicts):
-        verdicts = verdicts[verdicts["discontinuous_metric"] == "exact_match"]
-    verdict = (verdicts[VERDICT_COLUMNS].reset_index(drop=True) if len(verdicts)
-               else pd.DataFrame(columns=VERDICT_COLUMNS))
-
     return StoryTables(
-        family=family, main_task=main_task, large_task=large_task, length_task=length_task,
-        sharpness_threshold=threshold, level=level,
+        family=family, main_task=main_task, large_task=large_task, length_task=length_task, level=level,
         curves=curves, prediction1=prediction1, verdict=verdict,
         prediction2=_prediction2(result, family, main_task, large_task),
         prediction3=_prediction3(result, family, length_task),
         prediction3_models=_prediction3_models(result, family, length_task, level))
+
+
+_TEST_LABEL = {
+    "apparent_emergence": "looks emergent",
+    "loss_break": "per-token loss is a smooth power law",
+    "output_lag": "outputs follow the target's probabilities",
+}
+
+
+def _verdict_test_of(metric: str, verdict: pd.DataFrame, evidence: pd.DataFrame) -> tuple[str, str, float]:
+    """(the verdict's test of this curve, its outcome, its p-value) from the evidence table."""
+    if evidence is None or evidence.empty:
+        return "", "", math.nan
+    if metric == "exact_match":
+        rows = evidence[evidence["test"] == "apparent_emergence"]
+    else:
+        rows = evidence[(evidence["metric"] == metric) & evidence["test"].isin(["loss_break", "output_lag"])]
+        if rows.empty and metric == "token_edit_distance":
+            rows = evidence[evidence["test"] == "output_lag"]
+    if rows.empty:
+        return "", "", math.nan
+    r = rows.iloc[0]
+    return _TEST_LABEL.get(str(r["test"]), str(r["test"])), str(r["outcome"]), float(r["p_value"])
+
+
+def prediction1_heading(tables: "StoryTables") -> str:
+    """Prediction 1's heading: its claim is the verdict's."""
+    if len(tables.verdict):
+        claim = PREDICTION1_CLAIM.get(str(tables.verdict["verdict"].iloc[0]))
+        if claim:
+            return f"{HEADINGS[0]}: {claim}"
+    return f"{HEADINGS[0]}: no verdict"
 
 
 def _prediction2(result, family, main_task, large_task) -> pd.DataFrame:
@@ -310,8 +351,7 @@ def _figure_prediction1(plt, tables: StoryTables):
         arrow = "↑" if row is not None and bool(row["higher_is_better"]) else "↓"
         title = f"{METRIC_LABEL[metric]} {arrow}"
         if row is not None:
-            title += (f"\njump share {row['jump_share']:.2f}, emergence {_num(row['emergence_score'], '.1f')}"
-                      + (" (sharp)" if row["is_sharp"] else ""))
+            title += f"\njump share {row['jump_share']:.2f}, emergence {_num(row['emergence_score'], '.1f')}"
         ax.set_title(title, fontsize=9)
         ax.set_xscale("log")
         ax.set_xlabel("parameters", fontsize=8)
@@ -452,12 +492,14 @@ def _num(v, spec: str = ".3g") -> str:
 
 
 def _rule_text(tables: StoryTables) -> str:
-    return (f"largest step between neighbouring models at least {tables.sharpness_threshold:.2f} of the range, "
-            f"resolved by the {tables.level:.0%} intervals, in the direction of the overall change")
+    return ("a curve looks emergent when it stays near its smallest model's value over a stretch of the log-scale "
+            "range and then rises by a resolved, material amount; the metric explains it when the per-token loss of "
+            f"the same outputs is a smooth power law that reproduces it (tests at the {tables.level:.0%} level and "
+            "below; docs/verdicts.md)")
 
 
 def prediction1_text(tables: StoryTables) -> str:
-    """What prediction 1 measured, in plain sentences (no HTML)."""
+    """What prediction 1 measured, in plain sentences (no HTML); its conclusion is the verdict's."""
     p1 = tables.prediction1
     if p1.empty:
         return f"Not measured: the analysis has none of {', '.join(STORY_METRICS)} for task {tables.main_task}."
@@ -472,28 +514,40 @@ def prediction1_text(tables: StoryTables) -> str:
         r = _p1_row(tables, metric)
         if r is None:
             continue
-        on = " on the per-token probability scale exp(·)" if metric == "target_mean_logprob" else ""
-        others.append(f"{METRIC_LABEL[metric]} {_num(r['value_first'])} → {_num(r['value_last'])}, largest step "
-                      f"{r['jump_share']:.2f} of its range{on} (emergence score {_num(r['emergence_score'], '.1f')})")
+        text = (f"{METRIC_LABEL[metric]} {_num(r['value_first'])} → {_num(r['value_last'])}, largest step "
+                f"{r['jump_share']:.2f} of its range (emergence score {_num(r['emergence_score'], '.1f')})")
+        if r["verdict_test"]:
+            text += f"; test \"{r['verdict_test']}\": {r['verdict_outcome']} ({_p_text(r['p_value'])})"
+        others.append(text)
     if others:
         parts.append("Of the same outputs: " + "; ".join(others) + ".")
-    if em is not None:
-        sharp_others = [METRIC_LABEL[m] for m in ("token_edit_distance", "target_mean_logprob")
-                        if (r := _p1_row(tables, m)) is not None and bool(r["is_sharp"])]
-        if bool(em["is_sharp"]):
-            text = f"By mirage's rule ({_rule_text(tables)}) exact match is sharp"
-            text += (f", and so is {' and '.join(sharp_others)}." if sharp_others
-                     else "; the continuous metrics are not.")
-        else:
-            text = (f"Exact match is NOT sharp by mirage's rule ({_rule_text(tables)}): in this family there is "
-                    "no sudden jump in exact match for the metric to explain.")
-        parts.append(text)
     if len(tables.verdict):
         v = tables.verdict.iloc[0]
-        parts.append(f"Verdict: {v['verdict']} ({v['reason']}; transform check: {v['transform_check']}).")
+        verdict = str(v["verdict"])
+        if verdict == "explained by metric":
+            parts.append("Exact match looks emergent, while the per-token loss of the same outputs follows a smooth "
+                         "power law that reproduces it: here the metric makes the jump.")
+        elif verdict == "not explained by metric choice":
+            parts.append("Exact match looks emergent, and the metric does not explain it: the jump is in the models.")
+        elif verdict == "no apparent emergence":
+            parts.append("Exact match does NOT look emergent by mirage's rule: in this family there is no sudden jump "
+                         "in exact match for the metric to explain.")
+        else:
+            parts.append("The data cannot tell whether the metric makes a jump.")
+        parts.append(f"Verdict: {verdict} ({v['reason']}).")
     else:
         parts.append("No verdict: the analysis has no exact-match verdict for this task.")
     return " ".join(parts)
+
+
+def _p_text(p: float) -> str:
+    try:
+        f = float(p)
+    except (TypeError, ValueError):
+        return "p = n/a"
+    if not math.isfinite(f):
+        return "p = n/a"
+    return "p < 1e-12" if f < 1e-12 else f"p = {f:.2g}"
 
 
 def prediction2_text(tables: StoryTables) -> str:
@@ -575,8 +629,8 @@ def story_summary(tables: StoryTables) -> str:
     parts = []
     p1 = tables.prediction1
     if len(p1):
-        bits = ", ".join(f"{METRIC_LABEL[r.metric]} {r.jump_share:.2f} (emergence {_num(r.emergence_score, '.1f')}"
-                         f"{', sharp' if r.is_sharp else ''})" for r in p1.itertuples(index=False))
+        bits = ", ".join(f"{METRIC_LABEL[r.metric]} {r.jump_share:.2f} (emergence {_num(r.emergence_score, '.1f')})"
+                         for r in p1.itertuples(index=False))
         verdict = tables.verdict["verdict"].iloc[0] if len(tables.verdict) else "none"
         parts.append(f"Prediction 1 (largest-step share of the range): {bits}; verdict: {verdict}.")
     else:
@@ -611,8 +665,6 @@ def story_summary(tables: StoryTables) -> str:
 def _p1_display(tables: StoryTables) -> pd.DataFrame:
     p1 = tables.prediction1.copy()
     p1["metric"] = p1["metric"].map(lambda m: METRIC_LABEL.get(m, m))
-    p1["jump_resolved"] = p1["jump_resolved"].map(str)
-    p1["is_sharp"] = p1["is_sharp"].map(str)
     p1["higher_is_better"] = p1["higher_is_better"].map(str)
     return p1.drop(columns=["family", "task"])
 
@@ -688,7 +740,7 @@ def write_story_report(path, result, *, family_table: pd.DataFrame | None = None
         parts.append(f"<p><a href=\"{html.escape(analysis_link, quote=True)}\">Full analysis report</a> "
                      "(every metric and task, verdict rules, predictions from the fitted power law).</p>")
 
-    parts.append(f"<h2>{html.escape(HEADINGS[0])}</h2>")
+    parts.append(f"<h2>{html.escape(prediction1_heading(tables))}</h2>")
     parts.append(f"<p>{html.escape(prediction1_text(tables))}</p>")
     if "prediction1" in uris:
         parts.append(_figure_html(uris["prediction1"], "Exact match, token edit distance and per-token probability "
@@ -716,7 +768,7 @@ def write_story_report(path, result, *, family_table: pd.DataFrame | None = None
     if len(tables.prediction3):
         parts.append("<details><summary>Every model × target length</summary>"
                      + table_html(tables.prediction3.drop(columns=["family"]), max_rows=200) + "</details>")
-    parts.append(f"<p class=\"muted\">Sharpness rule: {html.escape(_rule_text(tables))}. Intervals: Wilson for "
+    parts.append(f"<p class=\"muted\">Verdict rule: {html.escape(_rule_text(tables))}. Intervals: Wilson for "
                  f"exact match, bootstrap over items for the continuous metrics, at {tables.level:.0%}.</p>")
     write_text(Path(path), html_document(title, "\n".join(parts)))
     return tables
