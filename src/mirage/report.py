@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import VERDICT_EXPLAINED, VERDICT_INSUFFICIENT, VERDICT_NONE, VERDICT_NOT_EXPLAINED
+from .analysis import VERDICT_EXPLAINED, VERDICT_INSUFFICIENT, VERDICT_NONE, VERDICT_NOT_EXPLAINED, VERDICTS
 
 KIND_LABEL = {"discontinuous": "discontinuous", "nonlinear": "nonlinear", "linear": "continuous (linear)",
               "unknown": "unknown kind"}
@@ -179,8 +179,7 @@ def _figure_groups(result, max_figures: int, featured=()) -> list[tuple]:
     curves = result.curves
     groups = curves[["task", "shots"]].drop_duplicates()
     prio = {}
-    rank = {"not explained by metric choice": 0, "explained by metric": 1, "no sharp transition": 2,
-            "insufficient data": 3}
+    rank = {name: i for i, name in enumerate(VERDICTS)}  # decided verdicts first
     for row in result.verdicts.itertuples(index=False):
         key = (row.task, row.shots)
         prio[key] = min(prio.get(key, (9, 0)), (rank.get(row.verdict, 4), 0))
