@@ -209,8 +209,15 @@ def _swap_in(new: Path, path: Path) -> None:
     aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.mirage-old-", dir=path.parent))
     os.rmdir(aside)
     os.rename(path, aside)
-    os.rename(new, path)
-    os.rename(aside, new)  # so the caller's clean-up of ``new`` removes the old directory
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(aside, path)  # put the old directory back before reporting the failure
+        raise
+    try:
+        os.rename(aside, new)  # so the caller's clean-up of ``new`` removes the old directory
+    except OSError:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
