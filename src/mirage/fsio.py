@@ -31,6 +31,8 @@ from .errors import MirageInputError
 # Marks a directory as a complete mirage output, so that a later run may replace it whole. A
 # directory without it (and without the files an older mirage wrote) is never deleted.
 OUTPUT_MARKER = ".mirage-output"
+_FOREIGN_DIR = (f"exists and is not a mirage output directory (no {OUTPUT_MARKER} inside), so it is not replaced; "
+                "remove it or choose another output directory")
 _SLUG_HASH_CHARS = 10  # 40 bits: collisions among a store's names are not a practical concern
 _SLUG_MAX_READABLE = 60
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -144,9 +146,7 @@ def atomic_dir(path: str | os.PathLike, *, replaces: Callable[[Path], bool] | No
     with _flocked(parent):  # no other run's clean-up runs between our mkdtemp and our lock
         remove_leftovers(path)
         if path.is_dir() and any(path.iterdir()) and not (is_mirage_output(path) or (replaces and replaces(path))):
-            raise MirageInputError(
-                f"exists and is not a mirage output directory (no {OUTPUT_MARKER} inside); "
-                "remove it or choose another output directory", str(path))
+            raise MirageInputError(_FOREIGN_DIR, str(path))
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.mirage-new-", dir=parent))
         lock_fd = os.open(tmp, os.O_RDONLY)
         _flock(lock_fd, blocking=True)
@@ -285,7 +285,9 @@ def ensure_writable(path: str | os.PathLike, option: str, *, replaced_whole: boo
     path = Path(path)
     blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise MirageInputError(f"{blocker} is a file, so the output directory {path} cannot be created", option)
+        raise MirageInputError("a file stands where an output directory is needed", str(blocker))
+    if replaced_whole and path.is_dir() and any(path.iterdir()) and not is_mirage_output(path):
+        raise MirageInputError(_FOREIGN_DIR, str(path))
     start = path.parent if replaced_whole else path
     probe = next((p for p in (start, *start.parents) if p.is_dir()), Path("."))
     try:
