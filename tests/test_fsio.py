@@ -34,6 +34,22 @@ def test_slug_is_injective_readable_and_never_hidden():
     assert slug("模型一") == slug("模型一")  # stable: the store finds its shards again
 
 
+def test_figures_of_tasks_whose_names_slug_alike_get_one_file_each(tmp_path):
+    from typer.testing import CliRunner
+
+    from mirage.cli import app
+
+    rows = [f"fam,m{i},{10 ** (6 + i)},{task},acc,{0.1 * i + (0.05 if task == 'γδ' else 0)}"
+            for task in ("αβ", "γδ") for i in range(1, 5)]
+    table = tmp_path / "scores.csv"
+    table.write_text("family,model,params,task,metric,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["analyze", str(table), "--out", str(tmp_path / "out"), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    figures = sorted((tmp_path / "out" / "figures").glob("*.png"))
+    assert len(figures) == 2 and len({f.read_bytes() for f in figures}) == 2  # two tasks, two different images
+    assert not any(f.name.startswith(("_", ".")) for f in figures)
+
+
 # ----------------------------------------------------------------------------- atomic_dir
 
 

@@ -162,9 +162,18 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
                 ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
+        if (module, name) in (("builtins", "bytes"), ("__builtin__", "bytes")):
+            return _empty_bytes  # an empty array's buffer is pickled as bytes()
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _empty_bytes(*args: object) -> bytes:
+    """``bytes()`` for the unpickler, refusing arguments (``bytes(10**12)`` would allocate)."""
+    if args:
+        raise pickle.UnpicklingError("refusing bytes() with arguments")
+    return b""
 
 
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
