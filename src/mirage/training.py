@@ -268,10 +268,11 @@ class TrainConfig:
 
 QUICK_STEPS = FULL_STEPS = 600  # x 64 problems of 1-4 digits
 # The whole training stream (steps x batch size problems) is built in memory before the first
-# step: about 2.4 KB a problem (peak RSS 397 MiB at 38,400 problems, 1,216 MiB at 384,000), so
-# more than this is refused up-front rather than allocated (2.4 GB at the limit).
+# step: about 2.5 KB a problem (`python benchmarks/train_stream_memory.py`: peak RSS 386 MiB at
+# 38,400 problems, 1,208 MiB at 384,000), so more than this is refused up-front rather than
+# allocated (2.5 GB at the limit; --steps 100000000 would need 16 TB).
 MAX_TRAIN_PROBLEMS = 1_000_000
-_BYTES_PER_PROBLEM = 2400
+_BYTES_PER_PROBLEM = 2500
 MAX_SEED = 2**32 - 1
 QUICK_DIGITS = FULL_DIGITS = "1,2,3,4"
 
