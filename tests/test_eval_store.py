@@ -17,6 +17,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from mirage.cli import app  # noqa: E402
 from mirage.errors import MirageInputError  # noqa: E402
+from mirage.evaluate.store import shard_paths  # noqa: E402
 from mirage.evaluation import evaluate_family, load_family  # noqa: E402
 from mirage.records import read_records  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
@@ -93,8 +94,8 @@ def test_changed_model_invalidates_only_its_shard(family_dir, tmp_path, one_thre
     result = evaluate_family(fam_dir / "family.yaml", TASK, store, **kw)
     assert {s.model: s.n_computed for s in result.shards} == {"small": 0, "big": 24}
     after = _shards(store)
-    key_small = "tiny/small/arithmetic_2_digit_add.parquet"
-    key_big = "tiny/big/arithmetic_2_digit_add.parquet"
+    key_small = str(shard_paths(store, "tiny", "small", "arithmetic_2_digit_add").shard.relative_to(store))
+    key_big = str(shard_paths(store, "tiny", "big", "arithmetic_2_digit_add").shard.relative_to(store))
     assert after[key_small].equals(before[key_small])
     assert not after[key_big]["target_logprobs"].map(tuple).equals(before[key_big]["target_logprobs"].map(tuple))
 
@@ -114,15 +115,15 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_records(family_dir,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
-        if list((store / ".parts").rglob(".part-*.parquet")):  # first chunk on disk: kill mid-run
+        if list((store / "mirage-work").rglob("part-*.parquet-part")):  # first chunk on disk: kill mid-run
             break
         time.sleep(0.005)
     assert child.poll() is None, "the child finished before it could be killed"
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert list((store / ".parts").rglob(".part-*.parquet"))
+    assert list((store / "mirage-work").rglob("part-*.parquet-part"))
     # killed during the first model: no finished shard, and readers see none of the unfinished work
-    assert not list(store.glob("tiny/*/*.parquet"))
+    assert not list(store.glob("tiny-*/*/*.parquet"))
     with pytest.raises(MirageInputError, match="no .parquet"):
         read_records(store)
     done = subprocess.run(_eval_cmd(family_dir / "family.yaml", store), env=env, capture_output=True, text=True,
@@ -133,7 +134,7 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_records(family_dir,
     assert _shards(store).keys() == _shards(full).keys()
     for key, frame in _shards(full).items():
         assert _shards(store)[key].equals(frame), key
-    assert not list((store / ".parts").rglob("*.parquet"))  # parts are cleaned up
+    assert not list((store / "mirage-work").rglob("*.parquet-part"))  # parts are cleaned up
 
 
 def test_family_spec_errors(tmp_path):

@@ -128,3 +128,26 @@ def test_jsonl_task_and_its_errors(tmp_path):
         bad.write_text(text)
         with pytest.raises(MirageInputError, match=needle):
             load_task(str(bad))
+
+
+def test_exemplar_draws_are_linear_and_unchanged():
+    """Few-shot exemplars are drawn with a set (linear in shots) and the very same draws as the
+    list-based version before it: these fingerprints were computed with mirage 0.1's tasks.py, so
+    every store written before keeps its shards."""
+    from mirage.tasks import load_task
+
+    assert load_task("arithmetic:op=add,digits=2,n=50,seed=3,shots=5").fingerprint() == "b1db44c35fe8388b"
+    assert load_task("arithmetic:op=mul,digits=1,n=20,shots=40").fingerprint() == "6a224a3cdcd56d61"
+    task = load_task("arithmetic:digits=3,n=2,shots=1000")  # the old quadratic draw took minutes per prompt here
+    assert all(s.prompt.count("Q: ") == 1001 for s in task.samples)
+
+
+def test_jsonl_with_a_byte_order_mark_is_read():
+    import tempfile
+    from pathlib import Path
+
+    from mirage.tasks import load_task
+
+    path = Path(tempfile.mkdtemp()) / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"prompt": "1+1=", "target": " 2"}\n')
+    assert load_task(str(path)).samples[0].target == " 2"

@@ -163,3 +163,32 @@ def test_cut_patches_grid_and_split():
     assert len(test) == 25 and not set(train) & set(test) and len(train) + len(test) == 100
     assert np.array_equal(train_test_split(100, 0.25, seed=3)[1], test)
     assert not np.array_equal(train_test_split(100, 0.25, seed=4)[1], test)
+
+
+def test_empty_and_non_finite_data_are_refused(tmp_path):
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(_cifar_batch(0, b"labels", 0), protocol=2))
+    with pytest.raises(MirageInputError, match="data_batch_1: holds no images"):
+        load_cifar(tmp_path)
+    header = bytes([0, 0, 0x08, 4]) + struct.pack(">4I", *(65536,) * 4)
+    (tmp_path / "huge").write_bytes(header)  # 2**64 bytes promised; np.prod would wrap to 0 and pass
+    with pytest.raises(MirageInputError, match="IDX header says shape"):
+        read_idx(tmp_path / "huge")
+    images = np.full((3, 4, 4), 0.25, dtype=">f8")
+    images[0, 0, 0] = np.inf
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    (mnist / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 0x0E, 3]) + struct.pack(">3I", 3, 4, 4)
+                                                    + images.tobytes())
+    (mnist / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([0, 1, 2], dtype=np.uint8)))
+    with pytest.raises(MirageInputError, match="1 pixel values are NaN or infinite"):
+        load_mnist(mnist)
+
+
+def test_too_few_images_to_train_on_are_refused(tmp_path):
+    from mirage.vision.run import MIN_IMAGES, DataSources, load_data
+
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(_cifar_batch(MIN_IMAGES - 1, b"labels", 0), protocol=2))
+    with pytest.raises(MirageInputError, match=f"holds {MIN_IMAGES - 1} images; the autoencoder experiment needs"):
+        load_data("autoencoder", DataSources(cifar=str(tmp_path)), seed=0)
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(_cifar_batch(MIN_IMAGES, b"labels", 0), protocol=2))
+    assert len(load_data("autoencoder", DataSources(cifar=str(tmp_path)), seed=0).images) == MIN_IMAGES

@@ -93,8 +93,13 @@ class HFCausalLM:
             self.tokenizer = AutoTokenizer.from_pretrained(self.ref, revision=revision)
             torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
             self.model = AutoModelForCausalLM.from_pretrained(self.ref, revision=revision, dtype=torch_dtype)
-        except (OSError, ValueError) as exc:
-            raise MirageInputError(f"cannot load model: {str(exc).splitlines()[0]}", self.ref) from None
+        except Exception as exc:  # noqa: BLE001 -- whatever a broken checkpoint raises (OSError, ValueError,
+            # safetensors' SafetensorError, torch's unpickling errors), the user gets one line
+            if isinstance(exc, MemoryError):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = f"{self.ref} (revision {revision})" if revision else self.ref
+            raise MirageInputError(f"cannot load model: {first}", where) from None
         self.model.to(self.device).eval()
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -285,6 +290,43 @@ class HFCausalLM:
         return results  # type: ignore[return-value]
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def check_checkpoint(ref: str, where: str = "model") -> None:
+    """Raise :class:`MirageInputError` if a local checkpoint's config or weight files are not
+    whole: ``config.json`` must parse, every ``*.safetensors`` file must have a valid header that
+    covers the whole file (what a truncated copy lacks), and a sharded checkpoint's index must
+    name files that exist. Cheap: headers only, no tensor is read."""
+    path = Path(ref)
+    if not path.is_dir():
+        return
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MirageInputError(f"{where}: unreadable config.json ({str(exc).splitlines()[0]})", str(path)) from None
+    for index in sorted(path.glob("*.index.json")):
+        try:
+            files = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+            raise MirageInputError(f"{where}: malformed checkpoint index", str(index)) from None
+        missing = sorted(f for f in files if not (path / f).is_file())
+        if missing:
+            raise MirageInputError(f"{where}: the index names missing weight files {', '.join(missing[:3])}", str(index))
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="numpy"):
+                pass
+        except ImportError:
+            return  # transformers' loader will check them
+        except Exception as exc:  # noqa: BLE001 -- safetensors raises its own SafetensorError
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MirageInputError(f"{where}: damaged weight file ({reason}); is the copy complete?",
+                                   str(weights)) from None
+
+
 def checkpoint_fingerprint(ref: str) -> str:
     """Config text plus weight-file sizes and mtimes of a local checkpoint (cheap for 7B files too);
     for a hub id the id and revision already identify it."""
@@ -295,7 +337,7 @@ def checkpoint_fingerprint(ref: str) -> str:
     for f in sorted(path.iterdir()):
         if f.name == "config.json":
             h.update(f.read_bytes())
-        elif f.suffix in (".safetensors", ".bin", ".pt", ".pth"):
+        elif f.suffix in WEIGHT_SUFFIXES:
             st = f.stat()
             h.update(json.dumps([f.name, st.st_size, st.st_mtime_ns]).encode())
     return h.hexdigest()[:16]

@@ -14,6 +14,35 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 
 
+def _path_errnos() -> frozenset:
+    import errno
+
+    names = ("EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "ELOOP", "EXDEV", "EBUSY",
+             "EMLINK")
+    return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))
+
+
+# OSErrors about a path (read-only file system, no permission, disk full ...): the user's
+# environment, reported as one line naming the path
+_PATH_ERRNOS = _path_errnos()
+
+
+def _check_seed(seed: int) -> int:
+    """Seeds are whole numbers numpy and torch both accept: 0 to 2**32 - 1."""
+    from .errors import MirageInputError
+
+    if not 0 <= seed <= 2**32 - 1:
+        raise MirageInputError(f"must be a whole number from 0 to {2**32 - 1}, got {seed}", "--seed")
+    return seed
+
+
+def _writable(out: Path, replaced_whole: bool = True) -> None:
+    """Refuse an --out that cannot be written before any work is done."""
+    from .fsio import ensure_writable
+
+    ensure_writable(out, "--out", replaced_whole=replaced_whole)
+
+
 def handle_errors(fn):
     """Turn bad input into one line on stderr and exit status 2 (no traceback)."""
 
@@ -26,7 +55,10 @@ def handle_errors(fn):
         except MirageInputError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)
-        except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        except OSError as exc:
+            if not isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)) and (
+                    exc.filename is None or exc.errno not in _PATH_ERRNOS):
+                raise  # not about a path the user gave (read-only, full, no permission): a bug, show it
             # an output path that cannot be created (under a file, in a read-only folder): the
             # user's input, whichever command met it first, so one line rather than a traceback
             if exc.filename is None:  # raised by mirage itself, message already names the path
@@ -76,6 +108,8 @@ def analyze_cmd(
     from .metrics import parse_kind_overrides
     from .readers import read_inputs
 
+    _check_seed(seed)
+    _writable(out)
     settings = AnalysisSettings(
         bootstrap=bootstrap, seed=seed, level=level, min_effect=min_effect, test_level=test_level,
         loss_tolerance=loss_tolerance, curve_by=tuple(c.strip() for c in curve_by if c.strip()),
@@ -147,6 +181,8 @@ def demo_cmd(
     """The story end to end, no downloads: train a transformer family on arithmetic here, evaluate it on held-out problems, and report the paper's three predictions (or, with --bundled, analyse the real Pythia/OPT/BLOOM tables)."""
     from .demo import run_demo, run_trained_demo
 
+    _check_seed(seed)
+    _writable(out or Path("mirage-demo-bundled" if bundled else "mirage-demo"), replaced_whole=bundled)
     if bundled:
         run_demo(out or Path("mirage-demo-bundled"))
     else:
@@ -176,6 +212,7 @@ def theory_cmd(
     except ValueError:
         raise MirageInputError(f"expected whole numbers separated by commas, got {lengths!r}", "--lengths") from None
     law = PowerLaw(c=c, alpha=alpha)
+    _writable(out)
     result = run_theory(law, length_list, n_min=n_min, n_max=n_max, points=points, n_choices=choices,
                         emergence_models=emergence_models)
     write_theory(out, result, law, n_choices=choices)
@@ -205,6 +242,7 @@ def meta_cmd(
     from .metrics import parse_kind_overrides
 
     settings = AnalysisSettings(bootstrap=200, kind_overrides=parse_kind_overrides(metric_kind))
+    _writable(out)
     result = run_meta([str(p) for p in inputs], out, threshold=threshold, scale=scale, filters=filter_, family=family,
                       scale_from=scale_from, settings=settings, top=top, progress=not quiet)
     if not quiet:
@@ -233,6 +271,8 @@ def vision_cmd(
     from .vision.run import DataSources, parse_experiments, run_vision, write_vision
 
     names = parse_experiments(experiment)
+    _check_seed(seed)
+    _writable(out)
     sources = DataSources(*(str(p) if p else None for p in (mnist, cifar, omniglot)), max_images=max_images)
     result = run_vision(names, quick=quick, seed=seed, sources=sources, progress=not quiet)
     report = write_vision(result, out, quick=quick, seed=seed)
@@ -264,6 +304,7 @@ def eval_cmd(
     from .tasks import load_task
 
     spec, tsk = load_family(family), load_task(task, view)  # validate both before any model loads
+    _writable(out, replaced_whole=False)  # a store is written into, shard by shard
     result = evaluate_family(spec, tsk, out, batch_size=batch_size, device=device, dtype=dtype,
                              max_new_tokens=max_new_tokens, chunk_size=chunk_size, progress=not quiet, threads=threads)
     for line in summary_lines(result):
@@ -295,6 +336,8 @@ def train_family_cmd(
 
     if task != "arithmetic":
         raise MirageInputError(f"unknown task {task!r}: only 'arithmetic' can be trained", "--task")
+    _check_seed(seed)
+    _writable(out, replaced_whole=False)  # models already trained there are reused
     cfg = make_config(ops=ops, digits=digits, sizes=sizes, steps=steps, seed=seed, quick=quick, batch_size=batch_size,
                       lr=lr, heldout_per_cell=heldout, eval_per_cell=eval_n, family=family)
     result = train_family(cfg, out, threads=threads, progress=not quiet)

@@ -1,22 +1,32 @@
 """Run a model family on a task and store per-sample records, resumably.
 
-Store layout (every reader that scans STORE for ``*.parquet`` sees only finished shards)::
+Store layout, locking and crash recovery live in :mod:`mirage.evaluate.store`; in short::
 
-    STORE/manifest.json                              what was run: model, task, config, versions
-    STORE/<family>/<model>/<task>.parquet            one finished shard per (model, task)
-    STORE/.parts/<family>/<model>/<task>-<hash>/.part-00000.parquet   chunks of an unfinished one
+    STORE/manifest.json                                   what was run: model, task, config, versions
+    STORE/<family>/<model>/<task>.parquet                 one finished shard per (model, task)
+    STORE/mirage-work/<family>/<model>/<task>/<hash>/part-00000.parquet-part   chunks of an unfinished one
+
+where every name is a readable slug plus a hash of the exact name (``mirage.fsio.slug``).
 
 Samples are processed in fixed chunks (``chunk_size`` samples in task order). Each finished chunk
-is written to a hidden part file atomically (temp file + ``os.replace``), so a run killed at any
+is written to a part file atomically (temp file + ``os.replace``), so a run killed at any
 moment -- SIGKILL included -- leaves only whole chunks behind. A rerun reuses those chunks and
 computes only the rest; the shard is assembled from the parts and swapped into place atomically.
 Because chunk boundaries and the batches inside a chunk do not depend on where a run stopped,
-the resumed shard holds exactly the records of an uninterrupted run.
+the resumed shard holds exactly the records of an uninterrupted run. Two runs on one store
+cooperate through per-shard locks (each computes the shards nobody else holds, then reuses the
+others'); temp files of killed runs are removed and unreadable shards or parts recomputed, each
+with a one-line warning on stderr.
 
-A shard carries the hash of its configuration (task content, model reference and weights, dtype,
-generation settings) in its Parquet metadata. A changed task or model gives a new hash and is
-recomputed; every other shard is reused. Batch size and device are left out of the hash: they
-change results only by float rounding.
+A shard carries the hash of its configuration in its Parquet metadata: the task's content (not
+the spelling of its path), the model's weights (a local checkpoint's config and weight files; a
+hub model's resolved commit, never just its revision string), dtype and generation settings. A
+changed task or model gives a new hash and is recomputed; every other shard is reused. Batch size
+and device are left out of the hash: they change results only by float rounding.
+
+Before any model runs, every hub ``id:``/``revision:`` is resolved to a commit
+(:mod:`mirage.evaluate.hub`) and every local checkpoint's weight files are checked, so a bad model
+fails the run before any shard is written.
 """
 from __future__ import annotations
 
@@ -25,10 +35,9 @@ import json
 import math
 import os
 import platform
-import re
-import shutil
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -38,8 +47,7 @@ from .tasks import Task, load_task
 
 SCALE_COLUMNS = ("params", "non_embedding_params", "train_tokens", "train_flops", "step")
 MODEL_KEYS = {"name", "path", "id", "revision", *SCALE_COLUMNS}
-FORMAT_VERSION = 1
-_META_KEY = b"mirage_config_hash"
+FORMAT_VERSION = 2  # 2: injective store names, task hashed by content, hub models by commit
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class ModelSpec:
     revision: str | None = None
     local: bool = True
     scales: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    commit: str | None = None  # a hub model's revision resolved to a commit (resolve_hub_commits)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class EvalResult:
     store: Path
     task: str
     shards: tuple[ShardResult, ...]
+    notes: tuple[str, ...] = ()  # what was repaired on the way (unreadable shards or parts recomputed)
 
 
 # ----------------------------------------------------------------------------- family spec
@@ -147,6 +157,28 @@ def load_family(path: str | Path) -> FamilySpec:
 
 # ----------------------------------------------------------------------------- evaluation
 
+def resolve_hub_commits(family: FamilySpec, *, cache_dir: str | Path | None = None) -> FamilySpec:
+    """``family`` with every hub model's revision resolved to a commit (local models unchanged);
+    raises :class:`MirageInputError` naming the model and revision that cannot be resolved."""
+    from .evaluate.hub import resolve_commit
+
+    models = tuple(
+        m if m.local else replace(m, commit=resolve_commit(m.ref, m.revision, where=f"model {m.name!r}",
+                                                           source=family.source or family.family, cache_dir=cache_dir))
+        for m in family.models)
+    return replace(family, models=models)
+
+
+def check_local_weights(family: FamilySpec) -> None:
+    """Every local checkpoint's weight files are whole (a truncated ``model.safetensors`` is
+    found here, before any model runs, rather than after other models' shards were written)."""
+    from .backends import check_checkpoint
+
+    for m in family.models:
+        if m.local:
+            check_checkpoint(m.ref, where=f"model {m.name!r}")
+
+
 def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: str | Path, *, view: str | None = None,
                     batch_size: int = 16, device: str = "cpu", dtype: str = "float32",
                     max_new_tokens: int | None = None, chunk_size: int = 128, progress: bool = True,
@@ -154,8 +186,13 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
     """Evaluate every model of ``family`` on ``task`` and write one record shard per model under
     ``store``; finished shards and chunks are reused. ``max_new_tokens`` defaults to the longest
     target in tokens plus 16. ``threads`` sets torch's CPU threads (1 is fastest for small models
-    on a busy machine: idle threads spin while waiting for a core)."""
+    on a busy machine: idle threads spin while waiting for a core).
+
+    With the default backend (transformers), hub models are pinned to commits first
+    (:func:`resolve_hub_commits`); a ``backend_factory`` receives the specs as given. Another run
+    writing the same store is cooperated with: shards it holds are waited for and reused."""
     from .backends import HFCausalLM
+    from .evaluate.store import StoreLock, shard_paths
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from tokenizers
     fam = family if isinstance(family, FamilySpec) else load_family(family)
@@ -173,64 +210,121 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
     store = Path(store)
     if store.exists() and not store.is_dir():
         raise MirageInputError("output exists and is not a directory", str(store))
-    make_backend = backend_factory or (lambda m: HFCausalLM(m.ref, revision=m.revision, dtype=dtype, device=device, batch_size=batch_size))
-    results, manifest_entries = [], {}
-    for spec in fam.models:
-        config = {
-            "format": FORMAT_VERSION, "family": fam.family, "model": spec.name, "ref": spec.ref, "revision": spec.revision,
-            "weights": _weights_fingerprint(spec), "dtype": dtype, "scale": fam.scale, "scales": dict(spec.scales),
-            "task": tsk.name, "task_source": tsk.source, "task_fingerprint": tsk.fingerprint(), "view": tsk.view,
-            "stop": list(tsk.stop), "max_new_tokens": max_new_tokens, "chunk_size": chunk_size,
-        }
-        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    # everything that can fail for one model fails here, before any shard of another is written
+    if backend_factory is None:
+        fam = resolve_hub_commits(fam)
+    check_local_weights(fam)
+    make_backend = backend_factory or (lambda m: HFCausalLM(m.ref, revision=m.commit or m.revision, dtype=dtype,
+                                                            device=device, batch_size=batch_size))
+    store.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    def run(spec: ModelSpec) -> ShardResult:
+        config = _shard_config(fam, spec, tsk, dtype, max_new_tokens, chunk_size)
+        digest = _config_digest(config)
         started = time.perf_counter()
-        shard, n_records, n_computed = _run_model(fam, spec, tsk, store, digest, chunk_size, max_new_tokens, make_backend, progress)
-        results.append(ShardResult(spec.name, shard, n_records, n_computed, time.perf_counter() - started))
-        manifest_entries[str(shard.relative_to(store))] = {"config_hash": digest, "n_records": n_records, "config": config}
-    _update_manifest(store, manifest_entries)
-    return EvalResult(store, tsk.name, tuple(results))
+        shard, n_records, n_computed = _run_model(fam, spec, tsk, store, digest, chunk_size, max_new_tokens,
+                                                  make_backend, progress, note)
+        _record_in_manifest(store, shard, digest, n_records, config)
+        return ShardResult(spec.name, shard, n_records, n_computed, time.perf_counter() - started)
+
+    results: dict[str, ShardResult] = {}
+    waiting = []
+    for spec in fam.models:  # first every shard no other run holds ...
+        lock = StoreLock(shard_paths(store, fam.family, spec.name, tsk.name).lock)
+        if not lock.acquire(blocking=False):
+            waiting.append((spec, lock))
+            continue
+        with lock:
+            results[spec.name] = run(spec)
+    for spec, lock in waiting:  # ... then the ones another run was writing: usually reused
+        print(f"{fam.family}/{spec.name}: another mirage eval is writing this shard; waiting for it",
+              file=sys.stderr, flush=True)
+        with lock:
+            results[spec.name] = run(spec)
+    return EvalResult(store, tsk.name, tuple(results[s.name] for s in fam.models), tuple(notes))
 
 
-def _run_model(fam, spec, task, store, digest, chunk_size, max_new_tokens, make_backend, progress):
+def _shard_config(fam: FamilySpec, spec: ModelSpec, task: Task, dtype: str, max_new_tokens: int | None,
+                  chunk_size: int) -> dict:
+    """What the shard's records depend on, plus descriptive fields (``task_source``,
+    ``revision``) that the manifest shows but the hash leaves out."""
+    return {
+        "format": FORMAT_VERSION, "family": fam.family, "model": spec.name, "ref": spec.ref, "revision": spec.revision,
+        "commit": spec.commit, "weights": _weights_fingerprint(spec), "dtype": dtype, "scale": fam.scale,
+        "scales": dict(spec.scales), "task": task.name, "task_source": task.source,
+        "task_fingerprint": task.fingerprint(), "view": task.view, "stop": list(task.stop),
+        "max_new_tokens": max_new_tokens, "chunk_size": chunk_size,
+    }
+
+
+_DESCRIPTIVE = ("task_source", "revision")  # a path spelled differently, a branch name: not identity
+
+
+def _config_digest(config: dict) -> str:
+    hashed = {k: v for k, v in config.items() if k not in _DESCRIPTIVE}
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _run_model(fam: FamilySpec, spec: ModelSpec, task: Task, store: Path, digest: str, chunk_size: int,
+               max_new_tokens: int | None, make_backend: Callable[[ModelSpec], Any], progress: bool,
+               note: Callable[[str], None]) -> tuple[Path, int, int]:
+    """Reuse, resume or compute one shard; the caller holds its lock."""
+    import shutil
+
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from .fsio import write_parquet
+    from .evaluate.store import (CONFIG_HASH_KEY, drop_stale_parts, read_part, read_shard, remove_orphans,
+                                 remove_superseded, shard_paths, write_table)
     from .records import normalize_records
 
-    shard = store / _slug(fam.family) / _slug(spec.name) / f"{_slug(task.name)}.parquet"
-    parts_root = store / ".parts" / _slug(fam.family) / _slug(spec.name)
-    parts_dir = parts_root / f"{_slug(task.name)}-{digest}"
-    if shard.exists() and _shard_hash(shard) == digest:
-        _drop_parts(parts_root, task.name, keep=None)
-        return shard, pq.read_metadata(shard).num_rows, 0
+    paths = shard_paths(store, fam.family, spec.name, task.name)
+    remove_orphans(paths)
+    finished, problem = read_shard(paths, digest, len(task.samples))
+    if problem:
+        note(problem)
+    if finished is not None:
+        drop_stale_parts(paths, keep=None)
+        remove_superseded(paths, fam.family, spec.name, task.name)
+        return paths.shard, finished.num_rows, 0
     chunks = [task.samples[i:i + chunk_size] for i in range(0, len(task.samples), chunk_size)]
-    done = {i for i in range(len(chunks)) if (parts_dir / _part_name(i)).exists()}
-    todo = [i for i in range(len(chunks)) if i not in done]
-    _drop_parts(parts_root, task.name, keep=parts_dir.name)  # stale configs of this (model, task) only
+    drop_stale_parts(paths, keep=digest)  # stale configurations of this (model, task) only
+    tables: dict[int, Any] = {}
+    for i, chunk in enumerate(chunks):
+        table, problem = read_part(paths.part(digest, i), [s.sample_id for s in chunk])
+        if problem:
+            note(problem)
+        if table is not None:
+            tables[i] = table
+    todo = [i for i in range(len(chunks)) if i not in tables]
     n_computed = 0
     if todo:
         backend = make_backend(spec)
         params = spec.scales.get("params") or float(backend.num_parameters())
         scales = {**spec.scales, "params": params}
         limit = max_new_tokens or (max(len(backend.encode(s.target)) for s in task.samples) + 16)
-        bar = _progress(total=len(task.samples), initial=sum(len(chunks[i]) for i in done),
+        bar = _progress(total=len(task.samples), initial=sum(len(chunks[i]) for i in tables),
                         desc=f"{fam.family}/{spec.name}", enabled=progress)
         try:
             for i in todo:
-                table = _chunk_records(backend, fam, spec, task, chunks[i], scales, limit)
-                write_parquet(parts_dir / _part_name(i), table)
+                tables[i] = _chunk_records(backend, fam, spec, task, chunks[i], scales, limit)
+                write_table(paths.part(digest, i), tables[i])
                 n_computed += len(chunks[i])
                 bar.update(len(chunks[i]))
         finally:
             bar.close()
-    parts = [pq.read_table(parts_dir / _part_name(i)) for i in range(len(chunks))]
-    table = normalize_records(pa.concat_tables(parts), str(parts_dir))
+    table = normalize_records(pa.concat_tables([tables[i] for i in range(len(chunks))]), str(paths.parts_dir(digest)))
     meta = dict(table.schema.metadata or {})
-    meta[_META_KEY] = digest.encode()
-    _write_table_atomic(shard, table.replace_schema_metadata(meta))
-    shutil.rmtree(parts_dir, ignore_errors=True)
-    return shard, table.num_rows, n_computed
+    meta[CONFIG_HASH_KEY] = digest.encode()
+    write_table(paths.shard, table.replace_schema_metadata(meta))
+    shutil.rmtree(paths.parts_dir(digest), ignore_errors=True)
+    drop_stale_parts(paths, keep=None)
+    remove_superseded(paths, fam.family, spec.name, task.name)
+    return paths.shard, table.num_rows, n_computed
 
 
 def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, samples, scales: dict, max_new_tokens: int):
@@ -264,64 +358,17 @@ def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, sample
 
 # ----------------------------------------------------------------------------- store helpers
 
-def _part_name(index: int) -> str:
-    return f".part-{index:05d}.parquet"  # leading dot: readers scanning for *.parquet skip it
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", name).strip(".") or "_"
-
-
-def _shard_hash(path: Path) -> str | None:
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except OSError:
-        return None
-    value = meta.get(_META_KEY)
-    return value.decode() if value else None
-
-
-def _drop_parts(parts_root: Path, task_name: str, keep: str | None) -> None:
-    if not parts_root.is_dir():
-        return
-    prefix = f"{_slug(task_name)}-"
-    for d in parts_root.iterdir():
-        if d.is_dir() and d.name.startswith(prefix) and len(d.name) == len(prefix) + 16 and d.name != keep:
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _write_table_atomic(path: Path, table) -> None:
-    import pyarrow.parquet as pq
-
-    from .fsio import atomic_path
-
-    with atomic_path(path, suffix=".parquet") as tmp:
-        pq.write_table(table, tmp)
-
-
 def _weights_fingerprint(spec: ModelSpec) -> str:
     from .backends import checkpoint_fingerprint
 
     return checkpoint_fingerprint(spec.ref) if spec.local else ""
 
 
-def _update_manifest(store: Path, entries: dict) -> None:
-    from .fsio import write_json
+def _record_in_manifest(store: Path, shard: Path, digest: str, n_records: int, config: dict) -> None:
+    from .evaluate.store import update_manifest
 
-    path = store / "manifest.json"
-    manifest = {"format": FORMAT_VERSION, "shards": {}}
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(old, dict) and isinstance(old.get("shards"), dict):
-                manifest["shards"].update(old["shards"])
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            pass  # a manifest is a description; the shards' own hashes decide what is reused
-    manifest["shards"].update(entries)
-    manifest["versions"] = _versions()
-    write_json(path, manifest)
+    entry = {"config_hash": digest, "n_records": n_records, "config": config}
+    update_manifest(store, {shard.relative_to(store).as_posix(): entry}, _versions(), FORMAT_VERSION)
 
 
 def _versions() -> dict:

@@ -196,12 +196,6 @@ def _figure_groups(result, max_figures: int, featured=()) -> list[tuple]:
     return [k[-1] for k in keyed[:max_figures]]
 
 
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")[:80] or "task"
-
-
 def write_task_figures(result, fig_dir: Path, max_figures: int = 24, progress: bool = False, overlay_factory=None,
                        featured=()):
     """Write one PNG per chosen (task, shots); return [(path, (task, shots))]."""
@@ -221,7 +215,9 @@ def write_task_figures(result, fig_dir: Path, max_figures: int = 24, progress: b
         title = f"{task}" + ("" if pd.isna(shots) else f" ({int(shots)}-shot)")
         overlay = overlay_factory(task, shots) if overlay_factory else None
         fig = plot_task(sub, title, overlay=overlay)
-        name = _slug(title) + ".png"
+        from .fsio import slug
+
+        name = slug(title) + ".png"  # readable + hash of the title: tasks αβ and γδ get two files
         path = fig_dir / name
         fig.savefig(path, dpi=100, bbox_inches="tight")
         close(fig)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,12 @@ from typing import Any, Mapping
 from .errors import MirageInputError
 
 VIEWS = ("generate", "choice", "both")
+# Resource bounds, refused up-front with the limit named: every prompt carries all its
+# exemplars (shots x n exemplars are held in memory), and digits beyond a hundred are far past
+# any model's arithmetic and past Python's 4300-digit limit on printing an integer (issue 12).
+MAX_SHOTS = 1000
+MAX_DIGITS = 100
+MAX_GENERATED = 1_000_000
 OPS = {"add": ("plus", lambda a, b: a + b), "sub": ("minus", lambda a, b: a - b), "mul": ("times", lambda a, b: a * b)}
 
 
@@ -121,7 +128,8 @@ def _parse_options(text: str, spec: str) -> dict[str, str]:
     return out
 
 
-def _int_option(options: dict, key: str, default: int | None, spec: str, minimum: int) -> int | None:
+def _int_option(options: dict, key: str, default: int | None, spec: str, minimum: int,
+                maximum: int | None = None, why: str = "") -> int | None:
     if key not in options:
         return default
     try:
@@ -130,6 +138,8 @@ def _int_option(options: dict, key: str, default: int | None, spec: str, minimum
         raise MirageInputError(f"option {key}={options[key]!r} is not an integer", spec) from None
     if value < minimum:
         raise MirageInputError(f"option {key} must be >= {minimum}, got {value}", spec)
+    if maximum is not None and value > maximum:
+        raise MirageInputError(f"option {key} must be <= {maximum:,}{why}, got {value:,}", spec)
     return value
 
 
@@ -138,7 +148,7 @@ def _common_options(options: dict, spec: str, allowed: tuple[str, ...]) -> dict:
     if unknown:
         raise MirageInputError(f"unknown option(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})", spec)
     return {
-        "shots": _int_option(options, "shots", 0, spec, 0),
+        "shots": _int_option(options, "shots", 0, spec, 0, MAX_SHOTS, " (every prompt carries all its exemplars)"),
         "n": _int_option(options, "n", None, spec, 1),
         "seed": _int_option(options, "seed", 0, spec, 0),
     }
@@ -153,9 +163,11 @@ def _arith_options(options: dict, spec: str) -> dict:
     op = options.get("op", "add")
     if op not in OPS:
         raise MirageInputError(f"unknown op {op!r} (expected add, sub or mul)", spec)
+    if opts["n"] is not None and opts["n"] > MAX_GENERATED:
+        raise MirageInputError(f"option n must be <= {MAX_GENERATED:,} for the generator, got {opts['n']:,}", spec)
     return {
         "op": op,
-        "digits": _int_option(options, "digits", 2, spec, 1),
+        "digits": _int_option(options, "digits", 2, spec, 1, MAX_DIGITS),
         "n": opts["n"] if opts["n"] is not None else 1000,
         "seed": opts["seed"],
         "shots": opts["shots"],
@@ -175,6 +187,10 @@ def arithmetic_task(op: str = "add", digits: int = 2, n: int = 1000, seed: int =
     preceded by ``shots`` solved exemplars drawn from other problems; seeded."""
     if op not in OPS:
         raise MirageInputError(f"unknown op {op!r} (expected add, sub or mul)", "arithmetic")
+    for key, value, top in (("digits", digits, MAX_DIGITS), ("n", n, MAX_GENERATED), ("shots", shots, MAX_SHOTS)):
+        if not 0 <= value <= top or (key != "shots" and value < 1):
+            raise MirageInputError(f"option {key} must be between {0 if key == 'shots' else 1} and {top:,}, "
+                                   f"got {value:,}", "arithmetic")
     view = view or "both"
     lo, hi = (0 if digits == 1 else 10 ** (digits - 1)), 10**digits - 1
     space = (hi - lo + 1) ** 2
@@ -195,9 +211,11 @@ def arithmetic_task(op: str = "add", digits: int = 2, n: int = 1000, seed: int =
         shots_text = ""
         if shots:
             exemplars: list[tuple[int, int]] = []
-            while len(exemplars) < shots:  # never the test problem itself, never twice
+            chosen: set[tuple[int, int]] = {(a, b)}  # never the test problem itself, never twice
+            while len(exemplars) < shots:  # a set, not the list: linear in shots, same draws
                 ex = (rng.randint(lo, hi), rng.randint(lo, hi))
-                if ex != (a, b) and ex not in exemplars:
+                if ex not in chosen:
+                    chosen.add(ex)
                     exemplars.append(ex)
             shots_text = "".join(f"{arithmetic_question(x, y, op)} {fn(x, y)}\n\n" for x, y in exemplars)
         choices = correct = None
@@ -259,9 +277,25 @@ def bigbench_task(path: str | Path, view: str | None = None, shots: int = 0, n: 
     in_prefix = data.get("example_input_prefix", _BB_INPUT_PREFIX)
     out_prefix = data.get("example_output_prefix", _BB_OUTPUT_PREFIX)
     separator = data.get("few_shot_example_separator", _BB_SEPARATOR)
+    for key, value in (("example_input_prefix", in_prefix), ("example_output_prefix", out_prefix),
+                       ("few_shot_example_separator", separator)):
+        if not isinstance(value, str):
+            raise MirageInputError(f"{key!r} must be a string, got {_json_type(value)} {value!r}", src)
     regex = data.get("output_regex")
     if regex is not None:
         _check_regex(regex, src)
+    for i, ex in enumerate(examples):
+        if not isinstance(ex, dict):
+            raise MirageInputError(f"example {i} must be an object with 'input' and 'target', got {_json_type(ex)}", src)
+        scores = ex.get("target_scores")
+        if scores is not None:
+            if not isinstance(scores, dict):
+                raise MirageInputError(f"example {i}: 'target_scores' must be an object of option: score, "
+                                       f"got {_json_type(scores)}", src)
+            for option, score in scores.items():
+                if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+                    raise MirageInputError(f"example {i}: target_scores[{option!r}] must be a finite number, "
+                                           f"got {score!r}", src)
     has_gen = all(_bb_target(ex) is not None for ex in examples)
     has_choice = all(isinstance(ex.get("target_scores"), dict) and ex["target_scores"] for ex in examples)
     default_view = "both" if has_gen and has_choice else "generate" if has_gen else "choice" if has_choice else None
@@ -332,8 +366,13 @@ def jsonl_task(path: str | Path, view: str | None = None, shots: int = 0, n: int
     path = Path(path)
     src = str(path)
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise MirageInputError(f"line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                       f"{exc.start + 1})", src) from None
             if not line.strip():
                 continue
             try:
@@ -408,6 +447,14 @@ def _read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise MirageInputError("expected a JSON object", str(path))
     return data
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    return {str: "a string", int: "a number", float: "a number", list: "a list", dict: "an object",
+            type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _check_regex(pattern: str, src: str) -> None:

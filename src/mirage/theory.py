@@ -740,6 +740,10 @@ def run_theory(law: PowerLaw, lengths: Sequence[int], n_min: float = DEFAULT_N_M
         raise MirageInputError(f"must be larger than --n-min ({n_min:g}), got {n_max:g}", "--n-max")
     if points < 2:
         raise MirageInputError(f"must be >= 2, got {points}", "--points")
+    max_points = 100_000  # every point is a row per target length, in memory and in theory.csv
+    if points > max_points:
+        raise MirageInputError(f"must be <= {max_points:,} (one table row per point and length), got {points:,}",
+                               "--points")
     L = np.unique(_lengths_array(lengths, "--lengths")).astype(int)
     _check_choices(n_choices)
     table = theory_table(law, L, np.geomspace(n_min, n_max, points), n_choices)

@@ -225,7 +225,16 @@ def parse_sizes(spec: str | Sequence[str]) -> tuple[ModelSize, ...]:
         layers, width = int(m.group(1)), int(m.group(2))
         if not (1 <= layers <= 48 and 2 <= width <= 4096):
             raise MirageInputError(f"size {item!r} out of range (layers 1-48, width 2-4096)", "--sizes")
-        sizes.append(ModelSize(item, layers, width))
+        size = ModelSize(item, layers, width)
+        if width % size.n_head:  # attention splits the width evenly over the heads
+            near = [w for w in range(max(2, width - 16), min(4096, width + 16) + 1)
+                    if w % ModelSize("", 1, w).n_head == 0]
+            lower = max((w for w in near if w < width), default=None)
+            higher = min((w for w in near if w > width), default=None)
+            hint = " or ".join(f"{layers}x{w}" for w in (lower, higher) if w is not None)
+            raise MirageInputError(f"size {item!r}: width {width} does not split into its {size.n_head} attention "
+                                   f"heads (one per 16 dimensions); use e.g. {hint}", "--sizes")
+        sizes.append(size)
     names = [s.name for s in sizes]
     if len(set(names)) != len(names):
         raise MirageInputError(f"repeated size in {','.join(names)}", "--sizes")
@@ -258,6 +267,13 @@ class TrainConfig:
 
 
 QUICK_STEPS = FULL_STEPS = 600  # x 64 problems of 1-4 digits
+# The whole training stream (steps x batch size problems) is built in memory before the first
+# step: about 2.5 KB a problem (`python benchmarks/train_stream_memory.py`: peak RSS 386 MiB at
+# 38,400 problems, 1,208 MiB at 384,000), so more than this is refused up-front rather than
+# allocated (2.5 GB at the limit; --steps 100000000 would need 16 TB).
+MAX_TRAIN_PROBLEMS = 1_000_000
+_BYTES_PER_PROBLEM = 2500
+MAX_SEED = 2**32 - 1
 QUICK_DIGITS = FULL_DIGITS = "1,2,3,4"
 
 
@@ -284,6 +300,13 @@ def make_config(*, ops="add", digits=None, sizes=None, steps=None, seed=0, quick
     batch_size = batch_size if batch_size is not None else 64
     if batch_size < 1:
         raise MirageInputError(f"batch size must be at least 1, got {batch_size}", "--batch-size")
+    if steps * batch_size > MAX_TRAIN_PROBLEMS:
+        need = steps * batch_size * _BYTES_PER_PROBLEM
+        raise MirageInputError(f"{steps:,} steps x {batch_size:,} problems = {steps * batch_size:,} training problems, "
+                               f"more than the limit of {MAX_TRAIN_PROBLEMS:,} (the stream is held in memory, about "
+                               f"{_BYTES_PER_PROBLEM / 1000:.1f} KB a problem: {_human_bytes(need)})", "--steps")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise MirageInputError(f"must be a whole number from 0 to {MAX_SEED}, got {seed!r}", "--seed")
     if not (0 < lr < 1):
         raise MirageInputError(f"learning rate must be in (0, 1), got {lr}", "--lr")
     if heldout_per_cell < 1 or eval_per_cell < 1:
@@ -292,6 +315,14 @@ def make_config(*, ops="add", digits=None, sizes=None, steps=None, seed=0, quick
     return TrainConfig(sizes=size_tuple, ops=tuple(dict.fromkeys(op_list)), digits=tuple(sorted(set(dig))),
                        steps=int(steps), batch_size=int(batch_size), lr=float(lr), seed=int(seed),
                        heldout_per_cell=int(heldout_per_cell), eval_per_cell=int(eval_per_cell), family=family)
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
 
 
 # --------------------------------------------------------------------------- tokenizer and batches

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import struct
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise MirageInputError("truncated IDX header", str(path))
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: np.prod would wrap around at 2**63
     if len(raw) - header != expected:
         raise MirageInputError(
             f"IDX header says shape {shape} ({expected} bytes of data) but the file holds {len(raw) - header}",
@@ -135,6 +136,11 @@ def load_mnist(directory: str | Path, split: str = "train") -> ImageSet:
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
         raise MirageInputError(f"expected a 3-d image array, got shape {images.shape}", str(images_path))
+    if images.size == 0:
+        raise MirageInputError(f"holds no images (shape {images.shape})", str(images_path))
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise MirageInputError(f"{int((~np.isfinite(images)).sum())} pixel values are NaN or infinite",
+                               str(images_path))
     if labels.ndim != 1 or len(labels) != len(images):
         raise MirageInputError(f"{labels.shape} labels for {len(images)} images", str(labels_path))
     labels = labels.astype(np.int64)
@@ -156,9 +162,18 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
                 ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
+        if (module, name) in (("builtins", "bytes"), ("__builtin__", "bytes")):
+            return _empty_bytes  # an empty array's buffer is pickled as bytes()
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _empty_bytes(*args: object) -> bytes:
+    """``bytes()`` for the unpickler, refusing arguments (``bytes(10**12)`` would allocate)."""
+    if args:
+        raise pickle.UnpicklingError("refusing bytes() with arguments")
+    return b""
 
 
 def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +197,8 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels, dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise MirageInputError(f"CIFAR 'data' must be (n, 3072) uint8, got {data.shape} {data.dtype}", str(path))
+    if len(data) == 0:
+        raise MirageInputError("holds no images", str(path))
     if labels.shape != (len(data),) or labels.min(initial=0) < 0:
         raise MirageInputError(f"{labels.shape} labels for {len(data)} images", str(path))
     # rows are 1024 red, 1024 green, 1024 blue values of a 32x32 image

@@ -29,6 +29,9 @@ from .datasets import ImageSet, load_cifar, load_mnist, load_natural_patches, lo
 from .experiments import EXPERIMENTS, Comparison, ExperimentResult, compare_headline, emergence_table, run_experiment
 
 EXPERIMENT_NAMES = tuple(EXPERIMENTS)
+# Fewest images an experiment trains on: 40 % are held out, and subset accuracy needs up to
+# K = 30 test images (with fewer, a run would train on almost nothing and still write a report).
+MIN_IMAGES = 100
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ def load_data(experiment: str, sources: DataSources, seed: int) -> ImageSet:
         data = load_cifar(on_disk)
     else:
         data = load_omniglot(on_disk, max_classes=20)
+    if len(data.images) < MIN_IMAGES:
+        raise MirageInputError(f"holds {len(data.images)} image{'s' if len(data.images) != 1 else ''}; the {experiment} "
+                               f"experiment needs at least {MIN_IMAGES} (40 % are held out for testing)", on_disk)
     if len(data.images) > sources.max_images:
         keep = np.sort(np.random.default_rng(seed).choice(len(data.images), sources.max_images, replace=False))
         data = data.subset(keep)

@@ -1,0 +1,1 @@
+"""Evaluation: running model families and keeping their per-sample records."""
