@@ -425,6 +425,7 @@ def _verdict(base: dict, d: str, cont: list[str], g: pd.DataFrame, recs: pd.Data
         what = ("the correct option's share of the per-token softmax over options" if mc
                 else "token accuracy of the outputs")
         implied = "its per-token probability" if mc else "the target's probabilities"
+        implies = "implies" if mc else "imply"
         ev.append(dict(ev_base, test="output_lag", metric="choice_token_loss" if mc else "token_edit_distance",
                        statistic=float(lag.z[lag.worst_index]), p_value=lag.p_value,
                        outcome="lag" if lagged else "consistent",
@@ -433,7 +434,7 @@ def _verdict(base: dict, d: str, cont: list[str], g: pd.DataFrame, recs: pd.Data
                               f"at scale {_fmt(float(x[lag.worst_index]))}"))
         if lagged:
             failures.append(f"the {'option margins' if mc else 'outputs'} lag the model's own probabilities: "
-                            f"{what} {_fmt(float(lag.observed[lag.worst_index]))} where {implied} implies "
+                            f"{what} {_fmt(float(lag.observed[lag.worst_index]))} where {implied} {implies} "
                             f"{_fmt(float(lag.expected[lag.worst_index]))} (scale {_fmt(float(x[lag.worst_index]))}, "
                             f"{_p(lag.p_value)}): a threshold in the model, not the metric")
     fitted = bt_primary.fitted[0]
