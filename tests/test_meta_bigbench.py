@@ -70,12 +70,15 @@ def _write(tmp_path, doc, name="scores_x.json"):
 
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d["model"].pop("total_params"), "model is missing 'total_params'"),
-    (lambda d: d["model"].update(total_params=-5), "must be positive"),
+    (lambda d: d["model"].update(total_params=-5), "must not be negative"),
+    (lambda d: d["model"].update(total_params=0, non_embedding_params=0, flop_matched_non_embedding_params=0),
+     "every parameter count is 0"),
     (lambda d: d["scores"][0].pop("score_dict"), "scores[0] is missing 'score_dict'"),
     (lambda d: d["scores"][0].update(preferred_score="bleu"), "preferred_score 'bleu' is not in score_dict"),
     (lambda d: d["scores"][0]["score_dict"].update(exact_str_match="high"), "must be a finite number"),
-    (lambda d: d["scores"][0]["score_dict"].update(exact_str_match=float("nan")), "must be a finite number"),
-    (lambda d: d["scores"][0].update(number_of_shots=-1), "non-negative integer"),
+    (lambda d: d["scores"][0]["score_dict"].update(exact_str_match=float("inf")), "must be a finite number"),
+    (lambda d: d["scores"][0].update(number_of_shots=-2), "non-negative integer or -1"),
+    (lambda d: d["scores"][0].update(number_of_shots=1.5), "non-negative integer or -1"),
     (lambda d: d.update(scores=[]), "'scores' is empty"),
 ])
 def test_malformed_files_name_the_file(tmp_path, mutate, message):

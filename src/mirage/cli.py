@@ -85,10 +85,11 @@ def handle_errors(fn):
 def analyze_cmd(
     inputs: List[Path] = typer.Argument(..., help="Score tables (CSV/Parquet), lm-eval results JSON, record files (JSONL/Parquet) or directories of them."),
     out: Path = typer.Option(Path("mirage-out"), "--out", "-o", help="Output directory (written atomically)."),
-    scale: str = typer.Option("params", help="Column used as the x axis (params, step, train_flops, ...)."),
-    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable)."),
-    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results (default: from the model name)."),
-    scale_from: Optional[str] = typer.Option(None, help="lm-eval results: scale from 'config', 'name' or a CSV (model, params)."),
+    scale: Optional[str] = typer.Option(None, help="Column used as the x axis (params, step, train_flops, ...; default params, for BIG-bench flop-matched non-embedding parameters)."),
+    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."),
+    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."),
+    scale_from: Optional[str] = typer.Option(None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters)."),
     metric_kind: List[str] = typer.Option([], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."),
     metrics: Optional[str] = typer.Option(None, help="Record metrics to compute, comma-separated (default: all the records support)."),
     answer_regex: Optional[str] = typer.Option(None, help="Regex extracting the answer from outputs before exact match (group 1 if any)."),
@@ -117,7 +118,7 @@ def analyze_cmd(
         kind_overrides=parse_kind_overrides(metric_kind), answer_regex=_check_regex(answer_regex),
     )
     data = read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family, scale_from=scale_from,
-                       curve_by=settings.curve_by)
+                       curve_by=settings.curve_by, tokenizer=tokenizer)
     result = analyze(data, out, settings, max_figures=max_figures, progress=not quiet)
     _print_result(result, out, quiet)
 
@@ -140,15 +141,19 @@ def _print_result(result, out: Path, quiet: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from rich.markup import escape
+
     console = Console(stderr=False)
     if not quiet:
         s = result.summary
         console.print(f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, "
                       f"{s['n_tasks']} tasks")
+        # notes and metric names are data ('exact_match[first-number]'), not rich markup
         for note in s.get("notes", []):
-            console.print(f"[yellow]{note}[/]")
+            console.print(f"[yellow]{escape(note)}[/]")
         if s["unknown_metrics"]:
-            console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] {', '.join(s['unknown_metrics'])}")
+            console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] "
+                          f"{escape(', '.join(s['unknown_metrics']))}")
         v = result.verdicts
         if len(v):
             from .verdicts import VERDICTS
@@ -228,10 +233,11 @@ def meta_cmd(
     inputs: List[Path] = typer.Argument(..., help="Everything analyze reads, plus BIG-bench results files (scores_*.json) or directory trees of them."),
     out: Path = typer.Option(Path("mirage-meta"), "--out", "-o", help="Output directory (written atomically)."),
     threshold: float = typer.Option(2.0, help="Relative emergence score (1 = even steps) at which a curve counts as an apparent emergence."),
-    scale: str = typer.Option("params", help="Column used as the x axis (params, non_embedding_params, step, ...)."),
-    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable)."),
-    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results (default: from the model name)."),
-    scale_from: Optional[str] = typer.Option(None, help="lm-eval results: scale from 'config', 'name' or a CSV (model, params)."),
+    scale: Optional[str] = typer.Option(None, help="Column used as the x axis (params, non_embedding_params, step, ...; default params, for BIG-bench flop-matched non-embedding parameters)."),
+    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."),
+    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."),
+    scale_from: Optional[str] = typer.Option(None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."),
+    tokenizer: Optional[str] = typer.Option(None, help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters)."),
     metric_kind: List[str] = typer.Option([], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."),
     top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
@@ -244,9 +250,11 @@ def meta_cmd(
     settings = AnalysisSettings(bootstrap=200, kind_overrides=parse_kind_overrides(metric_kind))
     _writable(out)
     result = run_meta([str(p) for p in inputs], out, threshold=threshold, scale=scale, filters=filter_, family=family,
-                      scale_from=scale_from, settings=settings, top=top, progress=not quiet)
+                      scale_from=scale_from, settings=settings, top=top, progress=not quiet, tokenizer=tokenizer)
     if not quiet:
         s = result.summary
+        for note in s.get("notes", []):
+            typer.echo(note)
         typer.echo(f"{s['n_curves']} curves ({s['n_scored']} scored), {s['n_apparent']} apparent emergences at threshold "
                    f"{s['threshold']:g}: " + (", ".join(f"{k} {v}" for k, v in s["apparent_by_kind"].items()) or "none"))
         if s["rescored"]:

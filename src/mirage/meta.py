@@ -455,35 +455,17 @@ def meta_analysis(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) ->
 # ----------------------------------------------------------------------------- inputs
 
 
-def read_meta_inputs(paths: Sequence[str | Path], *, scale: str = "params", filters=None,
-                     family: str | None = None, scale_from: str | None = None):
-    """Everything ``analyze`` reads plus BIG-bench results files, as one :class:`~mirage.readers.Inputs`.
+def read_meta_inputs(paths: Sequence[str | Path], *, scale: str | None = None, filters=None,
+                     family: str | None = None, scale_from: str | None = None, tokenizer: str | None = None):
+    """Everything ``analyze`` reads, BIG-bench results included, as one :class:`~mirage.readers.Inputs`.
 
-    BIG-bench results are recognised by content (a ``model`` object and a ``scores`` list);
-    every other file goes to :func:`mirage.readers.read_inputs`.
+    :func:`mirage.readers.read_inputs` recognises every kind by content: BIG-bench
+    ``scores_*.json`` are score files and ``full-log_*.json`` per-sample records; with ``scale``
+    None, BIG-bench results use flop-matched non-embedding parameters as BIG-bench plots them.
     """
-    from .bigbench_results import load_json, looks_like_bigbench_results, read_bigbench_results
-    from .readers import Inputs, apply_filters, expand_inputs, normalize_score_table, parse_filters, read_inputs, validate_scores
+    from .readers import read_inputs
 
-    bigbench, others = [], []
-    for f, _ in expand_inputs(paths):
-        if f.suffix.lower() == ".json" and looks_like_bigbench_results(load_json(f)):
-            bigbench.append(f)
-        else:
-            others.append(f)
-    base = read_inputs(paths, scale=scale, filters=filters, family=family, scale_from=scale_from,
-                       exclude=bigbench) if others else None
-    if not bigbench:
-        return base
-    src = str(bigbench[0]) if len(bigbench) == 1 else f"{bigbench[0]} (+{len(bigbench) - 1} BIG-bench files)"
-    bb = normalize_score_table(read_bigbench_results(bigbench), src, scale=scale)
-    filters = parse_filters(filters)
-    if filters:
-        bb = apply_filters(bb, filters, src)
-    scores = bb if base is None or base.scores is None else pd.concat([base.scores, bb], ignore_index=True, sort=False)
-    scores = validate_scores(scores, src)
-    sources = (base.sources if base else ()) + tuple(map(str, bigbench))
-    return Inputs(scores=scores, records=base.records if base else None, sources=sources, scale_column=scale)
+    return read_inputs(paths, scale=scale, filters=filters, family=family, scale_from=scale_from, tokenizer=tokenizer)
 
 
 def meta_curves(inputs, settings=None) -> pd.DataFrame:
@@ -698,11 +680,18 @@ def write_meta(result: MetaResult, out_dir, *, top: int = 12, title: str = "mira
     return {name: Path(out_dir) / "figures" / name for name in uris}
 
 
-def run_meta(paths: Sequence[str | Path], out_dir, *, threshold: float = DEFAULT_THRESHOLD, scale: str = "params",
+def run_meta(paths: Sequence[str | Path], out_dir, *, threshold: float = DEFAULT_THRESHOLD, scale: str | None = None,
              filters=None, family: str | None = None, scale_from: str | None = None, settings=None,
-             top: int = 12, progress: bool = False) -> MetaResult:
+             top: int = 12, progress: bool = False, tokenizer: str | None = None) -> MetaResult:
     """Read, analyse and write: the whole of ``mirage meta``. Nothing is written on bad input."""
-    inputs = read_meta_inputs(paths, scale=scale, filters=filters, family=family, scale_from=scale_from)
+    inputs = read_meta_inputs(paths, scale=scale, filters=filters, family=family, scale_from=scale_from,
+                              tokenizer=tokenizer)
     result = meta_analysis(meta_curves(inputs, settings), threshold)
+    # what reading decided (the x axis of BIG-bench results, dropped NaN scores, the units of
+    # token counts) belongs in the output beside the numbers it shaped
+    import dataclasses
+
+    result = dataclasses.replace(result, summary={**result.summary, "inputs": list(inputs.sources),
+                                                  "scale_column": inputs.scale_column, "notes": list(inputs.notes)})
     write_meta(result, out_dir, top=top, progress=progress)
     return result

@@ -25,6 +25,8 @@ from .errors import MirageInputError
 from .records import list_lengths
 
 KINDS = ("discontinuous", "nonlinear", "linear")
+# records column with a target's summed log-probability where per-token values are unknown
+SUM_COLUMN = "target_logprob_sum"
 SHARP_KINDS = ("discontinuous", "nonlinear")
 CONTINUOUS_KINDS = ("linear",)
 
@@ -43,25 +45,53 @@ class RecordView:
             self._cache[key] = fn()
         return self._cache[key]
 
-    def has(self, column: str) -> bool:
+    def _has_column(self, column: str) -> bool:
         return column in self.table.column_names and self.table.column(column).null_count < self.n
+
+    def has(self, column: str) -> bool:
+        if column == "target_logprobs" and self._has_column(SUM_COLUMN):
+            return True  # summed log-probabilities stand in where per-token values are unknown
+        return self._has_column(column)
 
     # -- list helpers -----------------------------------------------------------------------
     def list_lengths(self, column: str) -> np.ndarray:
-        return self._cached(f"len:{column}", lambda: list_lengths(self.table.column(column)))
+        """Length of each list (NaN for null lists). For ``target_logprobs``, a row that has only
+        ``target_logprob_sum`` counts its ``target_tokens``."""
+
+        def f():
+            lengths = list_lengths(self.table.column(column))
+            if column == "target_logprobs" and self._has_column(SUM_COLUMN):
+                use = np.isnan(lengths) & np.isfinite(self._sum_column())
+                lengths = np.where(use, list_lengths(self.table.column("target_tokens")), lengths)
+            return lengths
+
+        return self._cached(f"len:{column}", f)
+
+    def _sum_column(self) -> np.ndarray:
+        v = self.table.column(SUM_COLUMN).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return np.asarray(v, dtype=float)
 
     def list_sums(self, column: str) -> np.ndarray:
-        """Sum of each numeric list (NaN for null lists, 0 for empty ones)."""
+        """Sum of each numeric list (NaN for null lists, 0 for empty ones), row by row.
+
+        Each row is reduced on its own (``np.add.reduceat`` over the row starts), never through
+        a cumulative sum across rows, so one extreme value stays in its own row. For
+        ``target_logprobs``, rows with a null list take ``target_logprob_sum`` when present."""
 
         def f():
             col = self.table.column(column).combine_chunks()
-            lengths = self.list_lengths(column)
+            lengths = list_lengths(self.table.column(column))
             flat = col.flatten().to_numpy(zero_copy_only=False).astype(float)
             lens = np.nan_to_num(lengths, nan=0).astype(np.int64)
-            ends = np.cumsum(lens)
-            csum = np.concatenate([[0.0], np.cumsum(flat)])
-            sums = csum[ends] - csum[ends - lens]
-            return np.where(np.isnan(lengths), np.nan, sums)
+            sums = np.zeros(self.n)
+            filled = lens > 0
+            if filled.any():
+                starts = (np.cumsum(lens) - lens)[filled]
+                sums[filled] = np.add.reduceat(flat, starts)
+            sums = np.where(np.isnan(lengths), np.nan, sums)
+            if column == "target_logprobs" and self._has_column(SUM_COLUMN):
+                sums = np.where(np.isnan(lengths), self._sum_column(), sums)
+            return sums
 
         return self._cached(f"sum:{column}", f)
 
@@ -479,9 +509,14 @@ def per_token_loss_of(name: str, values, stderr=None) -> tuple[np.ndarray, np.nd
     return loss, var
 
 
+_FILTER_SUFFIX = re.compile(r"\[[^\[\]]*\]$")
+
+
 def canonical_metric_name(name: str) -> str:
-    """``acc,none`` -> ``acc``; ``Exact_Str_Match`` -> ``exact_str_match``."""
-    return str(name).split(",")[0].strip().lower()
+    """``acc,none`` -> ``acc``; ``Exact_Str_Match`` -> ``exact_str_match``; an lm-eval answer
+    filter, as ``exact_match,first-number`` or mirage's ``exact_match[first-number]``, names the
+    same metric: ``exact_match``."""
+    return _FILTER_SUFFIX.sub("", str(name).split(",")[0].strip()).strip().lower()
 
 
 def parse_kind_overrides(items) -> dict[str, str]:

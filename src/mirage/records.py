@@ -24,7 +24,16 @@ correct_choice     int64, nullable      index of the right option
 
 Optional columns with a meaning to mirage: ``shots`` (part of a curve's identity),
 ``output_regex`` (answer extraction before exact match), ``params``, ``non_embedding_params``,
-``train_tokens``, ``train_flops``, ``step``, ``seed``. Every other column is kept as is.
+``train_tokens``, ``train_flops``, ``step``, ``seed``, and ``target_logprob_sum`` (float64: the
+target's summed log-probability where the per-token values are unknown, as in lm-eval's
+log-likelihood logs; used only where ``target_logprobs`` is null, with ``target_tokens``
+counting the tokens). Every other column is kept as is.
+
+Log-probabilities (``target_logprobs``, ``target_logprob_sum``) must be finite and <= 0, and
+option scores (``choice_logprobs``) finite (they may be log-likelihood ratios): NaN, ``+inf``
+and ``-inf`` (a zero-probability token, e.g. a ``-1e400`` JSONL literal) are rejected with the
+row named, so that no single value can turn a whole curve into NaN or ``-inf``. A model that really assigns probability zero should be given a floor (say
+``-1e4``) by whoever writes the records; mirage does not invent one.
 
 Records are stored as Parquet; JSONL is accepted as input. Token lists may be given as ids
 (integers); they are compared as strings.
@@ -73,7 +82,7 @@ def looks_like_records(columns: Iterable[str]) -> bool:
     """Records are recognised by their per-sample columns."""
     cols = set(columns)
     return {"sample_id", "target"} <= cols and bool(
-        cols & {"output", "target_logprobs", "choice_logprobs"}
+        cols & {"output", "target_logprobs", "choice_logprobs", "target_logprob_sum"}
     )
 
 
@@ -140,12 +149,12 @@ def _validate(table: pa.Table, source: str) -> None:
             source,
         )
     lp = table.column("target_logprobs")
+    _check_logprob_lists(table, "target_logprobs", source)
+    # option scores may be log-likelihood ratios (mutual information), so only finiteness
+    _check_logprob_lists(table, "choice_logprobs", source, allow_positive=True)
+    if "target_logprob_sum" in table.column_names:
+        _check_logprob_values(table, "target_logprob_sum", source)
     if lp.null_count < len(lp):
-        flat = pa.chunked_array([c.flatten() for c in lp.chunks]).to_numpy()
-        if np.isnan(flat).any():
-            raise MirageInputError("column 'target_logprobs' contains NaN", source)
-        if (flat > 1e-6).any():
-            raise MirageInputError("column 'target_logprobs' has positive log-probabilities", source)
         tl = list_lengths(table.column("target_tokens"))
         ll = list_lengths(lp)
         both = ~np.isnan(tl) & ~np.isnan(ll)
@@ -169,6 +178,49 @@ def _validate(table: pa.Table, source: str) -> None:
         raise MirageInputError(
             f"model {row['model']!r} of family {row['family']!r} has more than one scale", source
         )
+
+
+def _row_label(table: pa.Table, i: int) -> str:
+    keys = {k: table.column(k)[i].as_py() for k in ("model", "task", "sample_id") if k in table.column_names}
+    return f"row {i + 1} ({', '.join(f'{k} {v!r}' for k, v in keys.items())})"
+
+
+def _bad_value_message(name: str, value: float) -> str:
+    if np.isnan(value):
+        return f"{name} has NaN"
+    if value == -np.inf:
+        return f"{name} has -inf (a zero-probability token); give a finite floor such as -1e4 if that is meant"
+    if value == np.inf:
+        return f"{name} has +inf"
+    return f"{name} has positive log-probabilities (first {float(value)!r})"
+
+
+def _check_logprob_lists(table: pa.Table, name: str, source: str, allow_positive: bool = False) -> None:
+    """Every value of a list column of log-probabilities finite (and <= 0); the row is named."""
+    col = table.column(name)
+    if col.null_count == len(col):
+        return
+    col = col.combine_chunks()
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(float)
+    bad = ~np.isfinite(flat) if allow_positive else (~np.isfinite(flat) | (flat > 1e-6))
+    if not bad.any():
+        return
+    lengths = np.nan_to_num(list_lengths(col), nan=0).astype(np.int64)
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    j = int(np.flatnonzero(bad)[0])
+    raise MirageInputError(f"{_row_label(table, int(rows[j]))}: {_bad_value_message(name, flat[j])}", source)
+
+
+def _check_logprob_values(table: pa.Table, name: str, source: str) -> None:
+    try:
+        values = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise MirageInputError(f"column {name!r} is not numeric", source) from None
+    given = ~pd.isna(values)
+    bad = given & (~np.isfinite(np.where(given, values, 0.0)) | (np.where(given, values, 0.0) > 1e-6))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise MirageInputError(f"{_row_label(table, i)}: {_bad_value_message(name, values[i])}", source)
 
 
 def list_lengths(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -222,6 +274,24 @@ def read_raw_table(path: str | Path) -> pa.Table:
 
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
+    try:
+        return _parse_jsonl(path, rows)
+    except UnicodeDecodeError:
+        raise MirageInputError(f"not a UTF-8 text file (first bad byte on line {_first_non_utf8_line(path)})",
+                               str(path)) from None
+
+
+def _first_non_utf8_line(path: Path) -> int:
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return lineno
+    return 1
+
+
+def _parse_jsonl(path: Path, rows: list[dict]) -> list[dict]:
     with path.open("r", encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
