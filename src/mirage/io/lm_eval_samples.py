@@ -62,10 +62,8 @@ def sniff_jsonl(path: Path) -> Any:
             for line in fh:
                 if line.strip():
                     return json.loads(line)
-    except UnicodeDecodeError:
-        raise MirageInputError("not a UTF-8 text file", str(path)) from None
-    except json.JSONDecodeError:
-        return None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # not an lm-eval log; the records reader reports the problem with its line
     return None
 
 
