@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -74,7 +74,7 @@ def load_json(path: Path):
         raise MirageInputError("not a UTF-8 text file", str(path)) from None
 
 
-def _number(value, what: str, src: str, positive: bool = False) -> float:
+def _number(value: Any, what: str, src: str, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise MirageInputError(f"{what} must be a finite number, got {value!r}", src)
     if positive and value <= 0:
@@ -118,7 +118,7 @@ def check_model(data, source: str) -> dict:
     return model
 
 
-def parse_shots(shots, where: str, source: str):
+def parse_shots(shots: Any, where: str, source: str) -> int | None:
     """``number_of_shots``: an integer >= 0, or -1 for "does not apply" (None)."""
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < -1:
         raise MirageInputError(f"{where}.number_of_shots must be a non-negative integer or -1 (does not apply), "

@@ -293,12 +293,12 @@ def _finish_records(table: pa.Table, opts: ReadOptions, src: str) -> pa.Table:
     return normalize_records(table, src)
 
 
-def _describe_sources(sources) -> str:
+def _describe_sources(sources: Iterable[Any]) -> str:
     sources = sorted(map(str, sources))
     return sources[0] if len(sources) == 1 else f"{sources[0]} (+{len(sources) - 1} more inputs)"
 
 
-def parse_filters(filters) -> dict[str, str]:
+def parse_filters(filters: Any) -> dict[str, str]:
     """``["shots=5", "family=pythia"]`` (or a dict) -> ``{"shots": "5", "family": "pythia"}``."""
     if not filters:
         return {}
@@ -316,7 +316,7 @@ def parse_filters(filters) -> dict[str, str]:
 def _as_text(series: pd.Series) -> pd.Series:
     """Values as the user types them: whole floats without '.0' (a shots column read as
     floats because of an empty cell still matches ``shots=5``)."""
-    def one(v):
+    def one(v: Any) -> str:
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             return str(int(v))
         return str(v)
@@ -499,7 +499,7 @@ def normalize_score_table(frame: pd.DataFrame, source: str, scale: str = "params
     return frame
 
 
-def _optional_number(frame: pd.DataFrame, column: str, source: str, what: str, ok) -> pd.Series:
+def _optional_number(frame: pd.DataFrame, column: str, source: str, what: str, ok: Any) -> pd.Series:
     """An optional numeric column: empty cells are NaN; text, inf and values ``ok`` rejects are
     errors naming the first bad row (a ``shots`` of 1.5 is not silently truncated)."""
     raw = frame[column]

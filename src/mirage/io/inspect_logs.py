@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -40,7 +40,7 @@ def looks_like_inspect_log(data: Any) -> bool:
     return isinstance(ev, dict) and "task" in ev and "model" in ev and ("version" in data or "status" in data)
 
 
-def _read_log(path: Path):
+def _read_log(path: Path) -> Any:
     try:
         from inspect_ai.log import read_eval_log
     except ImportError:
@@ -129,7 +129,7 @@ def read_inspect_log(path: str | Path, *, family: str | None = None, scale: str 
     return _table(rows, src), notes
 
 
-def _score_columns(name: str, score: Any, to_float) -> dict[str, Any]:
+def _score_columns(name: str, score: Any, to_float: Callable[[Any], float]) -> dict[str, Any]:
     value = getattr(score, "value", score)
     out: dict[str, Any] = {}
     if isinstance(value, dict):
@@ -143,7 +143,7 @@ def _score_columns(name: str, score: Any, to_float) -> dict[str, Any]:
     return out
 
 
-def _as_float(value: Any, to_float) -> float | None:
+def _as_float(value: Any, to_float: Callable[[Any], float]) -> float | None:
     if isinstance(value, (list, dict)):
         return None
     try:

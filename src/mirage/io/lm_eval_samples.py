@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import MirageInputError
-from .models import ScaleTable, Tokenizers
+from .models import ScaleTable, Tokenize, Tokenizers
 
 SAMPLE_KEYS = frozenset({"doc_id", "doc", "arguments", "resps", "filtered_resps"})
 OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood", "loglikelihood_rolling")
@@ -199,7 +199,7 @@ def _task_config(results: dict, task: str) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _shots(results: dict, task: str, config: dict):
+def _shots(results: dict, task: str, config: dict) -> int:
     n_shot = results.get("n-shot")
     value = n_shot.get(task) if isinstance(n_shot, dict) else None
     if value is None:
@@ -272,7 +272,7 @@ def _logged_metrics(sample: dict) -> dict:
     return out
 
 
-def _multiple_choice(sample: dict, config: dict, tokenize, where: str, src: str) -> dict:
+def _multiple_choice(sample: dict, config: dict, tokenize: Tokenize, where: str, src: str) -> dict:
     args = _args(sample)
     resps = sample["filtered_resps"]
     if not isinstance(resps, list) or len(resps) != len(args):
@@ -305,7 +305,7 @@ def _choice_index(text: str, choices: list[str], delimiter: str | None) -> int |
     return None
 
 
-def _gold(sample: dict, choices: list[str], lls: list[float], config: dict, where: str, src: str):
+def _gold(sample: dict, choices: list[str], lls: list[float], config: dict, where: str, src: str) -> int | None:
     """Index of the correct option, exactly as lm-eval decided it (None: several are right).
 
     In order: the gold index lm-eval logged with ``brier_score``; the document field named by
@@ -363,7 +363,7 @@ def _gold(sample: dict, choices: list[str], lls: list[float], config: dict, wher
         + (f", logged acc {acc}" if acc is not None else "") + ")", src)
 
 
-def _generation(sample: dict, tokenize, where: str, src: str) -> dict:
+def _generation(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
     args = _args(sample)
     filtered = sample["filtered_resps"]
     output = filtered[0] if isinstance(filtered, list) and filtered else filtered
@@ -380,7 +380,7 @@ def _generation(sample: dict, tokenize, where: str, src: str) -> dict:
                 target_tokens=tokenize(target), output_tokens=tokenize(output))
 
 
-def _loglikelihood(sample: dict, tokenize, where: str, src: str) -> dict:
+def _loglikelihood(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
     args = _args(sample)
     if len(args) != 1:
         raise MirageInputError(f"{where}: a log-likelihood sample has {len(args)} requests (expected 1)", src)
@@ -390,7 +390,7 @@ def _loglikelihood(sample: dict, tokenize, where: str, src: str) -> dict:
                 target_logprob_sum=_number(resp, "log-likelihood", where, src), target_is_greedy=_flag(resp))
 
 
-def _rolling(sample: dict, tokenize, where: str, src: str) -> dict:
+def _rolling(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
     args = _args(sample)
     resp = sample["filtered_resps"][0] if isinstance(sample["filtered_resps"], list) else sample["filtered_resps"]
     text = str(args[0].get("arg_0", "")) if args else str(sample.get("target", ""))
