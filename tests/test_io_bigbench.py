@@ -120,6 +120,7 @@ def test_lamda_style_rescoring_from_bigbenchs_own_logs(tmp_path):
     rescore = pd.read_csv(tmp_path / "o" / "meta_rescore.csv")
     mcg = rescore[(rescore["family"] == "BIG-G T=0") & (rescore["metric"] == "multiple_choice_grade")]
     assert len(mcg) == 2 and (mcg["rescore_metric"] == "brier_score").all()
+    assert (mcg["relative_score"] == np.inf).all() and not mcg["remains_emergent"].any()
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert any("flop-matched" in n for n in summary["notes"])
 

@@ -55,17 +55,21 @@ class RecordView:
 
     # -- list helpers -----------------------------------------------------------------------
     def list_lengths(self, column: str) -> np.ndarray:
-        """Length of each list (NaN for null lists). For ``target_logprobs``, a row that has only
-        ``target_logprob_sum`` counts its ``target_tokens``."""
+        """Length of each list (NaN for null lists)."""
+        return self._cached(f"len:{column}", lambda: list_lengths(self.table.column(column)))
+
+    def target_token_counts(self) -> np.ndarray:
+        """Tokens behind each target log-probability: the length of ``target_logprobs``, or, for
+        a row that has only ``target_logprob_sum``, of ``target_tokens`` (NaN when neither)."""
 
         def f():
-            lengths = list_lengths(self.table.column(column))
-            if column == "target_logprobs" and self._has_column(SUM_COLUMN):
+            lengths = self.list_lengths("target_logprobs")
+            if self._has_column(SUM_COLUMN):
                 use = np.isnan(lengths) & np.isfinite(self._sum_column())
-                lengths = np.where(use, list_lengths(self.table.column("target_tokens")), lengths)
+                lengths = np.where(use, self.list_lengths("target_tokens"), lengths)
             return lengths
 
-        return self._cached(f"len:{column}", f)
+        return self._cached("target_token_counts", f)
 
     def _sum_column(self) -> np.ndarray:
         v = self.table.column(SUM_COLUMN).cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -184,7 +188,7 @@ def _target_logprob(v: RecordView) -> np.ndarray:
 
 
 def _target_mean_logprob(v: RecordView) -> np.ndarray:
-    n = v.list_lengths("target_logprobs")
+    n = v.target_token_counts()  # also counts the tokens of a sum-only row (lm-eval log-likelihoods)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, v.list_sums("target_logprobs") / n, np.nan)
 
