@@ -27,3 +27,54 @@ def make_tiny_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, n
     model.save_pretrained(dirpath)
     tok.save_pretrained(dirpath)
     return dirpath
+
+
+def make_tiny_bpe_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, vocab_size: int = 300,
+                       n_positions: int = 256, train_steps: int = 80) -> Path:
+    """A tiny GPT-2 with a byte-level BPE tokenizer (GPT-2's pre-tokenizer, merges trained here on
+    arithmetic questions), briefly trained on two-digit additions so that greedy outputs are digits
+    and newlines rather than random bytes. Built for the llama.cpp tests: llama.cpp needs a BPE
+    vocabulary with merges, and its converter reads ``n_ctx`` from the config. Deterministic for
+    a given seed on one machine."""
+    import random
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    from mirage.tasks import arithmetic_question
+
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(2000):
+        a, b = rng.randrange(10, 100), rng.randrange(10, 100)
+        texts.append(f"{arithmetic_question(a, b, 'add')} {a + b}\n")
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(texts, trainer)
+    tok = GPT2TokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                            unk_token="<|endoftext|>")
+    config = GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_ctx=n_positions, n_embd=n_embd, n_layer=n_layer,
+                        n_head=2, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    eos = tok.eos_token_id
+    model.train()
+    for step in range(train_steps):
+        batch = [[eos] + tok(texts[(step * 16 + j) % len(texts)]).input_ids for j in range(16)]
+        width = max(len(x) for x in batch)
+        ids = torch.tensor([x + [eos] * (width - len(x)) for x in batch])
+        labels = torch.tensor([x + [-100] * (width - len(x)) for x in batch])
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    dirpath = Path(dirpath)
+    model.save_pretrained(dirpath)
+    tok.save_pretrained(dirpath)
+    return dirpath

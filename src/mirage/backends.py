@@ -9,7 +9,8 @@ A backend answers three kinds of request, always in batches:
 Tokenisation (the lm-eval convention): the prompt and the continuation are tokenised *separately*
 and their ids concatenated, so no token ever spans the prompt/target boundary and the target's
 tokens are the same whatever precedes them. The separating space therefore belongs to the target
-(``" 69"``), not to the prompt. An empty prompt is replaced by the BOS (else EOS) token. A request
+(``" 69"``), not to the prompt. An empty prompt is replaced by the BOS (else EOS) token, and with
+``add_bos`` every prompt starts with it (servers such as llama-cpp-python need that). A request
 longer than the context window loses prompt tokens from the left; the target is never cut.
 
 Speed (HFCausalLM): requests are sorted by length and batched; one forward pass per batch gives
@@ -70,7 +71,7 @@ class HFCausalLM:
     """A causal LM from a local checkpoint directory or a hub id (+ revision) via transformers."""
 
     def __init__(self, ref: str, revision: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 batch_size: int = 16, padding_side: str = "left"):
+                 batch_size: int = 16, padding_side: str = "left", add_bos: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -88,7 +89,7 @@ class HFCausalLM:
         if padding_side not in ("left", "right"):
             raise MirageInputError("padding side must be 'left' or 'right'", "padding_side")
         self.ref, self.revision, self.dtype, self.device = str(ref), revision, dtype, torch.device(device)
-        self.batch_size, self.padding_side = batch_size, padding_side
+        self.batch_size, self.padding_side, self.add_bos = batch_size, padding_side, add_bos
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.ref, revision=revision)
             torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
@@ -132,9 +133,15 @@ class HFCausalLM:
 
     def _prompt_ids(self, text: str, room: int, ids: list[int] | None = None) -> list[int]:
         ids = (self.encode(text) if text else []) if ids is None else ids
+        start = self.start_id if self.start_id is not None else self.pad_id
         if not ids:
-            ids = [self.start_id if self.start_id is not None else self.pad_id]
-        return ids[-max(1, self.max_length - room):]
+            ids = [start]
+        elif self.add_bos:
+            ids = [start] + ids
+        keep = max(1, self.max_length - room)
+        if len(ids) > keep and self.add_bos and keep > 1:
+            return [start] + ids[-(keep - 1):]  # the BOS survives a cut prompt
+        return ids[-keep:]
 
     def tokens_of(self, text: str) -> tuple[str, ...]:
         return tuple(self.tokenizer.convert_ids_to_tokens(self.encode(text))) if text else ()

@@ -43,10 +43,12 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from .errors import MirageInputError
+from .evaluate.spec import SERVER_KEYS, ResourceSpec, ServerSpec, parse_add_bos, parse_resources, parse_server
 from .tasks import Task, load_task
 
 SCALE_COLUMNS = ("params", "non_embedding_params", "train_tokens", "train_flops", "step")
-MODEL_KEYS = {"name", "path", "id", "revision", *SCALE_COLUMNS}
+MODEL_KEYS = {"name", "path", "id", "revision", "add_bos", "resources", *SERVER_KEYS, *SCALE_COLUMNS}
+FAMILY_KEYS = ("family", "models", "scale", "resources")
 FORMAT_VERSION = 2  # 2: injective store names, task hashed by content, hub models by commit
 
 
@@ -58,6 +60,9 @@ class ModelSpec:
     local: bool = True
     scales: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     commit: str | None = None  # a hub model's revision resolved to a commit (resolve_hub_commits)
+    server: ServerSpec | None = None  # set: evaluated by an OpenAI-compatible server (mirage.evaluate)
+    resources: ResourceSpec = field(default_factory=ResourceSpec)  # what a Ray task for it asks for
+    add_bos: bool = False  # every prompt starts with the BOS token
 
 
 @dataclass(frozen=True)
@@ -101,9 +106,10 @@ def load_family(path: str | Path) -> FamilySpec:
         raise MirageInputError(f"malformed YAML: {str(exc).splitlines()[0]}", src) from None
     if not isinstance(data, dict):
         raise MirageInputError("expected a mapping with 'family' and 'models'", src)
-    unknown = sorted(set(data) - {"family", "models", "scale"})
+    unknown = sorted(map(str, set(data) - set(FAMILY_KEYS)))
     if unknown:
-        raise MirageInputError(f"unknown key(s) {', '.join(unknown)} (allowed: family, models, scale)", src)
+        raise MirageInputError(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(FAMILY_KEYS)})", src)
+    family_resources = parse_resources(data.get("resources"), "family", src)
     family = data.get("family")
     if not isinstance(family, str) or not family.strip():
         raise MirageInputError("'family' must be a non-empty string", src)
@@ -127,9 +133,13 @@ def load_family(path: str | Path) -> FamilySpec:
         bad = sorted(set(m) - MODEL_KEYS)
         if bad:
             raise MirageInputError(f"{where}: unknown key(s) {', '.join(bad)} (allowed: {', '.join(sorted(MODEL_KEYS))})", src)
-        if ("path" in m) == ("id" in m):
+        add_bos = parse_add_bos(m, where, src)
+        server = parse_server(m, where, src, path.parent, add_bos)
+        if server is not None:
+            ref, is_local = server.model, False
+        elif ("path" in m) == ("id" in m):
             raise MirageInputError(f"{where}: give exactly one of 'path' (local checkpoint) or 'id' (hub id)", src)
-        if "path" in m:
+        elif "path" in m:
             local = Path(str(m["path"])).expanduser()
             local = local if local.is_absolute() else (path.parent / local)
             if not local.exists():
@@ -151,7 +161,9 @@ def load_family(path: str | Path) -> FamilySpec:
                 scales[key] = float(value)
         if scale != "params" and scale not in scales:
             raise MirageInputError(f"{where}: the family's scale column {scale!r} is missing", src)
-        specs.append(ModelSpec(name, ref, None if revision is None else str(revision), is_local, MappingProxyType(scales)))
+        resources = family_resources.merged(parse_resources(m.get("resources"), where, src))
+        specs.append(ModelSpec(name, ref, None if revision is None else str(revision), is_local, MappingProxyType(scales),
+                               server=server, resources=resources, add_bos=add_bos))
     return FamilySpec(family.strip(), tuple(specs), scale, src)
 
 
@@ -163,7 +175,7 @@ def resolve_hub_commits(family: FamilySpec, *, cache_dir: str | Path | None = No
     from .evaluate.hub import resolve_commit
 
     models = tuple(
-        m if m.local else replace(m, commit=resolve_commit(m.ref, m.revision, where=f"model {m.name!r}",
+        m if m.local or m.server is not None else replace(m, commit=resolve_commit(m.ref, m.revision, where=f"model {m.name!r}",
                                                            source=family.source or family.family, cache_dir=cache_dir))
         for m in family.models)
     return replace(family, models=models)
@@ -182,7 +194,8 @@ def check_local_weights(family: FamilySpec) -> None:
 def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: str | Path, *, view: str | None = None,
                     batch_size: int = 16, device: str = "cpu", dtype: str = "float32",
                     max_new_tokens: int | None = None, chunk_size: int = 128, progress: bool = True,
-                    threads: int | None = None, backend_factory: Callable[[ModelSpec], Any] | None = None) -> EvalResult:
+                    threads: int | None = None, backend_factory: Callable[[ModelSpec], Any] | None = None,
+                    on_progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
     """Evaluate every model of ``family`` on ``task`` and write one record shard per model under
     ``store``; finished shards and chunks are reused. ``max_new_tokens`` defaults to the longest
     target in tokens plus 16. ``threads`` sets torch's CPU threads (1 is fastest for small models
@@ -190,8 +203,12 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
 
     With the default backend (transformers), hub models are pinned to commits first
     (:func:`resolve_hub_commits`); a ``backend_factory`` receives the specs as given. Another run
-    writing the same store is cooperated with: shards it holds are waited for and reused."""
-    from .backends import HFCausalLM
+    writing the same store is cooperated with: shards it holds are waited for and reused.
+
+    A model with a ``server`` is evaluated by
+    :class:`mirage.evaluate.openai_backend.OpenAICompletionsBackend`, with a request journal kept
+    beside the shard's unfinished chunks. ``on_progress(model, done, total)`` is called after every
+    finished chunk (in samples); a backend with a ``close`` method is closed after its model."""
     from .evaluate.store import StoreLock, shard_paths
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from tokenizers
@@ -214,8 +231,7 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
     if backend_factory is None:
         fam = resolve_hub_commits(fam)
     check_local_weights(fam)
-    make_backend = backend_factory or (lambda m: HFCausalLM(m.ref, revision=m.commit or m.revision, dtype=dtype,
-                                                            device=device, batch_size=batch_size))
+    make_backend = backend_factory or _default_backend_factory(dtype, device, batch_size)
     store.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
 
@@ -227,8 +243,9 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
         config = _shard_config(fam, spec, tsk, dtype, max_new_tokens, chunk_size)
         digest = _config_digest(config)
         started = time.perf_counter()
+        report = (lambda done, total: on_progress(spec.name, done, total)) if on_progress else None
         shard, n_records, n_computed = _run_model(fam, spec, tsk, store, digest, chunk_size, max_new_tokens,
-                                                  make_backend, progress, note)
+                                                  make_backend, progress, note, report)
         _record_in_manifest(store, shard, digest, n_records, config)
         return ShardResult(spec.name, shard, n_records, n_computed, time.perf_counter() - started)
 
@@ -253,13 +270,34 @@ def _shard_config(fam: FamilySpec, spec: ModelSpec, task: Task, dtype: str, max_
                   chunk_size: int) -> dict:
     """What the shard's records depend on, plus descriptive fields (``task_source``,
     ``revision``) that the manifest shows but the hash leaves out."""
-    return {
+    config = {
         "format": FORMAT_VERSION, "family": fam.family, "model": spec.name, "ref": spec.ref, "revision": spec.revision,
-        "commit": spec.commit, "weights": _weights_fingerprint(spec), "dtype": dtype, "scale": fam.scale,
-        "scales": dict(spec.scales), "task": task.name, "task_source": task.source,
+        "commit": spec.commit, "weights": _weights_fingerprint(spec), "dtype": dtype if spec.server is None else None,
+        "scale": fam.scale, "scales": dict(spec.scales), "task": task.name, "task_source": task.source,
         "task_fingerprint": task.fingerprint(), "view": task.view, "stop": list(task.stop),
         "max_new_tokens": max_new_tokens, "chunk_size": chunk_size,
     }
+    if spec.server is not None:  # keys added only when set, so in-process shards keep their hashes
+        config["backend"] = spec.server.identity()  # never the address or the API key
+    if spec.add_bos:
+        config["add_bos"] = True
+    return config
+
+
+def _default_backend_factory(dtype: str, device: str, batch_size: int) -> Callable[[ModelSpec], Any]:
+    """In-process transformers for a model without a server, else the OpenAI-compatible backend."""
+
+    def make(spec: ModelSpec) -> Any:
+        if spec.server is None:
+            from .backends import HFCausalLM
+
+            return HFCausalLM(spec.ref, revision=spec.commit or spec.revision, dtype=dtype, device=device,
+                              batch_size=batch_size, add_bos=spec.add_bos)
+        from .evaluate.openai_backend import OpenAICompletionsBackend
+
+        return OpenAICompletionsBackend(spec.server)
+
+    return make
 
 
 _DESCRIPTIVE = ("task_source", "revision")  # a path spelled differently, a branch name: not identity
@@ -272,7 +310,7 @@ def _config_digest(config: dict) -> str:
 
 def _run_model(fam: FamilySpec, spec: ModelSpec, task: Task, store: Path, digest: str, chunk_size: int,
                max_new_tokens: int | None, make_backend: Callable[[ModelSpec], Any], progress: bool,
-               note: Callable[[str], None]) -> tuple[Path, int, int]:
+               note: Callable[[str], None], report: Callable[[int, int], None] | None = None) -> tuple[Path, int, int]:
     """Reuse, resume or compute one shard; the caller holds its lock."""
     import shutil
 
@@ -304,19 +342,29 @@ def _run_model(fam: FamilySpec, spec: ModelSpec, task: Task, store: Path, digest
     n_computed = 0
     if todo:
         backend = make_backend(spec)
+        if hasattr(backend, "use_journal"):  # answered server requests live beside the chunks
+            backend.use_journal(paths.journal(digest))
         params = spec.scales.get("params") or float(backend.num_parameters())
         scales = {**spec.scales, "params": params}
         limit = max_new_tokens or (max(len(backend.encode(s.target)) for s in task.samples) + 16)
         bar = _progress(total=len(task.samples), initial=sum(len(chunks[i]) for i in tables),
                         desc=f"{fam.family}/{spec.name}", enabled=progress)
+        done_samples = sum(len(chunks[i]) for i in tables)
         try:
+            if report:
+                report(done_samples, len(task.samples))
             for i in todo:
                 tables[i] = _chunk_records(backend, fam, spec, task, chunks[i], scales, limit)
                 write_table(paths.part(digest, i), tables[i])
                 n_computed += len(chunks[i])
+                done_samples += len(chunks[i])
                 bar.update(len(chunks[i]))
+                if report:
+                    report(done_samples, len(task.samples))
         finally:
             bar.close()
+            if hasattr(backend, "close"):
+                backend.close()
     table = normalize_records(pa.concat_tables([tables[i] for i in range(len(chunks))]), str(paths.parts_dir(digest)))
     meta = dict(table.schema.metadata or {})
     meta[CONFIG_HASH_KEY] = digest.encode()

@@ -9,6 +9,8 @@ readable part plus a hash of the exact name), so two names never share a path --
     STORE/mirage-work/<family>/<model>/<task>.lock       the shard's lock
     STORE/mirage-work/<family>/<model>/<task>/<config hash>/part-00000.parquet-part
                                                          chunks of an unfinished shard
+    STORE/mirage-work/<family>/<model>/<task>/<config hash>/requests.journal
+                                                         its answered server requests (mirage.evaluate.journal)
     STORE/mirage-work/manifest.lock                      serialises manifest updates
 
 Readers take ``.parquet``, ``.jsonl``, ``.csv`` and ``.json`` files only, so nothing under
@@ -43,6 +45,7 @@ WORK_DIR = "mirage-work"
 PART_SUFFIX = ".parquet-part"
 CONFIG_HASH_KEY = b"mirage_config_hash"
 _PART_NAME = re.compile(r"part-(\d{5})" + re.escape(PART_SUFFIX))
+JOURNAL_NAME = "requests.journal"  # a server-backed shard's answered requests, beside its chunks
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class ShardPaths:
 
     def part(self, digest: str, index: int) -> Path:
         return self.work / digest / f"part-{index:05d}{PART_SUFFIX}"
+
+    def journal(self, digest: str) -> Path:
+        return self.work / digest / JOURNAL_NAME
 
 
 def shard_paths(store: str | Path, family: str, model: str, task: str) -> ShardPaths:
@@ -184,7 +190,7 @@ def remove_orphans(paths: ShardPaths) -> list[Path]:
                 removed.append(f)
     if paths.work.is_dir():
         for f in paths.work.rglob("*"):
-            if f.is_file() and not _PART_NAME.fullmatch(f.name):
+            if f.is_file() and not _PART_NAME.fullmatch(f.name) and f.name != JOURNAL_NAME:
                 f.unlink(missing_ok=True)
                 removed.append(f)
     return removed
