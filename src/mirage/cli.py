@@ -306,6 +306,9 @@ def eval_cmd(
     chunk_size: int = typer.Option(128, min=1, help="Samples per resumable chunk."),
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for torch (default: torch's choice; 1 suits small models on a busy machine)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
+                                      help="One Ray task per (model, task) shard (mirage.evaluate.ray_runner): no value (or 'local') starts a cluster here, 'auto' joins the running one, or a ray:// address. Needs the ray extra."),
+    ray_retries: int = typer.Option(3, "--ray-retries", min=0, help="With --ray: times Ray reruns a shard whose worker died (it resumes from finished chunks)."),
 ):
     """Run every model of a family on a task (mirage.evaluation.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
     from .evaluation import evaluate_family, load_family, summary_lines
@@ -313,8 +316,15 @@ def eval_cmd(
 
     spec, tsk = load_family(family), load_task(task, view)  # validate both before any model loads
     _writable(out, replaced_whole=False)  # a store is written into, shard by shard
-    result = evaluate_family(spec, tsk, out, batch_size=batch_size, device=device, dtype=dtype,
-                             max_new_tokens=max_new_tokens, chunk_size=chunk_size, progress=not quiet, threads=threads)
+    kwargs = dict(batch_size=batch_size, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
+                  chunk_size=chunk_size, progress=not quiet, threads=threads)
+    if ray is not None:
+        from .evaluate.ray_runner import evaluate_family_ray, import_ray
+
+        import_ray()  # one clear line when the extra is missing, before anything starts
+        result = evaluate_family_ray(spec, tsk, out, address=ray, max_retries=ray_retries, **kwargs)
+    else:
+        result = evaluate_family(spec, tsk, out, **kwargs)
     for line in summary_lines(result):
         typer.echo(line)
 
@@ -365,8 +375,23 @@ def train_family_cmd(
 # ----------------------------------------------------------------------------- end of commands
 
 
+OPTIONAL_VALUE = {"--ray": "local"}  # options whose value may be left out (typer has no such options)
+
+
+def with_optional_values(argv: List[str]) -> List[str]:
+    """``--ray`` with no value (last, or followed by another option) becomes ``--ray local``."""
+    out: List[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        if arg in OPTIONAL_VALUE and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append(OPTIONAL_VALUE[arg])
+    return out
+
+
 def main() -> None:  # console-script entry point
-    app()
+    import sys
+
+    app(args=with_optional_values(sys.argv[1:]), prog_name="mirage")
 
 
 if __name__ == "__main__":
