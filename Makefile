@@ -13,14 +13,16 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch lies on this disk; installing it first keeps pip from pulling a
 	# multi-GB CUDA build when a dependency asks for torch.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[all,test]'
+	# the test extra builds llama-cpp-python from source: give its cmake build every core
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[all,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mirage demo
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
+	# loadgroup: the tests of one server or one Ray cluster (xdist_group) share a worker and its fixtures
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) benchmarks/analyze_scale.py

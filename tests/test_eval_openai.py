@@ -43,7 +43,7 @@ from mirage.evaluate.client import ServerError  # noqa: E402
 from mirage.evaluation import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_bpe_gpt2  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("llama-server")]  # one worker builds the fixtures
 TASK = "arithmetic:op=add,digits=2,n=16,seed=0,shots=1"
 TOKEN_TOL = 5e-3  # per-token log-prob, llama.cpp f32 vs torch f32 (see the module docstring)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -149,6 +149,17 @@ def test_misaligned_server_is_one_clear_error(model, server, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: server http://127.0.0.1:") and "misaligned" in lines[0]
     assert "add_bos" in lines[0]
     assert not list(out.rglob("*.parquet")) if out.exists() else True
+
+
+def test_non_greedy_server_is_one_clear_error(model, server, tmp_path):
+    # llama-cpp-python's default repeat_penalty (1.1) changes which token is picked
+    fam = _family(model[0], server.base_url, local=False)
+    fam.write_text(fam.read_text().replace("    request: {repeat_penalty: 1.0}\n", ""))
+    result = CliRunner().invoke(app, ["eval", "--family", str(fam), "--task", "arithmetic:op=add,digits=2,n=40,seed=3,shots=2",
+                                      "--max-new-tokens", "12", "--out", str(tmp_path / "s"), "--quiet"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "not greedy" in line and "repeat_penalty" in line and server.base_url in line
 
 
 def test_server_without_prompt_logprobs_is_one_clear_error(model, tmp_path):

@@ -25,7 +25,7 @@ from mirage.evaluate.ray_runner import evaluate_family_ray  # noqa: E402
 from mirage.evaluation import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-cluster")]  # one worker builds the fixtures
 TASK = "arithmetic:op=add,digits=2,n=24,seed=0,shots=1"
 KW = dict(chunk_size=3, max_new_tokens=6, threads=1)
 

@@ -13,7 +13,9 @@ concurrently (at most ``max_concurrency`` at a time):
 * **Multiple choice**: one such scored request per option; an option's log-prob is the sum over
   its tokens, its length their count (as in process).
 * **Generation**: ``max_tokens`` = the limit, the task's stop strings, greedy; the text is cut
-  before the first stop string the server may have left in.
+  before the first stop string the server may have left in. Each answer's log-probs are checked:
+  a generated token less probable than the best alternative means the server did not decode
+  greedily (llama-cpp-python's default ``repeat_penalty`` of 1.1 does that), which is an error.
 
 Tokens in the records come from the model's tokenizer (``tokenizer:`` in the family spec, which
 must be the one the server uses), so records from a server and from the in-process backend have
@@ -47,6 +49,7 @@ from .journal import RequestJournal, request_key
 from .spec import ServerSpec
 
 ALIGNMENT_TOLERANCE = 1e-2  # nats; a misaligned server is off by about one nat or more
+GREEDY_TOLERANCE = 1e-4  # nats; a greedy token is the most probable one up to float rounding
 _PROBES = 3  # samples tried for the alignment check before it is given up as not checkable
 
 
@@ -178,7 +181,7 @@ class OpenAICompletionsBackend:
 
     def generate(self, prompts: Sequence[str], stop: Sequence[str], max_new_tokens: int) -> list[Generation]:
         stop = [s for s in stop if s]
-        fields: dict[str, Any] = {"max_tokens": max_new_tokens}
+        fields: dict[str, Any] = {"max_tokens": max_new_tokens, "logprobs": 1}  # log-probs: the greedy check
         if stop:
             fields["stop"] = list(stop)
         bodies = [self._body(self._prefix(p), **fields) for p in prompts]
@@ -197,9 +200,20 @@ class OpenAICompletionsBackend:
         return choices[0]
 
     def _generated_text(self, answer: Any) -> str:
-        text = self._choice(answer).get("text")
+        """The generated text, after checking that every token was the most probable one."""
+        choice = self._choice(answer)
+        text = choice.get("text")
         if not isinstance(text, str):
             raise ServerError(f"/completions answered without text: {_snippet(json.dumps(answer))}", self.where)
+        lp = choice.get("logprobs")
+        if isinstance(lp, dict) and isinstance(lp.get("token_logprobs"), list) and isinstance(lp.get("top_logprobs"), list):
+            for k, (value, top) in enumerate(zip(lp["token_logprobs"], lp["top_logprobs"])):
+                best = max((v for v in top.values() if isinstance(v, (int, float))), default=None) if isinstance(top, dict) else None
+                if isinstance(value, (int, float)) and best is not None and value < best - GREEDY_TOLERANCE:
+                    raise ServerError(
+                        f"generation is not greedy: token {k + 1} {lp['tokens'][k]!r} has log p {value:.4f} but the most "
+                        f"probable one {best:.4f} (a repetition penalty? llama-cpp-python applies repeat_penalty 1.1 "
+                        "unless told otherwise: add 'request: {repeat_penalty: 1.0}' to this model)", self.where)
         return text
 
     def _echoed(self, answer: Any) -> tuple[list[str], list[float | None]] | None:

@@ -126,8 +126,9 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
     started_here = False
     if not ray.is_initialized():
         try:
-            ray.init(address=None if address in (None, LOCAL) else address, include_dashboard=False,
-                     logging_level="warning", log_to_driver=False)
+            local = address in (None, LOCAL)
+            ray.init(address=None if local else address, include_dashboard=False, logging_level="warning",
+                     log_to_driver=False, runtime_env=_local_runtime_env() if local else None)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise MirageInputError(f"cannot reach a Ray cluster: {str(exc).splitlines()[0]}", f"--ray {address}") from None
         started_here = True
@@ -142,6 +143,16 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
     shards = tuple(replace(s, n_computed=results[s.model].n_computed, seconds=results[s.model].seconds)
                    for s in final.shards)
     return EvalResult(final.store, final.task, shards)
+
+
+def _local_runtime_env() -> dict:
+    """Workers of a cluster started here import the same mirage as this driver (which may come
+    from a checkout on PYTHONPATH rather than from the installed package)."""
+    import mirage
+
+    here = str(Path(mirage.__file__).resolve().parents[1])
+    paths = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
 
 
 def _run_shards(ray: Any, fam: FamilySpec, tsk: Task, store: Path, options: dict, progress: bool,
