@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -33,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     out = fn()  # warm-up (kernels, allocator) and the result
     times = []
     for _ in range(repeats):
@@ -82,12 +83,12 @@ def main() -> None:
             be = HFCausalLM(ref, dtype=dtype, device=args.device, batch_size=args.batch_size)
             sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
-            def score():
+            def score(be: HFCausalLM = be) -> list:
                 out = be.score_targets(prompts, targets)
                 sync()
                 return out
 
-            def gen():
+            def gen(be: HFCausalLM = be) -> list:
                 out = be.generate(prompts, ["\n"], args.max_new_tokens)
                 sync()
                 return out

@@ -15,7 +15,6 @@ server that goes away mid-run, a killed client) are produced with the real one.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,8 +28,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 if os.environ.get("CI"):  # CI installs the test extra: a missing server is a failure there, not a skip
-    import llama_cpp  # noqa: F401
     import httpx  # noqa: F401
+    import llama_cpp  # noqa: F401
 else:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] (the 'test' extra) is not installed")
     pytest.importorskip("httpx", reason="httpx (the 'serve' extra) is not installed")
@@ -39,7 +38,6 @@ from typer.testing import CliRunner  # noqa: E402
 
 from llama_server import LlamaServer, convert_to_gguf  # noqa: E402
 from mirage.cli import app  # noqa: E402
-from mirage.evaluate.client import ServerError  # noqa: E402
 from mirage.evaluation import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_bpe_gpt2  # noqa: E402
 

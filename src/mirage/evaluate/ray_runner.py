@@ -121,8 +121,8 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
         raise MirageInputError("output exists and is not a directory", str(store))
     if max_retries < 0:
         raise MirageInputError("max retries must be at least 0", "--ray-retries")
-    options = {"batch_size": batch_size, "device": device, "dtype": dtype, "max_new_tokens": max_new_tokens,
-               "chunk_size": chunk_size, "threads": threads}
+    options: dict[str, Any] = {"batch_size": batch_size, "device": device, "dtype": dtype,
+                               "max_new_tokens": max_new_tokens, "chunk_size": chunk_size, "threads": threads}
     started_here = False
     if not ray.is_initialized():
         try:

@@ -87,9 +87,11 @@ class ResourceSpec:
 
     def merged(self, override: "ResourceSpec") -> "ResourceSpec":
         """These resources with every value ``override`` sets replaced."""
-        return ResourceSpec(*(o if o is not None else s for s, o in
-                              ((self.num_cpus, override.num_cpus), (self.num_gpus, override.num_gpus),
-                               (self.memory, override.memory))))
+        return ResourceSpec(
+            override.num_cpus if override.num_cpus is not None else self.num_cpus,
+            override.num_gpus if override.num_gpus is not None else self.num_gpus,
+            override.memory if override.memory is not None else self.memory,
+        )
 
     def ray_options(self) -> dict:
         """Keyword arguments for ``remote_function.options``."""
