@@ -21,8 +21,7 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/mirage demo
 
 test: $(STAMP)
-	# loadgroup: the tests of one server or one Ray cluster (xdist_group) share a worker and its fixtures
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist loadgroup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(PY) benchmarks/analyze_scale.py

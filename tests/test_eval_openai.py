@@ -41,7 +41,7 @@ from mirage.cli import app  # noqa: E402
 from mirage.evaluation import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_bpe_gpt2  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("llama-server")]  # one worker builds the fixtures
+pytestmark = pytest.mark.slow
 TASK = "arithmetic:op=add,digits=2,n=16,seed=0,shots=1"
 TOKEN_TOL = 5e-3  # per-token log-prob, llama.cpp f32 vs torch f32 (see the module docstring)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -146,7 +146,7 @@ def test_misaligned_server_is_one_clear_error(model, server, tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: server http://127.0.0.1:") and "misaligned" in lines[0]
     assert "add_bos" in lines[0]
-    assert not list(out.rglob("*.parquet")) if out.exists() else True
+    assert not out.exists() or not list(out.rglob("*.parquet"))
 
 
 def test_non_greedy_server_is_one_clear_error(model, server, tmp_path):
@@ -205,7 +205,20 @@ def test_killed_run_resumes_without_resending_answered_requests(model, server, r
     assert len(RequestJournal(journal)) == total
     assert answered >= 40 and resent == total - answered
     key = "tiny/served/arithmetic_2_digit_add.parquet"
-    assert _frames(store)[key].equals(full)
+    _assert_same_records(_frames(store)[key], full)
+
+
+def _assert_same_records(got, want) -> None:
+    """Identical records, log-probs up to float32 rounding: llama.cpp reuses the previous request's
+    KV cache for a shared prefix, so a value's last bits depend on the order requests came in."""
+    assert list(got.columns) == list(want.columns)
+    for col in got.columns:
+        if col in ("target_logprobs", "choice_logprobs"):
+            for a, b in zip(got[col], want[col]):
+                np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+        else:
+            assert got[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v).equals(
+                want[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)), col
 
 
 def test_retries_ride_out_a_server_restart(model, tmp_path):

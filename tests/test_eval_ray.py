@@ -25,7 +25,8 @@ from mirage.evaluate.ray_runner import evaluate_family_ray  # noqa: E402
 from mirage.evaluation import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray-cluster")]  # one worker builds the fixtures
+pytestmark = pytest.mark.slow
+os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # Ray would replace builtins.print in this process
 TASK = "arithmetic:op=add,digits=2,n=24,seed=0,shots=1"
 KW = dict(chunk_size=3, max_new_tokens=6, threads=1)
 
@@ -89,16 +90,32 @@ def test_ray_store_equals_single_process_store(family_dir, single_store, cluster
     assert [s.n_computed for s in again.shards] == [0, 0, 0]
 
 
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _descends_from_us(pid: int) -> bool:
+    """Ray started by ray.init() here runs its raylet, and so its workers, below this process;
+    another test process's cluster (pytest-xdist) is not ours to kill."""
+    me = os.getpid()
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == me:
+            return True
+    return False
+
+
 def _shard_workers() -> list[int]:
-    """Ray worker processes now running a shard (Ray titles a busy worker after its task's name)."""
+    """This cluster's Ray workers now running a shard (Ray titles a busy worker after its task's name)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"ray::mirage tiny3/" in (entry / "cmdline").read_bytes():  # the task name mirage gives a shard
+                if b"ray::mirage tiny3/" in (entry / "cmdline").read_bytes() and _descends_from_us(int(entry.name)):
                     pids.append(int(entry.name))
-            except OSError:
-                pass
+            except (OSError, ValueError, IndexError):
+                pass  # a process that ended while we looked
     return pids
 
 

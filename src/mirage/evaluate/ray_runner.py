@@ -113,6 +113,7 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
     """:func:`mirage.evaluation.evaluate_family` with one Ray task per model. ``address``:
     ``"local"`` (or ``None``) starts a cluster here, ``"auto"`` joins the running one, any other
     value is passed to ``ray.init(address=...)``; an already initialised Ray is used as it is."""
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # else Ray replaces builtins.print in this process
     ray = import_ray()
     fam = family if isinstance(family, FamilySpec) else load_family(family)
     tsk = task if isinstance(task, Task) else load_task(task, view)
