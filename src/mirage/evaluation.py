@@ -170,12 +170,12 @@ def load_family(path: str | Path) -> FamilySpec:
 # ----------------------------------------------------------------------------- evaluation
 
 def resolve_hub_commits(family: FamilySpec, *, cache_dir: str | Path | None = None) -> FamilySpec:
-    """``family`` with every hub model's revision resolved to a commit (local models unchanged);
-    raises :class:`MirageInputError` naming the model and revision that cannot be resolved."""
+    """``family`` with every hub model's revision resolved to a commit (local models, server-backed
+    ones and those already resolved unchanged); raises :class:`MirageInputError` naming the model and revision that cannot be resolved."""
     from .evaluate.hub import resolve_commit
 
     models = tuple(
-        m if m.local or m.server is not None else replace(m, commit=resolve_commit(m.ref, m.revision, where=f"model {m.name!r}",
+        m if m.local or m.server is not None or m.commit else replace(m, commit=resolve_commit(m.ref, m.revision, where=f"model {m.name!r}",
                                                            source=family.source or family.family, cache_dir=cache_dir))
         for m in family.models)
     return replace(family, models=models)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MirageInputError
-from ..evaluation import EvalResult, FamilySpec, ModelSpec, ShardResult, evaluate_family, load_family
+from ..evaluation import (EvalResult, FamilySpec, ModelSpec, ShardResult, check_local_weights, evaluate_family,
+                          load_family, resolve_hub_commits)
 from ..tasks import Task, load_task
 
 LOCAL = "local"  # --ray with no address: start a cluster on this machine
@@ -122,6 +123,9 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
         raise MirageInputError("output exists and is not a directory", str(store))
     if max_retries < 0:
         raise MirageInputError("max retries must be at least 0", "--ray-retries")
+    # pinned once, here: every worker and the final pass hash the same commit of a hub model
+    fam = resolve_hub_commits(fam)
+    check_local_weights(fam)
     options: dict[str, Any] = {"batch_size": batch_size, "device": device, "dtype": dtype,
                                "max_new_tokens": max_new_tokens, "chunk_size": chunk_size, "threads": threads}
     started_here = False
@@ -143,7 +147,7 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
             ray.shutdown()
     shards = tuple(replace(s, n_computed=results[s.model].n_computed, seconds=results[s.model].seconds)
                    for s in final.shards)
-    return EvalResult(final.store, final.task, shards)
+    return EvalResult(final.store, final.task, shards, final.notes)
 
 
 def _local_runtime_env() -> dict:
