@@ -26,6 +26,9 @@ except for what legitimately differs from one run to the next. That, and only th
   and in the store's shards the ``mirage_config_hash`` key of the Parquet schema metadata, differ
   between two trainings of the same weights. Shards are therefore compared as tables (the same
   rows, columns and values, and the same schema metadata but that key) instead of as bytes;
+- where the mirage package lives: ``demo --bundled`` reads the tables shipped inside the package,
+  so its ``summary.json`` lists their absolute paths under ``--src``; each run's ``--src`` (kept
+  in ``OUT/_src``) is replaced by ``<SRC>`` in the text files before comparing;
 - stderr (progress bars) is not kept.
 
 Exit status 0 when the two directories agree, 1 otherwise (each difference printed on a line).
@@ -154,6 +157,7 @@ def run(out: Path, src: Path, only: list[str]) -> None:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
         (SCRATCH / f"{name}.stdout").write_text(proc.stdout, encoding="utf-8")
     shutil.rmtree(SCRATCH / "inputs")
+    (SCRATCH / "_src").write_text(str(src), encoding="utf-8")
     shutil.move(str(SCRATCH), str(out))
 
 
@@ -226,13 +230,17 @@ def _is_shard(rel: str) -> bool:
     return rel.startswith("demo/store/") and rel.endswith(".parquet") and "/mirage-work/" not in rel
 
 
-def _normalised(rel: str, path: Path) -> tuple[str | bytes, str]:
+def _normalised(rel: str, path: Path, src: bytes) -> tuple[str | bytes, str]:
     if _is_shard(rel):
         return _shard(path), "config hash in the schema metadata"
-    for pattern, norm, why in RULES:
+    data = path.read_bytes()
+    why = ""
+    if src and src in data and path.suffix in (".json", ".csv", ".html", ".stdout"):
+        data, why = data.replace(src, b"<SRC>"), "the package's location"
+    for pattern, norm, reason in RULES:
         if Path(rel).match(pattern):
-            return norm(path.read_bytes()), why
-    return path.read_bytes(), ""
+            return norm(data), "; ".join(filter(None, (why, reason)))
+    return data, why
 
 
 def files(root: Path) -> set[str]:
@@ -240,12 +248,14 @@ def files(root: Path) -> set[str]:
 
 
 def diff(a: Path, b: Path) -> int:
-    fa, fb = files(a), files(b)
+    fa, fb = files(a) - {"_src"}, files(b) - {"_src"}
+    src_a = (a / "_src").read_bytes() if (a / "_src").is_file() else b""
+    src_b = (b / "_src").read_bytes() if (b / "_src").is_file() else b""
     problems = [f"only in {a}: {f}" for f in sorted(fa - fb)] + [f"only in {b}: {f}" for f in sorted(fb - fa)]
     ignored: dict[str, int] = {}
     for rel in sorted(fa & fb):
-        va, why = _normalised(rel, a / rel)
-        vb, _ = _normalised(rel, b / rel)
+        va, why = _normalised(rel, a / rel, src_a)
+        vb, _ = _normalised(rel, b / rel, src_b)
         if why:
             ignored[why] = ignored.get(why, 0) + 1
         if va == vb:

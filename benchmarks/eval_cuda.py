@@ -48,8 +48,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from mirage.backends import HFCausalLM
-    from mirage.tasks import arithmetic_task
+    from mirage.evaluate.backends import HFCausalLM
+    from mirage.io.tasks import arithmetic_task
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="a transformers checkpoint directory (default: a 6 x 512 GPT-2 built here)")

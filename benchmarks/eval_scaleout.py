@@ -39,10 +39,10 @@ def server_throughput(tmp: Path, n_requests: int, repeats: int, server_threads: 
     import torch
 
     from llama_server import LlamaServer, convert_to_gguf
-    from mirage.backends import HFCausalLM
+    from mirage.evaluate.backends import HFCausalLM
     from mirage.evaluate.openai_backend import OpenAICompletionsBackend
-    from mirage.evaluate.spec import ServerSpec
-    from mirage.tasks import arithmetic_task
+    from mirage.io.family import ServerSpec
+    from mirage.io.tasks import arithmetic_task
     from tiny_models import make_tiny_bpe_gpt2
 
     torch.set_num_threads(1)
@@ -86,7 +86,7 @@ def ray_vs_single(tmp: Path, n: int, ray_cpus: int) -> tuple[float, float, float
     import torch
 
     from mirage.evaluate.ray_runner import evaluate_family_ray
-    from mirage.evaluation import evaluate_family
+    from mirage.evaluate.run import evaluate_family
     from tiny_models import make_tiny_gpt2
 
     fam = tmp / "family"

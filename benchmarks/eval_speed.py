@@ -90,8 +90,8 @@ def main() -> None:
 
     import torch
 
-    from mirage.backends import HFCausalLM
-    from mirage.tasks import arithmetic_task
+    from mirage.evaluate.backends import HFCausalLM
+    from mirage.io.tasks import arithmetic_task
     from tiny_models import make_tiny_gpt2
 
     if args.threads:
@@ -191,7 +191,7 @@ def run_lm_eval(tmp: Path, task, args) -> float:
 def agreement_with_lm_eval(tmp: Path, batch_size: int) -> dict:
     """Per-sample numbers of both tools on the largest model: max |difference| of option and
     target log-likelihoods, and the share of identical greedy outputs."""
-    from mirage.backends import HFCausalLM
+    from mirage.evaluate.backends import HFCausalLM
 
     name = f"l{SIZES[-1][0]}x{SIZES[-1][1]}"
     backend = HFCausalLM(str(tmp / name), batch_size=batch_size)

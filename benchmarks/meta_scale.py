@@ -25,7 +25,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from mirage.meta import CURVE_KEY, curve_emergence, meta_analysis, write_meta  # noqa: E402
+from mirage.analysis.meta import CURVE_KEY, curve_emergence, meta_analysis  # noqa: E402
+from mirage.io.outputs import write_meta  # noqa: E402
 from mirage.stats import emergence_score  # noqa: E402
 
 METRICS = [("exact_match", "discontinuous", True), ("multiple_choice_grade", "discontinuous", True),

@@ -18,7 +18,7 @@ import time
 def bare_loop_seconds(cfg, threads: int) -> float:
     import torch
 
-    from mirage.training import (
+    from mirage.train.arithmetic import (
         _char_tokenizer, _encode, _pad_batch, arithmetic_question, arithmetic_target, build_model, encode_keys,
         make_heldout, make_training_stream, problem_keys,
     )
@@ -47,7 +47,7 @@ def bare_loop_seconds(cfg, threads: int) -> float:
 
 
 def main() -> None:
-    from mirage.training import make_config, train_family
+    from mirage.train.arithmetic import make_config, train_family
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick-only", action="store_true")

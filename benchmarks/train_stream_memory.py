@@ -4,7 +4,7 @@ train_family builds the whole stream (steps x batch size problems: prompts, toke
 ids, mask and labels) before the first step. This measures the peak RSS of building it at the
 default size (600 steps x 64 = 38,400 problems) and at ten times that, each in a fresh process,
 and prints the marginal bytes per problem (the ratio of the two RSS increases to the problem
-counts' difference) that ``mirage.training.MAX_TRAIN_PROBLEMS`` is sized by.
+counts' difference) that ``mirage.train.arithmetic.MAX_TRAIN_PROBLEMS`` is sized by.
 
     .venv/bin/python benchmarks/train_stream_memory.py [--steps 600,6000]
 """
@@ -16,7 +16,7 @@ import sys
 
 CHILD = """
 import resource, sys
-from mirage.training import (_char_tokenizer, _encode, _pad_batch, arithmetic_prompt, arithmetic_target,
+from mirage.train.arithmetic import (_char_tokenizer, _encode, _pad_batch, arithmetic_prompt, arithmetic_target,
                              check_disjoint, encode_keys, make_config, make_heldout, make_training_stream, problem_keys)
 cfg = make_config(steps=int(sys.argv[1]))
 held = problem_keys(make_heldout(cfg.ops, cfg.digits, cfg.heldout_per_cell, cfg.seed), cfg.ops)
@@ -49,7 +49,7 @@ def main() -> None:
     print(f"{n0:,} problems: peak RSS {rss0 / 2**20:,.0f} MiB; {n1:,} problems: {rss1 / 2**20:,.0f} MiB")
     print(f"marginal memory: {per_problem / 1000:.2f} KB per problem "
           f"(ratio of RSS growth to problem growth: {(rss1 - rss0) / rss0:.2f}x RSS for {n1 / n0:.0f}x problems)")
-    from mirage.training import MAX_TRAIN_PROBLEMS
+    from mirage.train.arithmetic import MAX_TRAIN_PROBLEMS
 
     print(f"at the limit of {MAX_TRAIN_PROBLEMS:,} problems: about {per_problem * MAX_TRAIN_PROBLEMS / 1e9:.1f} GB")
 

@@ -2,7 +2,7 @@
 
 Families drawn by :func:`mirage.synthetic.grid_specs` (six truths x 4-16 models x 2-5 decades x
 200-5000 samples x target lengths 1-8), each analysed exactly as ``mirage analyze`` analyses
-records (curves with Wilson intervals, per-sample metrics, :func:`mirage.verdicts.verdicts_table`).
+records (curves with Wilson intervals, per-sample metrics, :func:`mirage.analysis.verdicts.verdicts_table`).
 Prints the confusion matrix truth x verdict, the rates the verdict rule is held to, and how the
 rates depend on the number of models.
 
@@ -18,9 +18,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from mirage.analysis import AnalysisSettings, curves_from_records
+from mirage import AnalysisSettings
+from mirage.analysis.curves import curves_from_records
 from mirage.synthetic import EXPECTED_VERDICT, TRUTHS, grid_specs, known_truth_records
-from mirage.verdicts import VERDICT_EXPLAINED, VERDICT_NOT_EXPLAINED, VERDICTS, VerdictSettings, verdicts_table
+from mirage.analysis.verdicts import verdicts_table
+from mirage.schema.settings import VerdictSettings
+from mirage.schema.vocab import VERDICT_ORDER, Verdict
 
 
 def verdict_of(spec, settings: VerdictSettings = VerdictSettings()) -> dict:
@@ -44,17 +47,17 @@ def rates(table: pd.DataFrame) -> pd.DataFrame:
         n = int(of.sum())
         return (float((mask & of).sum() / n) if n else float("nan")), n
 
-    for truth, aim, want in (("smooth", 0.90, VERDICT_EXPLAINED), ("smooth_mc", 0.85, VERDICT_EXPLAINED),
-                             ("jump", 0.95, VERDICT_NOT_EXPLAINED), ("threshold", 0.85, VERDICT_NOT_EXPLAINED),
-                             ("threshold_mc", 0.85, VERDICT_NOT_EXPLAINED)):
+    for truth, aim, want in (("smooth", 0.90, Verdict.EXPLAINED), ("smooth_mc", 0.85, Verdict.EXPLAINED),
+                             ("jump", 0.95, Verdict.NOT_EXPLAINED), ("threshold", 0.85, Verdict.NOT_EXPLAINED),
+                             ("threshold_mc", 0.85, Verdict.NOT_EXPLAINED)):
         of = (t["truth"] == truth) & t["apparent"]
         r, n = share(t["verdict"] == want, of)
         out.append(dict(check=f"{truth}, looks emergent -> {want}", share=r, families=n, aim=f">= {aim:.2f}"))
     of = t["truth"] == "jump"
-    r, n = share(t["verdict"] == VERDICT_EXPLAINED, of)
+    r, n = share(t["verdict"] == Verdict.EXPLAINED, of)
     out.append(dict(check="jump -> explained by metric", share=r, families=n, aim="0"))
     of = t["truth"] == "no_emergence"
-    r, n = share(t["verdict"].isin([VERDICT_EXPLAINED, VERDICT_NOT_EXPLAINED]), of)
+    r, n = share(t["verdict"].isin([Verdict.EXPLAINED, Verdict.NOT_EXPLAINED]), of)
     out.append(dict(check="no_emergence -> an emergence verdict", share=r, families=n, aim="0"))
     return pd.DataFrame(out)
 
@@ -84,13 +87,13 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 200)
     print(f"{len(table)} families in {time.perf_counter() - t0:.0f} s\n")
     print("confusion matrix (rows: truth, expected verdict; columns: verdict)")
-    cm = pd.crosstab(table["truth"], table["verdict"]).reindex(index=list(TRUTHS), columns=list(VERDICTS),
+    cm = pd.crosstab(table["truth"], table["verdict"]).reindex(index=list(TRUTHS), columns=[v.value for v in VERDICT_ORDER],
                                                              fill_value=0)
     cm.index = [f"{t} ({EXPECTED_VERDICT[t]})" for t in cm.index]
     print(cm.to_string(), "\n")
     print("among families that look emergent (apparent emergence found):")
     ap_cm = pd.crosstab(table.loc[table["apparent"], "truth"], table.loc[table["apparent"], "verdict"]).reindex(
-        index=list(TRUTHS), columns=list(VERDICTS), fill_value=0)
+        index=list(TRUTHS), columns=[v.value for v in VERDICT_ORDER], fill_value=0)
     print(ap_cm.to_string(), "\n")
     print(rates(table).to_string(index=False), "\n")
     print("share right by number of models (families that look emergent; no_emergence: all):")

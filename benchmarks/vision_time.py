@@ -45,7 +45,7 @@ def step_time(threads: int, steps: int) -> float:
 
 
 def main() -> None:
-    from mirage.vision.run import EXPERIMENT_NAMES, run_vision
+    from mirage import VisionSettings, run_vision
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="time the full run (default: --quick)")
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f}, cores: {os.cpu_count()}")
     start = time.perf_counter()
-    result = run_vision(EXPERIMENT_NAMES, quick=not args.full, seed=0, progress=False)
+    result = run_vision(VisionSettings(quick=not args.full, seed=0), progress=False)
     total = time.perf_counter() - start
     for name, sec in result.seconds.items():
         print(f"{'full' if args.full else 'quick'} {name}: {sec:.1f} s")

@@ -22,14 +22,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def pythia_table() -> Path:
-    from mirage.demo import bundled_path
+    from mirage.io.bundled import bundled_path
 
     return bundled_path("pythia_scaling.csv")
 
 
 @pytest.fixture(scope="session")
 def opt_bloom_table() -> Path:
-    from mirage.demo import bundled_path
+    from mirage.io.bundled import bundled_path
 
     return bundled_path("opt_bloom_scaling.csv")
 

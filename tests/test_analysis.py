@@ -5,17 +5,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mirage.analysis import (
-    VERDICT_EXPLAINED,
-    VERDICT_INSUFFICIENT,
-    VERDICT_NONE,
-    VERDICT_NOT_EXPLAINED,
-    AnalysisSettings,
-    analyze,
-    collect_curves,
-    run_analysis,
-)
-from mirage.readers import Inputs, read_inputs
+from mirage import AnalysisSettings, Verdict, analyze, run_analysis
+from mirage.analysis.curves import collect_curves
+from mirage.io.inputs import read_inputs
+from mirage.schema.results import Inputs
 from mirage.synthetic import power_law_p, synthetic_records
 
 SCALES = np.geomspace(1e7, 1e11, 6)
@@ -36,7 +29,7 @@ def test_smooth_per_token_improvement_is_explained_by_the_metric(seed):
     em = result.curves[result.curves.metric == "exact_match"].sort_values("scale")
     assert em["value"].iloc[0] == 0.0  # finite test set: the small model scores exactly 0 ...
     assert em["ci_high"].iloc[0] > 0.0  # ... but its interval says "below ~1%", not "zero ability"
-    assert row["verdict"] == VERDICT_EXPLAINED, row["reason"]
+    assert row["verdict"] == Verdict.EXPLAINED, row["reason"]
     assert bool(row["apparent_emergence"]) and row["break_p_value"] >= 0.01
     assert row["loss_alpha"] == pytest.approx(-0.35, abs=0.02)  # the law the records were drawn from
     assert row["transform_check"] == "passed"
@@ -47,7 +40,7 @@ def test_real_jump_in_per_token_probability_is_not_explained(seed):
     p = dict(zip(SCALES, [0.2, 0.21, 0.22, 0.9, 0.92, 0.95]))
     records = synthetic_records(p, n_samples=300, lengths=(8,), seed=seed, family="jumpy")
     row, _ = verdict_for(records)
-    assert row["verdict"] == VERDICT_NOT_EXPLAINED, row["reason"]
+    assert row["verdict"] == Verdict.NOT_EXPLAINED, row["reason"]
     assert row["break_p_value"] < 1e-6 and row["break_kind"] == "step"
     assert row["break_at_scale"] == pytest.approx(SCALES[3])  # the first model after the jump
 
@@ -65,7 +58,7 @@ def test_smooth_logprob_but_exact_match_switching_on_is_not_explained():
     assert row["break_p_value"] >= 0.01  # the loss itself is smooth ...
     assert row["lag_p_value"] < 1e-6  # ... but the outputs do not follow the model's probabilities
     assert row["transform_check"] == "failed"
-    assert row["verdict"] == VERDICT_NOT_EXPLAINED, row["reason"]
+    assert row["verdict"] == Verdict.NOT_EXPLAINED, row["reason"]
 
 
 def test_no_apparent_emergence_for_single_token_targets():
@@ -73,13 +66,13 @@ def test_no_apparent_emergence_for_single_token_targets():
     p = dict(zip(SCALES, np.linspace(0.3, 0.8, 6)))
     records = synthetic_records(p, n_samples=400, lengths=(1,), seed=0, family="flat")
     row, _ = verdict_for(records)
-    assert row["verdict"] == VERDICT_NONE, row["reason"]
+    assert row["verdict"] == Verdict.NONE, row["reason"]
 
 
 def test_too_few_models_is_insufficient():
     records = synthetic_records(dict(zip(SCALES[:3], [0.2, 0.6, 0.95])), n_samples=100, lengths=(6,))
     row, result = verdict_for(records)
-    assert row["verdict"] == VERDICT_INSUFFICIENT
+    assert row["verdict"] == Verdict.INSUFFICIENT
     assert not result.emergence.empty  # 3 models: scored, though no verdict
 
 
@@ -114,7 +107,7 @@ def test_pythia_lambada_orientation_and_smoothness(pythia_table):
     assert e.loc["ppl", "emergence_score"] < 0  # falls with scale
     v = result.verdicts
     row = v[(v.family == "Pythia") & (v.task == "lambada_openai") & (v.discontinuous_metric == "acc")].iloc[0]
-    assert row["continuous_metric"] == "ppl" and row["verdict"] == VERDICT_NONE
+    assert row["continuous_metric"] == "ppl" and row["verdict"] == Verdict.NONE
 
 
 def test_output_contract_and_determinism(tmp_path):
@@ -143,14 +136,14 @@ def test_output_contract_and_determinism(tmp_path):
 
 
 def test_failure_leaves_no_half_written_output(tmp_path, monkeypatch):
-    from mirage import report
+    from mirage.io import outputs
 
     records = synthetic_records(dict(zip(SCALES, [0.3, 0.4, 0.5, 0.6, 0.7, 0.8])), n_samples=20)
 
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(report, "write_analysis_report", boom)
+    monkeypatch.setattr(outputs, "analysis_report", boom)
     with pytest.raises(RuntimeError):
         analyze(Inputs(None, records), tmp_path / "out", AnalysisSettings(bootstrap=10), max_figures=1)
     assert not (tmp_path / "out").exists()

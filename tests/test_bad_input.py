@@ -278,12 +278,12 @@ def test_an_oserror_about_a_path_during_a_run_is_one_line(tmp_path, monkeypatch)
     """The back-stop for a disk that becomes read-only or full mid-run (after the up-front check)."""
     import errno
 
-    from mirage import theory
+    import mirage
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "theory.csv"))
 
-    monkeypatch.setattr(theory, "write_theory", full)
+    monkeypatch.setattr(mirage, "write_theory", full)
     code, _, stderr = _invoke(["theory", "--out", str(tmp_path / "out")])
     assert code == 2 and stderr.strip() == f"error: {tmp_path / 'out' / 'theory.csv'}: no space left on device"
 

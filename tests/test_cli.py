@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mirage.cli import app
-from mirage.records import write_records
+from mirage.io.records import write_records
 from mirage.synthetic import power_law_p, synthetic_records
 
 runner = CliRunner()

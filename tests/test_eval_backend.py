@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from mirage.backends import HFCausalLM  # noqa: E402
-from mirage.tasks import arithmetic_task  # noqa: E402
+from mirage.evaluate.backends import HFCausalLM  # noqa: E402
+from mirage.io.tasks import arithmetic_task  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from mirage.chartok import build_char_tokenizer  # noqa: E402
+from mirage.train.chartok import build_char_tokenizer  # noqa: E402
 
 
 def test_one_token_per_character_and_lossless_decode():

@@ -38,7 +38,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from llama_server import LlamaServer, convert_to_gguf  # noqa: E402
 from mirage.cli import app  # noqa: E402
-from mirage.evaluation import evaluate_family  # noqa: E402
+from mirage.evaluate.run import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_bpe_gpt2  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -269,7 +269,7 @@ def test_retries_ride_out_a_server_restart(model, tmp_path):
 
 def test_server_spec_errors(tmp_path):
     from mirage.errors import MirageInputError
-    from mirage.evaluation import load_family
+    from mirage.io.family import load_family
 
     (tmp_path / "tok").mkdir()
     base = "family: x\nmodels:\n  - name: a\n    backend: openai\n"

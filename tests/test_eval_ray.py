@@ -22,7 +22,7 @@ from typer.testing import CliRunner  # noqa: E402
 from mirage.cli import app  # noqa: E402
 from mirage.errors import MirageInputError  # noqa: E402
 from mirage.evaluate.ray_runner import evaluate_family_ray  # noqa: E402
-from mirage.evaluation import evaluate_family  # noqa: E402
+from mirage.evaluate.run import evaluate_family  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
 
 pytestmark = pytest.mark.slow

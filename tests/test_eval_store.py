@@ -18,8 +18,8 @@ from typer.testing import CliRunner  # noqa: E402
 from mirage.cli import app  # noqa: E402
 from mirage.errors import MirageInputError  # noqa: E402
 from mirage.evaluate.store import shard_paths  # noqa: E402
-from mirage.evaluation import evaluate_family, load_family  # noqa: E402
-from mirage.records import read_records  # noqa: E402
+from mirage import evaluate_family, load_family  # noqa: E402
+from mirage.io.records import read_records  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
 
 TASK = "arithmetic:op=add,digits=2,n=24,seed=0,shots=1"
@@ -70,7 +70,7 @@ def test_store_holds_valid_records_with_counted_params(family_dir, tmp_path, one
     manifest = (store / "manifest.json").read_text()
     assert "config_hash" in manifest and "transformers" in manifest
     # nothing hidden is visible to readers, and analyze can read the store
-    from mirage.readers import read_inputs
+    from mirage.io.inputs import read_inputs
 
     inputs = read_inputs([str(store)])
     assert inputs.records is not None and inputs.records.num_rows == 48

@@ -17,8 +17,8 @@ pytest.importorskip("transformers")
 
 from mirage.errors import MirageInputError  # noqa: E402
 from mirage.evaluate.store import CONFIG_HASH_KEY, shard_paths  # noqa: E402
-from mirage.evaluation import evaluate_family  # noqa: E402
-from mirage.tasks import load_task  # noqa: E402
+from mirage.evaluate.run import evaluate_family  # noqa: E402
+from mirage.io.tasks import load_task  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def _eval_cmd(family: Path, store: Path, task: str = TASK) -> list[str]:
 
 
 def _records(store: Path):
-    from mirage.records import read_records
+    from mirage.io.records import read_records
 
     return read_records(store).to_pandas().sort_values(["model", "sample_id"]).reset_index(drop=True)
 
@@ -85,7 +85,7 @@ def test_names_that_used_to_collide_get_their_own_shards(models, tmp_path):
     # nothing the store writes is skipped by a directory scan: no component starts with . or _
     for rel in _store_files(store):
         assert not any(part.startswith((".", "_")) for part in Path(rel).parts), rel
-    from mirage.readers import read_inputs
+    from mirage.io.inputs import read_inputs
 
     assert read_inputs([str(store)]).records.num_rows == 12 * len(names)  # analyze sees every model
     again = evaluate_family(fam, TASK, store, **KW)

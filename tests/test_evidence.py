@@ -1,8 +1,8 @@
-"""The statistical tests behind verdicts (mirage.evidence), held to known truths and to their level."""
+"""The statistical tests behind verdicts (mirage.stats.evidence), held to known truths and to their level."""
 import numpy as np
 import pytest
 
-from mirage.evidence import (
+from mirage.stats.evidence import (
     apparent_emergence,
     break_test,
     exact_match_transform_test,

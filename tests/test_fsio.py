@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mirage import fsio
+from mirage.io import files as fsio
 from mirage.errors import MirageInputError
-from mirage.fsio import OUTPUT_MARKER, atomic_dir, remove_leftovers, slug, write_csv, write_text
+from mirage.io.files import OUTPUT_MARKER, atomic_dir, remove_leftovers, slug, write_csv, write_text
 
 REPO = Path(__file__).resolve().parents[1]
 

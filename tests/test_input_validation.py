@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mirage.cli import app
 from mirage.errors import MirageInputError
 from mirage.metrics import RecordView, compute_sample_metrics
-from mirage.readers import read_inputs
+from mirage.io.inputs import read_inputs
 from mirage.synthetic import synthetic_records
 
 

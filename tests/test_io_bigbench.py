@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mirage.cli import app
-from mirage.meta import meta_analysis, meta_curves, read_meta_inputs
+from mirage.analysis.meta import meta_analysis, meta_curves
+from mirage.io.inputs import read_inputs as read_meta_inputs
 from mirage.metrics import compute_sample_metrics
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "bigbench_logs"

@@ -13,7 +13,7 @@ from mirage.errors import MirageInputError
 from mirage.io.inspect_logs import EXTRA_LINE, LIMITS_NOTE
 from mirage.io.models import read_scale_table
 from mirage.metrics import compute_sample_metrics
-from mirage.readers import _read_one, ReadOptions, read_inputs
+from mirage.io.inputs import ReadOptions, _read_one, read_inputs
 
 pytest.importorskip("inspect_ai")
 

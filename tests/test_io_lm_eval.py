@@ -13,7 +13,7 @@ from mirage.cli import app
 from mirage.errors import MirageInputError
 from mirage.io.lm_eval_samples import LIMITS_NOTE
 from mirage.metrics import compute_sample_metrics, metric_kind
-from mirage.readers import read_inputs
+from mirage.io.inputs import read_inputs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OUT = FIXTURES / "lm_eval_04" / "out"

@@ -11,17 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from mirage.cli import app
-from mirage.demo import bundled_path
+from mirage.io.bundled import bundled_path
 from mirage.errors import MirageInputError
-from mirage.meta import (
-    curve_emergence,
-    grouped_emergence_scores,
-    meta_analysis,
-    meta_curves,
-    read_meta_inputs,
-)
-from mirage.readers import Inputs
-from mirage.stats import emergence_score
+from mirage.analysis.meta import curve_emergence, meta_analysis, meta_curves
+from mirage.io.inputs import read_inputs as read_meta_inputs
+from mirage.schema.results import Inputs
+from mirage.stats import emergence_score, grouped_emergence_scores
 from mirage.synthetic import power_law_p, synthetic_records
 
 TESTS = Path(__file__).resolve().parent

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from mirage.bigbench_results import read_bigbench_results
+from mirage.io.bigbench_results import read_bigbench_results
 from mirage.errors import MirageInputError
-from mirage.meta import read_meta_inputs
+from mirage.io.inputs import read_inputs as read_meta_inputs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

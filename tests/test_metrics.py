@@ -5,7 +5,7 @@ import pytest
 
 from mirage.errors import MirageInputError
 from mirage.metrics import METRICS, compute_sample_metrics, metric_kind, parse_kind_overrides
-from mirage.records import records_from_rows
+from mirage.schema.records import records_from_rows
 
 
 def row(i, **kw):

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from mirage.errors import MirageInputError
-from mirage.readers import family_from_name, params_from_name, read_inputs, read_lm_eval_json
+from mirage.io.inputs import read_inputs
+from mirage.io.lm_eval_results import family_from_name, params_from_name, read_lm_eval_json
 
 PYTHIA_LAMBADA_ACC = [0.1846, 0.3284, 0.5162, 0.5620, 0.6161, 0.6472, 0.6728, 0.7046]
 PYTHIA_LAMBADA_PPL = [142.43, 38.07, 10.83, 7.92, 6.09, 5.04, 4.45, 3.92]
@@ -136,7 +137,7 @@ def test_unknown_filter_column(tmp_path):
 
 
 def test_records_scale_column_choice(tmp_path):
-    from mirage.records import write_records
+    from mirage.io.records import write_records
     from mirage.synthetic import synthetic_records
     import pyarrow as pa
 

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pytest
 
 from mirage.errors import MirageInputError
-from mirage.records import read_records, records_from_rows, write_records
+from mirage.io.records import read_records, write_records
+from mirage.schema.records import records_from_rows
 from mirage.synthetic import synthetic_records
 
 

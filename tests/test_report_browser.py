@@ -39,15 +39,16 @@ def _chromium() -> str:
 
 
 def _story_page(root: Path) -> Path:
-    """The three-predictions page of ``mirage demo`` (mirage.story), from a synthetic family so the
+    """The three-predictions page of ``mirage demo`` (mirage.analysis.story, mirage.report.story), from a synthetic family so the
     browser check does not wait for a training run."""
     import numpy as np
     import pyarrow as pa
 
-    from mirage.analysis import AnalysisSettings, run_analysis
-    from mirage.readers import read_inputs
-    from mirage.records import write_records
-    from mirage.story import write_story_report
+    from mirage import AnalysisSettings, run_analysis
+    from mirage.io.inputs import read_inputs
+    from mirage.io.records import write_records
+    from mirage.analysis.story import story_tables
+    from mirage.io.outputs import write_story
     from mirage.synthetic import synthetic_records
 
     scales = np.geomspace(1e5, 1e8, 8)
@@ -57,7 +58,7 @@ def _story_page(root: Path) -> Path:
                                 task="arithmetic_10x", seed=2)]
     write_records(pa.concat_tables(tables), root / "store" / "records.parquet")
     result = run_analysis(read_inputs([root / "store"]), AnalysisSettings(seed=0, bootstrap=100))
-    write_story_report(root / "report.html", result, analysis_link=None)
+    write_story(story_tables(result), root / "report.html", analysis_link=None)
     return root / "report.html"
 
 

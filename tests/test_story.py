@@ -1,4 +1,4 @@
-"""The three-predictions page of ``mirage demo`` (mirage.story), on synthetic families whose truth is known.
+"""The three-predictions page of ``mirage demo`` (mirage.analysis.story, mirage.report.story), on synthetic families whose truth is known.
 
 Families (one record store, one analysis, as the demo does it):
 
@@ -21,20 +21,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mirage.analysis import VERDICT_NOT_EXPLAINED, AnalysisSettings, run_analysis
-from mirage.readers import read_inputs
-from mirage.records import write_records
-from mirage.report import pyplot
-from mirage.story import (
-    HEADINGS,
-    STORY_METRICS,
-    prediction1_heading,
-    prediction1_text,
-    story_figures,
-    story_summary,
-    story_tables,
-    write_story_report,
-)
+from mirage import AnalysisSettings, Verdict, run_analysis
+from mirage.io.inputs import read_inputs
+from mirage.io.records import write_records
+from mirage.report.png import pyplot
+from mirage.analysis.story import STORY_METRICS, story_tables
+from mirage.io.outputs import write_story
+from mirage.report.story import HEADINGS, prediction1_heading, prediction1_text, story_figures, story_summary
 from mirage.synthetic import power_law_p, synthetic_records
 
 SCALES = np.geomspace(1e5, 1e8, 8)
@@ -93,13 +86,14 @@ def test_prediction1_measures_the_three_metrics_like_the_analysis(result, smooth
 def jumpy_page(result, tmp_path_factory):
     """The page of the family with a real jump, which has no 10x task."""
     page = tmp_path_factory.mktemp("jumpy") / "story.html"
-    tables = write_story_report(page, result, family="jumpy")
+    tables = story_tables(result, family="jumpy")
+    write_story(tables, page)
     return tables, page.read_text()
 
 
 def test_a_real_jump_is_reported_as_not_explained(jumpy_page):
     tables, text = jumpy_page
-    assert tables.verdict["verdict"].iloc[0] == VERDICT_NOT_EXPLAINED
+    assert tables.verdict["verdict"].iloc[0] == Verdict.NOT_EXPLAINED
     assert tables.prediction1.set_index("metric").loc["target_mean_logprob", "verdict_outcome"] == "break"
     assert f"Verdict: {html.escape(tables.verdict['verdict'].iloc[0])}" in text
     assert html.escape(prediction1_text(tables)) in text
@@ -119,7 +113,7 @@ def test_page_says_what_the_verdict_says(result, smooth, tmp_path):
         assert f"Verdict: {verdict} (" in text
         assert f"{tables.prediction1.set_index('metric').loc['exact_match', 'jump_share']:.2f}" in text
         page = tmp_path / f"{tables.family}.html"
-        write_story_report(page, result, family=tables.family)
+        write_story(story_tables(result, family=tables.family), page)
         heading = prediction1_heading(tables)
         assert f"<h2>{html.escape(heading)}</h2>" in page.read_text()
 
@@ -164,7 +158,7 @@ def test_missing_lengths_and_resolution_do_not_raise(result, tmp_path):
     assert tables.prediction3.empty and tables.prediction3_models.empty
     assert tables.prediction2["samples_needed"].isna().all()
     assert "Prediction 3: not measured" in story_summary(tables)
-    write_story_report(tmp_path / "p.html", bare, analysis_link=None)
+    write_story(tables, tmp_path / "p.html", analysis_link=None)
     text = (tmp_path / "p.html").read_text()
     assert "Not measured: the analysis has no by-length table" in text
     assert text.count('<img src="data:image/png;base64,') == 2  # predictions 1 and 2
@@ -203,14 +197,14 @@ def test_prediction3_slopes_match_the_per_token_probability(smooth):
 # ----------------------------------------------------------------------------- the page
 
 
-def test_write_story_report_writes_one_self_contained_page_atomically(result, tmp_path):
+def test_write_story_writes_one_self_contained_page_atomically(result, tmp_path):
     plt = pyplot()
     open_before = set(plt.get_fignums())
     family = pd.DataFrame({"name": [f"smooth-m{i}" for i in range(8)], "params": SCALES.astype(int),
                            "train_tokens": 10**6, "final_loss": np.linspace(2, 0.1, 8), "seconds": 1.0})
     out = tmp_path / "demo"
-    tables = write_story_report(out / "story.html", result, family_table=family, intro_html="<p>INTRO</p>",
-                                title="mirage demo: test")
+    tables = story_tables(result)
+    write_story(tables, out / "story.html", family_table=family, intro_html="<p>INTRO</p>", title="mirage demo: test")
     assert sorted(p.name for p in out.iterdir()) == ["story.html"]  # no temp file left behind
     assert set(plt.get_fignums()) == open_before  # every figure closed
     text = (out / "story.html").read_text()

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FIXTURES
 from mirage.errors import MirageInputError
-from mirage.tasks import arithmetic_task, load_task
+from mirage.io.tasks import arithmetic_task, load_task
 
 BIGBENCH = FIXTURES / "bigbench"  # copies of shared/data/bigbench files
 needs_bigbench = pytest.mark.skipif(not BIGBENCH.is_dir(), reason="shared BIG-bench data not present")
@@ -134,7 +134,7 @@ def test_exemplar_draws_are_linear_and_unchanged():
     """Few-shot exemplars are drawn with a set (linear in shots) and the very same draws as the
     list-based version before it: these fingerprints were computed with mirage 0.1's tasks.py, so
     every store written before keeps its shards."""
-    from mirage.tasks import load_task
+    from mirage.io.tasks import load_task
 
     assert load_task("arithmetic:op=add,digits=2,n=50,seed=3,shots=5").fingerprint() == "b1db44c35fe8388b"
     assert load_task("arithmetic:op=mul,digits=1,n=20,shots=40").fingerprint() == "6a224a3cdcd56d61"
@@ -146,7 +146,7 @@ def test_jsonl_with_a_byte_order_mark_is_read():
     import tempfile
     from pathlib import Path
 
-    from mirage.tasks import load_task
+    from mirage.io.tasks import load_task
 
     path = Path(tempfile.mkdtemp()) / "bom.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"prompt": "1+1=", "target": " 2"}\n')

@@ -8,21 +8,14 @@ import pytest
 from mirage.errors import MirageInputError
 from mirage.metrics import compute_sample_metrics
 from mirage.synthetic import power_law_p, synthetic_records
-from mirage.theory import (
-    THEORY_COLUMNS,
-    PowerLaw,
-    brier_score,
-    fit_power_law,
-    length_analysis,
-    multiple_choice_grade,
-    plot_length_analysis,
-    plot_prediction,
-    predict_accuracy,
-    predict_from_sample_metrics,
-    scale_at_accuracy,
-    theory_emergence,
-    theory_table,
-)
+from mirage.analysis.predictions import length_analysis, predict_accuracy, predict_from_sample_metrics
+from mirage.analysis.theory import theory_emergence
+from mirage.model.power_law import PowerLaw, brier_score, multiple_choice_grade, scale_at_accuracy, theory_table
+from mirage.report.figures import plot_length_analysis, plot_prediction
+from mirage.schema.tables import THEORY
+from mirage.stats import fit_power_law
+
+THEORY_COLUMNS = list(THEORY.names)
 
 LAW = PowerLaw(c=2.0e9, alpha=-0.5)
 GRID = np.geomspace(1e7, 1e12, 57)
@@ -266,7 +259,7 @@ def test_plot_helpers_draw_the_observed_and_predicted_curves(power_law_samples):
 
 def test_a_loss_that_barely_changes_with_scale_fits_without_overflow():
     # random-weight tiny models: per-token loss ~2.30 at every size (issue: OverflowError in c)
-    from mirage.theory import fit_power_law
+    from mirage.stats import fit_power_law
 
     scales = np.geomspace(1e4, 1e6, 5)
     fit = fit_power_law(scales, per_token_ce=np.array([2.3026, 2.3025, 2.3026, 2.3024, 2.3025]), n_boot=50)

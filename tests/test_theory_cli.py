@@ -5,7 +5,10 @@ import pytest
 from typer.testing import CliRunner
 
 from mirage.cli import app
-from mirage.theory import EMERGENCE_COLUMNS, THEORY_COLUMNS, PowerLaw, run_theory
+from mirage import TheorySettings, run_theory
+from mirage.schema.tables import EMERGENCE, THEORY
+
+EMERGENCE_COLUMNS, THEORY_COLUMNS = list(EMERGENCE.names), list(THEORY.names)
 
 runner = CliRunner()
 
@@ -40,8 +43,7 @@ def test_theory_writes_curves_emergence_crossings_figure_and_report(tmp_path):
 
 def test_theory_constants_change_the_curves():
     # the command is a thin layer over run_theory; checking the API here avoids drawing a second figure
-    law = PowerLaw(c=1e8, alpha=-0.3)
-    t = run_theory(law, [2], n_min=1e6, n_max=1e10, points=10).table
+    t = run_theory(TheorySettings(c=1e8, alpha=-0.3, lengths=(2,), n_min=1e6, n_max=1e10, points=10)).table
     assert len(t) == 10 and (t["length"] == 2).all()
     np.testing.assert_allclose(t["cross_entropy"], (t["params"] / 1e8) ** -0.3, rtol=1e-12)
 

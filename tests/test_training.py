@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from mirage.cli import app
 from mirage.errors import MirageInputError
-from mirage.training import (
+from mirage.train.arithmetic import (
     check_disjoint, encode_keys, find_overlap, make_config, make_heldout, make_training_stream, problem_keys, train_family,
 )
 
@@ -74,8 +74,8 @@ def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, t
     its generation budget), and its greedy outputs match the teacher-forced exact match."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mirage.evaluation import evaluate_family
-    from mirage.training import Problem, score_heldout
+    from mirage.evaluate.run import evaluate_family
+    from mirage.train.arithmetic import Problem, score_heldout
 
     spec = yaml.safe_load((quick_family / "family.yaml").read_text())
     largest = spec["models"][-1]
@@ -106,7 +106,7 @@ def test_heldout_problems_never_trained_on(quick_family):
     ops, a, b = make_training_stream(cfg.ops, cfg.digits, cfg.steps * cfg.batch_size, keys, cfg.seed)
     assert find_overlap(encode_keys(ops, a, b), keys).n_shared == 0
     # the held-out pairs are those `arithmetic:op=add,digits=2,...,seed=0` draws (a prefix of them)
-    from mirage.tasks import arithmetic_task
+    from mirage.io.tasks import arithmetic_task
 
     task = arithmetic_task(op="add", digits=2, n=50, seed=cfg.seed, view="generate")
     asked = {(int(s.metadata["a"]), int(s.metadata["b"])) for s in task.samples}
@@ -114,7 +114,7 @@ def test_heldout_problems_never_trained_on(quick_family):
 
 
 def test_answer_format_is_reversed_and_padded():
-    from mirage.training import arithmetic_prompt, arithmetic_target
+    from mirage.train.arithmetic import arithmetic_prompt, arithmetic_target
 
     assert arithmetic_prompt(457, "add", 312, 5) == "75400+21300=" and arithmetic_target(457, "add", 312) == "9670"
     assert arithmetic_target(3, "add", 4) == "70" and arithmetic_target(95, "add", 7) == "201"

@@ -7,19 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mirage.analysis import AnalysisSettings, curves_from_records, run_analysis
-from mirage.demo import bundled_path
+from mirage import AnalysisSettings, run_analysis
+from mirage.analysis.curves import curves_from_records
+from mirage.io.bundled import bundled_path
 from mirage.errors import MirageInputError
-from mirage.readers import read_inputs
+from mirage.io.inputs import read_inputs
 from mirage.synthetic import EXPECTED_VERDICT, TruthSpec, grid_specs, known_truth_records
-from mirage.verdicts import (
-    VERDICT_EXPLAINED,
-    VERDICT_INSUFFICIENT,
-    VERDICT_NONE,
-    VERDICT_NOT_EXPLAINED,
-    VerdictSettings,
-    verdicts_table,
-)
+from mirage.analysis.verdicts import verdicts_table
+from mirage.schema.settings import VerdictSettings
+from mirage.schema.vocab import Verdict
 
 
 def verdict_row(spec: TruthSpec, **settings) -> pd.Series:
@@ -47,11 +43,11 @@ def _share(grid, truth, verdict, emergent_only=True):
 
 
 @pytest.mark.parametrize("truth,verdict,aim", [
-    ("smooth", VERDICT_EXPLAINED, 0.90),
-    ("smooth_mc", VERDICT_EXPLAINED, 0.85),
-    ("jump", VERDICT_NOT_EXPLAINED, 0.95),
-    ("threshold", VERDICT_NOT_EXPLAINED, 0.85),
-    ("threshold_mc", VERDICT_NOT_EXPLAINED, 0.85),
+    ("smooth", Verdict.EXPLAINED, 0.90),
+    ("smooth_mc", Verdict.EXPLAINED, 0.85),
+    ("jump", Verdict.NOT_EXPLAINED, 0.95),
+    ("threshold", Verdict.NOT_EXPLAINED, 0.85),
+    ("threshold_mc", Verdict.NOT_EXPLAINED, 0.85),
 ])
 def test_reduced_grid_recovers_each_truth(grid, truth, verdict, aim):
     share, sel = _share(grid, truth, verdict)
@@ -60,9 +56,9 @@ def test_reduced_grid_recovers_each_truth(grid, truth, verdict, aim):
 
 def test_reduced_grid_never_calls_a_jump_explained_nor_a_smooth_curve_emergent(grid):
     jumps = grid[grid.truth == "jump"]
-    assert not (jumps.verdict == VERDICT_EXPLAINED).any()
+    assert not (jumps.verdict == Verdict.EXPLAINED).any()
     flat = grid[grid.truth == "no_emergence"]
-    assert len(flat) and (flat.verdict == VERDICT_NONE).all(), flat.to_string()
+    assert len(flat) and (flat.verdict == Verdict.NONE).all(), flat.to_string()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -70,12 +66,12 @@ def test_the_papers_figure_2_models_are_explained_by_the_metric(seed):
     spec = TruthSpec("smooth", scales_given=(3.5e8, 1.3e9, 6.7e9, 2.0e11), c=2.0e9, alpha=-0.5, lengths=(5,),
                      n_samples=1000, seed=seed)
     row = verdict_row(spec)
-    assert row["verdict"] == VERDICT_EXPLAINED, row["reason"]
+    assert row["verdict"] == Verdict.EXPLAINED, row["reason"]
     assert row["loss_alpha"] == pytest.approx(-0.5, abs=0.03)
 
 
 def test_the_same_law_gets_the_same_verdict_with_4_or_16_models():
-    for truth, want in (("smooth", VERDICT_EXPLAINED), ("jump", VERDICT_NOT_EXPLAINED)):
+    for truth, want in (("smooth", Verdict.EXPLAINED), ("jump", Verdict.NOT_EXPLAINED)):
         got = {k: verdict_row(TruthSpec(truth, n_models=k, decades=4, lengths=(6,), top_p=0.93, n_samples=1000,
                                         seed=k))["verdict"] for k in (4, 6, 12, 16)}
         assert set(got.values()) == {want}, (truth, got)
@@ -111,14 +107,14 @@ def test_lambada_accuracy_against_perplexity_is_no_apparent_emergence(bundled):
     v = bundled.verdicts
     lam = v[(v.task == "lambada_openai") & (v.discontinuous_metric == "acc")]
     assert set(lam.family) >= {"Pythia", "Pythia-deduped", "OPT", "BLOOM"}
-    assert (lam.verdict == VERDICT_NONE).all(), lam[["family", "shots", "verdict", "reason"]].to_string()
+    assert (lam.verdict == Verdict.NONE).all(), lam[["family", "shots", "verdict", "reason"]].to_string()
     assert (lam.continuous_metric == "ppl").all()
 
 
 def test_crows_pairs_zigzags_are_not_called_explained(bundled):
     v = bundled.verdicts
     crows = v[v.task.str.startswith("crows_pairs")]
-    assert len(crows) >= 10 and not (crows.verdict == VERDICT_EXPLAINED).any()
+    assert len(crows) >= 10 and not (crows.verdict == Verdict.EXPLAINED).any()
 
 
 def _table(rows, **extra):
@@ -146,7 +142,7 @@ def test_a_curve_without_intervals_is_insufficient_evidence(tmp_path):
     _emergent_table().to_csv(path, index=False)
     result = run_analysis(read_inputs([path]), AnalysisSettings(bootstrap=0))
     row = result.verdicts.iloc[0]
-    assert row["verdict"] == VERDICT_INSUFFICIENT and "no intervals" in row["reason"]
+    assert row["verdict"] == Verdict.INSUFFICIENT and "no intervals" in row["reason"]
 
 
 def test_a_zero_stderr_at_zero_is_not_a_zero_width_interval(tmp_path):
@@ -155,13 +151,13 @@ def test_a_zero_stderr_at_zero_is_not_a_zero_width_interval(tmp_path):
     result = run_analysis(read_inputs([path]), AnalysisSettings(bootstrap=0))
     em = result.curves[result.curves.metric == "exact_match"]
     assert em["ci_method"].eq("none").all()  # stderr 0 is no interval ...
-    assert result.verdicts.iloc[0]["verdict"] == VERDICT_INSUFFICIENT
+    assert result.verdicts.iloc[0]["verdict"] == Verdict.INSUFFICIENT
     _emergent_table(stderr=0.0, n_samples=1000).to_csv(path, index=False)
     result = run_analysis(read_inputs([path]), AnalysisSettings(bootstrap=0))
     em = result.curves[result.curves.metric == "exact_match"].sort_values("scale")
     assert (em["ci_method"] == "wilson").all()  # ... n_samples gives the honest one
     assert em["ci_low"].iloc[0] == 0.0 and em["ci_high"].iloc[0] == pytest.approx(0.0038, abs=5e-4)
-    assert result.verdicts.iloc[0]["verdict"] in (VERDICT_EXPLAINED, VERDICT_NOT_EXPLAINED)
+    assert result.verdicts.iloc[0]["verdict"] in (Verdict.EXPLAINED, Verdict.NOT_EXPLAINED)
 
 
 def test_curve_by_tells_per_operand_rows_apart(tmp_path):

@@ -185,10 +185,11 @@ def test_empty_and_non_finite_data_are_refused(tmp_path):
 
 
 def test_too_few_images_to_train_on_are_refused(tmp_path):
-    from mirage.vision.run import MIN_IMAGES, DataSources, load_data
+    from mirage import VisionSettings
+    from mirage.vision.run import MIN_IMAGES, load_data
 
     (tmp_path / "data_batch_1").write_bytes(pickle.dumps(_cifar_batch(MIN_IMAGES - 1, b"labels", 0), protocol=2))
     with pytest.raises(MirageInputError, match=f"holds {MIN_IMAGES - 1} images; the autoencoder experiment needs"):
-        load_data("autoencoder", DataSources(cifar=str(tmp_path)), seed=0)
+        load_data("autoencoder", VisionSettings(cifar=str(tmp_path)), seed=0)
     (tmp_path / "data_batch_1").write_bytes(pickle.dumps(_cifar_batch(MIN_IMAGES, b"labels", 0), protocol=2))
-    assert len(load_data("autoencoder", DataSources(cifar=str(tmp_path)), seed=0).images) == MIN_IMAGES
+    assert len(load_data("autoencoder", VisionSettings(cifar=str(tmp_path)), seed=0).images) == MIN_IMAGES

@@ -54,7 +54,7 @@ def test_discontinuous_metric_looks_more_emergent_on_the_same_predictions(quick_
 
 
 def test_outputs_agree_and_core_reads_scores(quick_run):
-    from mirage.readers import read_inputs
+    from mirage.io.inputs import read_inputs
 
     emergence = pd.read_csv(quick_run / "emergence.csv")
     assert list(emergence.columns[:7]) == ["family", "task", "metric", "metric_kind", "n_models",

@@ -14,7 +14,7 @@ def make_tiny_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, n
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from mirage.chartok import build_char_tokenizer
+    from mirage.train.chartok import build_char_tokenizer
 
     dirpath = Path(dirpath)
     tok = build_char_tokenizer(alphabet)
@@ -45,7 +45,7 @@ def make_tiny_bpe_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
-    from mirage.tasks import arithmetic_question
+    from mirage.io.tasks import arithmetic_question
 
     rng = random.Random(seed)
     texts = []

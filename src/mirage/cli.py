@@ -5,18 +5,27 @@ inside the commands so `mirage --help` stays fast.
 """
 from __future__ import annotations
 
+import errno
 import functools
+import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional, TypeVar
 
 import typer
 
+# the public API: its names load on first use (mirage.__getattr__), so `mirage --help` imports
+# neither pandas nor torch
+import mirage
+
+from .errors import MirageInputError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _path_errnos() -> frozenset:
-    import errno
-
+def _path_errnos() -> frozenset[int]:
     names = ("EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "ELOOP", "EXDEV", "EBUSY",
              "EMLINK")
     return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))
@@ -27,29 +36,16 @@ def _path_errnos() -> frozenset:
 _PATH_ERRNOS = _path_errnos()
 
 
-def _check_seed(seed: int) -> int:
-    """Seeds are whole numbers numpy and torch both accept: 0 to 2**32 - 1."""
-    from .errors import MirageInputError
-
-    if not 0 <= seed <= 2**32 - 1:
-        raise MirageInputError(f"must be a whole number from 0 to {2**32 - 1}, got {seed}", "--seed")
-    return seed
-
-
 def _writable(out: Path, replaced_whole: bool = True) -> None:
     """Refuse an --out that cannot be written before any work is done."""
-    from .fsio import ensure_writable
-
-    ensure_writable(out, "--out", replaced_whole=replaced_whole)
+    mirage.ensure_writable(out, "--out", replaced_whole=replaced_whole)
 
 
-def handle_errors(fn):
+def handle_errors(fn: F) -> F:
     """Turn bad input into one line on stderr and exit status 2 (no traceback)."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from .errors import MirageInputError
-
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except MirageInputError as exc:
@@ -74,7 +70,7 @@ def handle_errors(fn):
             typer.echo("interrupted", err=True)
             raise typer.Exit(130)
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature for typer
 
 
 # ----------------------------------------------------------------------------- commands
@@ -105,73 +101,36 @@ def analyze_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
 ):
     """Curves with intervals, emergence scores and verdicts -> OUT/{curves,emergence,verdicts}.csv, summary.json, figures/, report.html."""
-    from .analysis import AnalysisSettings, analyze
-    from .metrics import parse_kind_overrides
-    from .readers import read_inputs
-
-    _check_seed(seed)
+    mirage.check_seed(seed)
     _writable(out)
-    settings = AnalysisSettings(
+    settings = mirage.AnalysisSettings(
         bootstrap=bootstrap, seed=seed, level=level, min_effect=min_effect, test_level=test_level,
         loss_tolerance=loss_tolerance, curve_by=tuple(c.strip() for c in curve_by if c.strip()),
         min_models=min_models, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
-        kind_overrides=parse_kind_overrides(metric_kind), answer_regex=_check_regex(answer_regex),
+        kind_overrides=mirage.parse_kind_overrides(metric_kind), answer_regex=_check_regex(answer_regex),
     )
-    data = read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family, scale_from=scale_from,
-                       curve_by=settings.curve_by, tokenizer=tokenizer)
-    result = analyze(data, out, settings, max_figures=max_figures, progress=not quiet)
-    _print_result(result, out, quiet)
+    data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family,
+                              scale_from=scale_from, curve_by=settings.curve_by, tokenizer=tokenizer)
+    result = mirage.write_analysis(mirage.run_analysis(data, settings), out, max_figures=max_figures,
+                                   progress=not quiet)
+    _done(result, Path(out) / "report.html", quiet)
 
 
-def _check_regex(pattern):
+def _done(result: Any, report: Path, quiet: bool) -> None:
+    """What every command ends with: the result's summary (unless quiet), then the report's path."""
+    if not quiet:
+        mirage.print_summary(result)
+    typer.echo(str(report))
+
+
+def _check_regex(pattern: str | None) -> str | None:
     if pattern is None:
         return None
-    import re
-
-    from .errors import MirageInputError
-
     try:
         re.compile(pattern)
     except re.error as exc:
         raise MirageInputError(f"invalid regular expression: {exc}", "--answer-regex") from None
     return pattern
-
-
-def _print_result(result, out: Path, quiet: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from rich.markup import escape
-
-    console = Console(stderr=False)
-    if not quiet:
-        s = result.summary
-        console.print(f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, "
-                      f"{s['n_tasks']} tasks")
-        # notes and metric names are data ('exact_match[first-number]'), not rich markup
-        for note in s.get("notes", []):
-            console.print(f"[yellow]{escape(note)}[/]")
-        if s["unknown_metrics"]:
-            console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] "
-                          f"{escape(', '.join(s['unknown_metrics']))}")
-        v = result.verdicts
-        if len(v):
-            from .verdicts import VERDICTS
-
-            table = Table(title="verdicts (decided ones first)")
-            for col in ("family", "task", "shots", "metric pair", "verdict"):
-                table.add_column(col)
-            order = {name: i for i, name in enumerate(VERDICTS)}
-            shown = v.assign(_r=v["verdict"].map(order).fillna(len(order))).sort_values(
-                ["_r", "family", "task"], kind="stable").head(15)
-            for row in shown.itertuples(index=False):
-                table.add_row(str(row.family), str(row.task), "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
-                              f"{row.discontinuous_metric} / {row.continuous_metric}", row.verdict)
-            console.print(table)
-            if len(v) > 15:
-                console.print(f"... {len(v) - 15} more in verdicts.csv")
-            console.print("counts: " + ", ".join(f"{k}: {n}" for k, n in s["verdict_counts"].items() if n))
-    typer.echo(str(Path(out) / "report.html"))
 
 
 @app.command("demo")
@@ -184,14 +143,12 @@ def demo_cmd(
     threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these tiny models)."),
 ):
     """The story end to end, no downloads: train a transformer family on arithmetic here, evaluate it on held-out problems, and report the paper's three predictions (or, with --bundled, analyse the real Pythia/OPT/BLOOM tables)."""
-    from .demo import run_demo, run_trained_demo
-
-    _check_seed(seed)
+    mirage.check_seed(seed)
     _writable(out or Path("mirage-demo-bundled" if bundled else "mirage-demo"), replaced_whole=bundled)
     if bundled:
-        run_demo(out or Path("mirage-demo-bundled"))
+        mirage.run_demo(out or Path("mirage-demo-bundled"))
     else:
-        run_trained_demo(out or Path("mirage-demo"), quick=quick, seed=seed, threads=threads)
+        mirage.run_trained_demo(out or Path("mirage-demo"), quick=quick, seed=seed, threads=threads)
 
 
 @app.command("theory")
@@ -208,23 +165,17 @@ def theory_cmd(
     out: Path = typer.Option(Path("mirage-theory"), "--out", "-o", help="Output directory (written atomically)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
 ):
-    """The paper's model: smooth per-token loss, sharp accuracy -> OUT/{theory,emergence,crossings}.csv, figures/theory.png, report.html (mirage.theory.run_theory)."""
-    from .errors import MirageInputError
-    from .theory import PowerLaw, run_theory, write_theory
-
+    """The paper's model: smooth per-token loss, sharp accuracy -> OUT/{theory,emergence,crossings}.csv, figures/theory.png, report.html (mirage.run_theory)."""
     try:
         length_list = [int(v) for v in lengths.split(",") if v.strip()]
     except ValueError:
         raise MirageInputError(f"expected whole numbers separated by commas, got {lengths!r}", "--lengths") from None
-    law = PowerLaw(c=c, alpha=alpha)
+    settings = mirage.TheorySettings(c=c, alpha=alpha, lengths=tuple(length_list), n_min=n_min, n_max=n_max,
+                                     points=points, n_choices=choices, emergence_models=emergence_models)
     _writable(out)
-    result = run_theory(law, length_list, n_min=n_min, n_max=n_max, points=points, n_choices=choices,
-                        emergence_models=emergence_models)
-    write_theory(out, result, law, n_choices=choices)
-    if not quiet:
-        for row in result.crossings.itertuples(index=False):
-            typer.echo(f"L={row.length}: accuracy reaches 50% at N = {row[1]:.3g}")
-    typer.echo(str(Path(out) / "report.html"))
+    result = mirage.run_theory(settings)
+    mirage.write_theory(result, out)
+    _done(result, Path(out) / "report.html", quiet)
 
 
 @app.command("meta")
@@ -242,24 +193,14 @@ def meta_cmd(
     top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
 ):
-    """Meta-analysis (mirage.meta.run_meta): emergence score of every curve, where apparent emergence concentrates -> OUT/meta_*.csv, figures/, report.html."""
-    from .analysis import AnalysisSettings
-    from .meta import run_meta
-    from .metrics import parse_kind_overrides
-
-    settings = AnalysisSettings(bootstrap=200, kind_overrides=parse_kind_overrides(metric_kind))
+    """Meta-analysis (mirage.run_meta): emergence score of every curve, where apparent emergence concentrates -> OUT/meta_*.csv, figures/, report.html."""
+    settings = mirage.MetaSettings(threshold=threshold, kind_overrides=mirage.parse_kind_overrides(metric_kind))
     _writable(out)
-    result = run_meta([str(p) for p in inputs], out, threshold=threshold, scale=scale, filters=filter_, family=family,
-                      scale_from=scale_from, settings=settings, top=top, progress=not quiet, tokenizer=tokenizer)
-    if not quiet:
-        s = result.summary
-        for note in s.get("notes", []):
-            typer.echo(note)
-        typer.echo(f"{s['n_curves']} curves ({s['n_scored']} scored), {s['n_apparent']} apparent emergences at threshold "
-                   f"{s['threshold']:g}: " + (", ".join(f"{k} {v}" for k, v in s["apparent_by_kind"].items()) or "none"))
-        if s["rescored"]:
-            typer.echo(f"re-scored from records with a continuous metric: {s['remaining_after_rescore']} of {s['rescored']} remain")
-    typer.echo(str(Path(out) / "report.html"))
+    data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family,
+                              scale_from=scale_from, tokenizer=tokenizer)
+    result = mirage.run_meta(data, settings)
+    mirage.write_meta(result, out, top=top, progress=not quiet)
+    _done(result, Path(out) / "report.html", quiet)
 
 
 @app.command("vision")
@@ -275,21 +216,15 @@ def vision_cmd(
     max_images: int = typer.Option(5000, min=100, help="Seeded subsample of larger on-disk datasets."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the report path."),
 ):
-    """Train vision families and score the same predictions with continuous and discontinuous metrics (mirage.vision.run.run_vision)."""
-    from .vision.run import DataSources, parse_experiments, run_vision, write_vision
-
-    names = parse_experiments(experiment)
-    _check_seed(seed)
+    """Train vision families and score the same predictions with continuous and discontinuous metrics (mirage.run_vision)."""
+    names = mirage.parse_experiments(experiment)
+    mirage.check_seed(seed)
     _writable(out)
-    sources = DataSources(*(str(p) if p else None for p in (mnist, cifar, omniglot)), max_images=max_images)
-    result = run_vision(names, quick=quick, seed=seed, sources=sources, progress=not quiet)
-    report = write_vision(result, out, quick=quick, seed=seed)
-    if not quiet:
-        for c in result.comparisons:
-            typer.echo(f"{c.family}: {c.discontinuous_metric} {c.discontinuous_score:.3g} vs "
-                       f"{c.continuous_metric} {c.continuous_score:.3g} -> discontinuous "
-                       f"{'exceeds' if c.discontinuous_exceeds else 'does not exceed'}")
-    typer.echo(str(report))
+    settings = mirage.VisionSettings(names, quick=quick, seed=seed, mnist=str(mnist) if mnist else None,
+                                     cifar=str(cifar) if cifar else None, omniglot=str(omniglot) if omniglot else None,
+                                     max_images=max_images)
+    result = mirage.run_vision(settings, progress=not quiet)
+    _done(result, mirage.write_vision(result, out), quiet)
 
 
 @app.command("eval")
@@ -310,22 +245,16 @@ def eval_cmd(
                                       help="One Ray task per (model, task) shard (mirage.evaluate.ray_runner): no value (or 'local') starts a cluster here, 'auto' joins the running one, or a ray:// address. Needs the ray extra."),
     ray_retries: int = typer.Option(3, "--ray-retries", min=0, help="With --ray: times Ray reruns a shard whose worker died (it resumes from finished chunks)."),
 ):
-    """Run every model of a family on a task (mirage.evaluation.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
-    from .evaluation import evaluate_family, load_family, summary_lines
-    from .tasks import load_task
-
-    spec, tsk = load_family(family), load_task(task, view)  # validate both before any model loads
+    """Run every model of a family on a task (mirage.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
+    spec, tsk = mirage.load_family(family), mirage.load_task(task, view)  # validate both before any model loads
     _writable(out, replaced_whole=False)  # a store is written into, shard by shard
-    kwargs = dict(batch_size=batch_size, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
-                  chunk_size=chunk_size, progress=not quiet, threads=threads)
-    if ray is not None:
-        from .evaluate.ray_runner import evaluate_family_ray, import_ray
-
-        import_ray()  # one clear line when the extra is missing, before anything starts
-        result = evaluate_family_ray(spec, tsk, out, address=ray, max_retries=ray_retries, **kwargs)
+    kwargs: dict[str, Any] = dict(batch_size=batch_size, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
+                                  chunk_size=chunk_size, progress=not quiet, threads=threads)
+    if ray is not None:  # one clear line when the ray extra is missing, before anything starts
+        result = mirage.evaluate_family_ray(spec, tsk, out, address=ray, max_retries=ray_retries, **kwargs)
     else:
-        result = evaluate_family(spec, tsk, out, **kwargs)
-    for line in summary_lines(result):
+        result = mirage.evaluate_family(spec, tsk, out, **kwargs)
+    for line in result.summary_lines():
         typer.echo(line)
 
 
@@ -348,17 +277,14 @@ def train_family_cmd(
     out: Path = typer.Option(Path("mirage-family"), "--out", "-o", help="Output directory (models are reused when already trained with the same settings)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the family.yaml path."),
 ):
-    """Train a GPT-2 family on arithmetic (mirage.training.train_family) -> OUT/<model>/, family.yaml, heldout.jsonl, quick_eval.csv."""
-    from .errors import MirageInputError
-    from .training import make_config, train_family
-
+    """Train a GPT-2 family on arithmetic (mirage.train_family) -> OUT/<model>/, family.yaml, heldout.jsonl, quick_eval.csv."""
     if task != "arithmetic":
         raise MirageInputError(f"unknown task {task!r}: only 'arithmetic' can be trained", "--task")
-    _check_seed(seed)
+    mirage.check_seed(seed)
     _writable(out, replaced_whole=False)  # models already trained there are reused
-    cfg = make_config(ops=ops, digits=digits, sizes=sizes, steps=steps, seed=seed, quick=quick, batch_size=batch_size,
+    cfg = mirage.make_config(ops=ops, digits=digits, sizes=sizes, steps=steps, seed=seed, quick=quick, batch_size=batch_size,
                       lr=lr, heldout_per_cell=heldout, eval_per_cell=eval_n, family=family)
-    result = train_family(cfg, out, threads=threads, progress=not quiet)
+    result = mirage.train_family(cfg, out, threads=threads, progress=not quiet)
     if not quiet:
         for m in result.models:
             typer.echo(f"{m.name:>6}: {m.params:>9,} params, final loss {m.final_loss:.3f}, "
@@ -388,9 +314,8 @@ def with_optional_values(argv: List[str]) -> List[str]:
     return out
 
 
-def main() -> None:  # console-script entry point
-    import sys
-
+def main() -> None:
+    """The console-script entry point (``mirage``)."""
     app(args=with_optional_values(sys.argv[1:]), prog_name="mirage")
 
 

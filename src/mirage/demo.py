@@ -10,52 +10,44 @@ from __future__ import annotations
 
 import json
 import time
-from importlib import resources
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-BUNDLED_TABLES = ("pythia_scaling.csv", "opt_bloom_scaling.csv")
+from .analysis.analyze import run_analysis
+from .analysis.story import story_tables
+from .api import analyze
+from .evaluate.run import evaluate_family
+from .io.bundled import BUNDLED_TABLES, bundled_path
+from .io.family import load_family
+from .io.files import write_text
+from .io.inputs import read_inputs
+from .io.outputs import write_analysis, write_story
+from .io.records import read_records, write_records
+from .io.tasks import load_task
+from .report.terminal import bundled_demo_paragraph
+from .report.story import story_summary
+from .schema.results import AnalysisResult
+from .schema.settings import AnalysisSettings
+from .train.arithmetic import first_per_cell, make_config, train_family
+
+__all__ = ["BUNDLED_TABLES", "bundled_path", "demo_task_files", "long_subset", "run_demo", "run_trained_demo"]
 
 
-def bundled_path(name: str) -> Path:
-    """Path of a data file shipped inside the package."""
-    return Path(str(resources.files("mirage") / "data" / name))
-
-
-def run_demo(out: str | Path = "mirage-demo", quiet: bool = False):
-    from .analysis import AnalysisSettings, analyze
-    from .readers import read_inputs
-
+def run_demo(out: str | Path = "mirage-demo", quiet: bool = False) -> AnalysisResult:
+    """``mirage demo --bundled``: analyse the bundled Pythia/OPT/BLOOM tables into ``out``."""
     start = time.perf_counter()
     inputs = read_inputs([bundled_path(n) for n in BUNDLED_TABLES])
     result = analyze(inputs, out, AnalysisSettings(), title="mirage demo: Pythia, OPT and BLOOM", progress=not quiet,
                      featured_tasks=("lambada_openai",))
     elapsed = time.perf_counter() - start
     if not quiet:
-        print(summary_paragraph(result, elapsed))
+        print(bundled_demo_paragraph(result, elapsed))
         print(Path(out) / "report.html")
     return result
-
-
-def summary_paragraph(result, elapsed: float) -> str:
-    s = result.summary
-    c = result.curves
-    lam = c[(c["task"] == "lambada_openai") & (c["family"] == "Pythia") & (c["shots"] == 0)]
-    acc = lam[lam["metric"] == "acc"].sort_values("scale")["value"]
-    ppl = lam[lam["metric"] == "ppl"].sort_values("scale")["value"]
-    counts = ", ".join(f"{n} {k}" for k, n in s["verdict_counts"].items() if n)
-    text = (f"Analysed {s['n_curves']} curves ({s['n_families']} families, {s['n_models']} models, "
-            f"{s['n_tasks']} tasks) in {elapsed:.1f} s. Verdicts where a discontinuous and a continuous "
-            f"metric meet: {counts or 'none'}.")
-    if len(acc) and len(ppl):
-        text += (f" Pythia LAMBADA accuracy rises {acc.iloc[0]:.3f} -> {acc.iloc[-1]:.3f} while perplexity "
-                 f"falls {ppl.iloc[0]:.1f} -> {ppl.iloc[-1]:.2f}")
-        v = result.verdicts
-        row = v[(v["family"] == "Pythia") & (v["task"] == "lambada_openai") & (v["shots"] == 0)
-                & (v["discontinuous_metric"] == "acc")]
-        text += f"; verdict: {row['verdict'].iloc[0]}." if len(row) else "."
-    return text
 
 
 STANDARD_PER_CELL = {False: 100, True: 50}  # held-out problems per digit count, full / quick
@@ -77,9 +69,6 @@ def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = L
     largest digit counts (Prediction 2). Sample ids are the problems themselves (``op:a:b``), so
     a problem has the same id everywhere. Returns both paths and the sample ids of the long
     problems of ``arithmetic.jsonl``."""
-    from .fsio import write_text
-    from .training import first_per_cell
-
     rows = [json.loads(line) for line in heldout.read_text().splitlines() if line.strip()]
     long_digits = set(sorted({r["digits"] for r in rows})[-n_long:])
 
@@ -102,11 +91,6 @@ def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = L
 def long_subset(shards, sample_ids: set, task: str, path: Path) -> Path:
     """The records of ``shards`` whose sample is in ``sample_ids``, renamed to ``task``: the same
     model outputs, restricted to the long problems (nothing is evaluated twice)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from .records import read_records, write_records
-
     table = pa.concat_tables([read_records(s.path) for s in shards])
     table = table.filter(pc.is_in(table["sample_id"], value_set=pa.array(sorted(sample_ids))))
     table = table.set_column(table.schema.get_field_index("task"), "task", pa.array([task] * len(table)))
@@ -118,22 +102,13 @@ def run_trained_demo(out: str | Path = "mirage-demo", *, quick: bool = False, se
                      threads: int = 1, quiet: bool = False, batch_size: int = 128):
     """The whole story on a family trained here: train (or reuse) -> eval -> analyze -> report.
 
-    Trains the arithmetic family (:mod:`mirage.training`, cached under ``OUT/family``),
+    Trains the arithmetic family (:mod:`mirage.train.arithmetic`, cached under ``OUT/family``),
     evaluates every model with ``mirage eval`` on held-out problems it never saw (resumable store
     under ``OUT/store``), and the smaller half of the family again on ten times as many problems;
     analyses the records (``OUT/analysis``) and writes ``OUT/report.html`` with the paper's three
-    predictions (:mod:`mirage.story`). Reports what it measures: if exact match is not sharp for
+    predictions (:mod:`mirage.analysis.story`, :mod:`mirage.report.story`). Reports what it measures: if exact match is not sharp for
     this family the report and the summary say so.
     """
-    from dataclasses import replace
-
-    from .analysis import AnalysisSettings, analyze
-    from .evaluation import evaluate_family, load_family
-    from .readers import read_inputs
-    from .story import story_summary, write_story_report
-    from .tasks import load_task
-    from .training import make_config, train_family
-
     start = time.perf_counter()
     out = Path(out)
     fam = train_family(make_config(quick=quick, seed=seed), out / "family", threads=threads, progress=not quiet)
@@ -145,9 +120,10 @@ def run_trained_demo(out: str | Path = "mirage-demo", *, quick: bool = False, se
     evaluate_family(small, load_task(str(large)), out / "store", threads=threads, progress=not quiet,
                     batch_size=batch_size)
     derived = long_subset(main.shards, long_ids, LONG_TASK, out / "derived" / f"{LONG_TASK}.parquet")
-    result = analyze(read_inputs([out / "store", derived]), out / "analysis", AnalysisSettings(seed=seed),
-                     title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
-                     progress=not quiet)
+    result = write_analysis(run_analysis(read_inputs([out / "store", derived]), AnalysisSettings(seed=seed)),
+                            out / "analysis",
+                            title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
+                            progress=not quiet)
     family_table = pd.DataFrame([{"model": m.name, "params": m.params, "train_tokens": m.train_tokens,
                                   "final_loss": round(m.final_loss, 4)} for m in fam.models])
     elapsed = time.perf_counter() - start
@@ -156,10 +132,10 @@ def run_trained_demo(out: str | Path = "mirage-demo", *, quick: bool = False, se
              f"of addition problems (seed {seed}{', quick family' if quick else ''}), then evaluated by "
              f"<code>mirage eval</code> on held-out problems none of them saw. Train, evaluate and analyse took "
              f"{elapsed:.0f} s.</p>")
-    tables = write_story_report(out / "report.html", result, family_table=family_table, title="mirage demo: "
-                                "is the jump in exact match real, or made by the metric?", intro_html=intro,
-                                analysis_link="analysis/report.html", main_task=LONG_TASK, large_task=LARGE_TASK,
-                                length_task=MAIN_TASK)
+    tables = story_tables(result, LONG_TASK, LARGE_TASK, length_task=MAIN_TASK)
+    write_story(tables, out / "report.html", family_table=family_table, intro_html=intro,
+                title="mirage demo: is the jump in exact match real, or made by the metric?",
+                analysis_link="analysis/report.html")
     text = f"Trained, evaluated and analysed {len(fam.models)} models in {elapsed:.0f} s. " + story_summary(tables)
     if not quiet:
         print(text)

@@ -34,24 +34,25 @@ use to check that mirage's verdicts recover the truth:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from .records import normalize_records
+from .schema.records import normalize_records
+from .schema.vocab import Verdict
 
 DIGITS = np.array(list("0123456789"))
 TRUTHS = ("smooth", "smooth_mc", "jump", "no_emergence", "threshold", "threshold_mc")
-# what each truth should be called (the verdict vocabulary of mirage.verdicts)
+# what each truth should be called (mirage.schema.vocab.Verdict)
 EXPECTED_VERDICT = {
-    "smooth": "explained by metric",
-    "smooth_mc": "explained by metric",
-    "jump": "not explained by metric choice",
-    "no_emergence": "no apparent emergence",
-    "threshold": "not explained by metric choice",
-    "threshold_mc": "not explained by metric choice",
+    "smooth": Verdict.EXPLAINED.value,
+    "smooth_mc": Verdict.EXPLAINED.value,
+    "jump": Verdict.NOT_EXPLAINED.value,
+    "no_emergence": Verdict.NONE.value,
+    "threshold": Verdict.NOT_EXPLAINED.value,
+    "threshold_mc": Verdict.NOT_EXPLAINED.value,
 }
 
 
@@ -342,8 +343,6 @@ def _with_threshold(spec: TruthSpec, u: float) -> TruthSpec:
     0.35 for multiple choice): a threshold below chance leaves outputs that follow their
     probabilities, i.e. no threshold at all, and one crossed only by the largest model leaves a
     single point to see it by (a limit of any test, stated in docs/verdicts.md)."""
-    from dataclasses import replace
-
     p = np.exp(-spec.cross_entropy())
     lowest = 0.35 if spec.truth.endswith("_mc") else 0.3
     k = len(p)

@@ -40,7 +40,7 @@ class CompletionsClient:
                  max_backoff_s: float = 30.0, name: str | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         try:
-            import httpx
+            import httpx  # optional dependency (mirage[serve]), loaded with the first request
         except ImportError:
             raise MirageInputError("the OpenAI-compatible backend needs httpx: pip install 'mirage[serve]'",
                                    "backend: openai") from None

@@ -17,7 +17,7 @@ from ..errors import MirageInputError
 
 def hub_offline() -> bool:
     """Whether huggingface_hub is in offline mode (``HF_HUB_OFFLINE=1``)."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # optional dependency (mirage[eval])
 
     return bool(constants.HF_HUB_OFFLINE)
 
@@ -26,7 +26,7 @@ def resolve_commit(repo_id: str, revision: str | None, *, where: str, source: st
                    cache_dir: str | Path | None = None, offline: bool | None = None) -> str:
     """The commit hash ``revision`` of model ``repo_id`` points to now, or a
     :class:`MirageInputError` naming ``where`` (the model), the revision and why."""
-    from huggingface_hub import resolve_revision, try_to_load_from_cache
+    from huggingface_hub import resolve_revision, try_to_load_from_cache  # optional dependency (mirage[eval])
     from huggingface_hub.errors import HfHubHTTPError, RevisionResolutionError
 
     offline = hub_offline() if offline is None else offline

@@ -42,11 +42,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends import ChoiceScore, Generation, TargetScore
 from ..errors import MirageInputError
+from ..io.family import ServerSpec
+from .backends import ChoiceScore, Generation, TargetScore
 from .client import CompletionsClient, ServerError, _snippet
 from .journal import RequestJournal, request_key
-from .spec import ServerSpec
 
 ALIGNMENT_TOLERANCE = 1e-2  # nats; a misaligned server is off by about one nat or more
 GREEDY_TOLERANCE = 1e-4  # nats; a greedy token is the most probable one up to float rounding
@@ -68,7 +68,7 @@ class OpenAICompletionsBackend:
             if not api_key:
                 raise MirageInputError(f"environment variable {server.api_key_env} (api_key_env) is not set or empty", self.where)
         try:
-            from transformers import AutoTokenizer
+            from transformers import AutoTokenizer  # optional heavy dependency (mirage[serve])
 
             self.tokenizer = AutoTokenizer.from_pretrained(server.tokenizer)
         except (OSError, ValueError) as exc:

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MirageInputError
-from ..evaluation import (EvalResult, FamilySpec, ModelSpec, ShardResult, check_local_weights, evaluate_family,
-                          load_family, resolve_hub_commits)
-from ..tasks import Task, load_task
+from ..io.family import FamilySpec, ModelSpec, load_family
+from ..io.tasks import Task, load_task
+from .run import EvalResult, ShardResult, check_local_weights, evaluate_family, resolve_hub_commits
 
 LOCAL = "local"  # --ray with no address: start a cluster on this machine
 
@@ -36,7 +36,7 @@ LOCAL = "local"  # --ray with no address: start a cluster on this machine
 def import_ray() -> Any:
     """The ``ray`` module, or one clear error saying how to install it."""
     try:
-        import ray
+        import ray  # optional heavy dependency (mirage[ray]), loaded only for --ray
     except ImportError:
         raise MirageInputError("Ray is not installed; install the extra: pip install 'mirage[ray]'", "--ray") from None
     return ray
@@ -44,7 +44,7 @@ def import_ray() -> Any:
 
 def evaluate_shard(family: FamilySpec, task: Task, store: str, options: dict, progress: Any) -> ShardResult:
     """The body of one Ray task: one model of ``family`` on ``task`` into ``store``."""
-    import ray
+    import ray  # optional heavy dependency (mirage[ray]); this runs in a Ray worker
 
     def report(model: str, done: int, total: int) -> None:
         progress.update.remote(model, done, total, os.getpid())
@@ -80,7 +80,7 @@ class _ProgressView:
         self.bars: dict[str, Any] = {}
         self.last: dict[str, tuple[int, float]] = {}
         if self.tty:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # optional dependency (mirage[eval]): bars only on a terminal
 
             for i, m in enumerate(models):
                 self.bars[m] = tqdm(total=0, desc=f"{family}/{m}", unit="sample", position=i, dynamic_ncols=True, leave=True)
@@ -153,9 +153,7 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
 def _local_runtime_env() -> dict:
     """Workers of a cluster started here import the same mirage as this driver (which may come
     from a checkout on PYTHONPATH rather than from the installed package)."""
-    import mirage
-
-    here = str(Path(mirage.__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])  # the directory that holds the mirage package
     paths = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
 
@@ -199,7 +197,7 @@ def _run_shards(ray: Any, fam: FamilySpec, tsk: Task, store: Path, options: dict
 
 def _failure(exc: Exception, fam: FamilySpec, spec: ModelSpec, tsk: Task) -> MirageInputError:
     """One line for a failed shard: the worker's own MirageInputError, or what Ray reported."""
-    import ray
+    import ray  # optional heavy dependency (mirage[ray]), loaded only for --ray
 
     where = f"shard {fam.family}/{spec.name} on {tsk.name}"
     cause = getattr(exc, "cause", None)

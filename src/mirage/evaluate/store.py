@@ -1,6 +1,6 @@
 """The record store of ``mirage eval``: where shards live, who writes them, what survives a crash.
 
-Layout. Every name below is :func:`mirage.fsio.slug` of the family, model or task name (a
+Layout. Every name below is :func:`mirage.io.files.slug` of the family, model or task name (a
 readable part plus a hash of the exact name), so two names never share a path -- ``a/b`` and
 ``a_b``, ``模型一`` and ``模型二`` -- and no path component starts with ``.`` or ``_``::
 
@@ -29,6 +29,7 @@ in one line and recomputed.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -38,8 +39,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Sequence
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from ..errors import MirageInputError
-from ..fsio import atomic_path, is_temp_of, slug
+from ..io.files import atomic_path, is_temp_of, json_default, slug
 
 WORK_DIR = "mirage-work"
 PART_SUFFIX = ".parquet-part"
@@ -89,8 +93,6 @@ class StoreLock:
 
     def acquire(self, blocking: bool = True) -> bool:
         """Take the lock; without ``blocking``, return False at once if another run holds it."""
-        import fcntl
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -131,9 +133,6 @@ def _first_line(exc: BaseException) -> str:
 def read_shard(paths: ShardPaths, digest: str, n_rows: int) -> tuple[Any, str | None]:
     """The finished shard's table if it holds this configuration's ``n_rows`` records (else
     None), and a note when it existed but could not be read back whole."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     if not paths.shard.exists():
         return None, None
     try:
@@ -150,9 +149,6 @@ def read_shard(paths: ShardPaths, digest: str, n_rows: int) -> tuple[Any, str | 
 def read_part(path: Path, sample_ids: Sequence[str]) -> tuple[Any, str | None]:
     """A finished chunk's table if it holds exactly ``sample_ids`` (else None), and a note
     when it existed but is unreadable or wrong (it is then deleted, to be recomputed)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     if not path.exists():
         return None, None
     try:
@@ -173,8 +169,6 @@ def read_part(path: Path, sample_ids: Sequence[str]) -> tuple[Any, str | None]:
 
 def write_table(path: Path, table: Any) -> None:
     """Write a Parquet file with page checksums, atomically, under a name readers skip."""
-    import pyarrow.parquet as pq
-
     with atomic_path(path, hidden=False) as tmp:
         pq.write_table(table, tmp, write_page_checksum=True)
 
@@ -218,8 +212,6 @@ def _rmdir_empty(*dirs: Path) -> None:
 def update_manifest(store: Path, entries: dict[str, Any], versions: dict[str, Any], format_version: int) -> None:
     """Merge ``entries`` into ``STORE/manifest.json`` under the manifest lock, so concurrent
     runs never lose each other's entries; a manifest that does not parse is rebuilt."""
-    from ..fsio import _json_default
-
     path = store / "manifest.json"
     with StoreLock(store / WORK_DIR / "manifest.lock"):
         for f in store.iterdir():
@@ -235,7 +227,7 @@ def update_manifest(store: Path, entries: dict[str, Any], versions: dict[str, An
         manifest["shards"].update(entries)
         manifest["versions"] = versions
         with atomic_path(path, hidden=False) as tmp:
-            tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(manifest, indent=2, default=json_default) + "\n", encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- older stores
@@ -250,9 +242,6 @@ def remove_superseded(paths: ShardPaths, family: str, model: str, task: str) -> 
     """Delete what mirage 0.1 stored for exactly this (family, model, task) under its old names,
     once the new shard exists, so no reader sees the same records twice. A 0.1 shard is only
     removed if its records really are this model's (old names could collide)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     store, removed = paths.store, []
     old_dir = store / _legacy_slug(family) / _legacy_slug(model)
     old = old_dir / f"{_legacy_slug(task)}.parquet"

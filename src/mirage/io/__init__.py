@@ -1,12 +1,19 @@
-"""Readers for the files other evaluation tools write, turned into mirage's sample records.
+"""Every file mirage touches: what it reads and what it writes.
 
-- :mod:`mirage.io.lm_eval_samples`: lm-evaluation-harness 0.4.x ``samples_<task>_<date>.jsonl``
-  (``--log_samples``), with the ``results_<date>.json`` beside them;
-- :mod:`mirage.io.inspect_logs`: Inspect ``.eval`` and ``.json`` logs (optional extra
-  ``mirage[inspect]``);
-- :mod:`mirage.io.bigbench_logs`: BIG-bench ``full-log_*.json`` (the queries of a run);
-- :mod:`mirage.io.models`: what every reader needs about a model that its log may not say:
-  its scale (``--scale-from``) and its tokenizer (``--tokenizer``).
+Reading (each input recognised by content; one line naming the file for every problem):
 
-:func:`mirage.readers.read_inputs` recognises each by content and calls these.
+- :mod:`~mirage.io.inputs`: :func:`~mirage.io.inputs.read_inputs`, the entry point of
+  ``analyze`` and ``meta`` (detection, filters, directory scans);
+- :mod:`~mirage.io.tables`: the one reader of JSON, JSONL, CSV and Parquet, with error mapping;
+- :mod:`~mirage.io.scores`: long score tables; :mod:`~mirage.io.records`: sample record files;
+- :mod:`~mirage.io.lm_eval_results`, :mod:`~mirage.io.lm_eval_samples`: lm-evaluation-harness
+  results and 0.4.x sample logs; :mod:`~mirage.io.inspect_logs`: Inspect logs (``mirage[inspect]``);
+  :mod:`~mirage.io.bigbench_results`, :mod:`~mirage.io.bigbench_logs`: BIG-bench scores and full
+  logs; :mod:`~mirage.io.models`: ``--scale-from`` and ``--tokenizer``;
+- :mod:`~mirage.io.family`: family YAML files; :mod:`~mirage.io.tasks`: the tasks ``mirage eval``
+  runs (arithmetic generator, BIG-bench ``task.json``, JSONL); :mod:`~mirage.io.bundled`: the
+  real published tables shipped in the package.
+
+Writing: :mod:`~mirage.io.files` (atomic files and whole-directory swaps, the one slug helper for
+file names) and :mod:`~mirage.io.outputs` (each command's writer; file names from the table specs).
 """

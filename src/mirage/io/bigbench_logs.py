@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import MirageInputError
+from .bigbench_results import check_model, model_sizes, parse_shots
 from .models import Tokenizers
 
 _COUNTS = ("flop_matched_non_embedding_params", "non_embedding_params", "total_params")
@@ -37,8 +38,6 @@ def read_bigbench_full_log(path: str | Path, data: dict, *, scale: str | None = 
     """One parsed full log -> (record table, notes). ``scale`` None uses flop-matched
     non-embedding parameters (else non-embedding, else total); a named count of 0 leaves the
     file's records out with a note."""
-    from ..bigbench_results import check_model, model_sizes, parse_shots
-
     src = str(path)
     model = check_model(data, src)
     sizes = model_sizes(model, src)

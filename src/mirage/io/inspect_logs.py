@@ -27,6 +27,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from ..errors import MirageInputError
+from .lm_eval_results import family_from_name, params_from_name
 from .models import ScaleTable, Tokenizers
 
 EXTRA_LINE = "reading Inspect logs needs inspect-ai: pip install 'mirage[inspect]'"
@@ -42,7 +43,7 @@ def looks_like_inspect_log(data: Any) -> bool:
 
 def _read_log(path: Path) -> Any:
     try:
-        from inspect_ai.log import read_eval_log
+        from inspect_ai.log import read_eval_log  # optional heavy dependency (mirage[inspect])
     except ImportError:
         raise MirageInputError(EXTRA_LINE, str(path)) from None
     try:
@@ -62,8 +63,6 @@ def _text(value: Any) -> str:
 
 
 def _scale(model: str, ref: str, scale: str, scale_from: str | None, scale_table: ScaleTable | None, src: str) -> float:
-    from ..readers import params_from_name
-
     if scale_table is not None:
         return scale_table.lookup(model, scale, ref)
     if scale == "params" and scale_from in (None, "name"):
@@ -79,12 +78,10 @@ def read_inspect_log(path: str | Path, *, family: str | None = None, scale: str 
                      scale_from: str | None = None, scale_table: ScaleTable | None = None,
                      tokenizers: Tokenizers | None = None) -> tuple[pa.Table, list[str]]:
     """One Inspect log -> (record table, notes)."""
-    from ..readers import family_from_name
-
     path = Path(path)
     src = str(path)
     log = _read_log(path)  # first: without inspect-ai installed, the one line naming the extra
-    from inspect_ai.scorer import value_to_float
+    from inspect_ai.scorer import value_to_float  # optional heavy dependency (mirage[inspect])
     ref = str(log.eval.model)
     model = ref.rstrip("/").split("/")[-1]
     fam = family or family_from_name(model)

@@ -40,7 +40,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import MirageInputError
+from .lm_eval_results import family_from_name, lm_eval_scale, model_name
 from .models import ScaleTable, Tokenize, Tokenizers
+from .tables import load_json
 
 SAMPLE_KEYS = frozenset({"doc_id", "doc", "arguments", "resps", "filtered_resps"})
 OUTPUT_TYPES = ("multiple_choice", "generate_until", "loglikelihood", "loglikelihood_rolling")
@@ -100,13 +102,11 @@ class LmEvalModel:
 
 def _model_of(path: Path, *, family: str | None, scale: str, scale_from: str | None,
               scale_table: ScaleTable | None) -> LmEvalModel:
-    from ..readers import _model_name, family_from_name, lm_eval_scale, load_results_json
-
     results_path = results_beside(path)
     notes: list[str] = []
     if results_path is not None:
-        data = load_results_json(results_path)
-        model = _model_name(data) or results_path.stem
+        data = load_json(results_path)
+        model = model_name(data) or results_path.stem
     else:
         data = {}
         # lm-eval's folder name is the model path with '/' written as '__'

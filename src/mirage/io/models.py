@@ -18,6 +18,7 @@ from typing import Callable
 import pandas as pd
 
 from ..errors import MirageInputError
+from .family import load_family
 
 Tokenize = Callable[[str], list[str]]
 
@@ -100,8 +101,6 @@ def read_scale_table(path: str | Path) -> ScaleTable:
 
 
 def _scales_from_family(path: Path) -> ScaleTable:
-    from ..evaluation import load_family
-
     spec = load_family(path)
     table: dict[str, dict[str, float]] = {}
     for m in spec.models:
@@ -145,8 +144,6 @@ class Tokenizers:
         return self._cache[ref]
 
     def _family_ref(self, model: str, aliases: tuple[str, ...]) -> str:
-        from ..evaluation import load_family
-
         spec = load_family(self.ref)
         for m in spec.models:
             if {m.name, m.ref, Path(m.ref).name} & {model, *aliases}:
@@ -157,7 +154,7 @@ class Tokenizers:
 
 def _load_tokenizer(ref: str, option: str) -> Tokenize:
     try:
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # optional heavy dependency (mirage[eval]), for --tokenizer
     except ImportError:
         raise MirageInputError("needs transformers: pip install 'mirage[eval]'", "--tokenizer") from None
     try:

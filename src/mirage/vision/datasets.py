@@ -59,7 +59,7 @@ def train_test_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarra
 
 def load_sklearn_digits() -> ImageSet:
     """The 1,797 real 8x8 handwritten digits of scikit-learn (UCI), pixels 0..16 -> [0, 1]."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # optional heavy dependency (mirage[vision])
 
     bunch = load_digits()
     images = (bunch.images.astype(np.float32) / 16.0)[..., None]
@@ -75,7 +75,7 @@ def load_natural_patches(patch: int = 16, min_std: float = 0.02) -> ImageSet:
     error of a larger patch averages over more structure, so patches differ less in difficulty
     (on 8x8 patches the thresholded metric's comparison with MSE flipped between seeds).
     """
-    from sklearn.datasets import load_sample_images
+    from sklearn.datasets import load_sample_images  # optional heavy dependency (mirage[vision])
 
     photos = load_sample_images().images
     return ImageSet("natural_patches", cut_patches(photos, patch, min_std), None)
@@ -231,7 +231,7 @@ def load_omniglot(directory: str | Path, size: int = 28, max_classes: int | None
     Images are resized to ``size`` x ``size`` and inverted so ink is 1 and paper 0. With
     ``max_classes`` only the first classes in sorted order are kept.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # Pillow (a matplotlib dependency), for Omniglot PNGs only
 
     directory = _existing_dir(directory)
     files = sorted(p for p in directory.rglob("*.png") if p.is_file())

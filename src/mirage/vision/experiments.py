@@ -14,16 +14,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..stats import emergence_score
+from ..schema.results import VisionComparison
+from ..schema.tables import VISION_EMERGENCE, VISION_SCORES
+from ..schema.vocab import MetricKind
+from ..stats import grouped_emergence_scores
 from .datasets import ImageSet, train_test_split
 from .models import (AutoencoderSize, CNNSize, LeNet, PatchTransformer, ShallowAutoencoder,
                      TransformerSize, count_params)
 from .scoring import MetricValue, classifier_metrics, reconstruction_metrics, threshold_name
 
-SCORE_COLUMNS = ["family", "model", "params", "task", "metric", "metric_kind", "higher_is_better",
-                 "value", "stderr", "n_samples", "seed"]
-EMERGENCE_COLUMNS = ["family", "task", "metric", "metric_kind", "n_models", "emergence_score",
-                     "flat_then_jump", "higher_is_better", "oriented_score"]
+SCORE_COLUMNS = list(VISION_SCORES.names)
+EMERGENCE_COLUMNS = list(VISION_EMERGENCE.names)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def _model_seed(seed: int, index: int) -> int:
 def run_experiment(spec: ExperimentSpec, data: ImageSet, *, quick: bool = False, seed: int = 0,
                    progress: bool = True) -> ExperimentResult:
     """Train every size of ``spec`` on a seeded split of ``data`` and score the test images."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # optional dependency (mirage[eval]), as transformers brings it
 
     if spec.kind == "classifier" and (data.labels is None or data.n_classes < 2):
         raise ValueError(f"{spec.name} needs labelled images with at least two classes")
@@ -209,33 +210,20 @@ def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
     curve such as MSE); ``oriented_score`` is the score of the curve turned so that higher is
     better, which is what can be compared across metrics of opposite direction.
     """
-    rows = []
-    for (family, task, metric), g in scores.groupby(["family", "task", "metric"], sort=False):
-        es = emergence_score(g["params"].to_numpy(float), g["value"].to_numpy(float))
-        higher = bool(g["higher_is_better"].iloc[0])
-        rows.append(dict(family=family, task=task, metric=metric, metric_kind=g["metric_kind"].iloc[0],
-                         n_models=es.n_models, emergence_score=es.score, flat_then_jump=es.flat_then_jump,
-                         higher_is_better=higher, oriented_score=es.score if higher else -es.score))
-    return pd.DataFrame(rows, columns=EMERGENCE_COLUMNS)
+    keys = ["family", "task", "metric"]
+    grouped = scores.groupby(keys, sort=False)
+    gid = grouped.ngroup().to_numpy()
+    es = grouped_emergence_scores(gid, scores["params"].to_numpy(float), scores["value"].to_numpy(float))
+    head = scores.loc[grouped.head(1).index]  # first row of each curve, in the order of the group ids
+    higher = head["higher_is_better"].astype(bool).to_numpy()
+    return pd.DataFrame({
+        "family": head["family"].to_numpy(), "task": head["task"].to_numpy(), "metric": head["metric"].to_numpy(),
+        "metric_kind": head["metric_kind"].to_numpy(), "n_models": es.n_models, "emergence_score": es.score,
+        "flat_then_jump": es.flat_then_jump, "higher_is_better": higher,
+        "oriented_score": np.where(higher, es.score, -es.score)}, columns=EMERGENCE_COLUMNS)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """The headline discontinuous metric against one continuous metric, same predictions."""
-
-    family: str
-    task: str
-    discontinuous_metric: str
-    discontinuous_score: float
-    continuous_metric: str
-    continuous_score: float
-
-    @property
-    def discontinuous_exceeds(self) -> bool:
-        return bool(self.discontinuous_score > self.continuous_score)
-
-
-def compare_headline(spec: ExperimentSpec, emergence: pd.DataFrame) -> list[Comparison]:
+def compare_headline(spec: ExperimentSpec, emergence: pd.DataFrame) -> list[VisionComparison]:
     """Oriented emergence score of ``spec.headline`` versus each continuous metric's."""
     fam = emergence[emergence["family"] == spec.family]
     out = []
@@ -243,7 +231,7 @@ def compare_headline(spec: ExperimentSpec, emergence: pd.DataFrame) -> list[Comp
         head = g[g["metric"] == spec.headline]
         if head.empty:
             continue
-        for row in g[g["metric_kind"] == "linear"].itertuples(index=False):
-            out.append(Comparison(spec.family, task, spec.headline, float(head["oriented_score"].iloc[0]),
+        for row in g[g["metric_kind"] == MetricKind.LINEAR.value].itertuples(index=False):
+            out.append(VisionComparison(spec.family, task, spec.headline, float(head["oriented_score"].iloc[0]),
                                   row.metric, float(row.oriented_score)))
     return out

@@ -1,0 +1,178 @@
+"""The writers: each command's result into its ``--out`` directory, built beside the old one and
+swapped in whole (:func:`mirage.io.files.atomic_dir`), so either every file is replaced or none
+is. File names come from the table specs (:mod:`mirage.schema.tables`); figures and pages from
+:mod:`mirage.report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.progress import track
+
+from ..report.analysis import analysis_report, task_figures
+from ..report.figures import prediction_overlay
+from ..report.meta import meta_report, plot_score_distribution, plot_strongest
+from ..report.png import close, data_uri, encode_png
+from ..report.story import story_page
+from ..report.theory import theory_figure, theory_report
+from ..report.vision import vision_figure, vision_report
+from ..schema.results import AnalysisResult, MetaResult, StoryTables, TheoryResult, VisionResult
+from ..schema.tables import (
+    CROSSINGS,
+    CURVES,
+    EMERGENCE,
+    EVIDENCE,
+    FIGURES_DIR,
+    LENGTHS,
+    META_BY_METRIC,
+    META_CURVES,
+    META_EMERGENCE,
+    META_PAIRS,
+    META_RESCORE,
+    PREDICTION_FITS,
+    PREDICTIONS,
+    REPORT_FILE,
+    RESOLUTION,
+    SAMPLES,
+    SUMMARY_FILE,
+    THEORY,
+    VERDICTS,
+    VISION_EMERGENCE,
+    VISION_PREDICTIONS,
+    VISION_SCORES,
+)
+from .files import atomic_dir, slug, write_csv, write_json, write_parquet, write_text
+
+THEORY_FIGURE = "theory.png"
+META_FIGURES = ("emergence_distribution.png", "strongest.png")
+
+
+def write_analysis(result: AnalysisResult, out_dir: str | Path, *, max_figures: int = 24,
+                   title: str = "mirage analysis", progress: bool = False,
+                   featured_tasks: Sequence[str] = ()) -> AnalysisResult:
+    """Write ``curves.csv``, ``emergence.csv``, ``verdicts.csv``, ``evidence.csv`` (every test behind
+    the verdicts), ``summary.json``, ``figures/*.png`` and ``report.html`` (and, from records,
+    ``samples.parquet``, ``predictions.csv``, ``prediction_fits.csv``, ``lengths.csv``,
+    ``resolution.csv``) atomically into ``out_dir``; return the result with the figure names in
+    its summary."""
+    with atomic_dir(out_dir) as tmp:
+        write_csv(tmp / CURVES.file, result.curves)
+        write_csv(tmp / EMERGENCE.file, result.emergence)
+        write_csv(tmp / VERDICTS.file, result.verdicts)
+        if result.evidence is not None:
+            write_csv(tmp / EVIDENCE.file, result.evidence)
+        if result.samples is not None:
+            write_parquet(tmp / SAMPLES.file, result.samples)
+        if result.predictions is not None:
+            write_csv(tmp / PREDICTIONS.file, result.predictions)
+            write_csv(tmp / PREDICTION_FITS.file, result.prediction_fits)
+            write_csv(tmp / LENGTHS.file, result.lengths)
+        if result.resolution is not None and len(result.resolution):
+            write_csv(tmp / RESOLUTION.file, result.resolution)
+        figures = task_figures(result, max_figures=max_figures, progress=progress, featured=featured_tasks,
+                               overlay_factory=prediction_overlay(result.predictions))
+        (tmp / FIGURES_DIR).mkdir()
+        names = []
+        for fig_title, _key, png in figures:
+            name = slug(fig_title) + ".png"  # readable + hash of the title: tasks αβ and γδ get two files
+            (tmp / FIGURES_DIR / name).write_bytes(png)
+            names.append(name)
+        summary = dict(result.summary, figures=names)
+        write_json(tmp / SUMMARY_FILE, summary)
+        write_text(tmp / REPORT_FILE, analysis_report(result, figures, title=title))
+    return dataclasses.replace(result, summary=summary)
+
+
+def write_theory(result: TheoryResult, out_dir: str | Path) -> Path:
+    """Write ``theory.csv``, ``emergence.csv``, ``crossings.csv``, ``figures/theory.png`` and
+    ``report.html`` atomically; return ``out_dir``."""
+    fig = theory_figure(result)
+    try:
+        png = encode_png(fig, dpi=110)  # rendered once: the figure file and the report's image
+    finally:
+        close(fig)
+    with atomic_dir(out_dir) as tmp:
+        write_csv(tmp / THEORY.file, result.table)
+        write_csv(tmp / EMERGENCE.file, result.emergence)
+        write_csv(tmp / CROSSINGS.file, result.crossings)
+        (tmp / FIGURES_DIR).mkdir()
+        (tmp / FIGURES_DIR / THEORY_FIGURE).write_bytes(png)
+        write_text(tmp / REPORT_FILE, theory_report(result, png))
+    return Path(out_dir)
+
+
+def write_meta(result: MetaResult, out_dir: str | Path, *, top: int = 12, title: str = "mirage meta-analysis",
+               progress: bool = False) -> dict[str, Path]:
+    """Write ``meta_curves.csv``, ``meta_emergence.csv``, ``meta_by_metric.csv``, ``meta_pairs.csv``,
+    ``meta_rescore.csv``, ``summary.json``, ``figures/`` and ``report.html`` atomically; return the
+    figure paths."""
+    steps = [(META_FIGURES[0], lambda: plot_score_distribution(result.emergence, result.summary["threshold"])),
+             (META_FIGURES[1], lambda: plot_strongest(result.curves, result.emergence, result.pairs, top))]
+    with atomic_dir(out_dir) as tmp:
+        write_csv(tmp / META_CURVES.file, result.curves)
+        write_csv(tmp / META_EMERGENCE.file, result.emergence)
+        write_csv(tmp / META_BY_METRIC.file, result.by_metric)
+        write_csv(tmp / META_PAIRS.file, result.pairs)
+        write_csv(tmp / META_RESCORE.file, result.rescore)
+        (tmp / FIGURES_DIR).mkdir()
+        uris = {}
+        for name, make in track(steps, description="figures") if progress else steps:
+            fig = make()
+            if fig is None:
+                continue
+            png = encode_png(fig, dpi=100, tight=False)  # the same bytes go to figures/ and into the report
+            close(fig)
+            (tmp / FIGURES_DIR / name).write_bytes(png)
+            uris[name] = data_uri(png)
+        write_json(tmp / SUMMARY_FILE, dict(result.summary, figures=sorted(uris)))
+        write_text(tmp / REPORT_FILE, meta_report(result, uris, title))
+    return {name: Path(out_dir) / FIGURES_DIR / name for name in uris}
+
+
+def vision_summary(result: VisionResult) -> dict[str, Any]:
+    """What ``summary.json`` of ``mirage vision`` holds: settings, timings, experiments, comparisons."""
+    return dict(
+        quick=result.settings.quick, seed=result.settings.seed, seconds=result.seconds,
+        experiments=[dict(name=e.name, family=e.family, task=e.task, epochs=e.epochs, n_models=e.n_models,
+                          headline=e.headline, subset_k=list(e.subset_k), reconstruction_c=list(e.reconstruction_c))
+                     for e in result.experiments],
+        comparisons=[dict(asdict(c), discontinuous_exceeds=c.discontinuous_exceeds) for c in result.comparisons],
+    )
+
+
+def write_vision(result: VisionResult, out_dir: str | Path) -> Path:
+    """Write ``scores.csv``, ``emergence.csv``, ``_predictions.parquet``, ``summary.json``,
+    ``figures/*.png`` and ``report.html`` atomically; return the report path."""
+    figures = {}
+    for e in result.experiments:
+        fig = vision_figure(e, result.emergence)
+        try:
+            figures[e.name] = encode_png(fig, dpi=110)
+        finally:
+            close(fig)
+    with atomic_dir(out_dir) as tmp:
+        write_csv(tmp / VISION_SCORES.file, result.scores)
+        write_csv(tmp / VISION_EMERGENCE.file, result.emergence)
+        write_parquet(tmp / VISION_PREDICTIONS.file,
+                      pd.concat([e.predictions for e in result.experiments], ignore_index=True))
+        write_json(tmp / SUMMARY_FILE, vision_summary(result))
+        (tmp / FIGURES_DIR).mkdir()
+        for name, png in figures.items():
+            (tmp / FIGURES_DIR / f"{name}.png").write_bytes(png)
+        write_text(tmp / REPORT_FILE, vision_report(result, figures))
+    return Path(out_dir) / REPORT_FILE
+
+
+def write_story(tables: StoryTables, path: str | Path, *, family_table: pd.DataFrame | None = None,
+                title: str = "mirage demo", intro_html: str = "",
+                analysis_link: str | None = "analysis/report.html") -> Path:
+    """Write the demo's three-predictions page (one self-contained HTML file) atomically."""
+    write_text(Path(path), story_page(tables, family_table=family_table, title=title, intro_html=intro_html,
+                                      analysis_link=analysis_link))
+    return Path(path)
