@@ -11,7 +11,7 @@ import torch
 
 from mirage.stats import emergence_score
 from mirage.vision.datasets import ImageSet
-from mirage.vision.experiments import (EXPERIMENTS, compare_headline, emergence_table, run_experiment)
+from mirage.vision.experiments import EXPERIMENTS, compare_headline, run_experiment, vision_emergence_table
 from mirage.vision.models import CNNSize, PatchTransformer, TransformerSize, to_patch_sequence
 from mirage.vision.scoring import classifier_metrics, reconstruction_metrics, subset_accuracy
 
@@ -51,7 +51,7 @@ def test_emergence_table_orients_lower_is_better_metrics():
                          higher_is_better=False, value=mse))
         rows.append(dict(family="f", model=f"m{p}", params=p, task="t", metric="reconstruction_c0.001",
                          metric_kind="discontinuous", higher_is_better=True, value=frac))
-    table = emergence_table(pd.DataFrame(rows)).set_index("metric")
+    table = vision_emergence_table(pd.DataFrame(rows)).set_index("metric")
     assert table.loc["mse", "emergence_score"] == pytest.approx(-4.0)  # falling straight line
     assert table.loc["mse", "oriented_score"] == pytest.approx(4.0)
     assert table.loc["reconstruction_c0.001", "flat_then_jump"]
@@ -126,7 +126,7 @@ def test_emergence_scores_match_core_statistic():
     rng = np.random.default_rng(0)
     data = ImageSet("patches", rng.uniform(size=(120, 4, 4, 3)).astype(np.float32), None)
     result = run_experiment(spec, data, quick=False, seed=0, progress=False)
-    table = emergence_table(result.scores)
+    table = vision_emergence_table(result.scores)
     mse = result.scores[result.scores.metric == "mse"]
     expected = emergence_score(mse["params"], mse["value"]).score
     assert table.set_index("metric").loc["mse", "emergence_score"] == pytest.approx(expected)

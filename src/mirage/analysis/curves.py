@@ -21,7 +21,7 @@ from ..errors import MirageInputError
 from ..metrics import METRICS, canonical_metric_name, compute_sample_metrics, metric_kind
 from ..schema.results import Inputs
 from ..schema.settings import AnalysisSettings
-from ..schema.tables import CURVES
+from ..schema.tables import CURVES, set_shots
 from ..schema.vocab import CIMethod, MetricKind
 from ..stats import bootstrap_mean_ci, stderr_interval, wilson_interval
 
@@ -38,9 +38,7 @@ def curves_from_records(
     metrics (one set of resamples per family and task), seeded by ``settings.seed``.
     """
     samples = compute_sample_metrics(records, settings.metrics, settings.answer_regex)
-    if "shots" not in samples.columns:
-        samples["shots"] = pd.NA
-    samples["shots"] = samples["shots"].astype("Int64")
+    set_shots(samples)
     metric_names = [c for c in samples.columns if c in METRICS]
     rows = []
     for g_idx, ((family, task, shots), group) in enumerate(
@@ -96,9 +94,7 @@ def curves_from_scores(scores: pd.DataFrame,
     Wilson interval for a proportion when ``n_samples`` is known; otherwise none.
     """
     frame = scores.copy()
-    if "shots" not in frame.columns:
-        frame["shots"] = pd.NA
-    frame["shots"] = frame["shots"].astype("Int64")
+    set_shots(frame)
     kinds, higher, unknown = [], [], set()
     explicit = frame["metric_kind"] if "metric_kind" in frame.columns else pd.Series([None] * len(frame))
     for name, given in zip(frame["metric"], explicit):
@@ -146,7 +142,7 @@ def _curve_frame(rows: list[dict[str, Any]] | pd.DataFrame, curve_by: Sequence[s
         return pd.DataFrame(columns=CURVE_COLUMNS + list(curve_by))
     extra = [c for c in frame.columns if c not in CURVE_COLUMNS and c not in ("source",)]
     frame = frame[CURVE_COLUMNS + extra]
-    frame["shots"] = frame["shots"].astype("Int64")
+    set_shots(frame)
     order = ["family", "task", "shots", *curve_by, "metric", "scale", "model"]
     return frame.sort_values(order, kind="stable").reset_index(drop=True)
 

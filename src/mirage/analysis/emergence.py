@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import probability_scale
-from ..schema.tables import EMERGENCE, INSUFFICIENT
+from ..schema.tables import EMERGENCE, INSUFFICIENT, set_shots
 from ..schema.vocab import CONTINUOUS_KINDS
 from ..stats import emergence_score, jump_sharpness
 
@@ -41,7 +41,7 @@ def emergence_table(curves: pd.DataFrame, curve_by: Sequence[str] = ()) -> tuple
                          scale_min=float(g["scale"].min()), scale_max=float(g["scale"].max()),
                          value_first=float(g["value"].iloc[0]), value_last=float(g["value"].iloc[-1])))
     table = pd.DataFrame(rows, columns=EMERGENCE.columns_for(curve_by))
-    table["shots"] = table["shots"].astype("Int64")
+    set_shots(table)
     return table, pd.DataFrame(short, columns=INSUFFICIENT.columns_for(curve_by))
 
 

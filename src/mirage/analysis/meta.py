@@ -41,7 +41,7 @@ from ..errors import MirageInputError
 from ..metrics import metric_kind, partners_of, probability_scale
 from ..schema.results import Inputs, MetaResult
 from ..schema.settings import DEFAULT_THRESHOLD, AnalysisSettings, MetaSettings, VerdictSettings
-from ..schema.tables import META_BY_METRIC, META_EMERGENCE, META_PAIRS, META_RESCORE
+from ..schema.tables import META_BY_METRIC, META_EMERGENCE, META_PAIRS, META_RESCORE, set_shots
 from ..schema.vocab import (
     CONTINUOUS_KINDS,
     SHARP_KINDS,
@@ -66,9 +66,7 @@ def _check_curves(curves: pd.DataFrame) -> pd.DataFrame:
     if curves.empty:
         raise MirageInputError("no curve points", "curves")
     frame = curves.copy()
-    if "shots" not in frame.columns:
-        frame["shots"] = pd.NA
-    frame["shots"] = frame["shots"].astype("Int64")
+    set_shots(frame)
     for col in ("value", "scale"):
         v = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(v)
@@ -198,7 +196,7 @@ def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD,
         "scale_min": scale_min, "scale_max": scale_max, "value_first": value_first, "value_last": value_last,
         "origin": head["origin"].to_numpy() if "origin" in head.columns else Origin.SCORES.value,
     })
-    table["shots"] = table["shots"].astype("Int64")
+    set_shots(table)
     for extra in ("preferred", "aggregate"):
         if extra in head.columns:
             table[extra] = head[extra].to_numpy()
@@ -284,7 +282,7 @@ def pairs_table(emergence: pd.DataFrame) -> pd.DataFrame:
     pairs["only_under_sharp_metric"] = ~pairs["continuous_apparent"].astype(bool)
     cols = list(META_PAIRS.names)
     pairs = pairs.reindex(columns=cols)
-    pairs["shots"] = pairs["shots"].astype("Int64")
+    set_shots(pairs)
     return pairs.sort_values(["family", "task", "shots", "sharp_metric", "continuous_metric"], kind="stable").reset_index(drop=True)
 
 
@@ -307,7 +305,7 @@ def rescore_table(emergence: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
                          rescore_metric=best["continuous_metric"], rescore_relative_score=best["relative_score_continuous"],
                          remains_emergent=bool(best["continuous_apparent"])))
     table = pd.DataFrame(rows, columns=cols)
-    table["shots"] = table["shots"].astype("Int64")
+    set_shots(table)
     return table
 
 
@@ -358,7 +356,7 @@ def meta_curves(inputs: Inputs, settings: AnalysisSettings | None = None) -> pd.
     curves["origin"] = Origin.SCORES.value
     if samples is not None:
         keys = samples[["family", "task", "shots"]].drop_duplicates()
-        keys["shots"] = keys["shots"].astype("Int64")
+        set_shots(keys)
         hit = curves[["family", "task", "shots"]].merge(keys.assign(_rec=True), how="left", on=["family", "task", "shots"])
         curves.loc[hit["_rec"].fillna(False).astype(bool).to_numpy(), "origin"] = Origin.RECORDS.value
     return curves

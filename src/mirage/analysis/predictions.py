@@ -21,7 +21,7 @@ from ..errors import MirageInputError
 from ..schema.checks import positive_array, whole_lengths
 from ..schema.results import Predictions
 from ..schema.settings import AnalysisSettings
-from ..schema.tables import LENGTHS, PREDICTION_FITS, PREDICTIONS
+from ..schema.tables import LENGTHS, PREDICTIONS, PREDICTION_FITS, set_shots
 from ..schema.vocab import PredictionSource, RowKind
 from ..stats import PowerLawFit, fit_power_law, wilson_interval, z_value
 
@@ -204,7 +204,8 @@ def predict_from_sample_metrics(
     if "shots" not in samples.columns:
         preds, fits = preds.drop(columns="shots"), fits.drop(columns="shots")
     else:
-        preds["shots"], fits["shots"] = preds["shots"].astype("Int64"), fits["shots"].astype("Int64")
+        set_shots(preds)
+        set_shots(fits)
     return Predictions(predictions=preds, fits=fits)
 
 

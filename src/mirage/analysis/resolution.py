@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema.settings import AnalysisSettings
-from ..schema.tables import RESOLUTION
+from ..schema.tables import RESOLUTION, set_shots
 from ..schema.vocab import CIMethod, RateSource, RowKind
 from ..stats import samples_needed
 
@@ -29,7 +29,7 @@ def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: p
     if binary.empty:
         return pd.DataFrame()  # no binary record metric: no table (the file is not written)
     s = samples.copy()
-    s["shots"] = s["shots"].astype("Int64")
+    set_shots(s)
     keys = ["family", "task", "shots", "model"]
     if "n_choices" not in s.columns:
         s["n_choices"] = np.nan
@@ -40,9 +40,7 @@ def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: p
     table["predicted"] = np.nan
     if predictions is not None and len(predictions):
         p = predictions[predictions["row_kind"] == RowKind.MODEL.value].copy()
-        if "shots" not in p.columns:
-            p["shots"] = pd.NA
-        p["shots"] = p["shots"].astype("Int64")
+        set_shots(p)
         table = table.drop(columns="predicted").merge(
             p[keys + ["predicted_exact_match"]].rename(columns={"predicted_exact_match": "predicted"}),
             on=keys, how="left")

@@ -33,7 +33,7 @@ from scipy import stats as sps
 
 from ..metrics import canonical_metric_name, facts, loss_rank, partners_of, per_token_loss_of
 from ..schema.settings import VerdictSettings
-from ..schema.tables import EVIDENCE, VERDICTS
+from ..schema.tables import EVIDENCE, VERDICTS, set_shots
 from ..schema.vocab import (
     CONTINUOUS_KINDS,
     VERDICT_ORDER,
@@ -226,9 +226,7 @@ def verdicts_table(curves: pd.DataFrame, samples: pd.DataFrame | None = None,
     sample_groups: dict = {}
     if samples is not None and len(samples):
         s = samples.copy()
-        if "shots" not in s.columns:
-            s["shots"] = pd.NA
-        s["shots"] = s["shots"].astype("Int64")
+        set_shots(s)
         present = [k for k in keys if k in s.columns]
         if len(present) == len(keys):
             sample_groups = {k if isinstance(k, tuple) else (k,): g for k, g in s.groupby(keys, sort=False, dropna=False)}
@@ -246,12 +244,12 @@ def verdicts_table(curves: pd.DataFrame, samples: pd.DataFrame | None = None,
             rows.append(row)
             evidence += ev
     table = pd.DataFrame(rows, columns=VERDICTS.columns_for(settings.curve_by))
-    table["shots"] = table["shots"].astype("Int64")
+    set_shots(table)
     order = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
     table = table.assign(_o=table["verdict"].map(order)).sort_values(
         ["_o"] + keys + ["discontinuous_metric"], kind="stable").drop(columns="_o").reset_index(drop=True)
     ev_table = pd.DataFrame(evidence, columns=EVIDENCE.columns_for(settings.curve_by))
-    ev_table["shots"] = ev_table["shots"].astype("Int64")
+    set_shots(ev_table)
     return table, ev_table
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import MirageInputError
+from ..schema.tables import set_shots
 from ..metrics import bigbench_kind
 from .tables import load_json
 
@@ -156,7 +157,7 @@ def parse_bigbench_results(data, source: str, notes: list[str] | None = None) ->
     if not rows:
         raise MirageInputError("every score is NaN", source)
     frame = pd.DataFrame(rows)
-    frame["shots"] = frame["shots"].astype("Int64")
+    set_shots(frame)
     return frame
 
 

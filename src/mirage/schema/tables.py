@@ -528,6 +528,15 @@ FIGURES_DIR = "figures"
 # ----------------------------------------------------------------------------- contract
 
 
+def set_shots(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``shots`` column as nullable whole numbers (pandas ``Int64``; added, all
+    empty, where absent): the one dtype of ``shots`` in every table. In place; returns ``frame``."""
+    if "shots" not in frame.columns:
+        frame["shots"] = pd.NA
+    frame["shots"] = frame["shots"].astype("Int64")
+    return frame
+
+
 def empty_frame(spec: TableSpec, curve_by: Sequence[str] = ()) -> pd.DataFrame:
     """An empty table with the spec's columns."""
     return pd.DataFrame(columns=spec.columns_for(curve_by))

@@ -203,7 +203,7 @@ def _score_row(spec: ExperimentSpec, model: str, params: int, task: str, m: Metr
 # ----------------------------------------------------------------------------- emergence
 
 
-def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
+def vision_emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Emergence score of every (family, task, metric) curve against parameter count.
 
     ``emergence_score`` is the raw score of the values as reported (negative for a falling

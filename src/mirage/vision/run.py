@@ -24,7 +24,7 @@ from ..errors import MirageInputError
 from ..schema.results import VisionExperimentResult, VisionResult
 from ..schema.settings import MIN_IMAGES, VisionExperiment, VisionSettings
 from .datasets import ImageSet, load_cifar, load_mnist, load_natural_patches, load_omniglot, load_sklearn_digits
-from .experiments import EXPERIMENTS, compare_headline, emergence_table, run_experiment
+from .experiments import EXPERIMENTS, compare_headline, run_experiment, vision_emergence_table
 
 EXPERIMENT_NAMES = tuple(EXPERIMENTS)
 assert EXPERIMENT_NAMES == VisionExperiment.values()  # the settings' vocabulary is this registry
@@ -70,6 +70,6 @@ def run_vision(settings: VisionSettings = VisionSettings(), *, progress: bool = 
             headline=spec.headline, subset_k=tuple(spec.ks), reconstruction_c=tuple(spec.cs), scores=r.scores,
             predictions=r.predictions))
     scores = pd.concat([e.scores for e in experiments], ignore_index=True)
-    emergence = emergence_table(scores)
+    emergence = vision_emergence_table(scores)
     comparisons = tuple(c for name in settings.experiments for c in compare_headline(EXPERIMENTS[name], emergence))
     return VisionResult(settings, tuple(experiments), scores, emergence, comparisons, seconds)
