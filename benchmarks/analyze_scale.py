@@ -70,7 +70,7 @@ def make_records(n_models: int, n_tasks: int, n_samples: int, seed: int = 0) -> 
 def measure(path: str, n_boot: int) -> dict:
     """Runs in a fresh process: read, validate, every metric, intervals."""
     from mirage import AnalysisSettings
-from mirage.analysis.curves import curves_from_records
+    from mirage.analysis.curves import curves_from_records
     from mirage.io.records import read_records
 
     t0 = time.perf_counter()
