@@ -11,6 +11,7 @@ points, extrapolated to all points, against mirage's bootstrap on the same data.
 
     python benchmarks/analyze_scale.py [--samples 25000] [--bootstrap 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,19 +52,29 @@ def make_records(n_models: int, n_tasks: int, n_samples: int, seed: int = 0) -> 
             coff = np.arange(0, 4 * n_samples + 1, 4, dtype=np.int32)
             choice_strings = pa.array(np.repeat(np.array(["a", "b", "c", "d"]), 1).tolist() * n_samples)
             n = n_samples
-            tables.append(pa.table({
-                "family": pa.array(["bench"] * n), "model": pa.array([f"m{m}"] * n),
-                "scale": pa.array(np.full(n, scales[m])), "task": pa.array([f"task{t}"] * n),
-                "sample_id": pa.array([str(i) for i in range(n)]), "prompt": pa.array(["Q:"] * n),
-                "target": pa.array(targets), "output": pa.array(outputs),
-                "target_tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(tgt_tokens)),
-                "output_tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(out_tokens)),
-                "target_logprobs": pa.ListArray.from_arrays(pa.array(offsets), pa.array(lp)),
-                "choices": pa.ListArray.from_arrays(pa.array(coff), choice_strings),
-                "choice_logprobs": pa.ListArray.from_arrays(pa.array(coff), pa.array(choice_lp.ravel())),
-                "choice_lengths": pa.ListArray.from_arrays(pa.array(coff), pa.array(np.ones(4 * n, dtype=np.int64))),
-                "correct_choice": pa.array(correct.astype(np.int64)),
-            }))
+            tables.append(
+                pa.table(
+                    {
+                        "family": pa.array(["bench"] * n),
+                        "model": pa.array([f"m{m}"] * n),
+                        "scale": pa.array(np.full(n, scales[m])),
+                        "task": pa.array([f"task{t}"] * n),
+                        "sample_id": pa.array([str(i) for i in range(n)]),
+                        "prompt": pa.array(["Q:"] * n),
+                        "target": pa.array(targets),
+                        "output": pa.array(outputs),
+                        "target_tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(tgt_tokens)),
+                        "output_tokens": pa.ListArray.from_arrays(pa.array(offsets), pa.array(out_tokens)),
+                        "target_logprobs": pa.ListArray.from_arrays(pa.array(offsets), pa.array(lp)),
+                        "choices": pa.ListArray.from_arrays(pa.array(coff), choice_strings),
+                        "choice_logprobs": pa.ListArray.from_arrays(pa.array(coff), pa.array(choice_lp.ravel())),
+                        "choice_lengths": pa.ListArray.from_arrays(
+                            pa.array(coff), pa.array(np.ones(4 * n, dtype=np.int64))
+                        ),
+                        "correct_choice": pa.array(correct.astype(np.int64)),
+                    }
+                )
+            )
     return pa.concat_tables(tables)
 
 
@@ -80,8 +91,18 @@ def measure(path: str, n_boot: int) -> dict:
     t2 = time.perf_counter()
     # baseline on the same data: per-point rng.choice bootstrap for a subset of points
     rng = np.random.default_rng(0)
-    cont = [m for m in ("token_edit_distance", "char_edit_distance", "target_logprob", "target_mean_logprob",
-                        "target_prob", "brier_score") if m in samples.columns]
+    cont = [
+        m
+        for m in (
+            "token_edit_distance",
+            "char_edit_distance",
+            "target_logprob",
+            "target_mean_logprob",
+            "target_prob",
+            "brier_score",
+        )
+        if m in samples.columns
+    ]
     groups = samples.groupby(["model", "task"])
     n_points = len(groups) * len(cont)
     subset = list(groups)[:2]
@@ -101,10 +122,14 @@ def measure(path: str, n_boot: int) -> dict:
         bootstrap_mean_ci(wide.to_numpy(float), n_boot, seed=1)
     mirage_boot = time.perf_counter() - tm
     return {
-        "records": table.num_rows, "curve_points": len(curves), "read_validate_s": t1 - t0,
-        "metrics_and_intervals_s": t2 - t1, "total_s": t2 - t0,
+        "records": table.num_rows,
+        "curve_points": len(curves),
+        "read_validate_s": t1 - t0,
+        "metrics_and_intervals_s": t2 - t1,
+        "total_s": t2 - t0,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "bootstrap_points": n_points, "mirage_bootstrap_s": mirage_boot,
+        "bootstrap_points": n_points,
+        "mirage_bootstrap_s": mirage_boot,
         "baseline_bootstrap_s_extrapolated": per_point * n_points,
     }
 
@@ -125,12 +150,18 @@ def main() -> None:
         path = Path(tmp) / "records.parquet"
         t = time.perf_counter()
         pq.write_table(make_records(args.models, args.tasks, args.samples), path)
-        print(f"generated {args.models * args.tasks * args.samples:,} records in {time.perf_counter() - t:.1f} s "
-              f"({path.stat().st_size / 2**20:.0f} MiB Parquet)")
+        print(
+            f"generated {args.models * args.tasks * args.samples:,} records in {time.perf_counter() - t:.1f} s "
+            f"({path.stat().st_size / 2**20:.0f} MiB Parquet)"
+        )
         runs = []
         for _ in range(args.repeats):
-            proc = subprocess.run([sys.executable, __file__, "--measure", str(path), "--bootstrap", str(args.bootstrap)],
-                                  capture_output=True, text=True, check=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--measure", str(path), "--bootstrap", str(args.bootstrap)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     med = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
     print(f"records: {int(med['records']):,}   curve points: {int(med['curve_points'])}   bootstrap: {args.bootstrap}")
@@ -138,9 +169,11 @@ def main() -> None:
     print(f"all metrics + intervals:    {med['metrics_and_intervals_s']:.1f} s")
     print(f"total wall time:            {med['total_s']:.1f} s   (aim: < 30 s)")
     print(f"peak memory (RSS):          {med['peak_rss_gib']:.2f} GiB (aim: < 4 GiB)")
-    print(f"bootstrap of {int(med['bootstrap_points'])} continuous points: mirage {med['mirage_bootstrap_s']:.1f} s, "
-          f"per-point rng.choice baseline {med['baseline_bootstrap_s_extrapolated']:.1f} s (extrapolated) "
-          f"-> {med['baseline_bootstrap_s_extrapolated'] / med['mirage_bootstrap_s']:.1f}x faster")
+    print(
+        f"bootstrap of {int(med['bootstrap_points'])} continuous points: mirage {med['mirage_bootstrap_s']:.1f} s, "
+        f"per-point rng.choice baseline {med['baseline_bootstrap_s_extrapolated']:.1f} s (extrapolated) "
+        f"-> {med['baseline_bootstrap_s_extrapolated'] / med['mirage_bootstrap_s']:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ except for what legitimately differs from one run to the next. That, and only th
 
 Exit status 0 when the two directories agree, 1 otherwise (each difference printed on a line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,20 +57,62 @@ CONFIG_HASH_KEY = b"mirage_config_hash"
 
 # name -> the command's arguments (run from the scratch directory, inputs under ./inputs)
 COMMANDS: dict[str, list[str]] = {
-    "analyze_bundled": ["analyze", "inputs/pythia_scaling.csv", "inputs/opt_bloom_scaling.csv", "--out",
-                        "analyze_bundled"],
-    "analyze_records": ["analyze", "inputs/records.parquet", "--bootstrap", "300", "--seed", "3", "--out",
-                        "analyze_records"],
+    "analyze_bundled": [
+        "analyze",
+        "inputs/pythia_scaling.csv",
+        "inputs/opt_bloom_scaling.csv",
+        "--out",
+        "analyze_bundled",
+    ],
+    "analyze_records": [
+        "analyze",
+        "inputs/records.parquet",
+        "--bootstrap",
+        "300",
+        "--seed",
+        "3",
+        "--out",
+        "analyze_records",
+    ],
     "analyze_lm_eval": ["analyze", "inputs/lm_eval_04/out", "--out", "analyze_lm_eval"],
-    "analyze_inspect": ["analyze", "inputs/inspect/logs", "--family", "mock", "--scale-from",
-                        "inputs/inspect/models.csv", "--out", "analyze_inspect"],
+    "analyze_inspect": [
+        "analyze",
+        "inputs/inspect/logs",
+        "--family",
+        "mock",
+        "--scale-from",
+        "inputs/inspect/models.csv",
+        "--out",
+        "analyze_inspect",
+    ],
     "analyze_bigbench": ["analyze", "inputs/bigbench_logs", "--out", "analyze_bigbench"],
-    "meta_bundled": ["meta", "inputs/pythia_scaling.csv", "inputs/opt_bloom_scaling.csv", "inputs/records.parquet",
-                     "--out", "meta_bundled"],
+    "meta_bundled": [
+        "meta",
+        "inputs/pythia_scaling.csv",
+        "inputs/opt_bloom_scaling.csv",
+        "inputs/records.parquet",
+        "--out",
+        "meta_bundled",
+    ],
     "meta_bigbench": ["meta", "inputs/bigbench_logs", "inputs/bigbench_results", "--out", "meta_bigbench"],
     "theory": ["theory", "--out", "theory"],
-    "theory_options": ["theory", "--c", "1e9", "--alpha", "-0.3", "--lengths", "1,3,8", "--choices", "4",
-                       "--points", "50", "--emergence-models", "6", "--out", "theory_options"],
+    "theory_options": [
+        "theory",
+        "--c",
+        "1e9",
+        "--alpha",
+        "-0.3",
+        "--lengths",
+        "1,3,8",
+        "--choices",
+        "4",
+        "--points",
+        "50",
+        "--emergence-models",
+        "6",
+        "--out",
+        "theory_options",
+    ],
     "vision": ["vision", "--quick", "--out", "vision"],
     "demo_bundled": ["demo", "--bundled", "--out", "demo_bundled"],
     "demo": ["demo", "--quick", "--out", "demo"],
@@ -92,9 +135,26 @@ def synthetic_records(path: Path) -> None:
         "smooth": np.exp(-((scales / 2e9) ** -0.35)),
         "jumpy": np.array([0.03, 0.04, 0.05, 0.9, 0.93, 0.96]),
     }
-    rows: dict[str, list] = {k: [] for k in (
-        "family", "model", "scale", "task", "sample_id", "prompt", "target", "output", "target_tokens",
-        "output_tokens", "target_logprobs", "choices", "choice_logprobs", "choice_lengths", "correct_choice")}
+    rows: dict[str, list] = {
+        k: []
+        for k in (
+            "family",
+            "model",
+            "scale",
+            "task",
+            "sample_id",
+            "prompt",
+            "target",
+            "output",
+            "target_tokens",
+            "output_tokens",
+            "target_logprobs",
+            "choices",
+            "choice_logprobs",
+            "choice_lengths",
+            "correct_choice",
+        )
+    }
     digits = np.array(list("0123456789"))
     for fam, ps in families.items():
         targets = [rng.choice(digits, size=1 + i % 5) for i in range(120)]
@@ -118,8 +178,9 @@ def synthetic_records(path: Path) -> None:
                 rows["output_tokens"].append(list(out))
                 rows["target_logprobs"].append(lp.tolist())
                 rows["choices"].append([f"c{k}" for k in range(4)])
-                rows["choice_logprobs"].append([float(lp.sum()) if k == correct else wrong + float(rng.normal(0, 0.1))
-                                                for k in range(4)])
+                rows["choice_logprobs"].append(
+                    [float(lp.sum()) if k == correct else wrong + float(rng.normal(0, 0.1)) for k in range(4)]
+                )
                 rows["choice_lengths"].append([n] * 4)
                 rows["correct_choice"].append(correct)
     pq.write_table(pa.table(rows), path)
@@ -144,14 +205,27 @@ def run(out: Path, src: Path, only: list[str]) -> None:
         shutil.rmtree(SCRATCH)
     SCRATCH.mkdir(parents=True)
     prepare_inputs(SCRATCH / "inputs", src)
-    env = dict(os.environ, PYTHONPATH=str(src), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(src),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        MPLBACKEND="Agg",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     for name, args in COMMANDS.items():
         if only and name not in only:
             continue
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "mirage.cli", *args], cwd=SCRATCH, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mirage.cli", *args],
+            cwd=SCRATCH,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         print(f"{name}: exit {proc.returncode} in {time.perf_counter() - start:.0f} s", flush=True)
         if proc.returncode != 0:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
@@ -219,13 +293,21 @@ def _shard(path: Path) -> str:
 RULES: list[tuple[str, Callable[[bytes], str], str]] = [
     ("*/training.json", _json_without(("seconds",)), "training wall time"),
     ("vision/summary.json", _json_without(("seconds",)), "seconds per experiment"),
-    ("vision/report.html", _sub(r"seconds per experiment: \{[^}]*\}", "seconds per experiment: <N>"),
-     "seconds per experiment"),
+    (
+        "vision/report.html",
+        _sub(r"seconds per experiment: \{[^}]*\}", "seconds per experiment: <N>"),
+        "seconds per experiment",
+    ),
     ("demo/report.html", _sub(r"took \d+ s", "took <N> s"), "the demo's wall time"),
-    ("demo/store/manifest.json", _json_without(("shards", "*", "config", "weights"), ("shards", "*", "config_hash")),
-     "checkpoint mtimes in the weights fingerprint and the config hash"),
+    (
+        "demo/store/manifest.json",
+        _json_without(("shards", "*", "config", "weights"), ("shards", "*", "config_hash")),
+        "checkpoint mtimes in the weights fingerprint and the config hash",
+    ),
     ("*.stdout", _stdout, "durations"),
 ]
+
+
 def _is_shard(rel: str) -> bool:
     return rel.startswith("demo/store/") and rel.endswith(".parquet") and "/mirage-work/" not in rel
 
@@ -268,10 +350,15 @@ def diff(a: Path, b: Path) -> int:
     for line in problems:
         print(line)
     n_same = len(fa & fb) - sum(1 for p in problems if p.startswith("differs"))
-    print(f"{len(fa & fb)} files in both, {n_same} identical"
-          + (f" ({sum(ignored.values())} after ignoring: " + "; ".join(f"{k} in {v}" for k, v in ignored.items()) + ")"
-             if ignored else "")
-          + f"; {len(problems)} difference(s)")
+    print(
+        f"{len(fa & fb)} files in both, {n_same} identical"
+        + (
+            f" ({sum(ignored.values())} after ignoring: " + "; ".join(f"{k} in {v}" for k, v in ignored.items()) + ")"
+            if ignored
+            else ""
+        )
+        + f"; {len(problems)} difference(s)"
+    )
     return 1 if problems else 0
 
 

@@ -16,6 +16,7 @@ log-probs, 7-way multiple choice, greedy generation):
 
 ``--device cpu`` runs the same script without a GPU (to check it; the figures then mean little).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,13 +73,18 @@ def main() -> None:
         prompts, targets = [s.prompt for s in samples], [s.target for s in samples]
         choices = [s.choices for s in samples]
         base = HFCausalLM(ref, dtype="float32", device="cpu", batch_size=args.batch_size)
-        print(f"model {ref}: {base.num_parameters():,} parameters; {args.n} samples; float32 reference on CPU", file=sys.stderr)
+        print(
+            f"model {ref}: {base.num_parameters():,} parameters; {args.n} samples; float32 reference on CPU",
+            file=sys.stderr,
+        )
         ref_t = base.score_targets(prompts, targets)
         ref_c = base.score_choices(prompts, choices)
         ref_g = base.generate(prompts, ["\n"], args.max_new_tokens)
         n_tokens = sum(len(base.encode(p)) + len(base.encode(t)) for p, t in zip(prompts, targets))
         del base
-        print(f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+        print(
+            f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else "")
+        )
         for dtype in args.dtypes.split(","):
             be = HFCausalLM(ref, dtype=dtype, device=args.device, batch_size=args.batch_size)
             sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
@@ -100,9 +106,11 @@ def main() -> None:
             diffs = np.concatenate([np.abs(a.logprobs - b.logprobs) for a, b in zip(got_t, ref_t)])
             same_mc = np.mean([int(np.argmax(a.logprobs)) == int(np.argmax(b.logprobs)) for a, b in zip(got_c, ref_c)])
             same_gen = np.mean([a.text == b.text for a, b in zip(got_g, ref_g)])
-            print(f"{dtype}: scoring {n_tokens / t_score:,.0f} tokens/s, generation {new_tokens / t_gen:,.0f} new tokens/s; "
-                  f"target log-prob |diff| vs float32 CPU: max {diffs.max():.2e}, median {np.median(diffs):.2e}; "
-                  f"same MC choice {same_mc:.1%}; identical greedy outputs {same_gen:.1%}")
+            print(
+                f"{dtype}: scoring {n_tokens / t_score:,.0f} tokens/s, generation {new_tokens / t_gen:,.0f} new tokens/s; "
+                f"target log-prob |diff| vs float32 CPU: max {diffs.max():.2e}, median {np.median(diffs):.2e}; "
+                f"same MC choice {same_mc:.1%}; identical greedy outputs {same_gen:.1%}"
+            )
             del be
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()

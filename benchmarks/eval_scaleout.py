@@ -13,6 +13,7 @@
 
     python benchmarks/eval_scaleout.py [--requests 200] [--repeats 3] [--n 120] [--ray-cpus 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,14 @@ def server_throughput(tmp: Path, n_requests: int, repeats: int, server_threads: 
     rates = {}
     with LlamaServer(gguf, n_threads=server_threads) as srv:
         for c in (1, 4, 16):
-            spec = ServerSpec(srv.base_url, "tiny", tokenizer=str(model), max_concurrency=c, add_bos=True,
-                              request=MappingProxyType({"repeat_penalty": 1.0}))  # greedy on llama-cpp-python
+            spec = ServerSpec(
+                srv.base_url,
+                "tiny",
+                tokenizer=str(model),
+                max_concurrency=c,
+                add_bos=True,
+                request=MappingProxyType({"repeat_penalty": 1.0}),
+            )  # greedy on llama-cpp-python
             backend = OpenAICompletionsBackend(spec)  # no journal: every request is sent
             backend.score_targets(prompts[:4], targets[:4])  # warm-up and the alignment check
             times = []
@@ -74,9 +81,11 @@ def server_throughput(tmp: Path, n_requests: int, repeats: int, server_threads: 
     local_g = local.generate(prompts, ["\n"], 8)
     diffs = np.concatenate([np.abs(a.logprobs - b.logprobs) for a, b in zip(served_t, local_t)])
     same = np.mean([a.text == b.text for a, b in zip(served_g, local_g)])
-    print(f"server vs in-process on the same weights ({n_requests} samples): target log-prob |diff| max {diffs.max():.1e}, "
-          f"median {np.median(diffs):.1e} per token; identical greedy outputs {same:.0%} "
-          f"({len({g.text for g in local_g})} distinct outputs)")
+    print(
+        f"server vs in-process on the same weights ({n_requests} samples): target log-prob |diff| max {diffs.max():.1e}, "
+        f"median {np.median(diffs):.1e} per token; identical greedy outputs {same:.0%} "
+        f"({len({g.text for g in local_g})} distinct outputs)"
+    )
     return rates
 
 
@@ -92,7 +101,9 @@ def ray_vs_single(tmp: Path, n: int, ray_cpus: int) -> tuple[float, float, float
     fam = tmp / "family"
     for i, (layers, width) in enumerate(SIZES):
         make_tiny_gpt2(fam / f"m{i}", n_layer=layers, n_embd=width, n_head=4, seed=i)
-    (fam / "family.yaml").write_text("family: bench\nmodels:\n" + "".join(f"  - name: m{i}\n    path: m{i}\n" for i in range(len(SIZES))))
+    (fam / "family.yaml").write_text(
+        "family: bench\nmodels:\n" + "".join(f"  - name: m{i}\n    path: m{i}\n" for i in range(len(SIZES)))
+    )
     task = f"arithmetic:op=add,digits=2,n={n},seed=0,shots=3"
     kw = dict(chunk_size=32, threads=1, progress=False)
     torch.set_num_threads(1)
@@ -128,15 +139,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if not args.skip_server:
-            print("(a) OpenAI-compatible backend -> llama.cpp server (llama-cpp-python), target scoring", file=sys.stderr)
+            print(
+                "(a) OpenAI-compatible backend -> llama.cpp server (llama-cpp-python), target scoring", file=sys.stderr
+            )
             rates = server_throughput(tmp, args.requests, args.repeats, args.server_threads)
             for c, r in rates.items():
                 print(f"server concurrency {c:2d}: {r:.1f} requests/s  ({r / rates[1]:.2f}x concurrency 1)")
         if not args.skip_ray:
             print("(b) one process vs --ray on the same family", file=sys.stderr)
             single, with_ray, cluster = ray_vs_single(tmp, args.n, args.ray_cpus)
-            print(f"single process: {single:.1f} s; --ray ({args.ray_cpus} CPUs): {with_ray:.1f} s "
-                  f"(+{cluster:.1f} s to start the cluster); ray / single = {with_ray / single:.2f}; stores equal")
+            print(
+                f"single process: {single:.1f} s; --ray ({args.ray_cpus} CPUs): {with_ray:.1f} s "
+                f"(+{cluster:.1f} s to start the cluster); ray / single = {with_ray / single:.2f}; stores equal"
+            )
 
 
 if __name__ == "__main__":

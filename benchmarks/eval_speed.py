@@ -18,6 +18,7 @@ log-likelihood. Figures measured in the same run, medians of --repeats:
 
     python benchmarks/eval_speed.py [--n 200] [--repeats 5] [--threads 1] [--lm-eval]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,7 +85,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--lm-eval", action="store_true", help="also time lm-evaluation-harness (installs it into its own venv)")
+    ap.add_argument(
+        "--lm-eval", action="store_true", help="also time lm-evaluation-harness (installs it into its own venv)"
+    )
     ap.add_argument("--lm-eval-venv", type=Path, default=Path(tempfile.gettempdir()) / "mirage-lm-eval-venv")
     args = ap.parse_args()
 
@@ -99,7 +102,9 @@ def main() -> None:
     task = arithmetic_task("add", digits=2, n=args.n, seed=0, shots=args.shots)
     prompts, targets = [s.prompt for s in task.samples], [s.target for s in task.samples]
     choices = [s.choices for s in task.samples]
-    print(f"task: {len(prompts)} x 2-digit addition, {args.shots}-shot, 7 options; torch threads {torch.get_num_threads()}")
+    print(
+        f"task: {len(prompts)} x 2-digit addition, {args.shots}-shot, 7 options; torch threads {torch.get_num_threads()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         lines = ["family: tiny-gpt2", "models:"]
@@ -120,32 +125,55 @@ def main() -> None:
             t_mc = median_time(lambda: backend.score_choices(prompts, choices), args.repeats)
             t_mc_naive = median_time(lambda: run_batches(backend.model, naive, torch), args.repeats)
             rows.append((name, backend.num_parameters(), t_mirage, t_bare, t_mc, t_mc_naive))
-        print(f"{'model':>10} {'params':>9} {'score s':>8} {'bare s':>8} {'(a) ratio':>9} {'MC s':>7} {'full-MC s':>9} {'(c) speed-up':>12}")
+        print(
+            f"{'model':>10} {'params':>9} {'score s':>8} {'bare s':>8} {'(a) ratio':>9} {'MC s':>7} {'full-MC s':>9} {'(c) speed-up':>12}"
+        )
         for name, params, tm, tb, tmc, tmn in rows:
             print(f"{name:>10} {params:>9} {tm:8.3f} {tb:8.3f} {tm / tb:9.2f} {tmc:7.3f} {tmn:9.3f} {tmn / tmc:11.1f}x")
         total_m, total_b = sum(r[2] for r in rows), sum(r[3] for r in rows)
         print(f"(a) mirage target scoring / bare forward, whole family: {total_m / total_b:.2f} (aim <= 1.25)")
-        print(f"(c) full recomputation / KV-cached multiple choice, whole family: "
-              f"{sum(r[5] for r in rows) / sum(r[4] for r in rows):.1f}x")
+        print(
+            f"(c) full recomputation / KV-cached multiple choice, whole family: "
+            f"{sum(r[5] for r in rows) / sum(r[4] for r in rows):.1f}x"
+        )
 
         # the command line, as a user runs it: process start, imports and model loading included
-        cmd = [sys.executable, "-c", "from mirage.cli import main; main()", "eval", "--family", str(tmp / "family.yaml"),
-               "--task", task.source, "--out", str(tmp / "store"), "--batch-size", str(args.batch_size),
-               "--max-new-tokens", "8", "--quiet"] + (["--threads", str(args.threads)] if args.threads else [])
+        cmd = [
+            sys.executable,
+            "-c",
+            "from mirage.cli import main; main()",
+            "eval",
+            "--family",
+            str(tmp / "family.yaml"),
+            "--task",
+            task.source,
+            "--out",
+            str(tmp / "store"),
+            "--batch-size",
+            str(args.batch_size),
+            "--max-new-tokens",
+            "8",
+            "--quiet",
+        ] + (["--threads", str(args.threads)] if args.threads else [])
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
         t_family = time.perf_counter() - t0
-        print(f"(d) mirage eval command, whole family (generation <= 8 tokens + 7-way MC + log-likelihood, "
-              f"{len(prompts)} problems, incl. start-up and model loading): {t_family:.1f} s")
+        print(
+            f"(d) mirage eval command, whole family (generation <= 8 tokens + 7-way MC + log-likelihood, "
+            f"{len(prompts)} problems, incl. start-up and model loading): {t_family:.1f} s"
+        )
         if args.lm_eval:
             t_lm = run_lm_eval(tmp, task, args)
-            print(f"(b) lm-evaluation-harness, same requests: {t_lm:.1f} s; mirage is {t_lm / t_family:.1f}x faster (aim >= 3x)")
+            print(
+                f"(b) lm-evaluation-harness, same requests: {t_lm:.1f} s; mirage is {t_lm / t_family:.1f}x faster (aim >= 3x)"
+            )
             print(f"    agreement with lm-eval per sample: {agreement_with_lm_eval(tmp, args.batch_size)}")
         else:
             print("(b) lm-eval comparison not run (pass --lm-eval; installs lm-eval 0.4.x into its own venv)")
 
 
 # ----------------------------------------------------------------------------- lm-eval (b)
+
 
 def run_lm_eval(tmp: Path, task, args) -> float:
     """Install lm-eval 0.4.x into its own venv (reusing this torch/transformers via a .pth
@@ -162,29 +190,57 @@ def run_lm_eval(tmp: Path, task, args) -> float:
         subprocess.run([str(py), "-m", "pip", "install", "-q", "lm-eval[hf]>=0.4,<0.5"], check=True)
     data = tmp / "lm_eval_data"
     data.mkdir(exist_ok=True)
-    rows = [{"prompt": s.prompt, "target": s.target, "choices": list(s.choices), "label": s.correct_choice}
-            for s in task.samples]
+    rows = [
+        {"prompt": s.prompt, "target": s.target, "choices": list(s.choices), "label": s.correct_choice}
+        for s in task.samples
+    ]
     (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    common = (f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data / 'test.jsonl'}\n"
-              "test_split: test\ndoc_to_text: prompt\n")
-    (data / "gen.yaml").write_text("task: mirage_gen\n" + common + "output_type: generate_until\ndoc_to_target: target\n"
-                                   "target_delimiter: ''\ngeneration_kwargs:\n  until: [\"\\n\"]\n  do_sample: false\n  max_gen_toks: 8\n"
-                                   "metric_list:\n  - metric: exact_match\n")
-    (data / "mc.yaml").write_text("task: mirage_mc\n" + common + "output_type: multiple_choice\ndoc_to_target: label\n"
-                                  "doc_to_choice: choices\ntarget_delimiter: ''\nmetric_list:\n  - metric: acc\n")
-    (data / "ll.yaml").write_text("task: mirage_ll\n" + common + "output_type: loglikelihood\ndoc_to_target: target\n"
-                                  "target_delimiter: ''\nmetric_list:\n  - metric: perplexity\n")
+    common = (
+        f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data / 'test.jsonl'}\n"
+        "test_split: test\ndoc_to_text: prompt\n"
+    )
+    (data / "gen.yaml").write_text(
+        "task: mirage_gen\n" + common + "output_type: generate_until\ndoc_to_target: target\n"
+        "target_delimiter: ''\ngeneration_kwargs:\n  until: [\"\\n\"]\n  do_sample: false\n  max_gen_toks: 8\n"
+        "metric_list:\n  - metric: exact_match\n"
+    )
+    (data / "mc.yaml").write_text(
+        "task: mirage_mc\n" + common + "output_type: multiple_choice\ndoc_to_target: label\n"
+        "doc_to_choice: choices\ntarget_delimiter: ''\nmetric_list:\n  - metric: acc\n"
+    )
+    (data / "ll.yaml").write_text(
+        "task: mirage_ll\n" + common + "output_type: loglikelihood\ndoc_to_target: target\n"
+        "target_delimiter: ''\nmetric_list:\n  - metric: perplexity\n"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     if args.threads:  # the same CPU threads as mirage got
         env["OMP_NUM_THREADS"] = str(args.threads)
     t0 = time.perf_counter()
     for n_layer, n_embd in SIZES:
         model = tmp / f"l{n_layer}x{n_embd}"
-        subprocess.run([str(venv / "bin" / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model}",
-                        "--tasks", "mirage_gen,mirage_mc,mirage_ll", "--include_path", str(data),
-                        "--batch_size", str(args.batch_size), "--device", "cpu", "--output_path", str(tmp / "lm_eval_out"),
-                        "--log_samples"],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(venv / "bin" / "lm_eval"),
+                "--model",
+                "hf",
+                "--model_args",
+                f"pretrained={model}",
+                "--tasks",
+                "mirage_gen,mirage_mc,mirage_ll",
+                "--include_path",
+                str(data),
+                "--batch_size",
+                str(args.batch_size),
+                "--device",
+                "cpu",
+                "--output_path",
+                str(tmp / "lm_eval_out"),
+                "--log_samples",
+            ],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
     return time.perf_counter() - t0
 
 
@@ -206,10 +262,16 @@ def agreement_with_lm_eval(tmp: Path, batch_size: int) -> dict:
     ours = backend.score_targets([d["doc"]["prompt"] for d in ll], [d["doc"]["target"] for d in ll])
     ll_diff = max(abs(o.logprobs.sum() - float(d["filtered_resps"][0][0])) for o, d in zip(ours, ll))
     outs = backend.generate([d["doc"]["prompt"] for d in gen], ["\n"], 8)
-    same = sum(o.text == (d["filtered_resps"][0] if isinstance(d["filtered_resps"], list) else d["filtered_resps"])
-               for o, d in zip(outs, gen))
-    return {"model": name, "choice_logprob_max_abs_diff": mc_diff, "target_logprob_max_abs_diff": ll_diff,
-            "same_greedy_output": same / len(gen)}
+    same = sum(
+        o.text == (d["filtered_resps"][0] if isinstance(d["filtered_resps"], list) else d["filtered_resps"])
+        for o, d in zip(outs, gen)
+    )
+    return {
+        "model": name,
+        "choice_logprob_max_abs_diff": mc_diff,
+        "target_logprob_max_abs_diff": ll_diff,
+        "same_greedy_output": same / len(gen),
+    }
 
 
 if __name__ == "__main__":

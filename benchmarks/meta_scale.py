@@ -11,6 +11,7 @@ the vectorised scoring on all curves; the two must agree bit for bit on that sub
 
     python benchmarks/meta_scale.py [--families 50] [--tasks 250] [--baseline-curves 5000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,16 @@ from mirage.analysis.meta import CURVE_KEY, curve_emergence, meta_analysis  # no
 from mirage.io.outputs import write_meta  # noqa: E402
 from mirage.stats import emergence_score  # noqa: E402
 
-METRICS = [("exact_match", "discontinuous", True), ("multiple_choice_grade", "discontinuous", True),
-           ("acc", "discontinuous", True), ("exact_str_match", "discontinuous", True),
-           ("brier_score", "linear", False), ("token_edit_distance", "linear", False),
-           ("ppl", "linear", False), ("log_likelihood", "linear", True)]
+METRICS = [
+    ("exact_match", "discontinuous", True),
+    ("multiple_choice_grade", "discontinuous", True),
+    ("acc", "discontinuous", True),
+    ("exact_str_match", "discontinuous", True),
+    ("brier_score", "linear", False),
+    ("token_edit_distance", "linear", False),
+    ("ppl", "linear", False),
+    ("log_likelihood", "linear", True),
+]
 
 
 def make_curves(n_families: int, n_tasks: int, n_models: int = 8, seed: int = 0) -> pd.DataFrame:
@@ -44,7 +51,7 @@ def make_curves(n_families: int, n_tasks: int, n_models: int = 8, seed: int = 0)
     shape = rng.integers(0, 4, n_curves)
     mid = rng.uniform(7.5, 10.5, n_curves)[:, None]
     width = rng.uniform(0.1, 1.0, n_curves)[:, None]
-    p = np.exp(-((scales[None, :] / 10 ** mid) ** -0.4))  # per-token probability, smooth
+    p = np.exp(-((scales[None, :] / 10**mid) ** -0.4))  # per-token probability, smooth
     sig = 1 / (1 + np.exp(-(x[None, :] - mid) / width))
     step = np.where(x[None, :] >= mid, 0.8, 0.0)
     noise = rng.uniform(0.2, 0.3, (n_curves, n_models))
@@ -62,21 +69,27 @@ def make_curves(n_families: int, n_tasks: int, n_models: int = 8, seed: int = 0)
     kinds = np.array([mm[1] for mm in METRICS])
     higher = np.array([mm[2] for mm in METRICS])
     model = np.tile(np.arange(n_models), n_curves)
-    return pd.DataFrame({
-        "family": pd.Categorical.from_codes(fam, [f"fam{i:03d}" for i in range(n_families)]).astype(str),
-        "model": pd.Categorical.from_codes(model, [f"m{i}" for i in range(n_models)]).astype(str),
-        "scale": np.tile(scales, n_curves),
-        "task": pd.Categorical.from_codes(task, [f"task{i:04d}" for i in range(n_tasks)]).astype(str),
-        "shots": 0,
-        "metric": names[m], "metric_kind": kinds[m], "higher_is_better": higher[m],
-        "value": y.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "family": pd.Categorical.from_codes(fam, [f"fam{i:03d}" for i in range(n_families)]).astype(str),
+            "model": pd.Categorical.from_codes(model, [f"m{i}" for i in range(n_models)]).astype(str),
+            "scale": np.tile(scales, n_curves),
+            "task": pd.Categorical.from_codes(task, [f"task{i:04d}" for i in range(n_tasks)]).astype(str),
+            "shots": 0,
+            "metric": names[m],
+            "metric_kind": kinds[m],
+            "higher_is_better": higher[m],
+            "value": y.ravel(),
+        }
+    )
 
 
 def loop_scores(curves: pd.DataFrame) -> dict:
     """The baseline: one scalar emergence_score call per curve."""
-    return {key: emergence_score(g["scale"].to_numpy(), g["value"].to_numpy()).score
-            for key, g in curves.groupby(CURVE_KEY, sort=True)}
+    return {
+        key: emergence_score(g["scale"].to_numpy(), g["value"].to_numpy()).score
+        for key, g in curves.groupby(CURVE_KEY, sort=True)
+    }
 
 
 def main() -> None:
@@ -95,8 +108,10 @@ def main() -> None:
     result = meta_analysis(curves, threshold=2.0)
     t_meta = time.perf_counter() - t0
     s = result.summary
-    print(f"meta_analysis: {t_meta:.2f} s ({s['n_apparent']:,} apparent emergences, "
-          f"{s['n_flat_then_jump']:,} flat then jump, {len(result.pairs):,} pairs)")
+    print(
+        f"meta_analysis: {t_meta:.2f} s ({s['n_apparent']:,} apparent emergences, "
+        f"{s['n_flat_then_jump']:,} flat then jump, {len(result.pairs):,} pairs)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -120,7 +135,9 @@ def main() -> None:
     got = vec.set_index(CURVE_KEY)["emergence_score"]
     mismatch = sum(1 for key, v in base.items() if not (got.loc[key] == v or (np.isnan(v) and np.isnan(got.loc[key]))))
     loop_all = t_loop * n_curves / n_sub
-    print(f"baseline per-curve loop: {t_loop:.2f} s for {n_sub:,} curves -> {loop_all:.1f} s extrapolated to {n_curves:,}")
+    print(
+        f"baseline per-curve loop: {t_loop:.2f} s for {n_sub:,} curves -> {loop_all:.1f} s extrapolated to {n_curves:,}"
+    )
     print(f"vectorised curve_emergence on all {n_curves:,} curves: {t_vec:.2f} s; speed-up x{loop_all / t_vec:.1f}")
     print(f"agreement with mirage.stats.emergence_score on {n_sub:,} curves: {n_sub - mismatch:,}/{n_sub:,} identical")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -7,6 +7,7 @@ evaluation), so the ratio is mirage's overhead over the unavoidable training com
 
     .venv/bin/python benchmarks/train_family.py [--quick-only] [--threads N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,16 @@ def bare_loop_seconds(cfg, threads: int) -> float:
     import torch
 
     from mirage.train.arithmetic import (
-        _char_tokenizer, _encode, _pad_batch, arithmetic_question, arithmetic_target, build_model, encode_keys,
-        make_heldout, make_training_stream, problem_keys,
+        _char_tokenizer,
+        _encode,
+        _pad_batch,
+        arithmetic_question,
+        arithmetic_target,
+        build_model,
+        encode_keys,
+        make_heldout,
+        make_training_stream,
+        problem_keys,
     )
 
     torch.set_num_threads(threads)
@@ -29,8 +38,11 @@ def bare_loop_seconds(cfg, threads: int) -> float:
     assert len(encode_keys(op_idx, a, b)) == cfg.steps * cfg.batch_size
     tok = _char_tokenizer()
     ops = [cfg.ops[i] for i in op_idx]
-    seqs, plens = _encode(tok, [arithmetic_question(int(x), int(y), o) for o, x, y in zip(ops, a, b)],
-                          [arithmetic_target(int(x), o, int(y)) for o, x, y in zip(ops, a, b)])
+    seqs, plens = _encode(
+        tok,
+        [arithmetic_question(int(x), int(y), o) for o, x, y in zip(ops, a, b)],
+        [arithmetic_target(int(x), o, int(y)) for o, x, y in zip(ops, a, b)],
+    )
     ids, mask, labels = _pad_batch(seqs, plens, tok.pad_token_id)
     start = time.perf_counter()
     for size in cfg.sizes:
@@ -54,7 +66,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
     print(f"cores: {os.cpu_count()}, threads: {args.threads}, load average: {os.getloadavg()}")
-    for quick, target in ([(True, 45)] if args.quick_only else [(True, 45), (False, 180)]):
+    for quick, target in [(True, 45)] if args.quick_only else [(True, 45), (False, 180)]:
         cfg = make_config(quick=quick)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
@@ -62,10 +74,12 @@ def main() -> None:
             mirage_s = time.perf_counter() - start
         bare_s = bare_loop_seconds(cfg, args.threads)
         s = result.summary
-        print(f"{'quick' if quick else 'full '} family ({len(cfg.sizes)} models, {cfg.steps} steps x {cfg.batch_size}): "
-              f"{mirage_s:.1f} s (target {target} s), bare training loop {bare_s:.1f} s, ratio {mirage_s / bare_s:.2f}; "
-              f"jump share exact match {s['exact_match']['jump_share']:.2f} vs per-token log-prob "
-              f"{s['token_logprob']['jump_share']:.2f} ({s['subset']})")
+        print(
+            f"{'quick' if quick else 'full '} family ({len(cfg.sizes)} models, {cfg.steps} steps x {cfg.batch_size}): "
+            f"{mirage_s:.1f} s (target {target} s), bare training loop {bare_s:.1f} s, ratio {mirage_s / bare_s:.2f}; "
+            f"jump share exact match {s['exact_match']['jump_share']:.2f} vs per-token log-prob "
+            f"{s['token_logprob']['jump_share']:.2f} ({s['subset']})"
+        )
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -8,6 +8,7 @@ counts' difference) that ``mirage.train.arithmetic.MAX_TRAIN_PROBLEMS`` is sized
 
     .venv/bin/python benchmarks/train_stream_memory.py [--steps 600,6000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def main() -> None:
     (n0, rss0), (n1, rss1) = peak(small), peak(large)
     per_problem = (rss1 - rss0) / (n1 - n0)
     print(f"{n0:,} problems: peak RSS {rss0 / 2**20:,.0f} MiB; {n1:,} problems: {rss1 / 2**20:,.0f} MiB")
-    print(f"marginal memory: {per_problem / 1000:.2f} KB per problem "
-          f"(ratio of RSS growth to problem growth: {(rss1 - rss0) / rss0:.2f}x RSS for {n1 / n0:.0f}x problems)")
+    print(
+        f"marginal memory: {per_problem / 1000:.2f} KB per problem "
+        f"(ratio of RSS growth to problem growth: {(rss1 - rss0) / rss0:.2f}x RSS for {n1 / n0:.0f}x problems)"
+    )
     from mirage.train.arithmetic import MAX_TRAIN_PROBLEMS
 
     print(f"at the limit of {MAX_TRAIN_PROBLEMS:,} problems: about {per_problem * MAX_TRAIN_PROBLEMS / 1e9:.1f} GB")

@@ -9,6 +9,7 @@ rates depend on the number of models.
     python benchmarks/verdict_grid.py                 # the full grid (about 1,400 families)
     python benchmarks/verdict_grid.py --repeats 1 --samples 200,1000   # a smaller one
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,16 @@ def verdict_of(spec, settings: VerdictSettings = VerdictSettings()) -> dict:
     verdicts, _ = verdicts_table(curves, samples, settings)
     metric = "multiple_choice_grade" if spec.truth.endswith("_mc") else "exact_match"
     row = verdicts[verdicts["discontinuous_metric"] == metric].iloc[0]
-    return dict(truth=spec.truth, n_models=spec.n_models, decades=spec.decades, n_samples=spec.n_samples,
-                lengths="1-8" if len(spec.lengths) > 1 else str(spec.lengths[0]), verdict=row["verdict"],
-                apparent=bool(row["apparent_emergence"]), reason=row["reason"])
+    return dict(
+        truth=spec.truth,
+        n_models=spec.n_models,
+        decades=spec.decades,
+        n_samples=spec.n_samples,
+        lengths="1-8" if len(spec.lengths) > 1 else str(spec.lengths[0]),
+        verdict=row["verdict"],
+        apparent=bool(row["apparent_emergence"]),
+        reason=row["reason"],
+    )
 
 
 def rates(table: pd.DataFrame) -> pd.DataFrame:
@@ -47,9 +55,13 @@ def rates(table: pd.DataFrame) -> pd.DataFrame:
         n = int(of.sum())
         return (float((mask & of).sum() / n) if n else float("nan")), n
 
-    for truth, aim, want in (("smooth", 0.90, Verdict.EXPLAINED), ("smooth_mc", 0.85, Verdict.EXPLAINED),
-                             ("jump", 0.95, Verdict.NOT_EXPLAINED), ("threshold", 0.85, Verdict.NOT_EXPLAINED),
-                             ("threshold_mc", 0.85, Verdict.NOT_EXPLAINED)):
+    for truth, aim, want in (
+        ("smooth", 0.90, Verdict.EXPLAINED),
+        ("smooth_mc", 0.85, Verdict.EXPLAINED),
+        ("jump", 0.95, Verdict.NOT_EXPLAINED),
+        ("threshold", 0.85, Verdict.NOT_EXPLAINED),
+        ("threshold_mc", 0.85, Verdict.NOT_EXPLAINED),
+    ):
         of = (t["truth"] == truth) & t["apparent"]
         r, n = share(t["verdict"] == want, of)
         out.append(dict(check=f"{truth}, looks emergent -> {want}", share=r, families=n, aim=f">= {aim:.2f}"))
@@ -72,9 +84,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--csv", default=None, help="also write every family's verdict to this CSV")
     args = ap.parse_args(argv)
-    specs = grid_specs(truths=args.truths.split(","), n_models=[int(v) for v in args.models.split(",")],
-                       decades=[float(v) for v in args.decades.split(",")],
-                       n_samples=[int(v) for v in args.samples.split(",")], repeats=args.repeats, seed=args.seed)
+    specs = grid_specs(
+        truths=args.truths.split(","),
+        n_models=[int(v) for v in args.models.split(",")],
+        decades=[float(v) for v in args.decades.split(",")],
+        n_samples=[int(v) for v in args.samples.split(",")],
+        repeats=args.repeats,
+        seed=args.seed,
+    )
     t0 = time.perf_counter()
     rows = []
     for i, spec in enumerate(specs, 1):
@@ -87,20 +104,23 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 200)
     print(f"{len(table)} families in {time.perf_counter() - t0:.0f} s\n")
     print("confusion matrix (rows: truth, expected verdict; columns: verdict)")
-    cm = pd.crosstab(table["truth"], table["verdict"]).reindex(index=list(TRUTHS), columns=[v.value for v in VERDICT_ORDER],
-                                                             fill_value=0)
+    cm = pd.crosstab(table["truth"], table["verdict"]).reindex(
+        index=list(TRUTHS), columns=[v.value for v in VERDICT_ORDER], fill_value=0
+    )
     cm.index = [f"{t} ({EXPECTED_VERDICT[t]})" for t in cm.index]
     print(cm.to_string(), "\n")
     print("among families that look emergent (apparent emergence found):")
     ap_cm = pd.crosstab(table.loc[table["apparent"], "truth"], table.loc[table["apparent"], "verdict"]).reindex(
-        index=list(TRUTHS), columns=[v.value for v in VERDICT_ORDER], fill_value=0)
+        index=list(TRUTHS), columns=[v.value for v in VERDICT_ORDER], fill_value=0
+    )
     print(ap_cm.to_string(), "\n")
     print(rates(table).to_string(index=False), "\n")
     print("share right by number of models (families that look emergent; no_emergence: all):")
     table["right"] = table["verdict"] == table["truth"].map(EXPECTED_VERDICT)
     sel = table["apparent"] | (table["truth"] == "no_emergence")
-    print(table[sel].pivot_table(index="truth", columns="n_models", values="right", aggfunc="mean").round(3)
-          .to_string())
+    print(
+        table[sel].pivot_table(index="truth", columns="n_models", values="right", aggfunc="mean").round(3).to_string()
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ The load average is printed with the figures, since the machine is usually share
 
     python benchmarks/vision_time.py [--full] [--steps 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,10 @@ def main() -> None:
         print(f"{'full' if args.full else 'quick'} {name}: {sec:.1f} s")
     print(f"total {total:.1f} s ({total / 60:.2f} min; target < 15 min for the full run)")
     one, default = step_time(1, args.steps), step_time(torch.get_num_threads(), args.steps)
-    print(f"autoencoder step: 1 thread {one * 1e3:.2f} ms, {torch.get_num_threads()} threads "
-          f"{default * 1e3:.2f} ms, ratio {one / default:.2f} (below 1: one thread is faster)")
+    print(
+        f"autoencoder step: 1 thread {one * 1e3:.2f} ms, {torch.get_num_threads()} threads "
+        f"{default * 1e3:.2f} ms, ratio {one / default:.2f} (below 1: one thread is faster)"
+    )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

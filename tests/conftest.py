@@ -1,4 +1,5 @@
 """Shared test set-up: offline, headless, and paths to the real data."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@
 ``python -m llama_cpp.server`` (llama-cpp-python's OpenAI-compatible server) on a free loopback
 port and stops it on exit. Nothing here imitates a server: every request goes to llama.cpp.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,13 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def convert_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "f32") -> Path:
     """``convert_hf_to_gguf.py MODEL --outtype f32 --outfile OUT`` in a subprocess."""
     out_path = Path(out_path)
-    done = subprocess.run([sys.executable, "-c", _CONVERT, str(VENDOR), str(model_dir), "--outtype", outtype,
-                           "--outfile", str(out_path)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", _CONVERT, str(VENDOR), str(model_dir), "--outtype", outtype, "--outfile", str(out_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     if done.returncode != 0 or not out_path.is_file():
         raise RuntimeError(f"convert_hf_to_gguf.py failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return out_path
@@ -54,8 +59,17 @@ class LlamaServer:
     log-probabilities need; ``logits_all=False`` starts a server that cannot give them (for the
     error-path test)."""
 
-    def __init__(self, gguf: str | Path, *, port: int | None = None, n_ctx: int = 256, n_threads: int = 1,
-                 logits_all: bool = True, model_alias: str = "tiny", log_path: str | Path | None = None):
+    def __init__(
+        self,
+        gguf: str | Path,
+        *,
+        port: int | None = None,
+        n_ctx: int = 256,
+        n_threads: int = 1,
+        logits_all: bool = True,
+        model_alias: str = "tiny",
+        log_path: str | Path | None = None,
+    ):
         self.gguf, self.port = Path(gguf), port or free_port()
         self.n_ctx, self.n_threads, self.logits_all, self.alias = n_ctx, n_threads, logits_all, model_alias
         self.log_path = Path(log_path) if log_path else self.gguf.with_suffix(f".{self.port}.log")
@@ -68,10 +82,29 @@ class LlamaServer:
     def start(self, timeout: float = 120.0) -> "LlamaServer":
         import httpx
 
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf), "--model_alias", self.alias,
-               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
-               "--logits_all", "true" if self.logits_all else "false", "--verbose", "false"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.gguf),
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.n_threads),
+            "--n_threads_batch",
+            str(self.n_threads),
+            "--logits_all",
+            "true" if self.logits_all else "false",
+            "--verbose",
+            "false",
+        ]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -112,8 +112,14 @@ def test_pythia_lambada_orientation_and_smoothness(pythia_table):
 
 def test_output_contract_and_determinism(tmp_path):
     records = synthetic_records(power_law_p(SCALES, alpha=-0.35), n_samples=120, lengths=(6,), seed=3)
-    flat = synthetic_records(dict(zip(SCALES, [0.01, 0.01, 0.01, 0.01, 0.95, 0.97])), n_samples=50,
-                             lengths=(6,), seed=4, family="flat", task="flat")
+    flat = synthetic_records(
+        dict(zip(SCALES, [0.01, 0.01, 0.01, 0.01, 0.95, 0.97])),
+        n_samples=50,
+        lengths=(6,),
+        seed=4,
+        family="flat",
+        task="flat",
+    )
     inputs = Inputs(None, pa.concat_tables([records, flat]))
     settings = AnalysisSettings(bootstrap=150, seed=5)
     analyze(inputs, tmp_path / "a", settings, max_figures=3)
@@ -151,8 +157,9 @@ def test_failure_leaves_no_half_written_output(tmp_path, monkeypatch):
 
 
 def test_exact_match_is_predicted_from_the_continuous_metric(tmp_path):
-    smooth = synthetic_records(power_law_p(SCALES, alpha=-0.35), n_samples=300, lengths=(2, 4, 6, 8), seed=2,
-                               logprob_noise=0.2)
+    smooth = synthetic_records(
+        power_law_p(SCALES, alpha=-0.35), n_samples=300, lengths=(2, 4, 6, 8), seed=2, logprob_noise=0.2
+    )
     result = analyze(Inputs(None, smooth), tmp_path / "s", AnalysisSettings(bootstrap=200), max_figures=1)
     rows = result.predictions[result.predictions.row_kind == "model"]
     assert len(rows) == 6 and rows["consistent"].astype(bool).mean() >= 5 / 6
@@ -167,8 +174,9 @@ def test_exact_match_is_predicted_from_the_continuous_metric(tmp_path):
         assert (tmp_path / "s" / name).exists()
     assert "Exact match predicted from the continuous metric" in (tmp_path / "s" / "report.html").read_text()
 
-    jumpy = synthetic_records(dict(zip(SCALES, [0.2, 0.21, 0.22, 0.9, 0.92, 0.95])), n_samples=300,
-                              lengths=(8,), seed=2, family="jumpy")
+    jumpy = synthetic_records(
+        dict(zip(SCALES, [0.2, 0.21, 0.22, 0.9, 0.92, 0.95])), n_samples=300, lengths=(8,), seed=2, family="jumpy"
+    )
     res = run_analysis(Inputs(None, jumpy), AnalysisSettings(bootstrap=200))
     rows = res.predictions[res.predictions.row_kind == "model"]
     # a smooth power law cannot follow a real jump: several models fall outside the band

@@ -39,13 +39,39 @@ ALLOWED: dict[str, set[str]] = {
     "synthetic": {"errors", "schema"},
     "api": {"errors", "schema", "analysis", "io"},
     "demo": {"errors", "schema", "metrics", "stats", "model", "analysis", "report", "io", "evaluate", "train", "api"},
-    "mirage": {"errors", "schema", "metrics", "stats", "model", "analysis", "report", "io", "evaluate", "train",
-               "vision", "synthetic", "api", "demo"},
+    "mirage": {
+        "errors",
+        "schema",
+        "metrics",
+        "stats",
+        "model",
+        "analysis",
+        "report",
+        "io",
+        "evaluate",
+        "train",
+        "vision",
+        "synthetic",
+        "api",
+        "demo",
+    },
     "cli": {"errors", "mirage"},
 }
 # what a function may import: optional extras too heavy to load with the package
-OPTIONAL_HEAVY = {"torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "tqdm", "ray",
-                  "inspect_ai", "httpx", "llama_cpp", "sklearn", "PIL"}
+OPTIONAL_HEAVY = {
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "huggingface_hub",
+    "tqdm",
+    "ray",
+    "inspect_ai",
+    "httpx",
+    "llama_cpp",
+    "sklearn",
+    "PIL",
+}
 
 
 def module_name(path: Path) -> str:
@@ -86,8 +112,9 @@ def imports_of(source: str, module: str, is_package: bool) -> list[tuple[int, st
                 for alias in child.names:
                     out.append((child.lineno, alias.name, in_function, lines[child.lineno - 1]))
             elif isinstance(child, ast.ImportFrom):
-                for name in _resolve(module, is_package, child)[:1] if child.module else _resolve(
-                        module, is_package, child)[1:]:
+                for name in (
+                    _resolve(module, is_package, child)[:1] if child.module else _resolve(module, is_package, child)[1:]
+                ):
                     out.append((child.lineno, name, in_function, lines[child.lineno - 1]))
             visit(child, inner)
 
@@ -173,7 +200,7 @@ def test_no_import_cycles_at_module_level():
         state[node] = 1
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycle.extend(stack[stack.index(dep):] + [node, dep] if dep in stack else [node, dep])
+                cycle.extend(stack[stack.index(dep) :] + [node, dep] if dep in stack else [node, dep])
                 return True
             if state.get(dep) is None and dfs(dep, stack + [node]):
                 return True
@@ -192,10 +219,17 @@ def test_the_public_api_is_lazy_and_complete():
     ``mirage.__all__`` resolves."""
     import subprocess
 
-    code = ("import sys, mirage.cli; heavy = [m for m in ('pandas', 'numpy', 'torch', 'matplotlib', 'pyarrow') "
-            "if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC.parent), "PATH": ""}).stdout.strip()
+    code = (
+        "import sys, mirage.cli; heavy = [m for m in ('pandas', 'numpy', 'torch', 'matplotlib', 'pyarrow') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SRC.parent), "PATH": ""},
+    ).stdout.strip()
     assert out == "[]"
     import mirage
 

@@ -3,6 +3,7 @@
 
 The README's "Bad input" table is checked against ``DOCUMENTED`` below: every row is a case run
 here (or names the test elsewhere that runs it), and every case has its row."""
+
 from __future__ import annotations
 
 import json
@@ -38,80 +39,171 @@ class Case:
 
 
 CASES = [
-    Case("a JSONL task that is not UTF-8", "eval --task bad.jsonl",
-         ("eval", "--family", "{family}", "--task", "{bad_utf8_jsonl}", "--out", "{out}"), "line 2: not UTF-8 text"),
-    Case("BIG-bench `examples` that are strings", "eval --task task.json",
-         ("eval", "--family", "{family}", "--task", "{bb_string_examples}", "--out", "{out}"),
-         "example 0 must be an object"),
-    Case('a BIG-bench `target_scores` value `"yes"`', "eval --task task.json",
-         ("eval", "--family", "{family}", "--task", "{bb_yes_score}", "--out", "{out}"),
-         "target_scores['12'] must be a finite number, got 'yes'"),
-    Case("a non-string `example_output_prefix`", "eval --task task.json",
-         ("eval", "--family", "{family}", "--task", "{bb_prefix}", "--out", "{out}"),
-         "'example_output_prefix' must be a string"),
-    Case("a non-string `few_shot_example_separator`", "eval --task task.json",
-         ("eval", "--family", "{family}", "--task", "{bb_separator}", "--out", "{out}"),
-         "'few_shot_example_separator' must be a string"),
-    Case("more than 100 digits", "eval --task arithmetic:digits=5000",
-         ("eval", "--family", "{family}", "--task", "arithmetic:digits=5000", "--out", "{out}"),
-         "option digits must be <= 100"),
-    Case("more than 1,000 few-shot exemplars", "eval --task arithmetic:digits=3,n=2,shots=200000",
-         ("eval", "--family", "{family}", "--task", "arithmetic:digits=3,n=2,shots=200000", "--out", "{out}"),
-         "option shots must be <= 1,000"),
-    Case("more than 1,000,000 generated problems", "eval --task arithmetic:digits=5,n=100000000",
-         ("eval", "--family", "{family}", "--task", "arithmetic:digits=5,n=100000000", "--out", "{out}"),
-         "option n must be <= 1,000,000"),
-    Case("a truncated `model.safetensors`", "eval --family f.yaml",
-         ("eval", "--family", "{family_truncated}", "--task", "arithmetic:n=3", "--out", "{out}"),
-         "model 'broken': damaged weight file"),
-    Case("a hub revision the local cache cannot resolve", "eval --family f.yaml",
-         ("eval", "--family", "{family_hub}", "--task", "arithmetic:n=3", "--out", "{out}"),
-         "model 'hubbed': revision 'no-such-branch' of 'org/absent' cannot be resolved"),
-    Case("a width its attention heads cannot split", "train-family --sizes 1x33",
-         ("train-family", "--sizes", "1x33", "--out", "{out}"), "width 33 does not split into its 2 attention heads"),
-    Case("a training stream beyond memory", "train-family --steps 100000000",
-         ("train-family", "--steps", "100000000", "--out", "{out}"), "more than the limit of 1,000,000"),
-    Case("more than 100,000 points", "theory --points 50000000",
-         ("theory", "--points", "50000000", "--out", "{out}"), "--points: must be <= 100,000"),
-    Case("a negative seed", "analyze, train-family, demo, vision --seed -1",
-         ("analyze", "{scores}", "--seed", "-1", "--out", "{out}"), "--seed: must be a whole number from 0 to 4294967295"),
-    Case("MNIST files with no images", "vision --mnist DIR",
-         ("vision", "--experiment", "cnn", "--mnist", "{mnist_empty}", "--out", "{out}"), "holds no images"),
-    Case("an IDX header whose shape overflows", "vision --mnist DIR",
-         ("vision", "--experiment", "cnn", "--mnist", "{mnist_overflow}", "--out", "{out}"),
-         "IDX header says shape (65536, 65536, 65536, 65536)"),
-    Case("NaN pixels", "vision --mnist DIR",
-         ("vision", "--experiment", "cnn", "--mnist", "{mnist_nan}", "--out", "{out}"), "pixel values are NaN or infinite"),
-    Case("a CIFAR batch of one image", "vision --cifar DIR",
-         ("vision", "--experiment", "autoencoder", "--cifar", "{cifar_one}", "--out", "{out}"),
-         "holds 1 image; the autoencoder experiment needs at least 100"),
-    Case("an `--out` directory mirage did not write", "analyze --out DIR",
-         ("analyze", "{scores}", "--out", "{foreign_dir}"), "exists and is not a mirage output directory"),
+    Case(
+        "a JSONL task that is not UTF-8",
+        "eval --task bad.jsonl",
+        ("eval", "--family", "{family}", "--task", "{bad_utf8_jsonl}", "--out", "{out}"),
+        "line 2: not UTF-8 text",
+    ),
+    Case(
+        "BIG-bench `examples` that are strings",
+        "eval --task task.json",
+        ("eval", "--family", "{family}", "--task", "{bb_string_examples}", "--out", "{out}"),
+        "example 0 must be an object",
+    ),
+    Case(
+        'a BIG-bench `target_scores` value `"yes"`',
+        "eval --task task.json",
+        ("eval", "--family", "{family}", "--task", "{bb_yes_score}", "--out", "{out}"),
+        "target_scores['12'] must be a finite number, got 'yes'",
+    ),
+    Case(
+        "a non-string `example_output_prefix`",
+        "eval --task task.json",
+        ("eval", "--family", "{family}", "--task", "{bb_prefix}", "--out", "{out}"),
+        "'example_output_prefix' must be a string",
+    ),
+    Case(
+        "a non-string `few_shot_example_separator`",
+        "eval --task task.json",
+        ("eval", "--family", "{family}", "--task", "{bb_separator}", "--out", "{out}"),
+        "'few_shot_example_separator' must be a string",
+    ),
+    Case(
+        "more than 100 digits",
+        "eval --task arithmetic:digits=5000",
+        ("eval", "--family", "{family}", "--task", "arithmetic:digits=5000", "--out", "{out}"),
+        "option digits must be <= 100",
+    ),
+    Case(
+        "more than 1,000 few-shot exemplars",
+        "eval --task arithmetic:digits=3,n=2,shots=200000",
+        ("eval", "--family", "{family}", "--task", "arithmetic:digits=3,n=2,shots=200000", "--out", "{out}"),
+        "option shots must be <= 1,000",
+    ),
+    Case(
+        "more than 1,000,000 generated problems",
+        "eval --task arithmetic:digits=5,n=100000000",
+        ("eval", "--family", "{family}", "--task", "arithmetic:digits=5,n=100000000", "--out", "{out}"),
+        "option n must be <= 1,000,000",
+    ),
+    Case(
+        "a truncated `model.safetensors`",
+        "eval --family f.yaml",
+        ("eval", "--family", "{family_truncated}", "--task", "arithmetic:n=3", "--out", "{out}"),
+        "model 'broken': damaged weight file",
+    ),
+    Case(
+        "a hub revision the local cache cannot resolve",
+        "eval --family f.yaml",
+        ("eval", "--family", "{family_hub}", "--task", "arithmetic:n=3", "--out", "{out}"),
+        "model 'hubbed': revision 'no-such-branch' of 'org/absent' cannot be resolved",
+    ),
+    Case(
+        "a width its attention heads cannot split",
+        "train-family --sizes 1x33",
+        ("train-family", "--sizes", "1x33", "--out", "{out}"),
+        "width 33 does not split into its 2 attention heads",
+    ),
+    Case(
+        "a training stream beyond memory",
+        "train-family --steps 100000000",
+        ("train-family", "--steps", "100000000", "--out", "{out}"),
+        "more than the limit of 1,000,000",
+    ),
+    Case(
+        "more than 100,000 points",
+        "theory --points 50000000",
+        ("theory", "--points", "50000000", "--out", "{out}"),
+        "--points: must be <= 100,000",
+    ),
+    Case(
+        "a negative seed",
+        "analyze, train-family, demo, vision --seed -1",
+        ("analyze", "{scores}", "--seed", "-1", "--out", "{out}"),
+        "--seed: must be a whole number from 0 to 4294967295",
+    ),
+    Case(
+        "MNIST files with no images",
+        "vision --mnist DIR",
+        ("vision", "--experiment", "cnn", "--mnist", "{mnist_empty}", "--out", "{out}"),
+        "holds no images",
+    ),
+    Case(
+        "an IDX header whose shape overflows",
+        "vision --mnist DIR",
+        ("vision", "--experiment", "cnn", "--mnist", "{mnist_overflow}", "--out", "{out}"),
+        "IDX header says shape (65536, 65536, 65536, 65536)",
+    ),
+    Case(
+        "NaN pixels",
+        "vision --mnist DIR",
+        ("vision", "--experiment", "cnn", "--mnist", "{mnist_nan}", "--out", "{out}"),
+        "pixel values are NaN or infinite",
+    ),
+    Case(
+        "a CIFAR batch of one image",
+        "vision --cifar DIR",
+        ("vision", "--experiment", "autoencoder", "--cifar", "{cifar_one}", "--out", "{out}"),
+        "holds 1 image; the autoencoder experiment needs at least 100",
+    ),
+    Case(
+        "an `--out` directory mirage did not write",
+        "analyze --out DIR",
+        ("analyze", "{scores}", "--out", "{foreign_dir}"),
+        "exists and is not a mirage output directory",
+    ),
 ]
 
 # checked by tests elsewhere (named here, so a renamed or deleted test fails this module)
 ELSEWHERE = [
-    ("an `--out` on a read-only file system", "every command",
-     "read-only file system", "tests/test_bad_input.py::test_unwritable_out_is_one_line_for_every_command"),
-    ("an `--out` in a directory without write permission", "every command",
-     "permission denied", "tests/test_bad_input.py::test_unwritable_out_is_one_line_for_every_command"),
-    ("a truncated or corrupted shard or part file", "eval (rerun)",
-     "warning: ...: unreadable shard (...); recomputing it", "tests/test_eval_store_faults.py::"
-     "test_a_truncated_shard_or_part_is_reported_in_one_line_and_recomputed"),
-    ("model names that slug alike (`模型一`/`模型二`, `a/b`/`a_b`, `.`/`..`)", "eval",
-     "one shard each (readable slug + hash)", "tests/test_eval_store_faults.py::"
-     "test_names_that_used_to_collide_get_their_own_shards"),
-    ("two `mirage eval` runs on one store", "eval (twice at once)",
-     "both exit 0 with the same records", "tests/test_eval_store_faults.py::test_two_concurrent_runs_cooperate_and_agree"),
-    ("a kill -9 during the output swap", "analyze",
-     "the old or the new directory, whole", "tests/test_fsio.py::test_sigkill_at_each_rename_of_analyze_leaves_old_or_new"),
+    (
+        "an `--out` on a read-only file system",
+        "every command",
+        "read-only file system",
+        "tests/test_bad_input.py::test_unwritable_out_is_one_line_for_every_command",
+    ),
+    (
+        "an `--out` in a directory without write permission",
+        "every command",
+        "permission denied",
+        "tests/test_bad_input.py::test_unwritable_out_is_one_line_for_every_command",
+    ),
+    (
+        "a truncated or corrupted shard or part file",
+        "eval (rerun)",
+        "warning: ...: unreadable shard (...); recomputing it",
+        "tests/test_eval_store_faults.py::test_a_truncated_shard_or_part_is_reported_in_one_line_and_recomputed",
+    ),
+    (
+        "model names that slug alike (`模型一`/`模型二`, `a/b`/`a_b`, `.`/`..`)",
+        "eval",
+        "one shard each (readable slug + hash)",
+        "tests/test_eval_store_faults.py::test_names_that_used_to_collide_get_their_own_shards",
+    ),
+    (
+        "two `mirage eval` runs on one store",
+        "eval (twice at once)",
+        "both exit 0 with the same records",
+        "tests/test_eval_store_faults.py::test_two_concurrent_runs_cooperate_and_agree",
+    ),
+    (
+        "a kill -9 during the output swap",
+        "analyze",
+        "the old or the new directory, whole",
+        "tests/test_fsio.py::test_sigkill_at_each_rename_of_analyze_leaves_old_or_new",
+    ),
 ]
 
 
 def _bigbench(path: Path, **override) -> Path:
-    task = {"name": "t", "examples": [{"input": f"{i} + {i}", "target": str(2 * i), "target_scores": {str(2 * i): 1,
-                                                                                                      "0": 0}}
-                                      for i in range(6, 10)]}
+    task = {
+        "name": "t",
+        "examples": [
+            {"input": f"{i} + {i}", "target": str(2 * i), "target_scores": {str(2 * i): 1, "0": 0}}
+            for i in range(6, 10)
+        ],
+    }
     task.update(override)
     path.mkdir(parents=True)
     (path / "task.json").write_text(json.dumps(task))
@@ -142,10 +234,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     weights.write_bytes(weights.read_bytes()[:1000])
     out = {"family": root / "f.yaml", "family_truncated": root / "ft.yaml", "family_hub": root / "fh.yaml"}
     out["family"].write_text(f"family: x\nmodels:\n  - name: ok\n    path: {model}\n")
-    out["family_truncated"].write_text(f"family: x\nmodels:\n  - name: ok\n    path: {model}\n"
-                                       f"  - name: broken\n    path: {broken}\n")
-    out["family_hub"].write_text(f"family: x\nmodels:\n  - name: ok\n    path: {model}\n"
-                                 "  - name: hubbed\n    id: org/absent\n    revision: no-such-branch\n")
+    out["family_truncated"].write_text(
+        f"family: x\nmodels:\n  - name: ok\n    path: {model}\n  - name: broken\n    path: {broken}\n"
+    )
+    out["family_hub"].write_text(
+        f"family: x\nmodels:\n  - name: ok\n    path: {model}\n"
+        "  - name: hubbed\n    id: org/absent\n    revision: no-such-branch\n"
+    )
     out["bad_utf8_jsonl"] = root / "bad.jsonl"
     out["bad_utf8_jsonl"].write_bytes(b'{"prompt": "1+1=", "target": " 2"}\n{"prompt": "caf\xe9", "target": " x"}\n')
     out["bb_string_examples"] = _bigbench(root / "bb1", examples=["1 + 1 = 2", "2 + 2 = 4"])
@@ -165,8 +260,9 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     out["mnist_overflow"] = _mnist(root / "mnist_overflow", _idx(0x08, (65536,) * 4, b""), labels)
     pixels = np.full((2, 28, 28), 0.5, dtype=">f4")
     pixels[1, 3, 4] = np.nan
-    out["mnist_nan"] = _mnist(root / "mnist_nan", _idx(0x0D, (2, 28, 28), pixels.tobytes()),
-                              _idx(0x08, (2,), bytes([1, 2])))
+    out["mnist_nan"] = _mnist(
+        root / "mnist_nan", _idx(0x0D, (2, 28, 28), pixels.tobytes()), _idx(0x08, (2,), bytes([1, 2]))
+    )
     cifar = root / "cifar_one"
     cifar.mkdir()
     batch = {b"labels": [3], b"data": np.zeros((1, 3072), dtype=np.uint8)}
@@ -212,8 +308,12 @@ def test_negative_seed_is_refused_by_every_seeded_command(command, tmp_path):
 # ----------------------------------------------------------------------------- unwritable --out
 
 COMMANDS = {
-    "analyze": ["analyze", "{scores}"], "meta": ["meta", "{scores}"], "theory": ["theory"], "vision": ["vision"],
-    "eval": ["eval", "--family", "{family}", "--task", "arithmetic:n=3"], "train-family": ["train-family"],
+    "analyze": ["analyze", "{scores}"],
+    "meta": ["meta", "{scores}"],
+    "theory": ["theory"],
+    "vision": ["vision"],
+    "eval": ["eval", "--family", "{family}", "--task", "arithmetic:n=3"],
+    "train-family": ["train-family"],
     "demo": ["demo", "--quick"],
 }
 _RUNNER = """
@@ -238,7 +338,7 @@ def _restricted(kind: str, target: Path, commands: dict[str, list[str]]) -> dict
     if kind == "read-only":
         if not shutil.which("unshare"):
             return None
-        shell = f"mount -t tmpfs -o ro tmpfs {target} && exec \"$@\""
+        shell = f'mount -t tmpfs -o ro tmpfs {target} && exec "$@"'
         cmd = ["unshare", "-r", "-m", "sh", "-c", shell, "sh", *script]
     else:
         target.chmod(0o555)
@@ -257,13 +357,15 @@ def _restricted(kind: str, target: Path, commands: dict[str, list[str]]) -> dict
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("kind, words", [("read-only", "read-only file system"),
-                                         ("no permission", "permission denied")])
+@pytest.mark.parametrize(
+    "kind, words", [("read-only", "read-only file system"), ("no permission", "permission denied")]
+)
 def test_unwritable_out_is_one_line_for_every_command(kind, words, inputs, tmp_path):
     target = tmp_path / "locked"
     target.mkdir()
-    commands = {name: [a.format(**inputs) for a in args] + ["--out", str(target / "out")]
-                for name, args in COMMANDS.items()}
+    commands = {
+        name: [a.format(**inputs) for a in args] + ["--out", str(target / "out")] for name, args in COMMANDS.items()
+    }
     results = _restricted(kind, target, commands)
     if results is None:
         pytest.skip(f"this system allows neither unprivileged mounts nor user namespaces ({kind})")
@@ -308,8 +410,9 @@ def _code(text: str) -> str:
 def test_readme_bad_input_table_matches_the_tested_cases():
     rows = _readme_rows()
     documented = [(c.what, c.command, c.expect) for c in CASES] + [(w, c, e) for w, c, e, _ in ELSEWHERE]
-    assert [(r[0], _code(r[1])) for r in rows] == [(w, c) for w, c, _ in documented], \
+    assert [(r[0], _code(r[1])) for r in rows] == [(w, c) for w, c, _ in documented], (
         "README 'Bad input' rows and the cases of tests/test_bad_input.py differ"
+    )
     for (what, _, expect), row in zip(documented, rows):
         assert expect in row[2], f"README row {what!r} does not quote what the test checks: {expect!r}"
     for *_, test in ELSEWHERE:

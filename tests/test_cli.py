@@ -38,21 +38,42 @@ def test_analyze_records_end_to_end(records_file, tmp_path):
 
 
 def test_analyze_score_table_with_scale_and_filter(pythia_table, tmp_path):
-    code, _, err = run("analyze", pythia_table, "--out", tmp_path / "o", "--filter", "task=lambada_openai",
-                       "--scale", "nonembedding_params", "--max-figures", "1", "-q")
+    code, _, err = run(
+        "analyze",
+        pythia_table,
+        "--out",
+        tmp_path / "o",
+        "--filter",
+        "task=lambada_openai",
+        "--scale",
+        "nonembedding_params",
+        "--max-figures",
+        "1",
+        "-q",
+    )
     assert code == 0, err
     c = pd.read_csv(tmp_path / "o" / "curves.csv")
     assert set(c["task"]) == {"lambada_openai"} and (c["scale"] == c["nonembedding_params"]).all()
 
 
 def test_unknown_metric_names_are_reported(tmp_path):
-    f = pd.DataFrame(dict(family="f", model=list("abcd"), params=[1e6, 1e7, 1e8, 1e9], task="t",
-                          metric="zorblax", value=[0.1, 0.2, 0.3, 0.4]))
+    f = pd.DataFrame(
+        dict(
+            family="f",
+            model=list("abcd"),
+            params=[1e6, 1e7, 1e8, 1e9],
+            task="t",
+            metric="zorblax",
+            value=[0.1, 0.2, 0.3, 0.4],
+        )
+    )
     f.to_csv(tmp_path / "s.csv", index=False)
     code, out, _ = run("analyze", tmp_path / "s.csv", "--out", tmp_path / "o", "--max-figures", "0")
     assert code == 0 and "zorblax" in out
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["unknown_metrics"] == ["zorblax"]
-    code, _, _ = run("analyze", tmp_path / "s.csv", "--out", tmp_path / "o2", "--metric-kind", "zorblax=linear", "--max-figures", "0")
+    code, _, _ = run(
+        "analyze", tmp_path / "s.csv", "--out", tmp_path / "o2", "--metric-kind", "zorblax=linear", "--max-figures", "0"
+    )
     assert code == 0
     assert pd.read_csv(tmp_path / "o2" / "curves.csv")["metric_kind"].eq("linear").all()
 
@@ -73,8 +94,10 @@ def bad_inputs(tmp_path, records_file):
     }
 
 
-@pytest.mark.parametrize("case", ["missing path", "malformed json", "malformed parquet", "one model",
-                                  "unknown metric", "bad kind", "bad regex"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing path", "malformed json", "malformed parquet", "one model", "unknown metric", "bad kind", "bad regex"],
+)
 def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, records_file):
     args = bad_inputs(tmp_path, records_file)[case]
     out_dir = tmp_path / "out"
@@ -87,8 +110,9 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, records_fi
 
 
 def test_real_process_prints_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "mirage.cli", "analyze", str(tmp_path / "missing.csv")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirage.cli", "analyze", str(tmp_path / "missing.csv")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing.csv'}: no such file or directory"]
 
@@ -105,4 +129,6 @@ def test_output_under_a_file_is_one_line_exit_2(command, tmp_path, records_file)
     assert code == 2 and len(lines) == 1, err
     assert lines[0] == f"error: {blocker}: a file stands where an output directory is needed"
     assert "Traceback" not in err + out
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["afile", *([records_file.name] if records_file.parent == tmp_path else [])])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["afile", *([records_file.name] if records_file.parent == tmp_path else [])]
+    )

@@ -1,5 +1,6 @@
 """`mirage demo --quick`: train here, evaluate on held-out problems, analyse, report the three
 predictions. The test fails loudly if exact match does not look emergent on the trained family."""
+
 import json
 import re
 import shutil
@@ -46,14 +47,21 @@ def test_exact_match_looks_emergent_and_sharper_than_edit_distance(quick_demo):
     out, _ = quick_demo
     em, ted = _curve(out, "arithmetic_long", "exact_match"), _curve(out, "arithmetic_long", "token_edit_distance")
     assert len(em) == 6 and len(ted) == 6
-    shown = pd.DataFrame({"params": em["scale"].to_numpy(), "exact_match": em["value"].to_numpy(),
-                          "token_edit_distance": ted["value"].to_numpy()}).to_string()
+    shown = pd.DataFrame(
+        {
+            "params": em["scale"].to_numpy(),
+            "exact_match": em["value"].to_numpy(),
+            "token_edit_distance": ted["value"].to_numpy(),
+        }
+    ).to_string()
     em_share = jump_sharpness(em["scale"], em["value"]).jump_share
     ted_share = jump_sharpness(ted["scale"], ted["value"]).jump_share
     v = pd.read_csv(out / "analysis" / "verdicts.csv")
     row = v[(v.task == "arithmetic_long") & (v.discontinuous_metric == "exact_match")].iloc[0]
     assert bool(row["apparent_emergence"]), f"exact match does not look emergent on the quick family:\n{shown}"
-    assert em_share > ted_share, f"exact match ({em_share:.2f}) is not sharper than edit distance ({ted_share:.2f}):\n{shown}"
+    assert em_share > ted_share, (
+        f"exact match ({em_share:.2f}) is not sharper than edit distance ({ted_share:.2f}):\n{shown}"
+    )
     assert em["value"].iloc[-1] > em["value"].iloc[0] and ted["value"].iloc[-1] < ted["value"].iloc[0]
 
 

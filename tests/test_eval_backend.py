@@ -1,4 +1,5 @@
 """HFCausalLM numbers against independent computations on tiny random GPT-2 models."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,9 +82,15 @@ def test_greedy_generation_equals_model_generate(backend, task):
     texts = set()
     for prompt, g in zip(prompts, got):
         ids = torch.tensor([backend.encode(prompt)])
-        out = backend.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
-                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        assert g.text == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = backend.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=8,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        assert g.text == tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         assert g.tokens == tuple(g.text)
         texts.add(g.text)
     assert len(texts) > 1  # the comparison is not between constant strings

@@ -1,4 +1,5 @@
 """The character tokenizer: one token per character, offline round trip, tiny models load."""
+
 from __future__ import annotations
 
 import pytest

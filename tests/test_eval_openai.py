@@ -12,6 +12,7 @@ evaluated in process; the records must agree:
 No fake server anywhere: failures (a server without prompt log-probs, a misaligned server, a
 server that goes away mid-run, a killed client) are produced with the real one.
 """
+
 from __future__ import annotations
 
 import os
@@ -66,16 +67,26 @@ def server(model):
         yield srv
 
 
-def _family(root: Path, base_url: str, *, add_bos: bool = True, local: bool = True, retries: int = 6,
-            concurrency: int = 4, name: str = "family.yaml") -> Path:
+def _family(
+    root: Path,
+    base_url: str,
+    *,
+    add_bos: bool = True,
+    local: bool = True,
+    retries: int = 6,
+    concurrency: int = 4,
+    name: str = "family.yaml",
+) -> Path:
     text = "family: tiny\nmodels:\n"
     if local:
         text += f"  - name: local\n    path: tiny\n    add_bos: {str(add_bos).lower()}\n"
-    text += (f"  - name: served\n    backend: openai\n    base_url: {base_url}\n    model: tiny\n    tokenizer: tiny\n"
-             f"    add_bos: {str(add_bos).lower()}\n    params: 40000\n    max_retries: {retries}\n"
-             f"    max_concurrency: {concurrency}\n"
-             # llama-cpp-python's server defaults to repeat_penalty 1.1, which is not greedy decoding
-             "    request: {repeat_penalty: 1.0}\n")
+    text += (
+        f"  - name: served\n    backend: openai\n    base_url: {base_url}\n    model: tiny\n    tokenizer: tiny\n"
+        f"    add_bos: {str(add_bos).lower()}\n    params: 40000\n    max_retries: {retries}\n"
+        f"    max_concurrency: {concurrency}\n"
+        # llama-cpp-python's server defaults to repeat_penalty 1.1, which is not greedy decoding
+        "    request: {repeat_penalty: 1.0}\n"
+    )
     path = root / name
     path.write_text(text)
     return path
@@ -124,7 +135,9 @@ def test_server_records_agree_with_in_process_records(reference_store):
     for a, b, n in zip(local.choice_logprobs, served.choice_logprobs, local.choice_lengths):
         gap = np.abs(np.asarray(b) - np.asarray(a))
         assert (gap <= TOKEN_TOL * np.asarray(n)).all(), (gap, n)
-    diffs = np.concatenate([np.abs(np.asarray(a) - np.asarray(b)) for a, b in zip(local.target_logprobs, served.target_logprobs)])
+    diffs = np.concatenate(
+        [np.abs(np.asarray(a) - np.asarray(b)) for a, b in zip(local.target_logprobs, served.target_logprobs)]
+    )
     assert diffs.max() > 0  # two implementations really ran (not one result copied)
     assert (local.output == served.output).all()
     assert local.output.nunique() > 1  # greedy outputs that differ between prompts
@@ -138,14 +151,18 @@ def test_server_records_agree_with_in_process_records(reference_store):
 def test_api_key_is_never_stored(model, server, tmp_path, monkeypatch):
     monkeypatch.setenv("MIRAGE_TEST_KEY", "sk-secret-value-123")
     fam = _family(model[0], server.base_url, local=False)
-    fam.write_text(fam.read_text().replace("    params: 40000\n", "    params: 40000\n    api_key_env: MIRAGE_TEST_KEY\n"))
+    fam.write_text(
+        fam.read_text().replace("    params: 40000\n", "    params: 40000\n    api_key_env: MIRAGE_TEST_KEY\n")
+    )
     store = tmp_path / "store"
     evaluate_family(fam, "arithmetic:op=add,digits=2,n=4,seed=0", store, progress=False)
     for f in store.rglob("*"):
         if f.is_file():
             assert b"sk-secret-value-123" not in f.read_bytes(), f
     monkeypatch.delenv("MIRAGE_TEST_KEY")
-    result = CliRunner().invoke(app, ["eval", "--family", str(fam), "--task", "arithmetic:op=add,n=5", "--out", str(tmp_path / "s2")])
+    result = CliRunner().invoke(
+        app, ["eval", "--family", str(fam), "--task", "arithmetic:op=add,n=5", "--out", str(tmp_path / "s2")]
+    )
     assert result.exit_code == 2 and "MIRAGE_TEST_KEY" in result.output and "not set" in result.output
 
 
@@ -166,8 +183,21 @@ def test_non_greedy_server_is_one_clear_error(model, server, tmp_path):
     # llama-cpp-python's default repeat_penalty (1.1) changes which token is picked
     fam = _family(model[0], server.base_url, local=False)
     fam.write_text(fam.read_text().replace("    request: {repeat_penalty: 1.0}\n", ""))
-    result = CliRunner().invoke(app, ["eval", "--family", str(fam), "--task", "arithmetic:op=add,digits=2,n=40,seed=3,shots=2",
-                                      "--max-new-tokens", "12", "--out", str(tmp_path / "s"), "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--family",
+            str(fam),
+            "--task",
+            "arithmetic:op=add,digits=2,n=40,seed=3,shots=2",
+            "--max-new-tokens",
+            "12",
+            "--out",
+            str(tmp_path / "s"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2, result.output
     line = result.output.strip()
     assert "\n" not in line and "not greedy" in line and "repeat_penalty" in line and server.base_url in line
@@ -176,7 +206,9 @@ def test_non_greedy_server_is_one_clear_error(model, server, tmp_path):
 def test_server_without_prompt_logprobs_is_one_clear_error(model, tmp_path):
     with LlamaServer(model[1], logits_all=False) as srv:
         fam = _family(model[0], srv.base_url, local=False, retries=0)
-        result = CliRunner().invoke(app, ["eval", "--family", str(fam), "--task", TASK, "--out", str(tmp_path / "s"), "--quiet"])
+        result = CliRunner().invoke(
+            app, ["eval", "--family", str(fam), "--task", TASK, "--out", str(tmp_path / "s"), "--quiet"]
+        )
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and srv.base_url in lines[0]
@@ -184,8 +216,21 @@ def test_server_without_prompt_logprobs_is_one_clear_error(model, tmp_path):
 
 
 def _eval_cmd(fam: Path, store: Path) -> list[str]:
-    return [sys.executable, "-c", "from mirage.cli import main; main()", "eval", "--family", str(fam), "--task", TASK,
-            "--out", str(store), "--chunk-size", "100", "--quiet"]
+    return [
+        sys.executable,
+        "-c",
+        "from mirage.cli import main; main()",
+        "eval",
+        "--family",
+        str(fam),
+        "--task",
+        TASK,
+        "--out",
+        str(store),
+        "--chunk-size",
+        "100",
+        "--quiet",
+    ]
 
 
 def test_killed_run_resumes_without_resending_answered_requests(model, server, reference_store, tmp_path):
@@ -231,8 +276,11 @@ def _assert_same_records(got, want) -> None:
             for a, b in zip(got[col], want[col]):
                 np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
         else:
-            assert got[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v).equals(
-                want[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)), col
+            assert (
+                got[col]
+                .map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
+                .equals(want[col].map(lambda v: tuple(v) if hasattr(v, "__len__") and not isinstance(v, str) else v))
+            ), col
 
 
 def test_retries_ride_out_a_server_restart(model, tmp_path):
@@ -278,12 +326,17 @@ def test_server_spec_errors(tmp_path):
         base + "    base_url: ftp://h\n    model: m\n    tokenizer: tok\n    params: 1\n": "http://",
         base + "    base_url: http://h/v1\n    model: m\n    params: 1\n": "needs 'tokenizer'",
         base + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n": "needs 'params'",
-        base + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    path: .\n": "not 'path'",
+        base
+        + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    path: .\n": "not 'path'",
         base + "    base_url: http://h/v1\n    model: m\n    tokenizer: ./nope\n    params: 1\n": "does not exist",
-        base + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    max_concurrency: 0\n": "max_concurrency",
-        base + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    api_key_env: 'a b'\n": "api_key_env",
-        base + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    request: {echo: false}\n": "may not set echo",
-        base + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    prompt_logprobs: x\n": "prompt_logprobs",
+        base
+        + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    max_concurrency: 0\n": "max_concurrency",
+        base
+        + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    api_key_env: 'a b'\n": "api_key_env",
+        base
+        + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    request: {echo: false}\n": "may not set echo",
+        base
+        + "    base_url: http://h/v1\n    model: m\n    tokenizer: tok\n    params: 1\n    prompt_logprobs: x\n": "prompt_logprobs",
         "family: x\nmodels:\n  - name: a\n    id: org/m\n    base_url: http://h\n": "only apply with 'backend: openai'",
         "family: x\nmodels:\n  - name: a\n    id: org/m\n    backend: grpc\n": "'backend' must be one of",
         "family: x\nresources: {num_gpus: -1}\nmodels:\n  - name: a\n    id: org/m\n": "num_gpus",
@@ -296,19 +349,25 @@ def test_server_spec_errors(tmp_path):
         spec.write_text(text)
         with pytest.raises(MirageInputError, match=needle):
             load_family(spec)
-    spec.write_text("family: x\nresources: {num_cpus: 2, memory: 1GiB}\nmodels:\n  - name: a\n    id: org/m\n"
-                    "    resources: {num_gpus: 1}\n  - name: b\n    backend: openai\n    base_url: http://h:8000/v1/\n"
-                    "    model: m\n    tokenizer: tok\n    params: 5\n")
+    spec.write_text(
+        "family: x\nresources: {num_cpus: 2, memory: 1GiB}\nmodels:\n  - name: a\n    id: org/m\n"
+        "    resources: {num_gpus: 1}\n  - name: b\n    backend: openai\n    base_url: http://h:8000/v1/\n"
+        "    model: m\n    tokenizer: tok\n    params: 5\n"
+    )
     fam = load_family(spec)
     assert fam.models[0].resources.ray_options() == {"num_cpus": 2.0, "num_gpus": 1.0, "memory": 2**30}
-    assert fam.models[1].server.base_url == "http://h:8000/v1" and fam.models[1].server.tokenizer == str((tmp_path / "tok").resolve())
+    assert fam.models[1].server.base_url == "http://h:8000/v1" and fam.models[1].server.tokenizer == str(
+        (tmp_path / "tok").resolve()
+    )
 
 
 def test_unreachable_server_fails_after_retries_naming_it(model, tmp_path):
     from llama_server import free_port
 
     fam = _family(model[0], f"http://127.0.0.1:{free_port()}/v1", local=False, retries=1)
-    result = CliRunner().invoke(app, ["eval", "--family", str(fam), "--task", TASK, "--out", str(tmp_path / "s"), "--quiet"])
+    result = CliRunner().invoke(
+        app, ["eval", "--family", str(fam), "--task", TASK, "--out", str(tmp_path / "s"), "--quiet"]
+    )
     assert result.exit_code == 2
     line = result.output.strip()
     assert "\n" not in line and "failed 2 times" in line and "connection failed" in line and "127.0.0.1" in line

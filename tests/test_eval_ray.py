@@ -1,4 +1,5 @@
 """mirage eval --ray on a real local Ray cluster: same store as one process; a killed worker resumes."""
+
 from __future__ import annotations
 
 import json
@@ -146,7 +147,9 @@ def test_killed_worker_then_rerun_resumes(family_dir, single_store, cluster, tmp
     assert "\n" not in outcome["error"]
     from mirage.evaluate.store import shard_paths
 
-    finished = {m for m in ("m0", "m1", "m2") if shard_paths(store, "tiny3", m, "arithmetic_2_digit_add").shard.is_file()}
+    finished = {
+        m for m in ("m0", "m1", "m2") if shard_paths(store, "tiny3", m, "arithmetic_2_digit_add").shard.is_file()
+    }
     assert len(finished) == 2
     resumed = evaluate_family_ray(family_dir / "serial.yaml", TASK, store, progress=False, **KW)
     computed = {s.model: s.n_computed for s in resumed.shards}
@@ -160,8 +163,11 @@ def test_killed_worker_then_rerun_resumes(family_dir, single_store, cluster, tmp
 def test_ray_retry_resumes_the_killed_shard_itself(family_dir, single_store, cluster, tmp_path):
     store = tmp_path / "ray"
     outcome: dict = {}
-    worker = threading.Thread(target=lambda: outcome.setdefault(
-        "result", evaluate_family_ray(family_dir / "serial.yaml", TASK, store, max_retries=2, progress=False, **KW)))
+    worker = threading.Thread(
+        target=lambda: outcome.setdefault(
+            "result", evaluate_family_ray(family_dir / "serial.yaml", TASK, store, max_retries=2, progress=False, **KW)
+        )
+    )
     worker.start()
     deadline, killed = time.monotonic() + 180, False
     while time.monotonic() < deadline and not killed:
@@ -196,8 +202,27 @@ def test_cli_ray_without_ray_is_one_line(family_dir, tmp_path, monkeypatch):
 
 def test_cli_ray_writes_the_same_store(family_dir, single_store, cluster, tmp_path):
     store = tmp_path / "cli"
-    result = CliRunner().invoke(app, ["eval", "--family", str(family_dir / "family.yaml"), "--task", TASK, "--out", str(store),
-                                      "--chunk-size", "3", "--max-new-tokens", "6", "--threads", "1", "--ray", "local", "-q"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--family",
+            str(family_dir / "family.yaml"),
+            "--task",
+            TASK,
+            "--out",
+            str(store),
+            "--chunk-size",
+            "3",
+            "--max-new-tokens",
+            "6",
+            "--threads",
+            "1",
+            "--ray",
+            "local",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert [line.split(":")[0] for line in result.stdout.strip().splitlines()] == ["m0", "m1", "m2"]
     _assert_same_store(single_store, store)

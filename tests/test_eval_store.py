@@ -1,4 +1,5 @@
 """mirage eval end to end: family specs, the record store, resume after SIGKILL, invalidation."""
+
 from __future__ import annotations
 
 import os
@@ -46,14 +47,18 @@ def one_thread():
 def _shards(store: Path) -> dict[str, object]:
     import pyarrow.parquet as pq
 
-    return {str(p.relative_to(store)): pq.read_table(p).to_pandas() for p in sorted(store.rglob("*.parquet"))
-            if not p.name.startswith(".")}
+    return {
+        str(p.relative_to(store)): pq.read_table(p).to_pandas()
+        for p in sorted(store.rglob("*.parquet"))
+        if not p.name.startswith(".")
+    }
 
 
 def test_store_holds_valid_records_with_counted_params(family_dir, tmp_path, one_thread):
     store = tmp_path / "store"
-    result = evaluate_family(family_dir / "family.yaml", TASK, store, chunk_size=10, max_new_tokens=6,
-                             progress=False, threads=one_thread)
+    result = evaluate_family(
+        family_dir / "family.yaml", TASK, store, chunk_size=10, max_new_tokens=6, progress=False, threads=one_thread
+    )
     assert [s.n_computed for s in result.shards] == [24, 24]
     table = read_records(store)  # the record schema's own validation
     frame = table.to_pandas()
@@ -75,8 +80,9 @@ def test_store_holds_valid_records_with_counted_params(family_dir, tmp_path, one
     inputs = read_inputs([str(store)])
     assert inputs.records is not None and inputs.records.num_rows == 48
     # a rerun computes nothing
-    again = evaluate_family(family_dir / "family.yaml", TASK, store, chunk_size=10, max_new_tokens=6,
-                            progress=False, threads=one_thread)
+    again = evaluate_family(
+        family_dir / "family.yaml", TASK, store, chunk_size=10, max_new_tokens=6, progress=False, threads=one_thread
+    )
     assert [s.n_computed for s in again.shards] == [0, 0]
 
 
@@ -101,18 +107,37 @@ def test_changed_model_invalidates_only_its_shard(family_dir, tmp_path, one_thre
 
 
 def _eval_cmd(family: Path, store: Path) -> list[str]:
-    return [sys.executable, "-c", "from mirage.cli import main; main()", "eval", "--family", str(family), "--task", TASK,
-            "--out", str(store), "--chunk-size", "3", "--max-new-tokens", "12", "--threads", "1", "--quiet"]
+    return [
+        sys.executable,
+        "-c",
+        "from mirage.cli import main; main()",
+        "eval",
+        "--family",
+        str(family),
+        "--task",
+        TASK,
+        "--out",
+        str(store),
+        "--chunk-size",
+        "3",
+        "--max-new-tokens",
+        "12",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
 
 
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_records(family_dir, tmp_path, one_thread):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     full = tmp_path / "full"
-    evaluate_family(family_dir / "family.yaml", TASK, full, chunk_size=3, max_new_tokens=12, progress=False,
-                    threads=one_thread)
+    evaluate_family(
+        family_dir / "family.yaml", TASK, full, chunk_size=3, max_new_tokens=12, progress=False, threads=one_thread
+    )
     store = tmp_path / "killed"
-    child = subprocess.Popen(_eval_cmd(family_dir / "family.yaml", store), env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        _eval_cmd(family_dir / "family.yaml", store), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
         if list((store / "mirage-work").rglob("part-*.parquet-part")):  # first chunk on disk: kill mid-run
@@ -126,8 +151,9 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_records(family_dir,
     assert not list(store.glob("tiny-*/*/*.parquet"))
     with pytest.raises(MirageInputError, match="no .parquet"):
         read_records(store)
-    done = subprocess.run(_eval_cmd(family_dir / "family.yaml", store), env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        _eval_cmd(family_dir / "family.yaml", store), env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]  # "small: 24 records (N computed, M reused) ..."
     assert first.startswith("small:") and " 0 reused" not in first and " 0 computed" not in first
@@ -154,7 +180,9 @@ def test_family_spec_errors(tmp_path):
         spec.write_text(text)
         with pytest.raises(MirageInputError, match=needle):
             load_family(spec)
-    spec.write_text("family: x\nscale: step\nmodels:\n  - name: a\n    id: org/m\n    revision: step1000\n    step: 1000\n")
+    spec.write_text(
+        "family: x\nscale: step\nmodels:\n  - name: a\n    id: org/m\n    revision: step1000\n    step: 1000\n"
+    )
     fam = load_family(spec)
     assert fam.scale == "step" and fam.models[0].revision == "step1000" and not fam.models[0].local
 
@@ -168,5 +196,7 @@ def test_cli_missing_model_path_is_one_line_exit_2(tmp_path):
     lines = result.stderr.strip().splitlines() if hasattr(result, "stderr") else result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "does not exist" in lines[0]
     assert not out.exists()  # nothing written
-    result = CliRunner().invoke(app, ["eval", "--family", str(tmp_path / "nope.yaml"), "--task", TASK, "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["eval", "--family", str(tmp_path / "nope.yaml"), "--task", TASK, "--out", str(out)]
+    )
     assert result.exit_code == 2 and not out.exists()

@@ -1,6 +1,7 @@
 """The record store under stress: names that used to collide, a task path spelled two ways, two
 runs at once, crashes that leave temp files, damaged shards and parts, truncated weights, and hub
 models whose branch moves (a Hugging Face cache built here in huggingface_hub's own layout)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,9 +30,11 @@ KW = dict(chunk_size=4, max_new_tokens=4, progress=False, threads=1)
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {"a": make_tiny_gpt2(root / "a", n_layer=1, n_embd=16, seed=0, init_std=0.3),
-            "b": make_tiny_gpt2(root / "b", n_layer=1, n_embd=16, seed=1, init_std=0.3),
-            "c": make_tiny_gpt2(root / "c", n_layer=1, n_embd=16, seed=2, init_std=0.3)}
+    return {
+        "a": make_tiny_gpt2(root / "a", n_layer=1, n_embd=16, seed=0, init_std=0.3),
+        "b": make_tiny_gpt2(root / "b", n_layer=1, n_embd=16, seed=1, init_std=0.3),
+        "c": make_tiny_gpt2(root / "c", n_layer=1, n_embd=16, seed=2, init_std=0.3),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +59,25 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _eval_cmd(family: Path, store: Path, task: str = TASK) -> list[str]:
-    return [sys.executable, "-m", "mirage.cli", "eval", "--family", str(family), "--task", task, "--out", str(store),
-            "--chunk-size", "4", "--max-new-tokens", "4", "--threads", "1", "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "mirage.cli",
+        "eval",
+        "--family",
+        str(family),
+        "--task",
+        task,
+        "--out",
+        str(store),
+        "--chunk-size",
+        "4",
+        "--max-new-tokens",
+        "4",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
 
 
 def _records(store: Path):
@@ -113,8 +133,10 @@ def test_two_concurrent_runs_cooperate_and_agree(models, tmp_path):
     reference = tmp_path / "reference"
     evaluate_family(fam, TASK, reference, **KW)
     store = tmp_path / "store"
-    runs = [subprocess.Popen(_eval_cmd(fam, store), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(_eval_cmd(fam, store), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [r.communicate(timeout=300) for r in runs]
     for r, (out, err) in zip(runs, outs):
         assert r.returncode == 0, err
@@ -136,8 +158,20 @@ def test_two_concurrent_runs_cooperate_and_agree(models, tmp_path):
 def _strace_works() -> bool:
     if not shutil.which("strace"):
         return False
-    probe = subprocess.run(["strace", "-f", "-o", os.devnull, "-e", "inject=getppid:error=EPERM", sys.executable, "-c",
-                            "import os; os.getppid()"], capture_output=True)
+    probe = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-o",
+            os.devnull,
+            "-e",
+            "inject=getppid:error=EPERM",
+            sys.executable,
+            "-c",
+            "import os; os.getppid()",
+        ],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
@@ -149,15 +183,22 @@ def test_a_kill_at_the_shard_rename_leaves_a_temp_file_the_next_run_removes(mode
     evaluate_family(fam, TASK, reference, **KW)
     store = tmp_path / "store"
     # renames of model a: its 3 parts, then its shard (the 4th): kill the run right there
-    killed = subprocess.run(["strace", "-f", "-o", os.devnull, "-e", "inject=rename:signal=KILL:when=4",
-                             *_eval_cmd(fam, store)], env=_env(), capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        ["strace", "-f", "-o", os.devnull, "-e", "inject=rename:signal=KILL:when=4", *_eval_cmd(fam, store)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode != 0
     temps = [f for f in _store_files(store) if ".mirage-tmp-" in f]
     assert len(temps) == 1 and temps[0].endswith(".tmp")  # the shard's temp file, never read as data
     # and the hidden temp names mirage 0.1 left in its own layout
     (store / "tiny" / "a").mkdir(parents=True)
-    legacy = [store / "tiny" / "a" / ".arithmetic_2_digit_add.parquet.ab12cd34.parquet",
-              store / ".manifest.json.ab12cd34.tmp"]
+    legacy = [
+        store / "tiny" / "a" / ".arithmetic_2_digit_add.parquet.ab12cd34.parquet",
+        store / ".manifest.json.ab12cd34.tmp",
+    ]
     for f in legacy:
         f.write_bytes(b"PAR1 half")
     done = subprocess.run(_eval_cmd(fam, store), env=_env(), capture_output=True, text=True, timeout=300)
@@ -267,12 +308,16 @@ def test_a_moved_branch_recomputes_and_a_missing_revision_fails_up_front(models,
     before = _records(store)
     again = subprocess.run(_eval_cmd(fam, store), env=env, capture_output=True, text=True, timeout=300)
     assert [line.split(" in ")[0] for line in again.stdout.splitlines()] == [
-        "local: 12 records (0 computed, 12 reused)", "hubbed: 12 records (0 computed, 12 reused)"]
+        "local: 12 records (0 computed, 12 reused)",
+        "hubbed: 12 records (0 computed, 12 reused)",
+    ]
     (cache / "models--org--tiny" / "refs" / "main").write_text(commit_2)  # the branch moved
     moved = subprocess.run(_eval_cmd(fam, store), env=env, capture_output=True, text=True, timeout=300)
     assert moved.returncode == 0, moved.stderr
     assert [line.split(" in ")[0] for line in moved.stdout.splitlines()] == [
-        "local: 12 records (0 computed, 12 reused)", "hubbed: 12 records (12 computed, 0 reused)"]
+        "local: 12 records (0 computed, 12 reused)",
+        "hubbed: 12 records (12 computed, 0 reused)",
+    ]
     after = _records(store)
     hub_before = before[before.model == "hubbed"]["target_logprobs"].map(tuple).tolist()
     hub_after = after[after.model == "hubbed"]["target_logprobs"].map(tuple).tolist()
@@ -282,14 +327,17 @@ def test_a_moved_branch_recomputes_and_a_missing_revision_fails_up_front(models,
     manifest = json.loads((store / "manifest.json").read_text())
     assert {e["config"]["commit"] for e in manifest["shards"].values()} == {None, commit_2}
     # pinning the branch's commit by hand is the same identity: reused
-    pinned = _family(tmp_path / "p.yaml", [("local", f"path: {models['a']}"),
-                                           ("hubbed", f"id: org/tiny\nrevision: '{commit_2}'")])
+    pinned = _family(
+        tmp_path / "p.yaml", [("local", f"path: {models['a']}"), ("hubbed", f"id: org/tiny\nrevision: '{commit_2}'")]
+    )
     same = subprocess.run(_eval_cmd(pinned, store), env=env, capture_output=True, text=True, timeout=300)
     assert "hubbed: 12 records (0 computed, 12 reused)" in same.stdout, same.stderr
     # a revision the cache cannot resolve fails before the first model runs: nothing is written
     for revision in ("nope", "f" * 40):
-        bad = _family(tmp_path / "bad.yaml", [("local", f"path: {models['a']}"),
-                                              ("hubbed", f"id: org/tiny\nrevision: '{revision}'")])
+        bad = _family(
+            tmp_path / "bad.yaml",
+            [("local", f"path: {models['a']}"), ("hubbed", f"id: org/tiny\nrevision: '{revision}'")],
+        )
         fresh = tmp_path / f"fresh-{revision[:4]}"
         failed = subprocess.run(_eval_cmd(bad, fresh), env=env, capture_output=True, text=True, timeout=300)
         lines = failed.stderr.strip().splitlines()

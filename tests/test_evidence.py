@@ -1,4 +1,5 @@
 """The statistical tests behind verdicts (mirage.stats.evidence), held to known truths and to their level."""
+
 import numpy as np
 import pytest
 
@@ -63,8 +64,9 @@ def test_break_test_direction_and_masks():
     # the step up is the best upward break; looking only downwards finds a weaker kink after it
     assert up.break_p[0] < 1e-6 and up.break_kind[0] == "step" and up.break_index[0] == 4
     assert up.break_z[0] > 0 > down.break_z[0] and abs(up.break_z[0]) > abs(down.break_z[0])
-    masked = break_test(x, y, np.full((2, 6), 0.01), mask=np.array([[True] * 6, [True] * 3 + [False] * 3]),
-                        direction=+1, min_models=4)
+    masked = break_test(
+        x, y, np.full((2, 6), 0.01), mask=np.array([[True] * 6, [True] * 3 + [False] * 3]), direction=+1, min_models=4
+    )
     assert np.isnan(masked.break_p[1]) and masked.n_models[1] == 3
 
 
@@ -82,11 +84,14 @@ def test_apparent_emergence_is_the_same_for_4_or_16_models_sampling_one_curve():
     assert a4.flat_share[0] == pytest.approx(a16.flat_share[0], abs=0.1)
 
 
-@pytest.mark.parametrize("values,reason", [
-    (np.linspace(0.0, 0.7, 8), "no_flat_start"),          # a straight rise from zero
-    (0.7 - 0.5 * np.exp(-np.arange(8.0)), "no_flat_start"),  # saturating from a high start
-    (np.array([0.0, 0.0, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05]), "small_effect"),
-])
+@pytest.mark.parametrize(
+    "values,reason",
+    [
+        (np.linspace(0.0, 0.7, 8), "no_flat_start"),  # a straight rise from zero
+        (0.7 - 0.5 * np.exp(-np.arange(8.0)), "no_flat_start"),  # saturating from a high start
+        (np.array([0.0, 0.0, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05]), "small_effect"),
+    ],
+)
 def test_apparent_emergence_rejects_what_does_not_look_emergent(values, reason):
     x = np.geomspace(1e7, 1e10, 8)
     ae = apparent_emergence(x, values, values - 0.01, values + 0.01)

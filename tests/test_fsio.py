@@ -1,6 +1,7 @@
 """Output directories are replaced whole: at every instant the name holds the complete old or the
 complete new directory, nothing of an earlier run survives in the new one, and what a killed run
 left beside it is removed next time. Plus the one slug helper every file name goes through."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,29 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_slug_is_injective_readable_and_never_hidden():
-    names = ["模型一", "模型二", "模型三", "a/b", "a_b", "a b", ".", "..", "_", "", "µ-large", "-large", "A", "a",
-             "αβ (0-shot)", "γδ (0-shot)", "x" * 300, "x" * 301, "pythia-70m", "pythia-70m.", "__tmp__model"]
+    names = [
+        "模型一",
+        "模型二",
+        "模型三",
+        "a/b",
+        "a_b",
+        "a b",
+        ".",
+        "..",
+        "_",
+        "",
+        "µ-large",
+        "-large",
+        "A",
+        "a",
+        "αβ (0-shot)",
+        "γδ (0-shot)",
+        "x" * 300,
+        "x" * 301,
+        "pythia-70m",
+        "pythia-70m.",
+        "__tmp__model",
+    ]
     slugs = [slug(n) for n in names]
     assert len(set(slugs)) == len(names)
     assert len({s.lower() for s in slugs}) == len(names)  # distinct on case-insensitive disks too
@@ -39,8 +61,11 @@ def test_figures_of_tasks_whose_names_slug_alike_get_one_file_each(tmp_path):
 
     from mirage.cli import app
 
-    rows = [f"fam,m{i},{10 ** (6 + i)},{task},acc,{0.1 * i + (0.05 if task == 'γδ' else 0)}"
-            for task in ("αβ", "γδ") for i in range(1, 5)]
+    rows = [
+        f"fam,m{i},{10 ** (6 + i)},{task},acc,{0.1 * i + (0.05 if task == 'γδ' else 0)}"
+        for task in ("αβ", "γδ")
+        for i in range(1, 5)
+    ]
     table = tmp_path / "scores.csv"
     table.write_text("family,model,params,task,metric,value\n" + "\n".join(rows) + "\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["analyze", str(table), "--out", str(tmp_path / "out"), "--quiet"])
@@ -110,7 +135,9 @@ def test_a_directory_mirage_did_not_write_is_never_deleted(tmp_path):
     with pytest.raises(MirageInputError, match="not a mirage output directory"):
         with atomic_dir(mine) as tmp:
             _write_run(tmp, "new", NEW_FILES)
-    assert (mine / "my_notes.txt").read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+    assert (mine / "my_notes.txt").read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "results"
+    ]
     # an empty directory, or one an older mirage wrote (report beside its summary), is replaced
     legacy = tmp_path / "legacy"
     legacy.mkdir()
@@ -141,6 +168,7 @@ def _inject_failure(monkeypatch, nth: int, calls: list[str]) -> None:
             if len(calls) == nth:
                 raise OSError(5, f"injected failure of {name} call {nth}")
             return originals[name](*args, **kwargs)
+
         return failing
 
     monkeypatch.setattr(fsio.os, "replace", wrap("replace"))
@@ -218,14 +246,36 @@ def test_a_kill_between_the_fallback_renames_is_repaired(tmp_path):
 def _strace_works() -> bool:
     if not shutil.which("strace"):
         return False
-    probe = subprocess.run(["strace", "-f", "-o", os.devnull, "-e", "inject=getppid:error=EPERM", sys.executable, "-c",
-                            "import os; os.getppid()"], capture_output=True)
+    probe = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-o",
+            os.devnull,
+            "-e",
+            "inject=getppid:error=EPERM",
+            sys.executable,
+            "-c",
+            "import os; os.getppid()",
+        ],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
 def _analyze(inputs: list[Path], out: Path) -> list[str]:
-    return [sys.executable, "-m", "mirage.cli", "analyze", *map(str, inputs), "--out", str(out), "--max-figures", "1",
-            "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "mirage.cli",
+        "analyze",
+        *map(str, inputs),
+        "--out",
+        str(out),
+        "--max-figures",
+        "1",
+        "--quiet",
+    ]
 
 
 @pytest.mark.slow
@@ -250,18 +300,43 @@ def test_sigkill_at_each_rename_of_analyze_leaves_old_or_new(tmp_path, pythia_ta
     subprocess.run(_analyze([old_in], tmp_path / "old" / "out"), env=env, check=True, capture_output=True)
     old = _snapshot(tmp_path / "old" / "out")
     shutil.copytree(tmp_path / "old", tmp_path / "count", symlinks=True)  # count while replacing an old output
-    subprocess.run(["strace", "-f", "-o", str(traced), "-e", "trace=rename,renameat,renameat2",
-                    *_analyze([new_in], tmp_path / "count" / "out")], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-o",
+            str(traced),
+            "-e",
+            "trace=rename,renameat,renameat2",
+            *_analyze([new_in], tmp_path / "count" / "out"),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     calls = [line.split()[1].split("(")[0] for line in traced.read_text().splitlines() if "(" in line and "= 0" in line]
     assert calls.count("rename") >= 5 and calls.count("renameat2") == 1  # the files ... then the exchange
     # strace counts each system call separately: kill at every rename, at the exchange, and at the
     # first unlink after it (the old directory being removed)
-    points = [(name, n) for name in ("rename", "renameat2") for n in range(1, calls.count(name) + 1)] + [("unlinkat", 1)]
+    points = [(name, n) for name in ("rename", "renameat2") for n in range(1, calls.count(name) + 1)] + [
+        ("unlinkat", 1)
+    ]
     for syscall, n in points:
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(tmp_path / "old", run_dir, symlinks=True)
-        killed = subprocess.run(["strace", "-f", "-o", os.devnull, "-e", f"inject={syscall}:signal=KILL:when={n}",
-                                 *_analyze([new_in], out)], env=env, capture_output=True)
+        killed = subprocess.run(
+            [
+                "strace",
+                "-f",
+                "-o",
+                os.devnull,
+                "-e",
+                f"inject={syscall}:signal=KILL:when={n}",
+                *_analyze([new_in], out),
+            ],
+            env=env,
+            capture_output=True,
+        )
         assert killed.returncode != 0, f"{syscall} #{n}: the run was not killed"
         state = _snapshot(out)
         assert state in (old, new), f"killed at {syscall} #{n}: the directory is neither the old nor the new one"
@@ -272,5 +347,6 @@ def test_sigkill_at_each_rename_of_analyze_leaves_old_or_new(tmp_path, pythia_ta
             continue  # the next run's clean-up is checked after the first and last file and the swap
         done = subprocess.run(_analyze([new_in], out), env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        assert _snapshot(out) == new and [p.name for p in run_dir.iterdir()] == ["out"], \
+        assert _snapshot(out) == new and [p.name for p in run_dir.iterdir()] == ["out"], (
             f"killed at {syscall} #{n}: leftovers beside the output were not removed"
+        )

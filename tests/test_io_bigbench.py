@@ -1,5 +1,6 @@
 """BIG-bench as it is: scores_*.json and full-log_*.json written with BIG-bench 1.0.0's own
 results code (tests/fixtures/bigbench_logs/make_fixtures.py)."""
+
 from __future__ import annotations
 
 import json
@@ -48,10 +49,14 @@ def test_records_reproduce_bigbenchs_own_multiple_choice_grade(inputs):
         for entry in doc["scores"]:
             if ":" not in entry["subtask_description"]:
                 continue
-            got = m[(m["family"] == doc["model"]["model_family"]) & (m["model"] == doc["model"]["model_name"])
-                    & (m["task"] == entry["subtask_description"])]
-            assert got["multiple_choice_grade"].mean() == pytest.approx(entry["score_dict"]["multiple_choice_grade"],
-                                                                        abs=1e-12)
+            got = m[
+                (m["family"] == doc["model"]["model_family"])
+                & (m["model"] == doc["model"]["model_name"])
+                & (m["task"] == entry["subtask_description"])
+            ]
+            assert got["multiple_choice_grade"].mean() == pytest.approx(
+                entry["score_dict"]["multiple_choice_grade"], abs=1e-12
+            )
             if "exact_str_match" in entry["score_dict"]:
                 assert got["exact_match"].mean() == pytest.approx(entry["score_dict"]["exact_str_match"], abs=1e-12)
 
@@ -105,7 +110,9 @@ def test_each_parameter_count_can_be_the_x_axis(scale, expect_128b):
 
 def test_a_zero_count_under_scale_leaves_those_models_out_with_a_note(tmp_path):
     out = tmp_path / "o"
-    res = CliRunner().invoke(app, ["meta", str(FIXTURES), "--scale", "flop_matched_non_embedding_params", "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["meta", str(FIXTURES), "--scale", "flop_matched_non_embedding_params", "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     assert any("toy-dense" in n and "left out" in n for n in summary["notes"])
@@ -127,8 +134,12 @@ def test_lamda_style_rescoring_from_bigbenchs_own_logs(tmp_path):
 
 
 def test_a_full_log_beside_its_scores_file_is_no_duplicate(tmp_path):
-    for name in ("scores_BIG-G_T=0_1b.json", "full-log_BIG-G_T=0_1b.json", "scores_BIG-G_T=0_8b.json",
-                 "full-log_BIG-G_T=0_8b.json"):
+    for name in (
+        "scores_BIG-G_T=0_1b.json",
+        "full-log_BIG-G_T=0_1b.json",
+        "scores_BIG-G_T=0_8b.json",
+        "full-log_BIG-G_T=0_8b.json",
+    ):
         shutil.copy(RESULTS / name, tmp_path / name)
     got = read_meta_inputs([tmp_path])
     assert got.records.num_rows == 2 * 48 and len(got.scores)

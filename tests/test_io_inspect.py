@@ -1,4 +1,5 @@
 """Inspect logs (.eval and .json) written by inspect-ai's own eval() with its mock model (tests/fixtures/inspect)."""
+
 from __future__ import annotations
 
 import json
@@ -98,8 +99,22 @@ def test_a_broken_log_is_one_line(tmp_path):
 
 
 def test_cli_analyze_reads_the_logs(tmp_path):
-    res = CliRunner().invoke(app, ["analyze", str(LOGS), "--family", "mock", "--scale-from", str(MODELS),
-                                   "--out", str(tmp_path / "o"), "-q", "--bootstrap", "50"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            str(LOGS),
+            "--family",
+            "mock",
+            "--scale-from",
+            str(MODELS),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+            "--bootstrap",
+            "50",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["n_records"] == 36 and summary["n_models"] == 3

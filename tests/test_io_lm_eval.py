@@ -1,4 +1,5 @@
 """lm-evaluation-harness 0.4.x output directories, as lm-eval 0.4.13 wrote them (tests/fixtures/lm_eval_04)."""
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,19 @@ def test_the_output_directory_is_read_as_lm_eval_wrote_it(inputs):
     # lm-eval names a local checkpoint's folder __tmp__...: it must not be skipped
     assert all(p.name.startswith("__tmp__") for p in OUT.iterdir())
     assert sorted(inputs.records.column("model").unique().to_pylist()) == [
-        "mirage-tiny-16k", "mirage-tiny-45k", "mirage-tiny-5.7k"]
+        "mirage-tiny-16k",
+        "mirage-tiny-45k",
+        "mirage-tiny-5.7k",
+    ]
     tasks = set(inputs.records.column("task").to_pylist())
-    assert tasks == {"mirage_gen", "mirage_gen[first-number]", "mirage_mc", "mirage_mc_words", "mirage_ll",
-                     "mirage_rolling"}
+    assert tasks == {
+        "mirage_gen",
+        "mirage_gen[first-number]",
+        "mirage_mc",
+        "mirage_mc_words",
+        "mirage_ll",
+        "mirage_rolling",
+    }
     assert inputs.records.num_rows == 3 * 6 * 16
     # records and results of one run share family, model and scale (config.model_num_parameters)
     scales = dict(zip(inputs.records.column("model").to_pylist(), inputs.records.column("scale").to_pylist()))
@@ -85,7 +95,8 @@ def test_multiple_choice_grade_and_brier_score_equal_lm_evals_own_acc_and_brier(
     # and sample by sample against lm-eval's logged per-sample acc
     rec = inputs.records.to_pandas()
     mc = rec[rec["lm_eval_output_type"] == "multiple_choice"].merge(
-        metrics[["model", "task", "sample_id", "multiple_choice_grade"]], on=["model", "task", "sample_id"])
+        metrics[["model", "task", "sample_id", "multiple_choice_grade"]], on=["model", "task", "sample_id"]
+    )
     assert (mc["multiple_choice_grade"] == mc["lm_eval_acc"]).all()
     # the label-index task and the answer-text task both recover the right option
     first = samples("16k", "mirage_mc")[0]
@@ -111,7 +122,8 @@ def test_generation_samples_honour_the_answer_filter(inputs, metrics):
     assert (filtered["output"] != filtered["raw_output"]).any()  # the filter really changed answers
     assert filtered["output"].str.fullmatch(r"\d+|\[invalid\]").all()
     m = metrics[metrics["task"].str.startswith("mirage_gen")].merge(
-        rec[["model", "task", "sample_id", "lm_eval_exact_match"]], on=["model", "task", "sample_id"])
+        rec[["model", "task", "sample_id", "lm_eval_exact_match"]], on=["model", "task", "sample_id"]
+    )
     assert (m["exact_match"] == m["lm_eval_exact_match"]).all()
     assert m["token_edit_distance"].notna().all()
 
@@ -142,8 +154,13 @@ def test_tokenizer_option_sets_the_units_of_token_counts(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = sorted({w for line in (OUT.parent / "tasks" / "data.jsonl").read_text().splitlines()
-                    for w in json.loads(line)["text"].split()})
+    words = sorted(
+        {
+            w
+            for line in (OUT.parent / "tasks" / "data.jsonl").read_text().splitlines()
+            for w in json.loads(line)["text"].split()
+        }
+    )
     core = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(["<unk>"] + words)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>").save_pretrained(tmp_path / "tok")
@@ -152,8 +169,9 @@ def test_tokenizer_option_sets_the_units_of_token_counts(tmp_path):
     rolling = rec[rec["task"] == "mirage_rolling"]
     assert all(list(t) == target.split() for t, target in zip(rolling["target_tokens"], rolling["target"]))
     m = compute_sample_metrics(got.records)
-    r = m[m["task"] == "mirage_rolling"].merge(rolling[["model", "sample_id", "target_logprob_sum", "target"]],
-                                               on=["model", "sample_id"])
+    r = m[m["task"] == "mirage_rolling"].merge(
+        rolling[["model", "sample_id", "target_logprob_sum", "target"]], on=["model", "sample_id"]
+    )
     assert np.allclose(r["target_mean_logprob"], r["target_logprob_sum"] / r["target"].str.split().str.len())
     assert any(f"tokens of {tmp_path / 'tok'}" in n for n in got.notes)
     with pytest.raises(MirageInputError, match="cannot load tokenizer"):
@@ -181,9 +199,13 @@ def test_results_json_filters_kinds_directions_and_non_metric_keys(inputs):
 
 def test_higher_is_better_from_the_file_wins_over_the_registry(tmp_path):
     for i, (name, n) in enumerate([("m-1m", 1e6), ("m-10m", 1e7)]):
-        data = {"results": {"t": {"alias": "t", "sample_len": 50, "acc,none": 0.1 * (i + 1), "acc_stderr,none": "N/A"}},
-                "higher_is_better": {"t": {"acc": False}}, "n-shot": {"t": 0},
-                "config": {"model_args": f"pretrained={name}", "model_num_parameters": n}, "model_name": name}
+        data = {
+            "results": {"t": {"alias": "t", "sample_len": 50, "acc,none": 0.1 * (i + 1), "acc_stderr,none": "N/A"}},
+            "higher_is_better": {"t": {"acc": False}},
+            "n-shot": {"t": 0},
+            "config": {"model_args": f"pretrained={name}", "model_num_parameters": n},
+            "model_name": name,
+        }
         (tmp_path / f"results_{i}.json").write_text(json.dumps(data))
     res = CliRunner().invoke(app, ["analyze", str(tmp_path), "--out", str(tmp_path / "out"), "-q"])
     assert res.exit_code == 0, res.output
@@ -193,8 +215,12 @@ def test_higher_is_better_from_the_file_wins_over_the_registry(tmp_path):
 
 def test_bracketed_names_survive_the_terminal_output(tmp_path):
     for i, (name, n) in enumerate([("m-1m", 1e6), ("m-10m", 1e7)]):
-        data = {"results": {"t": {"novel_score,first-number": 0.1 * (i + 1)}}, "n-shot": {"t": 0},
-                "config": {"model_args": f"pretrained={name}", "model_num_parameters": n}, "model_name": name}
+        data = {
+            "results": {"t": {"novel_score,first-number": 0.1 * (i + 1)}},
+            "n-shot": {"t": 0},
+            "config": {"model_args": f"pretrained={name}", "model_num_parameters": n},
+            "model_name": name,
+        }
         (tmp_path / f"results_{i}.json").write_text(json.dumps(data))
     res = CliRunner().invoke(app, ["analyze", str(tmp_path), "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
@@ -233,6 +259,8 @@ def test_an_inconsistent_multiple_choice_sample_is_one_line(tmp_path):
     first.pop("brier_score")
     lines[0] = json.dumps(first)
     (folder / src.name).write_text("\n".join(lines) + "\n")
-    (folder / next(src.parent.glob("results_*.json")).name).write_bytes(next(src.parent.glob("results_*.json")).read_bytes())
+    (folder / next(src.parent.glob("results_*.json")).name).write_bytes(
+        next(src.parent.glob("results_*.json")).read_bytes()
+    )
     with pytest.raises(MirageInputError, match="line 1: cannot tell which of the 4 options is correct"):
         read_inputs([folder / src.name], scale_from="name")

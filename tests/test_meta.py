@@ -1,4 +1,5 @@
 """mirage meta: vectorised emergence scores, shares per metric, pairs, re-scoring, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,19 @@ OPT_BLOOM = bundled_path("opt_bloom_scaling.csv")
 
 def curve_rows(family, task, metric, kind, values, higher=True, scales=None):
     scales = scales if scales is not None else np.geomspace(1e7, 1e11, len(values))
-    return [dict(family=family, model=f"{family}-{i}", scale=float(s), task=task, metric=metric, metric_kind=kind,
-                 value=float(v), higher_is_better=higher) for i, (s, v) in enumerate(zip(scales, values))]
+    return [
+        dict(
+            family=family,
+            model=f"{family}-{i}",
+            scale=float(s),
+            task=task,
+            metric=metric,
+            metric_kind=kind,
+            value=float(v),
+            higher_is_better=higher,
+        )
+        for i, (s, v) in enumerate(zip(scales, values))
+    ]
 
 
 # ----------------------------------------------------------------------------- the score itself
@@ -42,7 +54,11 @@ def test_vectorised_score_equals_the_per_curve_function_exactly():
     gids, xs, ys, expected = [], [], [], []
     for g in range(400):
         n = int(rng.integers(1, 10))
-        x = rng.choice([1e7, 1e8, 1e9, 1e10, 1e11], size=n) if g % 5 == 0 else rng.permutation(np.geomspace(1e7, 1e11, n))
+        x = (
+            rng.choice([1e7, 1e8, 1e9, 1e10, 1e11], size=n)
+            if g % 5 == 0
+            else rng.permutation(np.geomspace(1e7, 1e11, n))
+        )
         kind = g % 4
         if kind == 0:
             y = rng.random(n)
@@ -69,9 +85,11 @@ def test_vectorised_score_equals_the_per_curve_function_exactly():
 
 
 def test_flat_at_zero_then_jump_scores_inf_and_is_listed_first():
-    rows = (curve_rows("A", "steady", "exact_match", "discontinuous", [0.1, 0.2, 0.3, 0.4, 0.5])
-            + curve_rows("A", "sudden", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6])
-            + curve_rows("A", "steep", "exact_match", "discontinuous", [0, 1, 2, 3, 13]))
+    rows = (
+        curve_rows("A", "steady", "exact_match", "discontinuous", [0.1, 0.2, 0.3, 0.4, 0.5])
+        + curve_rows("A", "sudden", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6])
+        + curve_rows("A", "steep", "exact_match", "discontinuous", [0, 1, 2, 3, 13])
+    )
     em = curve_emergence(pd.DataFrame(rows))
     first = em.iloc[0]
     assert (first["task"], first["rank"]) == ("sudden", 1)
@@ -123,10 +141,12 @@ def test_the_evidence_gate_refuses_unresolved_jumps_and_high_starts():
             r["ci_low"], r["ci_high"] = r["value"] - half, r["value"] + half
         return rows
 
-    rows = (with_ci(curve_rows("A", "noisy", "exact_match", "discontinuous", [0, 0, 0, 0, 0.2]), 0.3)
-            + with_ci(curve_rows("A", "clear", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6]), 0.05)
-            + with_ci(curve_rows("A", "saturating", "exact_match", "discontinuous", [0.6, 0.9, 0.95, 0.96, 0.97]), 0.01)
-            + curve_rows("A", "unknown", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6]))
+    rows = (
+        with_ci(curve_rows("A", "noisy", "exact_match", "discontinuous", [0, 0, 0, 0, 0.2]), 0.3)
+        + with_ci(curve_rows("A", "clear", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6]), 0.05)
+        + with_ci(curve_rows("A", "saturating", "exact_match", "discontinuous", [0.6, 0.9, 0.95, 0.96, 0.97]), 0.01)
+        + curve_rows("A", "unknown", "exact_match", "discontinuous", [0, 0, 0, 0, 0.6])
+    )
     em = curve_emergence(pd.DataFrame(rows)).set_index("task")
     assert em.loc["noisy", "emergence_score"] == math.inf and em.loc["noisy", "evidence"] == "not resolved"
     assert not em.loc["noisy", "apparent_emergence"]
@@ -169,7 +189,9 @@ def test_pythia_lambada_acc_and_ppl_are_monotone_with_finite_scores(real_meta, f
     for metric, values in (("acc", acc), ("ppl", ppl)):
         assert np.isfinite(rows.loc[metric, "emergence_score"])
         assert not rows.loc[metric, "flat_then_jump"]
-        assert rows.loc[metric, "emergence_score"] == emergence_score(lam[lam["metric"] == metric]["scale"], values).score
+        assert (
+            rows.loc[metric, "emergence_score"] == emergence_score(lam[lam["metric"] == metric]["scale"], values).score
+        )
     # ppl falls, so its raw score is negative; judged as 1/ppl it improves (positive)
     assert rows.loc["ppl", "emergence_score"] < 0 < rows.loc["ppl", "relative_score"]
     assert rows.loc["ppl", "judged_on"] == "per-token probability"
@@ -183,8 +205,12 @@ def test_bigbench_fixture_answers(real_meta):
     assert em["rank"].iloc[0] == 1 and em["relative_score"].iloc[0] == math.inf
     # its log-likelihood is L log p, a smooth power law: not emergent, so the pair is flagged
     p = real_meta.pairs
-    pair = p[(p["family"] == "BIG-G T=0") & (p["task"] == "arithmetic:3_digit_addition")
-             & (p["sharp_metric"] == "exact_str_match") & (p["continuous_metric"] == "log_likelihood")]
+    pair = p[
+        (p["family"] == "BIG-G T=0")
+        & (p["task"] == "arithmetic:3_digit_addition")
+        & (p["sharp_metric"] == "exact_str_match")
+        & (p["continuous_metric"] == "log_likelihood")
+    ]
     assert len(pair) == 1 and bool(pair["only_under_sharp_metric"].iloc[0])
     assert real_meta.rescore.empty  # score tables only: nothing to re-score
 
@@ -194,8 +220,9 @@ def test_bigbench_fixture_answers(real_meta):
 
 def test_rescoring_records_removes_metric_made_emergence_but_keeps_a_real_jump():
     scales = np.geomspace(1e7, 1e11, 6)
-    smooth = synthetic_records(power_law_p(scales, c=2e9, alpha=-0.35), n_samples=200, lengths=(8,),
-                               family="smooth", task="digits", seed=0)
+    smooth = synthetic_records(
+        power_law_p(scales, c=2e9, alpha=-0.35), n_samples=200, lengths=(8,), family="smooth", task="digits", seed=0
+    )
     jump_p = {float(s): (0.05 if s < 1e9 else 0.95) for s in scales}
     jumpy = synthetic_records(jump_p, n_samples=200, lengths=(8,), family="jumpy", task="digits", seed=1)
     import pyarrow as pa
@@ -216,11 +243,21 @@ def test_rescoring_records_removes_metric_made_emergence_but_keeps_a_real_jump()
 
 def test_cli_writes_every_output(tmp_path):
     out = tmp_path / "meta"
-    res = CliRunner().invoke(app, ["meta", str(PYTHIA), str(BIGBENCH), "--out", str(out), "--threshold", "3",
-                                   "--top", "4", "-q"])
+    res = CliRunner().invoke(
+        app, ["meta", str(PYTHIA), str(BIGBENCH), "--out", str(out), "--threshold", "3", "--top", "4", "-q"]
+    )
     assert res.exit_code == 0, res.output
-    for name in ("meta_curves.csv", "meta_emergence.csv", "meta_by_metric.csv", "meta_pairs.csv", "meta_rescore.csv",
-                 "summary.json", "report.html", "figures/emergence_distribution.png", "figures/strongest.png"):
+    for name in (
+        "meta_curves.csv",
+        "meta_emergence.csv",
+        "meta_by_metric.csv",
+        "meta_pairs.csv",
+        "meta_rescore.csv",
+        "summary.json",
+        "report.html",
+        "figures/emergence_distribution.png",
+        "figures/strongest.png",
+    ):
         assert (out / name).is_file(), name
     em = pd.read_csv(out / "meta_emergence.csv")
     assert em["relative_score"].iloc[0] == math.inf  # 'inf' survives the CSV round trip
@@ -235,10 +272,13 @@ def test_cli_writes_every_output(tmp_path):
     assert {"family", "model", "scale", "task", "metric", "metric_kind", "value"} <= set(curves.columns)
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"model": {"model_family": "X"}, "scores": []}', "model is missing"),
-    ("{not json", "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"model": {"model_family": "X"}, "scores": []}', "model is missing"),
+        ("{not json", "malformed JSON"),
+    ],
+)
 def test_cli_bad_bigbench_file_exits_2_with_one_line(tmp_path, content, message):
     bad = tmp_path / "scores_bad.json"
     bad.write_text(content)

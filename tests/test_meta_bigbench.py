@@ -1,4 +1,5 @@
 """Reading BIG-bench results files (scores_*.json) into the long score table."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,29 @@ def table():
 
 
 def test_tree_is_read_into_the_long_format(table):
-    assert {"family", "model", "params", "non_embedding_params", "task", "subtask", "shots", "metric", "value",
-            "preferred", "aggregate"} <= set(table.columns)
+    assert {
+        "family",
+        "model",
+        "params",
+        "non_embedding_params",
+        "task",
+        "subtask",
+        "shots",
+        "metric",
+        "value",
+        "preferred",
+        "aggregate",
+    } <= set(table.columns)
     models = table.groupby("family")["model"].nunique().to_dict()
     assert models == {"BIG-G T=0": 6, "GPT": 5, "BIG-G sparse": 4}
     assert set(table["parent_task"]) == {"arithmetic", "word_sorting", "logical_deduction"}
-    assert {"multiple_choice_grade", "exact_str_match", "bleu", "rouge1", "calibration_multiple_choice_brier_score"} \
-        <= set(table["metric"])
+    assert {
+        "multiple_choice_grade",
+        "exact_str_match",
+        "bleu",
+        "rouge1",
+        "calibration_multiple_choice_brier_score",
+    } <= set(table["metric"])
     # one file: 2 subtasks x 4 metrics + 1 aggregate entry
     assert len(table[table["source"] == str(ONE)]) == 9
 
@@ -39,7 +56,9 @@ def test_values_sizes_and_flags_come_from_the_file(table):
     rows = table[table["source"] == str(ONE)].set_index(["task", "metric"])
     entry = doc["scores"][1]
     assert entry["subtask_description"] == "arithmetic:3_digit_addition"
-    assert rows.loc[("arithmetic:3_digit_addition", "exact_str_match"), "value"] == entry["score_dict"]["exact_str_match"]
+    assert (
+        rows.loc[("arithmetic:3_digit_addition", "exact_str_match"), "value"] == entry["score_dict"]["exact_str_match"]
+    )
     assert rows["params"].unique().tolist() == [doc["model"]["total_params"]]
     assert rows["non_embedding_params"].unique().tolist() == [doc["model"]["non_embedding_params"]]
     assert rows.loc[("arithmetic:3_digit_addition", "exact_str_match"), "preferred"]
@@ -68,19 +87,24 @@ def _write(tmp_path, doc, name="scores_x.json"):
     return path
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["model"].pop("total_params"), "model is missing 'total_params'"),
-    (lambda d: d["model"].update(total_params=-5), "must not be negative"),
-    (lambda d: d["model"].update(total_params=0, non_embedding_params=0, flop_matched_non_embedding_params=0),
-     "every parameter count is 0"),
-    (lambda d: d["scores"][0].pop("score_dict"), "scores[0] is missing 'score_dict'"),
-    (lambda d: d["scores"][0].update(preferred_score="bleu"), "preferred_score 'bleu' is not in score_dict"),
-    (lambda d: d["scores"][0]["score_dict"].update(exact_str_match="high"), "must be a finite number"),
-    (lambda d: d["scores"][0]["score_dict"].update(exact_str_match=float("inf")), "must be a finite number"),
-    (lambda d: d["scores"][0].update(number_of_shots=-2), "non-negative integer or -1"),
-    (lambda d: d["scores"][0].update(number_of_shots=1.5), "non-negative integer or -1"),
-    (lambda d: d.update(scores=[]), "'scores' is empty"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["model"].pop("total_params"), "model is missing 'total_params'"),
+        (lambda d: d["model"].update(total_params=-5), "must not be negative"),
+        (
+            lambda d: d["model"].update(total_params=0, non_embedding_params=0, flop_matched_non_embedding_params=0),
+            "every parameter count is 0",
+        ),
+        (lambda d: d["scores"][0].pop("score_dict"), "scores[0] is missing 'score_dict'"),
+        (lambda d: d["scores"][0].update(preferred_score="bleu"), "preferred_score 'bleu' is not in score_dict"),
+        (lambda d: d["scores"][0]["score_dict"].update(exact_str_match="high"), "must be a finite number"),
+        (lambda d: d["scores"][0]["score_dict"].update(exact_str_match=float("inf")), "must be a finite number"),
+        (lambda d: d["scores"][0].update(number_of_shots=-2), "non-negative integer or -1"),
+        (lambda d: d["scores"][0].update(number_of_shots=1.5), "non-negative integer or -1"),
+        (lambda d: d.update(scores=[]), "'scores' is empty"),
+    ],
+)
 def test_malformed_files_name_the_file(tmp_path, mutate, message):
     doc = json.loads(ONE.read_text())
     mutate(doc)

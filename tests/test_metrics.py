@@ -9,10 +9,23 @@ from mirage.schema.records import records_from_rows
 
 
 def row(i, **kw):
-    base = dict(family="f", model="m", scale=1e6, task="t", sample_id=str(i), prompt="Q:", target="123",
-                output="123", target_tokens=["1", "2", "3"], output_tokens=["1", "2", "3"],
-                target_logprobs=[-0.1, -0.2, -0.3], choices=["123", "124", "125"],
-                choice_logprobs=[-1.0, -2.0, -3.0], choice_lengths=[3, 3, 3], correct_choice=0)
+    base = dict(
+        family="f",
+        model="m",
+        scale=1e6,
+        task="t",
+        sample_id=str(i),
+        prompt="Q:",
+        target="123",
+        output="123",
+        target_tokens=["1", "2", "3"],
+        output_tokens=["1", "2", "3"],
+        target_logprobs=[-0.1, -0.2, -0.3],
+        choices=["123", "124", "125"],
+        choice_logprobs=[-1.0, -2.0, -3.0],
+        choice_lengths=[3, 3, 3],
+        correct_choice=0,
+    )
     base.update(kw)
     return base
 
@@ -37,9 +50,20 @@ def test_every_metric_against_an_independent_computation():
             out = list(tgt)
         lps = list(np.log(rng.uniform(0.05, 1.0, L)))
         clp = list(rng.normal(-5, 2, 4))
-        rows.append(row(i, target="".join(tgt), output=" " + "".join(out) + "\n", target_tokens=tgt, output_tokens=out,
-                        target_logprobs=lps, choice_logprobs=clp, choices=list("abcd"), choice_lengths=[1] * 4,
-                        correct_choice=int(rng.integers(4))))
+        rows.append(
+            row(
+                i,
+                target="".join(tgt),
+                output=" " + "".join(out) + "\n",
+                target_tokens=tgt,
+                output_tokens=out,
+                target_logprobs=lps,
+                choice_logprobs=clp,
+                choices=list("abcd"),
+                choice_lengths=[1] * 4,
+                correct_choice=int(rng.integers(4)),
+            )
+        )
     table = records_from_rows(rows)
     m = compute_sample_metrics(table)
     for r, (_, got) in zip(rows, m.iterrows()):
@@ -58,8 +82,11 @@ def test_every_metric_against_an_independent_computation():
 
 
 def test_answer_regex_extracts_before_exact_match():
-    rows = [row(0, output="The answer is 123."), row(1, output="The answer is 124."),
-            row(2, output="123", output_regex=r"(\d+)")]
+    rows = [
+        row(0, output="The answer is 123."),
+        row(1, output="The answer is 124."),
+        row(2, output="123", output_regex=r"(\d+)"),
+    ]
     plain = compute_sample_metrics(records_from_rows(rows))
     assert plain["exact_match"].tolist()[:2] == [0.0, 0.0]
     extracted = compute_sample_metrics(records_from_rows(rows), answer_regex=r"answer is (\d+)")

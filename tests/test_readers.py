@@ -54,10 +54,21 @@ def test_lm_eval_family_from_name_merges_precision_suffix(lm_eval_dir):
 
 
 def test_lm_eval_04_format(tmp_path):
-    for name, n, acc in [("org/tiny-1m", 1_000_000, 0.1), ("org/tiny-10m", 10_000_000, 0.4), ("org/tiny-100m", 100_000_000, 0.7)]:
+    for name, n, acc in [
+        ("org/tiny-1m", 1_000_000, 0.1),
+        ("org/tiny-10m", 10_000_000, 0.4),
+        ("org/tiny-100m", 100_000_000, 0.7),
+    ]:
         data = {
-            "results": {"arith": {"alias": "arith", "exact_match,none": acc, "exact_match_stderr,none": "N/A",
-                                  "acc,none": acc / 2, "acc_stderr,none": 0.01}},
+            "results": {
+                "arith": {
+                    "alias": "arith",
+                    "exact_match,none": acc,
+                    "exact_match_stderr,none": "N/A",
+                    "acc,none": acc / 2,
+                    "acc_stderr,none": 0.01,
+                }
+            },
             "n-shot": {"arith": 3},
             "n-samples": {"arith": {"original": 200, "effective": 200}},
             "config": {"model": "hf", "model_args": f"pretrained={name}", "model_num_parameters": n},
@@ -93,8 +104,9 @@ def write(tmp_path, frame, name="s.csv"):
 
 
 def small_table():
-    return pd.DataFrame(dict(family="f", model=["a", "b", "c"], params=[1e6, 1e7, 1e8], task="t", metric="acc",
-                             value=[0.1, 0.2, 0.3]))
+    return pd.DataFrame(
+        dict(family="f", model=["a", "b", "c"], params=[1e6, 1e7, 1e8], task="t", metric="acc", value=[0.1, 0.2, 0.3])
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,5 +176,6 @@ def test_directory_side_files_are_skipped_but_named_files_must_be_readable(tmp_p
 def test_directory_scan_passes_over_mirage_outputs(tmp_path):
     small_table().to_csv(tmp_path / "scores.csv", index=False)
     pd.DataFrame(dict(family=["f"], task=["t"], metric=["acc"], emergence_score=[1.0])).to_csv(
-        tmp_path / "emergence.csv", index=False)
+        tmp_path / "emergence.csv", index=False
+    )
     assert len(read_inputs([tmp_path]).scores) == 3

@@ -10,8 +10,18 @@ from mirage.synthetic import synthetic_records
 
 
 def good(i=0, **kw):
-    r = dict(family="f", model="m", scale=1e6, task="t", sample_id=str(i), target="1", output="1",
-             target_tokens=["1"], output_tokens=["1"], target_logprobs=[-0.5])
+    r = dict(
+        family="f",
+        model="m",
+        scale=1e6,
+        task="t",
+        sample_id=str(i),
+        target="1",
+        output="1",
+        target_tokens=["1"],
+        output_tokens=["1"],
+        target_logprobs=[-0.5],
+    )
     r.update(kw)
     return r
 
@@ -66,7 +76,9 @@ def test_malformed_jsonl_names_line(tmp_path):
 
 def test_nan_in_jsonl_is_rejected(tmp_path):
     p = tmp_path / "r.jsonl"
-    p.write_text('{"family": "f", "model": "m", "scale": NaN, "task": "t", "sample_id": "0", "target": "1", "output": "1"}\n')
+    p.write_text(
+        '{"family": "f", "model": "m", "scale": NaN, "task": "t", "sample_id": "0", "target": "1", "output": "1"}\n'
+    )
     with pytest.raises(MirageInputError, match="NaN"):
         read_records(p)
 

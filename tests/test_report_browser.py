@@ -5,6 +5,7 @@ full-page screenshot is not blank, and nothing is fetched from the network.
 Chromium is the Debian package ``chromium`` (``.ci/run`` installs it when missing). Without it
 the test skips with a clear message, unless ``CI`` is set: there a missing browser is a failure.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,10 +23,18 @@ from typer.testing import CliRunner
 
 from mirage.cli import app
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                  # any host name resolves to nothing, so a stray request fails instead of leaving the machine
-                  "--host-resolver-rules=MAP * ~NOTFOUND"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    # any host name resolves to nothing, so a stray request fails instead of leaving the machine
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 
 
 def _chromium() -> str:
@@ -53,9 +62,17 @@ def _story_page(root: Path) -> Path:
 
     scales = np.geomspace(1e5, 1e8, 8)
     p = dict(zip(scales, np.linspace(0.05, 0.995, 8)))
-    tables = [synthetic_records(p, n_samples=200, lengths=(1, 2, 3, 4, 5, 6), family="f", task="arithmetic", seed=1),
-              synthetic_records(dict(sorted(p.items())[:4]), n_samples=2000, lengths=(1, 2, 3, 4, 5, 6), family="f",
-                                task="arithmetic_10x", seed=2)]
+    tables = [
+        synthetic_records(p, n_samples=200, lengths=(1, 2, 3, 4, 5, 6), family="f", task="arithmetic", seed=1),
+        synthetic_records(
+            dict(sorted(p.items())[:4]),
+            n_samples=2000,
+            lengths=(1, 2, 3, 4, 5, 6),
+            family="f",
+            task="arithmetic_10x",
+            seed=2,
+        ),
+    ]
     write_records(pa.concat_tables(tables), root / "store" / "records.parquet")
     result = run_analysis(read_inputs([root / "store"]), AnalysisSettings(seed=0, bootstrap=100))
     write_story(story_tables(result), root / "report.html", analysis_link=None)
@@ -67,8 +84,20 @@ def report(request, tmp_path_factory, pythia_table) -> Path:
     if request.param == "story":
         return _story_page(tmp_path_factory.mktemp("story"))
     out = tmp_path_factory.mktemp("browser") / "analysis"
-    result = CliRunner().invoke(app, ["analyze", str(pythia_table), "--filter", "task=lambada_openai", "--out", str(out),
-                                      "--bootstrap", "50", "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            str(pythia_table),
+            "--filter",
+            "task=lambada_openai",
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     return out / "report.html"
 
@@ -100,8 +129,12 @@ def _page_requests(net_log: Path) -> list[str]:
         text = text.rstrip(",") + "]}"
     log = json.loads(text)
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log.get("events", [])
-            if e.get("type") == start_job and str(e.get("params", {}).get("network_isolation_key", "")).startswith("file://")]
+    return [
+        e["params"]["url"]
+        for e in log.get("events", [])
+        if e.get("type") == start_job
+        and str(e.get("params", {}).get("network_isolation_key", "")).startswith("file://")
+    ]
 
 
 def _render(html_file: Path, workdir: Path, height: int) -> tuple[Path, list[str]]:
@@ -109,9 +142,16 @@ def _render(html_file: Path, workdir: Path, height: int) -> tuple[Path, list[str
     chromium = _chromium()
     workdir.mkdir(parents=True, exist_ok=True)
     shot, net_log = workdir / "page.png", workdir / "netlog.json"
-    cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}", f"--log-net-log={net_log}",
-           f"--window-size=1200,{height}", "--virtual-time-budget=3000", f"--screenshot={shot}",
-           html_file.resolve().as_uri()]
+    cmd = [
+        chromium,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={workdir / 'profile'}",
+        f"--log-net-log={net_log}",
+        f"--window-size=1200,{height}",
+        "--virtual-time-budget=3000",
+        f"--screenshot={shot}",
+        html_file.resolve().as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and shot.is_file(), f"chromium failed ({proc.returncode}): {proc.stderr[-2000:]}"
     assert net_log.is_file(), "chromium wrote no net log"
@@ -154,7 +194,9 @@ def test_chromium_renders_report_without_network(report, tmp_path):
 def test_net_log_check_catches_a_page_that_fetches(tmp_path):
     """Positive control: the same check flags a page with one remote image and one stylesheet."""
     page = tmp_path / "fetching.html"
-    page.write_text('<!DOCTYPE html><html><head><link rel="stylesheet" href="https://cdn.example.com/s.css"></head>'
-                    '<body><h1>control</h1><img src="http://example.invalid/a.png"></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><head><link rel="stylesheet" href="https://cdn.example.com/s.css"></head>'
+        '<body><h1>control</h1><img src="http://example.invalid/a.png"></body></html>'
+    )
     _, requests = _render(page, tmp_path / "control", height=600)
     assert "http://example.invalid/a.png" in requests and "https://cdn.example.com/s.css" in requests

@@ -9,6 +9,7 @@ Families (one record store, one analysis, as the demo does it):
 - ``jumpy``: per-token p itself jumps from ~0.03 to ~0.9 between two models (a real jump).
 - ``long``: the paper's power law with 8-token targets (exact match sharp, p smooth).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,11 +44,18 @@ def result(tmp_path_factory):
     small = dict(sorted(p_smooth.items())[:4])
     tables = [
         synthetic_records(p_smooth, n_samples=N_STANDARD, lengths=LENGTHS, family="smooth", task="arithmetic", seed=1),
-        synthetic_records(small, n_samples=10 * N_STANDARD, lengths=LENGTHS, family="smooth", task="arithmetic_10x",
-                          seed=2),
+        synthetic_records(
+            small, n_samples=10 * N_STANDARD, lengths=LENGTHS, family="smooth", task="arithmetic_10x", seed=2
+        ),
         synthetic_records(p_jumpy, n_samples=120, lengths=LENGTHS, family="jumpy", task="arithmetic", seed=3),
-        synthetic_records(power_law_p(np.geomspace(1e7, 1e11, 6), c=2e9, alpha=-0.35), n_samples=200, lengths=(8,),
-                          family="long", task="arithmetic", seed=4),
+        synthetic_records(
+            power_law_p(np.geomspace(1e7, 1e11, 6), c=2e9, alpha=-0.35),
+            n_samples=200,
+            lengths=(8,),
+            family="long",
+            task="arithmetic",
+            seed=4,
+        ),
     ]
     write_records(pa.concat_tables(tables), root / "store" / "records.parquet")
     # run_analysis is analyze without writing its directory (same AnalysisResult; 0.7 s instead of 10 s)
@@ -73,7 +81,9 @@ def test_prediction1_measures_the_three_metrics_like_the_analysis(result, smooth
     for metric in STORY_METRICS:
         assert p1.loc[metric, "jump_share"] == pytest.approx(em.loc[metric, "jump_share"])
         assert p1.loc[metric, "emergence_score"] == pytest.approx(em.loc[metric, "emergence_score"])
-    v = result.verdicts.set_index(["family", "task", "discontinuous_metric"]).loc[("smooth", "arithmetic", "exact_match")]
+    v = result.verdicts.set_index(["family", "task", "discontinuous_metric"]).loc[
+        ("smooth", "arithmetic", "exact_match")
+    ]
     assert p1.loc["exact_match", "jump_share"] == pytest.approx(v["jump_share_discontinuous"])
     # the page's "looks emergent" is the verdict's first step, read from the evidence table
     looks = p1.loc["exact_match", "verdict_outcome"] == "apparent"
@@ -200,8 +210,15 @@ def test_prediction3_slopes_match_the_per_token_probability(smooth):
 def test_write_story_writes_one_self_contained_page_atomically(result, tmp_path):
     plt = pyplot()
     open_before = set(plt.get_fignums())
-    family = pd.DataFrame({"name": [f"smooth-m{i}" for i in range(8)], "params": SCALES.astype(int),
-                           "train_tokens": 10**6, "final_loss": np.linspace(2, 0.1, 8), "seconds": 1.0})
+    family = pd.DataFrame(
+        {
+            "name": [f"smooth-m{i}" for i in range(8)],
+            "params": SCALES.astype(int),
+            "train_tokens": 10**6,
+            "final_loss": np.linspace(2, 0.1, 8),
+            "seconds": 1.0,
+        }
+    )
     out = tmp_path / "demo"
     tables = story_tables(result)
     write_story(tables, out / "story.html", family_table=family, intro_html="<p>INTRO</p>", title="mirage demo: test")

@@ -1,4 +1,5 @@
 """Task sources: the arithmetic generator, real BIG-bench task.json files and JSONL."""
+
 from __future__ import annotations
 
 import json
@@ -52,15 +53,18 @@ def test_arithmetic_views_name_the_task():
     assert load_task("arithmetic:op=add,digits=1,n=5").name == "arithmetic_1_digit_add"
 
 
-@pytest.mark.parametrize("spec,needle", [
-    ("arithmetic:op=div", "unknown op"),
-    ("arithmetic:digits=x", "not an integer"),
-    ("arithmetic:n=0", "must be >= 1"),
-    ("arithmetic:colour=red", "unknown option"),
-    ("arithmetic:op=add,digits=1,n=100,shots=1", "distinct"),
-    ("arithmetic:digits", "not KEY=VALUE"),
-    ("no/such/task.json", "no such task file"),
-])
+@pytest.mark.parametrize(
+    "spec,needle",
+    [
+        ("arithmetic:op=div", "unknown op"),
+        ("arithmetic:digits=x", "not an integer"),
+        ("arithmetic:n=0", "must be >= 1"),
+        ("arithmetic:colour=red", "unknown option"),
+        ("arithmetic:op=add,digits=1,n=100,shots=1", "distinct"),
+        ("arithmetic:digits", "not KEY=VALUE"),
+        ("no/such/task.json", "no such task file"),
+    ],
+)
 def test_bad_specs_raise_clear_errors(spec, needle):
     with pytest.raises(MirageInputError, match=needle):
         load_task(spec)
@@ -108,11 +112,17 @@ def test_bigbench_directory_without_examples_names_subtasks():
 
 def test_jsonl_task_and_its_errors(tmp_path):
     good = tmp_path / "t.jsonl"
-    good.write_text("\n".join(json.dumps(r) for r in [
-        {"prompt": "2+2=", "target": " 4", "choices": [" 4", " 5"], "correct_choice": 0},
-        {"prompt": "3+3=", "target": " 6", "choices": [" 6", " 7"], "correct_choice": 0, "sample_id": "six"},
-        {"prompt": "1+1=", "target": " 2", "choices": [" 3", " 2"], "correct_choice": 1},
-    ]) + "\n")
+    good.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"prompt": "2+2=", "target": " 4", "choices": [" 4", " 5"], "correct_choice": 0},
+                {"prompt": "3+3=", "target": " 6", "choices": [" 6", " 7"], "correct_choice": 0, "sample_id": "six"},
+                {"prompt": "1+1=", "target": " 2", "choices": [" 3", " 2"], "correct_choice": 1},
+            ]
+        )
+        + "\n"
+    )
     task = load_task(f"{good}:shots=1")
     assert task.view == "both" and [s.sample_id for s in task.samples] == ["00000", "six", "00002"]
     assert task.samples[0].prompt.endswith("\n\n2+2=") and task.samples[0].prompt.count("=") == 2

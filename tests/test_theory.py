@@ -1,4 +1,5 @@
 """The paper's power-law model: closed forms, sharpness, fitting back, prediction from continuous metrics."""
+
 import math
 
 import numpy as np
@@ -31,8 +32,13 @@ def test_every_column_matches_the_closed_forms():
     N, L = t["params"].to_numpy(), t["length"].to_numpy()
     ce = (N / 2.0e9) ** -0.5
     p = np.exp(-ce)
-    expected = {"cross_entropy": ce, "p_token": p, "accuracy": p**L, "token_edit_distance": L * (1 - p),
-                "target_logprob": -L * ce}
+    expected = {
+        "cross_entropy": ce,
+        "p_token": p,
+        "accuracy": p**L,
+        "token_edit_distance": L * (1 - p),
+        "target_logprob": -L * ce,
+    }
     for col, want in expected.items():
         np.testing.assert_allclose(t[col], want, rtol=1e-12, atol=0, err_msg=col)
 
@@ -78,18 +84,21 @@ def test_accuracy_is_sharper_than_edit_distance_and_sharpens_with_length():
     assert abs(em.loc[("L=5", "cross_entropy"), "emergence_score"]) > em.loc[("L=5", "accuracy"), "emergence_score"]
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: PowerLaw(c=-1.0, alpha=-0.5),
-    lambda: PowerLaw(c=2e9, alpha=0.3),
-    lambda: PowerLaw(c=float("nan"), alpha=-0.5),
-    lambda: LAW.cross_entropy([1e9, -1.0]),
-    lambda: LAW.cross_entropy([1e9, float("nan")]),
-    lambda: LAW.accuracy(1e9, 0),
-    lambda: LAW.accuracy(1e9, 1.5),
-    lambda: LAW.multiple_choice_grade(1e9, 1, n_choices=1),
-    lambda: scale_at_accuracy(1.0, 3),
-    lambda: theory_emergence(LAW, [1], 1e7, 1e12, n_models=2),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: PowerLaw(c=-1.0, alpha=-0.5),
+        lambda: PowerLaw(c=2e9, alpha=0.3),
+        lambda: PowerLaw(c=float("nan"), alpha=-0.5),
+        lambda: LAW.cross_entropy([1e9, -1.0]),
+        lambda: LAW.cross_entropy([1e9, float("nan")]),
+        lambda: LAW.accuracy(1e9, 0),
+        lambda: LAW.accuracy(1e9, 1.5),
+        lambda: LAW.multiple_choice_grade(1e9, 1, n_choices=1),
+        lambda: scale_at_accuracy(1.0, 3),
+        lambda: theory_emergence(LAW, [1], 1e7, 1e12, n_models=2),
+    ],
+)
 def test_bad_parameters_raise_input_errors(bad):
     with pytest.raises(MirageInputError):
         bad()
@@ -208,8 +217,9 @@ def test_prediction_input_errors_and_notes(power_law_samples):
 
 def test_item_and_model_bootstraps_share_the_point_fit(power_law_samples):
     by_items = predict_from_sample_metrics(power_law_samples, source="token_edit_distance", n_boot=200)
-    by_models = predict_from_sample_metrics(power_law_samples, source="token_edit_distance", n_boot=200,
-                                            bootstrap="models", progress=True)
+    by_models = predict_from_sample_metrics(
+        power_law_samples, source="token_edit_distance", n_boot=200, bootstrap="models", progress=True
+    )
     a, b = by_items.fits.iloc[0], by_models.fits.iloc[0]
     assert (a["resampling"], b["resampling"]) == ("samples", "models")
     assert a["alpha"] == pytest.approx(b["alpha"], rel=1e-9)  # pooled means either way
@@ -226,8 +236,9 @@ def test_prediction_is_deterministic_for_a_seed(power_law_samples):
 
 
 def test_length_analysis_accuracy_falls_geometrically_edit_distance_linearly():
-    samples = compute_sample_metrics(synthetic_records({1e9: 0.8, 1e10: 0.95}, n_samples=3000,
-                                                       lengths=(1, 2, 3, 4, 5, 6), seed=1))
+    samples = compute_sample_metrics(
+        synthetic_records({1e9: 0.8, 1e10: 0.95}, n_samples=3000, lengths=(1, 2, 3, 4, 5, 6), seed=1)
+    )
     t = length_analysis(samples)
     assert len(t) == 12 and set(t["length"]) == set(range(1, 7))
     for _, g in t.groupby("model"):

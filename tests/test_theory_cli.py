@@ -1,4 +1,5 @@
 """`mirage theory` end to end: files, columns, figure, report, one-line errors with nothing written."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -37,7 +38,7 @@ def test_theory_writes_curves_emergence_crossings_figure_and_report(tmp_path):
     png = (out / "figures" / "theory.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "src=\"http" not in html  # self-contained, no network
+    assert "data:image/png;base64," in html and 'src="http' not in html  # self-contained, no network
     assert not list(out.parent.glob(".th*"))  # no temporary leftovers
 
 
@@ -48,15 +49,18 @@ def test_theory_constants_change_the_curves():
     np.testing.assert_allclose(t["cross_entropy"], (t["params"] / 1e8) ** -0.3, rtol=1e-12)
 
 
-@pytest.mark.parametrize("args, source", [
-    (["--alpha", "0.5"], "alpha"),
-    (["--c", "0"], "c"),
-    (["--lengths", "1,x"], "--lengths"),
-    (["--lengths", "0,2"], "--lengths"),
-    (["--n-min", "1e9", "--n-max", "1e8"], "--n-max"),
-    (["--points", "1"], "--points"),
-    (["--choices", "1"], "n_choices"),
-])
+@pytest.mark.parametrize(
+    "args, source",
+    [
+        (["--alpha", "0.5"], "alpha"),
+        (["--c", "0"], "c"),
+        (["--lengths", "1,x"], "--lengths"),
+        (["--lengths", "0,2"], "--lengths"),
+        (["--n-min", "1e9", "--n-max", "1e8"], "--n-max"),
+        (["--points", "1"], "--points"),
+        (["--choices", "1"], "n_choices"),
+    ],
+)
 def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, args, source):
     out = tmp_path / "never"
     code, stdout, err = run("theory", *args, "--out", out)

@@ -1,6 +1,7 @@
 """mirage train-family: a real family is trained, saved, reloaded offline, kept apart from its
 held-out problems, reproducible for a seed, and sharper under exact match than under
 per-token log-probability (measured on the quick family, not assumed)."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,14 @@ from typer.testing import CliRunner
 from mirage.cli import app
 from mirage.errors import MirageInputError
 from mirage.train.arithmetic import (
-    check_disjoint, encode_keys, find_overlap, make_config, make_heldout, make_training_stream, problem_keys, train_family,
+    check_disjoint,
+    encode_keys,
+    find_overlap,
+    make_config,
+    make_heldout,
+    make_training_stream,
+    problem_keys,
+    train_family,
 )
 
 runner = CliRunner()
@@ -65,7 +73,7 @@ def test_models_reload_offline_and_answer_the_eval_prompt(quick_family):
     assert ids.shape[1] == len(sample["prompt"]) and tok.unk_token_id not in ids[0].tolist()
     with torch.no_grad():
         gen = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
-    text = tok.decode(gen[0, ids.shape[1]:])
+    text = tok.decode(gen[0, ids.shape[1] :])
     assert re.match(r"\d+\n", text), f"model output {text!r} is not an answer ended by a newline"
 
 
@@ -80,10 +88,12 @@ def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, t
     spec = yaml.safe_load((quick_family / "family.yaml").read_text())
     largest = spec["models"][-1]
     one = tmp_path / "one.yaml"
-    one.write_text(yaml.safe_dump({"family": spec["family"], "models": [
-        {**largest, "path": str((quick_family / largest["path"]).resolve())}]}))
-    evaluate_family(one, f"{quick_family / 'heldout.jsonl'}:n=60,seed=0", tmp_path / "store", progress=False,
-                    threads=1)
+    one.write_text(
+        yaml.safe_dump(
+            {"family": spec["family"], "models": [{**largest, "path": str((quick_family / largest["path"]).resolve())}]}
+        )
+    )
+    evaluate_family(one, f"{quick_family / 'heldout.jsonl'}:n=60,seed=0", tmp_path / "store", progress=False, threads=1)
     records = pd.concat(pd.read_parquet(f) for f in sorted((tmp_path / "store").rglob("*.parquet")))
     assert len(records) == 60 and records["target"].str.len().nunique() >= 3  # several answer lengths
     eval_exact = (records["output"].str.strip() == records["target"].str.strip()).to_numpy()
@@ -140,22 +150,35 @@ def test_same_seed_same_weights_and_losses(tmp_path):
     cfg = make_config(sizes="tiny,1x12", steps=15, batch_size=16, seed=3, heldout_per_cell=20, eval_per_cell=5)
     r1 = train_family(cfg, tmp_path / "a", threads=1, progress=False)
     r2 = train_family(cfg, tmp_path / "b", threads=1, progress=False)
-    other = train_family(make_config(sizes="tiny", steps=15, batch_size=16, seed=4, heldout_per_cell=20,
-                                     eval_per_cell=5), tmp_path / "c", threads=1, progress=False)
+    other = train_family(
+        make_config(sizes="tiny", steps=15, batch_size=16, seed=4, heldout_per_cell=20, eval_per_cell=5),
+        tmp_path / "c",
+        threads=1,
+        progress=False,
+    )
     for m in ("tiny", "1x12"):
-        w1, w2 = load_file(tmp_path / "a" / m / "model.safetensors"), load_file(tmp_path / "b" / m / "model.safetensors")
+        w1, w2 = (
+            load_file(tmp_path / "a" / m / "model.safetensors"),
+            load_file(tmp_path / "b" / m / "model.safetensors"),
+        )
         assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / m / "train_log.csv"),
-                                      pd.read_csv(tmp_path / "b" / m / "train_log.csv"))
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "a" / m / "train_log.csv"), pd.read_csv(tmp_path / "b" / m / "train_log.csv")
+        )
     pd.testing.assert_frame_equal(r1.quick_eval, r2.quick_eval)
     assert (tmp_path / "a" / "heldout.jsonl").read_text() == (tmp_path / "b" / "heldout.jsonl").read_text()
     assert not pd.read_csv(tmp_path / "c" / "tiny" / "train_log.csv")["loss"].equals(
-        pd.read_csv(tmp_path / "a" / "tiny" / "train_log.csv")["loss"])
+        pd.read_csv(tmp_path / "a" / "tiny" / "train_log.csv")["loss"]
+    )
     # a finished model with the same settings is reused, not retrained
     again = train_family(cfg, tmp_path / "a", threads=1, progress=False)
     assert all(m.cached for m in again.models) and not any(m.cached for m in r1.models)
-    changed = train_family(make_config(sizes="tiny", steps=16, batch_size=16, seed=3, heldout_per_cell=20,
-                                       eval_per_cell=5), tmp_path / "a", threads=1, progress=False)
+    changed = train_family(
+        make_config(sizes="tiny", steps=16, batch_size=16, seed=3, heldout_per_cell=20, eval_per_cell=5),
+        tmp_path / "a",
+        threads=1,
+        progress=False,
+    )
     assert not changed.models[0].cached
 
 
@@ -170,17 +193,20 @@ def test_quick_family_exact_match_is_sharper_than_logprob(quick_family):
     lp = jump_sharpness(allq["params"], allq["token_logprob"])
     assert allq["exact_match"].iloc[-1] > allq["exact_match"].iloc[0]  # the family does improve
     assert allq["token_logprob"].iloc[-1] > allq["token_logprob"].iloc[0]
-    assert em.jump_share > lp.jump_share, (allq[["model", "exact_match", "token_logprob"]].to_string())
+    assert em.jump_share > lp.jump_share, allq[["model", "exact_match", "token_logprob"]].to_string()
 
 
-@pytest.mark.parametrize("args, where", [
-    (["--ops", "add,div"], "--ops"),
-    (["--digits", "0,2"], "--digits"),
-    (["--digits", "two"], "--digits"),
-    (["--sizes", "tiny,huge"], "--sizes"),
-    (["--steps", "0"], "--steps"),
-    (["--task", "lambada"], "--task"),
-])
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (["--ops", "add,div"], "--ops"),
+        (["--digits", "0,2"], "--digits"),
+        (["--digits", "two"], "--digits"),
+        (["--sizes", "tiny,huge"], "--sizes"),
+        (["--steps", "0"], "--steps"),
+        (["--task", "lambada"], "--task"),
+    ],
+)
 def test_bad_options_are_one_line_errors_and_write_nothing(tmp_path, args, where):
     out = tmp_path / "never"
     result = runner.invoke(app, ["train-family", *args, "--out", str(out), "--quiet"])

@@ -3,6 +3,7 @@
 The reduced grid here is the same code as ``benchmarks/verdict_grid.py`` on fewer families; the
 full grid's confusion matrix is in docs/verdicts.md.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,8 +32,15 @@ def grid() -> pd.DataFrame:
     rows = []
     for spec in specs:
         r = verdict_row(spec)
-        rows.append(dict(truth=spec.truth, n_models=spec.n_models, verdict=r["verdict"],
-                         apparent=bool(r["apparent_emergence"]), reason=r["reason"]))
+        rows.append(
+            dict(
+                truth=spec.truth,
+                n_models=spec.n_models,
+                verdict=r["verdict"],
+                apparent=bool(r["apparent_emergence"]),
+                reason=r["reason"],
+            )
+        )
     return pd.DataFrame(rows)
 
 
@@ -42,13 +50,16 @@ def _share(grid, truth, verdict, emergent_only=True):
     return float((sel.verdict == verdict).mean()), sel
 
 
-@pytest.mark.parametrize("truth,verdict,aim", [
-    ("smooth", Verdict.EXPLAINED, 0.90),
-    ("smooth_mc", Verdict.EXPLAINED, 0.85),
-    ("jump", Verdict.NOT_EXPLAINED, 0.95),
-    ("threshold", Verdict.NOT_EXPLAINED, 0.85),
-    ("threshold_mc", Verdict.NOT_EXPLAINED, 0.85),
-])
+@pytest.mark.parametrize(
+    "truth,verdict,aim",
+    [
+        ("smooth", Verdict.EXPLAINED, 0.90),
+        ("smooth_mc", Verdict.EXPLAINED, 0.85),
+        ("jump", Verdict.NOT_EXPLAINED, 0.95),
+        ("threshold", Verdict.NOT_EXPLAINED, 0.85),
+        ("threshold_mc", Verdict.NOT_EXPLAINED, 0.85),
+    ],
+)
 def test_reduced_grid_recovers_each_truth(grid, truth, verdict, aim):
     share, sel = _share(grid, truth, verdict)
     assert share >= aim, f"{truth}: {share:.2f} called {verdict!r}\n{sel[sel.verdict != verdict].to_string()}"
@@ -63,8 +74,15 @@ def test_reduced_grid_never_calls_a_jump_explained_nor_a_smooth_curve_emergent(g
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_papers_figure_2_models_are_explained_by_the_metric(seed):
-    spec = TruthSpec("smooth", scales_given=(3.5e8, 1.3e9, 6.7e9, 2.0e11), c=2.0e9, alpha=-0.5, lengths=(5,),
-                     n_samples=1000, seed=seed)
+    spec = TruthSpec(
+        "smooth",
+        scales_given=(3.5e8, 1.3e9, 6.7e9, 2.0e11),
+        c=2.0e9,
+        alpha=-0.5,
+        lengths=(5,),
+        n_samples=1000,
+        seed=seed,
+    )
     row = verdict_row(spec)
     assert row["verdict"] == Verdict.EXPLAINED, row["reason"]
     assert row["loss_alpha"] == pytest.approx(-0.5, abs=0.03)
@@ -72,8 +90,12 @@ def test_the_papers_figure_2_models_are_explained_by_the_metric(seed):
 
 def test_the_same_law_gets_the_same_verdict_with_4_or_16_models():
     for truth, want in (("smooth", Verdict.EXPLAINED), ("jump", Verdict.NOT_EXPLAINED)):
-        got = {k: verdict_row(TruthSpec(truth, n_models=k, decades=4, lengths=(6,), top_p=0.93, n_samples=1000,
-                                        seed=k))["verdict"] for k in (4, 6, 12, 16)}
+        got = {
+            k: verdict_row(TruthSpec(truth, n_models=k, decades=4, lengths=(6,), top_p=0.93, n_samples=1000, seed=k))[
+                "verdict"
+            ]
+            for k in (4, 6, 12, 16)
+        }
         assert set(got.values()) == {want}, (truth, got)
 
 
@@ -88,8 +110,16 @@ def test_verdicts_do_not_flip_with_the_seed_on_clear_truths(truth):
 
 def test_every_verdict_row_carries_the_numbers_it_was_decided_on():
     row = verdict_row(TruthSpec("smooth", n_models=8, decades=4, lengths=(5,), n_samples=500, seed=3))
-    for col in ("rise", "flat_share", "loss_alpha", "loss_alpha_se", "break_p_value", "transform_p_value",
-                "transform_worst_z", "lag_p_value"):
+    for col in (
+        "rise",
+        "flat_share",
+        "loss_alpha",
+        "loss_alpha_se",
+        "break_p_value",
+        "transform_p_value",
+        "transform_worst_z",
+        "lag_p_value",
+    ):
         assert np.isfinite(row[col]), col
     assert "smooth power law" in row["reason"] and "alpha" in row["reason"]
 
@@ -99,8 +129,10 @@ def test_every_verdict_row_carries_the_numbers_it_was_decided_on():
 
 @pytest.fixture(scope="module")
 def bundled():
-    return run_analysis(read_inputs([bundled_path("pythia_scaling.csv"), bundled_path("opt_bloom_scaling.csv")]),
-                        AnalysisSettings(bootstrap=0))
+    return run_analysis(
+        read_inputs([bundled_path("pythia_scaling.csv"), bundled_path("opt_bloom_scaling.csv")]),
+        AnalysisSettings(bootstrap=0),
+    )
 
 
 def test_lambada_accuracy_against_perplexity_is_no_apparent_emergence(bundled):
@@ -130,9 +162,18 @@ def _emergent_table(stderr=None, n_samples=None):
     ppl = [40.0, 20.0, 10.0, 5.0, 2.5]
     rows = []
     for p, a, q in zip(params, acc, ppl):
-        rows.append(dict(family="f", model=f"m{p:g}", params=p, task="t", metric="exact_match", value=a,
-                         **({} if stderr is None else {"stderr": stderr}),
-                         **({} if n_samples is None else {"n_samples": n_samples})))
+        rows.append(
+            dict(
+                family="f",
+                model=f"m{p:g}",
+                params=p,
+                task="t",
+                metric="exact_match",
+                value=a,
+                **({} if stderr is None else {"stderr": stderr}),
+                **({} if n_samples is None else {"n_samples": n_samples}),
+            )
+        )
         rows.append(dict(family="f", model=f"m{p:g}", params=p, task="t", metric="ppl", value=q))
     return pd.DataFrame(rows)
 
@@ -178,9 +219,19 @@ def test_training_checkpoints_are_one_curve_per_model(tmp_path):
     for model, shift in (("pythia-70m", 1.0), ("pythia-160m", 0.8)):
         for step in (1000, 4000, 16000, 64000, 143000):
             for shots in (0, 5):
-                rows.append(dict(family="Pythia", model=model, params=7e7 / shift, step=step, shots=shots,
-                                 task="lambada", metric="ppl", value=shift * 200 * (step / 1000) ** -0.4,
-                                 stderr=0.5))
+                rows.append(
+                    dict(
+                        family="Pythia",
+                        model=model,
+                        params=7e7 / shift,
+                        step=step,
+                        shots=shots,
+                        task="lambada",
+                        metric="ppl",
+                        value=shift * 200 * (step / 1000) ** -0.4,
+                        stderr=0.5,
+                    )
+                )
     path = tmp_path / "training.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     inputs = read_inputs([path], scale="step", filters=["shots=0"])
@@ -191,7 +242,12 @@ def test_training_checkpoints_are_one_curve_per_model(tmp_path):
 
 
 def test_settings_are_validated_and_name_the_setting():
-    for bad, name in ((dict(min_models=0), "min_models"), (dict(bootstrap=-5), "bootstrap"),
-                      (dict(level=1.5), "level"), (dict(min_effect=0), "min_effect"), (dict(seed=-1), "seed")):
+    for bad, name in (
+        (dict(min_models=0), "min_models"),
+        (dict(bootstrap=-5), "bootstrap"),
+        (dict(level=1.5), "level"),
+        (dict(min_effect=0), "min_effect"),
+        (dict(seed=-1), "seed"),
+    ):
         with pytest.raises(MirageInputError, match=name):
             AnalysisSettings(**bad)

@@ -1,4 +1,5 @@
 """Vision data loaders, each on small files written here in the dataset's exact on-disk format."""
+
 from __future__ import annotations
 
 import gzip
@@ -9,8 +10,17 @@ import numpy as np
 import pytest
 
 from mirage.errors import MirageInputError
-from mirage.vision.datasets import (cut_patches, load_cifar, load_mnist, load_natural_patches, load_omniglot,
-                                    load_sklearn_digits, read_cifar_batch, read_idx, train_test_split)
+from mirage.vision.datasets import (
+    cut_patches,
+    load_cifar,
+    load_mnist,
+    load_natural_patches,
+    load_omniglot,
+    load_sklearn_digits,
+    read_cifar_batch,
+    read_idx,
+    train_test_split,
+)
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -68,8 +78,12 @@ def test_mnist_bad_files(tmp_path):
 
 def _cifar_batch(n, label_key, seed):
     rng = np.random.default_rng(seed)
-    return {b"batch_label": b"batch", label_key: list(rng.integers(0, 10, n)),
-            b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+    return {
+        b"batch_label": b"batch",
+        label_key: list(rng.integers(0, 10, n)),
+        b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        b"filenames": [b"x.png"] * n,
+    }
 
 
 def test_cifar10_batches(tmp_path):
@@ -123,7 +137,7 @@ def test_omniglot_png_folders(tmp_path):
             folder.mkdir(parents=True)
             for k in range(3):
                 pixels = np.full((105, 105), 255, np.uint8)  # white paper
-                pixels[10 * (c + 1):10 * (c + 1) + 20, 5 * k:5 * k + 30] = 0  # black ink
+                pixels[10 * (c + 1) : 10 * (c + 1) + 20, 5 * k : 5 * k + 30] = 0  # black ink
                 Image.fromarray(pixels).convert("1").save(folder / f"{c:04d}_{k:02d}.png")
     data = load_omniglot(tmp_path)
     assert data.images.shape == (9, 28, 28, 1) and data.n_classes == 3
@@ -177,8 +191,9 @@ def test_empty_and_non_finite_data_are_refused(tmp_path):
     images[0, 0, 0] = np.inf
     mnist = tmp_path / "mnist"
     mnist.mkdir()
-    (mnist / "train-images-idx3-ubyte").write_bytes(bytes([0, 0, 0x0E, 3]) + struct.pack(">3I", 3, 4, 4)
-                                                    + images.tobytes())
+    (mnist / "train-images-idx3-ubyte").write_bytes(
+        bytes([0, 0, 0x0E, 3]) + struct.pack(">3I", 3, 4, 4) + images.tobytes()
+    )
     (mnist / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.array([0, 1, 2], dtype=np.uint8)))
     with pytest.raises(MirageInputError, match="1 pixel values are NaN or infinite"):
         load_mnist(mnist)

@@ -4,6 +4,7 @@ The central assertion is a measurement on the models trained here: for each expe
 discontinuous metric fixed in advance (largest K, smallest c) has a higher emergence score
 than every continuous metric computed from the same held-out predictions.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,15 @@ def test_outputs_agree_and_core_reads_scores(quick_run):
     from mirage.io.inputs import read_inputs
 
     emergence = pd.read_csv(quick_run / "emergence.csv")
-    assert list(emergence.columns[:7]) == ["family", "task", "metric", "metric_kind", "n_models",
-                                           "emergence_score", "flat_then_jump"]
+    assert list(emergence.columns[:7]) == [
+        "family",
+        "task",
+        "metric",
+        "metric_kind",
+        "n_models",
+        "emergence_score",
+        "flat_then_jump",
+    ]
     scores = pd.read_csv(quick_run / "scores.csv")
     for row in emergence.itertuples(index=False):
         curve = scores[(scores.family == row.family) & (scores.metric == row.metric)]
@@ -74,7 +82,11 @@ def test_outputs_agree_and_core_reads_scores(quick_run):
     pd.testing.assert_series_equal(measured.reindex(acc.index), acc, check_names=False)
     report = (quick_run / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 3 and "the continuous one" in report
-    assert sorted(p.name for p in (quick_run / "figures").iterdir()) == ["autoencoder.png", "cnn.png", "transformer.png"]
+    assert sorted(p.name for p in (quick_run / "figures").iterdir()) == [
+        "autoencoder.png",
+        "cnn.png",
+        "transformer.png",
+    ]
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):

@@ -1,4 +1,5 @@
 """Vision metrics, emergence tables and small training runs (determinism, on-disk formats)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +25,7 @@ def test_subset_accuracy_is_the_exact_expectation_over_subsets():
         assert subset_accuracy(int(correct.sum()), n, k) == pytest.approx(brute, rel=1e-12)
     assert subset_accuracy(3, 10, 4) == 0.0
     # log-space: large n and K do not overflow
-    assert subset_accuracy(9_900, 10_000, 100) == pytest.approx(0.99 ** 100, rel=0.05)
+    assert subset_accuracy(9_900, 10_000, 100) == pytest.approx(0.99**100, rel=0.05)
     with pytest.raises(ValueError):
         subset_accuracy(3, 5, 6)
 
@@ -37,7 +38,9 @@ def test_classifier_and_reconstruction_metrics():
     assert by_name["subset_accuracy_k1"].value == pytest.approx(0.9)
     assert by_name["subset_accuracy_k5"].value == pytest.approx(0.5)  # C(9,5)/C(10,5)
     assert by_name["subset_accuracy_k5"].n_samples == 2 and by_name["subset_accuracy_k5"].metric_kind == "discontinuous"
-    assert by_name["cross_entropy"].value == pytest.approx(-logp.mean()) and not by_name["cross_entropy"].higher_is_better
+    assert (
+        by_name["cross_entropy"].value == pytest.approx(-logp.mean()) and not by_name["cross_entropy"].higher_is_better
+    )
     rec = {m.metric: m for m in reconstruction_metrics(np.array([0.0005, 0.002, 0.004, 0.02]), (0.001, 0.003))}
     assert rec["mse"].value == pytest.approx(0.006625)
     assert rec["reconstruction_c0.001"].value == 0.25 and rec["reconstruction_c0.003"].value == 0.5
@@ -47,10 +50,30 @@ def test_emergence_table_orients_lower_is_better_metrics():
     params = [10, 100, 1000, 10_000, 100_000]
     rows = []
     for p, mse, frac in zip(params, [0.05, 0.04, 0.03, 0.02, 0.01], [0.0, 0.0, 0.0, 0.0, 0.9]):
-        rows.append(dict(family="f", model=f"m{p}", params=p, task="t", metric="mse", metric_kind="linear",
-                         higher_is_better=False, value=mse))
-        rows.append(dict(family="f", model=f"m{p}", params=p, task="t", metric="reconstruction_c0.001",
-                         metric_kind="discontinuous", higher_is_better=True, value=frac))
+        rows.append(
+            dict(
+                family="f",
+                model=f"m{p}",
+                params=p,
+                task="t",
+                metric="mse",
+                metric_kind="linear",
+                higher_is_better=False,
+                value=mse,
+            )
+        )
+        rows.append(
+            dict(
+                family="f",
+                model=f"m{p}",
+                params=p,
+                task="t",
+                metric="reconstruction_c0.001",
+                metric_kind="discontinuous",
+                higher_is_better=True,
+                value=frac,
+            )
+        )
     table = vision_emergence_table(pd.DataFrame(rows)).set_index("metric")
     assert table.loc["mse", "emergence_score"] == pytest.approx(-4.0)  # falling straight line
     assert table.loc["mse", "oriented_score"] == pytest.approx(4.0)
@@ -87,7 +110,9 @@ def test_training_is_deterministic_per_seed():
     # the quick run trains every other size, each exactly as the full run does
     quick = run_experiment(spec, data, quick=True, seed=7, progress=False)
     assert list(quick.scores["model"].unique()) == [spec.sizes[0].name, spec.sizes[2].name]
-    pd.testing.assert_frame_equal(quick.scores, a.scores[a.scores.model.isin(quick.scores.model)].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        quick.scores, a.scores[a.scores.model.isin(quick.scores.model)].reset_index(drop=True)
+    )
     # every metric comes from the stored predictions
     acc = a.scores[a.scores.metric == "accuracy"].set_index("model")["value"]
     assert (a.predictions.groupby("model")["correct"].mean().reindex(acc.index) == acc).all()
@@ -97,8 +122,10 @@ def test_training_is_deterministic_per_seed():
 def test_families_accept_user_image_sizes():
     """28x28 images (MNIST, Omniglot) go through the CNN and the transformer unchanged."""
     data = _tiny_digits(n=60, side=28)
-    for name, sizes in (("cnn", (CNNSize(1, 1, 2), CNNSize(2, 2, 3), CNNSize(2, 3, 4))),
-                        ("transformer", (TransformerSize(4, 1, 1), TransformerSize(8, 1, 2), TransformerSize(8, 2, 2)))):
+    for name, sizes in (
+        ("cnn", (CNNSize(1, 1, 2), CNNSize(2, 2, 3), CNNSize(2, 3, 4))),
+        ("transformer", (TransformerSize(4, 1, 1), TransformerSize(8, 1, 2), TransformerSize(8, 2, 2))),
+    ):
         result = run_experiment(_small_spec(name, sizes, ks=(1, 3)), data, quick=False, seed=0, progress=False)
         assert result.scores["params"].is_monotonic_increasing
         assert len(result.predictions) == 3 * 24
@@ -113,8 +140,11 @@ def test_transformer_is_causal():
     x = torch.rand(2, 8, 8, 1)
     y = x.clone()
     y[:, 6:, 6:] = 0.0  # only the last patch in raster order
-    hidden = lambda t: model.blocks(model.embed(to_patch_sequence(t, 2)) + model.position,  # noqa: E731
-                                    mask=model.causal_mask, is_causal=True)
+    hidden = lambda t: model.blocks(
+        model.embed(to_patch_sequence(t, 2)) + model.position,  # noqa: E731
+        mask=model.causal_mask,
+        is_causal=True,
+    )
     with torch.no_grad():
         hx, hy = hidden(x), hidden(y)
     torch.testing.assert_close(hx[:, :-1], hy[:, :-1])

@@ -1,11 +1,20 @@
 """Tiny random-weight causal LMs for tests and benchmarks: built here, never downloaded."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def make_tiny_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, n_head: int = 2,
-                   n_positions: int = 512, alphabet: str | None = None, init_std: float = 0.02) -> Path:
+def make_tiny_gpt2(
+    dirpath,
+    n_layer: int = 2,
+    n_embd: int = 32,
+    seed: int = 0,
+    n_head: int = 2,
+    n_positions: int = 512,
+    alphabet: str | None = None,
+    init_std: float = 0.02,
+) -> Path:
     """Save a random ``GPT2LMHeadModel`` with the character tokenizer to ``dirpath``.
 
     Same arguments and seed give bit-identical weights, so tests can rebuild a model at will.
@@ -19,8 +28,15 @@ def make_tiny_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, n
     dirpath = Path(dirpath)
     tok = build_char_tokenizer(alphabet)
     config = GPT2Config(
-        vocab_size=len(tok), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-        initializer_range=init_std, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        initializer_range=init_std,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()
@@ -29,8 +45,16 @@ def make_tiny_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, n
     return dirpath
 
 
-def make_tiny_bpe_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 0, vocab_size: int = 160,
-                       n_positions: int = 256, init_std: float = 0.1, train_steps: int = 0) -> Path:
+def make_tiny_bpe_gpt2(
+    dirpath,
+    n_layer: int = 2,
+    n_embd: int = 32,
+    seed: int = 0,
+    vocab_size: int = 160,
+    n_positions: int = 256,
+    init_std: float = 0.1,
+    train_steps: int = 0,
+) -> Path:
     """A tiny random GPT-2 with a byte-level BPE tokenizer: GPT-2's pre-tokenizer, merges trained
     here on arithmetic questions, and an alphabet of printable ASCII only, so
     that greedy outputs are printable text (with all 256 bytes a random model emits pieces of
@@ -57,13 +81,24 @@ def make_tiny_bpe_gpt2(dirpath, n_layer: int = 2, n_embd: int = 32, seed: int = 
     core.decoder = decoders.ByteLevel()
     # printable ASCII in GPT-2's byte-to-character mapping (space is "Ġ", newline "Ċ")
     ascii_alphabet = list(string.ascii_letters + string.digits + string.punctuation) + ["Ġ", "Ċ"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
-                                  initial_alphabet=ascii_alphabet)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False, initial_alphabet=ascii_alphabet
+    )
     core.train_from_iterator(texts, trainer)
-    tok = GPT2TokenizerFast(tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                            unk_token="<|endoftext|>")
-    config = GPT2Config(vocab_size=len(tok), n_positions=n_positions, n_ctx=n_positions, n_embd=n_embd, n_layer=n_layer,
-                        n_head=2, initializer_range=init_std, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    tok = GPT2TokenizerFast(
+        tokenizer_object=core, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=n_positions,
+        n_ctx=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=2,
+        initializer_range=init_std,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config)
     if train_steps:

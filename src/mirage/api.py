@@ -11,10 +11,23 @@ from .schema.results import AnalysisResult, Inputs
 from .schema.settings import AnalysisSettings
 
 
-def analyze(inputs: Inputs, out_dir: str | Path, settings: AnalysisSettings = AnalysisSettings(), *,
-            max_figures: int = 24, title: str = "mirage analysis", progress: bool = False,
-            featured_tasks: Sequence[str] = ()) -> AnalysisResult:
+def analyze(
+    inputs: Inputs,
+    out_dir: str | Path,
+    settings: AnalysisSettings = AnalysisSettings(),
+    *,
+    max_figures: int = 24,
+    title: str = "mirage analysis",
+    progress: bool = False,
+    featured_tasks: Sequence[str] = (),
+) -> AnalysisResult:
     """:func:`~mirage.analysis.analyze.run_analysis`, then
     :func:`~mirage.io.outputs.write_analysis` into ``out_dir`` (``mirage analyze``)."""
-    return write_analysis(run_analysis(inputs, settings), out_dir, max_figures=max_figures, title=title,
-                          progress=progress, featured_tasks=featured_tasks)
+    return write_analysis(
+        run_analysis(inputs, settings),
+        out_dir,
+        max_figures=max_figures,
+        title=title,
+        progress=progress,
+        featured_tasks=featured_tasks,
+    )

@@ -3,6 +3,7 @@
 Every command is a thin layer over a Python function (named in its help); heavy imports happen
 inside the commands so `mirage --help` stays fast.
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,8 +27,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _path_errnos() -> frozenset[int]:
-    names = ("EROFS", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "ELOOP", "EXDEV", "EBUSY",
-             "EMLINK")
+    names = (
+        "EROFS",
+        "EACCES",
+        "EPERM",
+        "ENOSPC",
+        "EDQUOT",
+        "EFBIG",
+        "ENAMETOOLONG",
+        "ELOOP",
+        "EXDEV",
+        "EBUSY",
+        "EMLINK",
+    )
     return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))
 
 
@@ -53,7 +65,8 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(2)
         except OSError as exc:
             if not isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)) and (
-                    exc.filename is None or exc.errno not in _PATH_ERRNOS):
+                exc.filename is None or exc.errno not in _PATH_ERRNOS
+            ):
                 raise  # not about a path the user gave (read-only, full, no permission): a bug, show it
             # an output path that cannot be created (under a file, in a read-only folder): the
             # user's input, whichever command met it first, so one line rather than a traceback
@@ -76,26 +89,54 @@ def handle_errors(fn: F) -> F:
 # ----------------------------------------------------------------------------- commands
 # Each command lives in its own block; add new ones below the last block.
 
+
 @app.command("analyze")
 @handle_errors
 def analyze_cmd(
-    inputs: List[Path] = typer.Argument(..., help="Score tables (CSV/Parquet), lm-eval results JSON, record files (JSONL/Parquet) or directories of them."),
+    inputs: List[Path] = typer.Argument(
+        ...,
+        help="Score tables (CSV/Parquet), lm-eval results JSON, record files (JSONL/Parquet) or directories of them.",
+    ),
     out: Path = typer.Option(Path("mirage-out"), "--out", "-o", help="Output directory (written atomically)."),
-    scale: Optional[str] = typer.Option(None, help="Column used as the x axis (params, step, train_flops, ...; default params, for BIG-bench flop-matched non-embedding parameters)."),
-    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."),
-    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."),
-    scale_from: Optional[str] = typer.Option(None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."),
-    tokenizer: Optional[str] = typer.Option(None, help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters)."),
-    metric_kind: List[str] = typer.Option([], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."),
-    metrics: Optional[str] = typer.Option(None, help="Record metrics to compute, comma-separated (default: all the records support)."),
-    answer_regex: Optional[str] = typer.Option(None, help="Regex extracting the answer from outputs before exact match (group 1 if any)."),
+    scale: Optional[str] = typer.Option(
+        None,
+        help="Column used as the x axis (params, step, train_flops, ...; default params, for BIG-bench flop-matched non-embedding parameters).",
+    ),
+    filter_: List[str] = typer.Option(
+        [], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."
+    ),
+    family: Optional[str] = typer.Option(
+        None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."
+    ),
+    scale_from: Optional[str] = typer.Option(
+        None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."
+    ),
+    tokenizer: Optional[str] = typer.Option(
+        None,
+        help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters).",
+    ),
+    metric_kind: List[str] = typer.Option(
+        [], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."
+    ),
+    metrics: Optional[str] = typer.Option(
+        None, help="Record metrics to compute, comma-separated (default: all the records support)."
+    ),
+    answer_regex: Optional[str] = typer.Option(
+        None, help="Regex extracting the answer from outputs before exact match (group 1 if any)."
+    ),
     bootstrap: int = typer.Option(1000, min=0, help="Bootstrap resamples for intervals on record metrics."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     level: float = typer.Option(0.95, min=0.5, max=0.999, help="Confidence level of intervals."),
-    min_effect: float = typer.Option(0.1, help="Smallest rise of a discontinuous metric (0-1 scale) that can look emergent."),
+    min_effect: float = typer.Option(
+        0.1, help="Smallest rise of a discontinuous metric (0-1 scale) that can look emergent."
+    ),
     test_level: float = typer.Option(0.01, help="Significance level of each verdict test (break, lag, transform)."),
-    loss_tolerance: float = typer.Option(0.05, help="Scatter of log per-token loss around its power law still called smooth."),
-    curve_by: List[str] = typer.Option([], "--curve-by", help="Score-table column that is part of a curve's identity (repeatable), e.g. first_operand."),
+    loss_tolerance: float = typer.Option(
+        0.05, help="Scatter of log per-token loss around its power law still called smooth."
+    ),
+    curve_by: List[str] = typer.Option(
+        [], "--curve-by", help="Score-table column that is part of a curve's identity (repeatable), e.g. first_operand."
+    ),
     min_models: int = typer.Option(4, help="Fewest models for a verdict (>= 3)."),
     max_figures: int = typer.Option(24, min=0, help="Most task figures to draw (most informative first)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
@@ -104,15 +145,30 @@ def analyze_cmd(
     mirage.check_seed(seed)
     _writable(out)
     settings = mirage.AnalysisSettings(
-        bootstrap=bootstrap, seed=seed, level=level, min_effect=min_effect, test_level=test_level,
-        loss_tolerance=loss_tolerance, curve_by=tuple(c.strip() for c in curve_by if c.strip()),
-        min_models=min_models, metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
-        kind_overrides=mirage.parse_kind_overrides(metric_kind), answer_regex=_check_regex(answer_regex),
+        bootstrap=bootstrap,
+        seed=seed,
+        level=level,
+        min_effect=min_effect,
+        test_level=test_level,
+        loss_tolerance=loss_tolerance,
+        curve_by=tuple(c.strip() for c in curve_by if c.strip()),
+        min_models=min_models,
+        metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else None,
+        kind_overrides=mirage.parse_kind_overrides(metric_kind),
+        answer_regex=_check_regex(answer_regex),
     )
-    data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family,
-                              scale_from=scale_from, curve_by=settings.curve_by, tokenizer=tokenizer)
-    result = mirage.write_analysis(mirage.run_analysis(data, settings), out, max_figures=max_figures,
-                                   progress=not quiet)
+    data = mirage.read_inputs(
+        [str(p) for p in inputs],
+        scale=scale,
+        filters=filter_,
+        family=family,
+        scale_from=scale_from,
+        curve_by=settings.curve_by,
+        tokenizer=tokenizer,
+    )
+    result = mirage.write_analysis(
+        mirage.run_analysis(data, settings), out, max_figures=max_figures, progress=not quiet
+    )
     _done(result, Path(out) / "report.html", quiet)
 
 
@@ -136,9 +192,17 @@ def _check_regex(pattern: str | None) -> str | None:
 @app.command("demo")
 @handle_errors
 def demo_cmd(
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default mirage-demo, or mirage-demo-bundled with --bundled)."),
-    quick: bool = typer.Option(False, "--quick", help="The quick family (6 of the 8 sizes, 50 problems per digit count): about a minute."),
-    bundled: bool = typer.Option(False, "--bundled", help="Analyse the bundled real score tables (Pythia, OPT, BLOOM) instead of training a family."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output directory (default mirage-demo, or mirage-demo-bundled with --bundled)."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="The quick family (6 of the 8 sizes, 50 problems per digit count): about a minute."
+    ),
+    bundled: bool = typer.Option(
+        False,
+        "--bundled",
+        help="Analyse the bundled real score tables (Pythia, OPT, BLOOM) instead of training a family.",
+    ),
     seed: int = typer.Option(0, help="Seed of training, problem choice and bootstrap."),
     threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these tiny models)."),
 ):
@@ -170,8 +234,16 @@ def theory_cmd(
         length_list = [int(v) for v in lengths.split(",") if v.strip()]
     except ValueError:
         raise MirageInputError(f"expected whole numbers separated by commas, got {lengths!r}", "--lengths") from None
-    settings = mirage.TheorySettings(c=c, alpha=alpha, lengths=tuple(length_list), n_min=n_min, n_max=n_max,
-                                     points=points, n_choices=choices, emergence_models=emergence_models)
+    settings = mirage.TheorySettings(
+        c=c,
+        alpha=alpha,
+        lengths=tuple(length_list),
+        n_min=n_min,
+        n_max=n_max,
+        points=points,
+        n_choices=choices,
+        emergence_models=emergence_models,
+    )
     _writable(out)
     result = mirage.run_theory(settings)
     mirage.write_theory(result, out)
@@ -181,23 +253,47 @@ def theory_cmd(
 @app.command("meta")
 @handle_errors
 def meta_cmd(
-    inputs: List[Path] = typer.Argument(..., help="Everything analyze reads, plus BIG-bench results files (scores_*.json) or directory trees of them."),
+    inputs: List[Path] = typer.Argument(
+        ..., help="Everything analyze reads, plus BIG-bench results files (scores_*.json) or directory trees of them."
+    ),
     out: Path = typer.Option(Path("mirage-meta"), "--out", "-o", help="Output directory (written atomically)."),
-    threshold: float = typer.Option(2.0, help="Relative emergence score (1 = even steps) at which a curve counts as an apparent emergence."),
-    scale: Optional[str] = typer.Option(None, help="Column used as the x axis (params, non_embedding_params, step, ...; default params, for BIG-bench flop-matched non-embedding parameters)."),
-    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."),
-    family: Optional[str] = typer.Option(None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."),
-    scale_from: Optional[str] = typer.Option(None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."),
-    tokenizer: Optional[str] = typer.Option(None, help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters)."),
-    metric_kind: List[str] = typer.Option([], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."),
+    threshold: float = typer.Option(
+        2.0, help="Relative emergence score (1 = even steps) at which a curve counts as an apparent emergence."
+    ),
+    scale: Optional[str] = typer.Option(
+        None,
+        help="Column used as the x axis (params, non_embedding_params, step, ...; default params, for BIG-bench flop-matched non-embedding parameters).",
+    ),
+    filter_: List[str] = typer.Option(
+        [], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."
+    ),
+    family: Optional[str] = typer.Option(
+        None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."
+    ),
+    scale_from: Optional[str] = typer.Option(
+        None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."
+    ),
+    tokenizer: Optional[str] = typer.Option(
+        None,
+        help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters).",
+    ),
+    metric_kind: List[str] = typer.Option(
+        [], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."
+    ),
     top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
 ):
     """Meta-analysis (mirage.run_meta): emergence score of every curve, where apparent emergence concentrates -> OUT/meta_*.csv, figures/, report.html."""
     settings = mirage.MetaSettings(threshold=threshold, kind_overrides=mirage.parse_kind_overrides(metric_kind))
     _writable(out)
-    data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_, family=family,
-                              scale_from=scale_from, tokenizer=tokenizer)
+    data = mirage.read_inputs(
+        [str(p) for p in inputs],
+        scale=scale,
+        filters=filter_,
+        family=family,
+        scale_from=scale_from,
+        tokenizer=tokenizer,
+    )
     result = mirage.run_meta(data, settings)
     mirage.write_meta(result, out, top=top, progress=not quiet)
     _done(result, Path(out) / "report.html", quiet)
@@ -208,11 +304,21 @@ def meta_cmd(
 def vision_cmd(
     out: Path = typer.Option(Path("mirage-vision"), "--out", "-o", help="Output directory (written atomically)."),
     experiment: str = typer.Option("all", help="cnn, autoencoder, transformer or all."),
-    quick: bool = typer.Option(False, "--quick", help="Train every other model size of each family, exactly as the full run does (about a minute for all three)."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Train every other model size of each family, exactly as the full run does (about a minute for all three).",
+    ),
     seed: int = typer.Option(0, help="Seed of the data split, initialisation and batch order."),
-    mnist: Optional[Path] = typer.Option(None, help="Directory of MNIST IDX files for the CNN (default: scikit-learn digits)."),
-    cifar: Optional[Path] = typer.Option(None, help="Directory of CIFAR-10/100 python batches for the autoencoder (default: photo patches)."),
-    omniglot: Optional[Path] = typer.Option(None, help="Omniglot PNG folders for the transformer (default: scikit-learn digits)."),
+    mnist: Optional[Path] = typer.Option(
+        None, help="Directory of MNIST IDX files for the CNN (default: scikit-learn digits)."
+    ),
+    cifar: Optional[Path] = typer.Option(
+        None, help="Directory of CIFAR-10/100 python batches for the autoencoder (default: photo patches)."
+    ),
+    omniglot: Optional[Path] = typer.Option(
+        None, help="Omniglot PNG folders for the transformer (default: scikit-learn digits)."
+    ),
     max_images: int = typer.Option(5000, min=100, help="Seeded subsample of larger on-disk datasets."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the report path."),
 ):
@@ -220,9 +326,15 @@ def vision_cmd(
     names = mirage.parse_experiments(experiment)
     mirage.check_seed(seed)
     _writable(out)
-    settings = mirage.VisionSettings(names, quick=quick, seed=seed, mnist=str(mnist) if mnist else None,
-                                     cifar=str(cifar) if cifar else None, omniglot=str(omniglot) if omniglot else None,
-                                     max_images=max_images)
+    settings = mirage.VisionSettings(
+        names,
+        quick=quick,
+        seed=seed,
+        mnist=str(mnist) if mnist else None,
+        cifar=str(cifar) if cifar else None,
+        omniglot=str(omniglot) if omniglot else None,
+        max_images=max_images,
+    )
     result = mirage.run_vision(settings, progress=not quiet)
     _done(result, mirage.write_vision(result, out), quiet)
 
@@ -230,26 +342,54 @@ def vision_cmd(
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    family: Path = typer.Option(..., "--family", help="Family YAML: family name and models (path or id, revision, params...)."),
-    task: str = typer.Option(..., "--task", help="arithmetic:op=add,digits=2,n=1000,seed=0,shots=3 | BIG-bench task.json[:shots=,n=,seed=] | JSONL file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Record store directory (resumable; one Parquet shard per model and task)."),
+    family: Path = typer.Option(
+        ..., "--family", help="Family YAML: family name and models (path or id, revision, params...)."
+    ),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        help="arithmetic:op=add,digits=2,n=1000,seed=0,shots=3 | BIG-bench task.json[:shots=,n=,seed=] | JSONL file.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Record store directory (resumable; one Parquet shard per model and task)."
+    ),
     view: Optional[str] = typer.Option(None, help="generate | choice | both (default: everything the task supports)."),
     batch_size: int = typer.Option(16, min=1, help="Sequences per forward pass."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or mps."),
     dtype: str = typer.Option("float32", help="float32, float16, bfloat16 or auto."),
-    max_new_tokens: Optional[int] = typer.Option(None, min=1, help="Generation limit (default: longest target + 16 tokens)."),
+    max_new_tokens: Optional[int] = typer.Option(
+        None, min=1, help="Generation limit (default: longest target + 16 tokens)."
+    ),
     chunk_size: int = typer.Option(128, min=1, help="Samples per resumable chunk."),
-    threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for torch (default: torch's choice; 1 suits small models on a busy machine)."),
+    threads: Optional[int] = typer.Option(
+        None, min=1, help="CPU threads for torch (default: torch's choice; 1 suits small models on a busy machine)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]",
-                                      help="One Ray task per (model, task) shard (mirage.evaluate.ray_runner): no value (or 'local') starts a cluster here, 'auto' joins the running one, or a ray:// address. Needs the ray extra."),
-    ray_retries: int = typer.Option(3, "--ray-retries", min=0, help="With --ray: times Ray reruns a shard whose worker died (it resumes from finished chunks)."),
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help="One Ray task per (model, task) shard (mirage.evaluate.ray_runner): no value (or 'local') starts a cluster here, 'auto' joins the running one, or a ray:// address. Needs the ray extra.",
+    ),
+    ray_retries: int = typer.Option(
+        3,
+        "--ray-retries",
+        min=0,
+        help="With --ray: times Ray reruns a shard whose worker died (it resumes from finished chunks).",
+    ),
 ):
     """Run every model of a family on a task (mirage.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
     spec, tsk = mirage.load_family(family), mirage.load_task(task, view)  # validate both before any model loads
     _writable(out, replaced_whole=False)  # a store is written into, shard by shard
-    kwargs: dict[str, Any] = dict(batch_size=batch_size, device=device, dtype=dtype, max_new_tokens=max_new_tokens,
-                                  chunk_size=chunk_size, progress=not quiet, threads=threads)
+    kwargs: dict[str, Any] = dict(
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        max_new_tokens=max_new_tokens,
+        chunk_size=chunk_size,
+        progress=not quiet,
+        threads=threads,
+    )
     if ray is not None:  # one clear line when the ray extra is missing, before anything starts
         result = mirage.evaluate_family_ray(spec, tsk, out, address=ray, max_retries=ray_retries, **kwargs)
     else:
@@ -264,17 +404,33 @@ def train_family_cmd(
     task: str = typer.Option("arithmetic", help="Training task (only 'arithmetic' so far)."),
     ops: str = typer.Option("add", help="Operations, comma-separated: add, sub, mul."),
     digits: Optional[str] = typer.Option(None, help="Digits per operand, comma-separated (1-5); default 1,2,3,4."),
-    sizes: Optional[str] = typer.Option(None, help="Model sizes: LAYERSxWIDTH items (2x64) or presets tiny,xs,s,m,l,xl,xxl; default 1x4,1x8,1x12,1x16,1x24,1x32,2x32,2x48."),
+    sizes: Optional[str] = typer.Option(
+        None,
+        help="Model sizes: LAYERSxWIDTH items (2x64) or presets tiny,xs,s,m,l,xl,xxl; default 1x4,1x8,1x12,1x16,1x24,1x32,2x32,2x48.",
+    ),
     steps: Optional[int] = typer.Option(None, help="Optimizer steps per model (every size sees the same tokens)."),
     batch_size: Optional[int] = typer.Option(None, help="Problems per step (default 64)."),
-    lr: float = typer.Option(5e-3, help="Peak learning rate at width 64 (scaled by sqrt(64/width), capped at twice this)."),
-    heldout: int = typer.Option(1000, help="Held-out problems per (op, digits) cell (at most a fifth of the cell), never trained on."),
+    lr: float = typer.Option(
+        5e-3, help="Peak learning rate at width 64 (scaled by sqrt(64/width), capped at twice this)."
+    ),
+    heldout: int = typer.Option(
+        1000, help="Held-out problems per (op, digits) cell (at most a fifth of the cell), never trained on."
+    ),
     eval_n: int = typer.Option(200, "--eval-n", help="Held-out problems per cell scored in quick_eval.csv."),
     seed: int = typer.Option(0, help="Seed of data, initialisation and held-out set."),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: all cores)."),
     family: str = typer.Option("mirage-arithmetic", help="Family name written to family.yaml."),
-    quick: bool = typer.Option(False, "--quick", help="The test suite's family: 6 of the 8 sizes (1x4,1x8,1x16,1x24,1x32,2x48), trained the same way."),
-    out: Path = typer.Option(Path("mirage-family"), "--out", "-o", help="Output directory (models are reused when already trained with the same settings)."),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="The test suite's family: 6 of the 8 sizes (1x4,1x8,1x16,1x24,1x32,2x48), trained the same way.",
+    ),
+    out: Path = typer.Option(
+        Path("mirage-family"),
+        "--out",
+        "-o",
+        help="Output directory (models are reused when already trained with the same settings).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the family.yaml path."),
 ):
     """Train a GPT-2 family on arithmetic (mirage.train_family) -> OUT/<model>/, family.yaml, heldout.jsonl, quick_eval.csv."""
@@ -282,19 +438,34 @@ def train_family_cmd(
         raise MirageInputError(f"unknown task {task!r}: only 'arithmetic' can be trained", "--task")
     mirage.check_seed(seed)
     _writable(out, replaced_whole=False)  # models already trained there are reused
-    cfg = mirage.make_config(ops=ops, digits=digits, sizes=sizes, steps=steps, seed=seed, quick=quick, batch_size=batch_size,
-                      lr=lr, heldout_per_cell=heldout, eval_per_cell=eval_n, family=family)
+    cfg = mirage.make_config(
+        ops=ops,
+        digits=digits,
+        sizes=sizes,
+        steps=steps,
+        seed=seed,
+        quick=quick,
+        batch_size=batch_size,
+        lr=lr,
+        heldout_per_cell=heldout,
+        eval_per_cell=eval_n,
+        family=family,
+    )
     result = mirage.train_family(cfg, out, threads=threads, progress=not quiet)
     if not quiet:
         for m in result.models:
-            typer.echo(f"{m.name:>6}: {m.params:>9,} params, final loss {m.final_loss:.3f}, "
-                       f"{'reused' if m.cached else f'{m.seconds:.1f} s'}")
+            typer.echo(
+                f"{m.name:>6}: {m.params:>9,} params, final loss {m.final_loss:.3f}, "
+                f"{'reused' if m.cached else f'{m.seconds:.1f} s'}"
+            )
         s = result.summary
         if s:
             em, lp = s["exact_match"], s["token_logprob"]
-            typer.echo(f"held-out exact match {em['values']} (jump share {em['jump_share']:.2f}); "
-                       f"per-token log-prob {lp['values']} (jump share {lp['jump_share']:.2f}); "
-                       f"{len(result.models)} models in {result.seconds:.1f} s")
+            typer.echo(
+                f"held-out exact match {em['values']} (jump share {em['jump_share']:.2f}); "
+                f"per-token log-prob {lp['values']} (jump share {lp['jump_share']:.2f}); "
+                f"{len(result.models)} models in {result.seconds:.1f} s"
+            )
     typer.echo(str(result.family_yaml))
 
 

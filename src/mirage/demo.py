@@ -6,6 +6,7 @@ evaluates it on held-out problems and writes a report on the paper's three predi
 results of Pythia (8 sizes, standard and deduplicated, 0- and 5-shot), OPT and BLOOM that ship
 inside the package (``mirage/data``, Apache-2.0, from the EleutherAI/pythia repository).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,14 @@ def run_demo(out: str | Path = "mirage-demo", quiet: bool = False) -> AnalysisRe
     """``mirage demo --bundled``: analyse the bundled Pythia/OPT/BLOOM tables into ``out``."""
     start = time.perf_counter()
     inputs = read_inputs([bundled_path(n) for n in BUNDLED_TABLES])
-    result = analyze(inputs, out, AnalysisSettings(), title="mirage demo: Pythia, OPT and BLOOM", progress=not quiet,
-                     featured_tasks=("lambada_openai",))
+    result = analyze(
+        inputs,
+        out,
+        AnalysisSettings(),
+        title="mirage demo: Pythia, OPT and BLOOM",
+        progress=not quiet,
+        featured_tasks=("lambada_openai",),
+    )
     elapsed = time.perf_counter() - start
     if not quiet:
         print(bundled_demo_paragraph(result, elapsed))
@@ -59,8 +66,9 @@ def _sample_id(row: dict) -> str:
     return f"{row['op']}:{row['a']}:{row['b']}"
 
 
-def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = LARGE_FACTOR,
-                    n_long: int = 2) -> tuple[Path, Path, set]:
+def demo_task_files(
+    heldout: Path, out_dir: Path, per_cell: int, factor: int = LARGE_FACTOR, n_long: int = 2
+) -> tuple[Path, Path, set]:
     """Write the demo's held-out tasks and say which problems are long.
 
     ``arithmetic.jsonl``: the first ``per_cell`` problems of every op x digits cell (targets of
@@ -74,8 +82,16 @@ def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = L
 
     def write(name, chosen):
         path = out_dir / f"{name}.jsonl"
-        write_text(path, "".join(json.dumps({"sample_id": _sample_id(r), "prompt": r["prompt"],
-                                             "target": r["target"], "digits": r["digits"]}) + "\n" for r in chosen))
+        write_text(
+            path,
+            "".join(
+                json.dumps(
+                    {"sample_id": _sample_id(r), "prompt": r["prompt"], "target": r["target"], "digits": r["digits"]}
+                )
+                + "\n"
+                for r in chosen
+            ),
+        )
         return path
 
     def cell(row):
@@ -83,7 +99,9 @@ def demo_task_files(heldout: Path, out_dir: Path, per_cell: int, factor: int = L
 
     main = first_per_cell(rows, per_cell, cell)
     main_path = write(MAIN_TASK, main)
-    large_path = write(LARGE_TASK, first_per_cell([r for r in rows if r["digits"] in long_digits], per_cell * factor, cell))
+    large_path = write(
+        LARGE_TASK, first_per_cell([r for r in rows if r["digits"] in long_digits], per_cell * factor, cell)
+    )
     long_ids = {_sample_id(r) for r in main if r["digits"] in long_digits}
     return main_path, large_path, long_ids
 
@@ -98,8 +116,15 @@ def long_subset(shards, sample_ids: set, task: str, path: Path) -> Path:
     return path
 
 
-def run_trained_demo(out: str | Path = "mirage-demo", *, quick: bool = False, seed: int = 0,
-                     threads: int = 1, quiet: bool = False, batch_size: int = 128):
+def run_trained_demo(
+    out: str | Path = "mirage-demo",
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    threads: int = 1,
+    quiet: bool = False,
+    batch_size: int = 128,
+):
     """The whole story on a family trained here: train (or reuse) -> eval -> analyze -> report.
 
     Trains the arithmetic family (:mod:`mirage.train.arithmetic`, cached under ``OUT/family``),
@@ -114,28 +139,43 @@ def run_trained_demo(out: str | Path = "mirage-demo", *, quick: bool = False, se
     fam = train_family(make_config(quick=quick, seed=seed), out / "family", threads=threads, progress=not quiet)
     standard, large, long_ids = demo_task_files(fam.heldout_path, out / "family", STANDARD_PER_CELL[quick])
     spec = load_family(fam.family_yaml)
-    main = evaluate_family(spec, load_task(str(standard)), out / "store", threads=threads, progress=not quiet,
-                           batch_size=batch_size)
+    main = evaluate_family(
+        spec, load_task(str(standard)), out / "store", threads=threads, progress=not quiet, batch_size=batch_size
+    )
     small = replace(spec, models=spec.models[: (len(spec.models) + 1) // 2])
-    evaluate_family(small, load_task(str(large)), out / "store", threads=threads, progress=not quiet,
-                    batch_size=batch_size)
+    evaluate_family(
+        small, load_task(str(large)), out / "store", threads=threads, progress=not quiet, batch_size=batch_size
+    )
     derived = long_subset(main.shards, long_ids, LONG_TASK, out / "derived" / f"{LONG_TASK}.parquet")
-    result = write_analysis(run_analysis(read_inputs([out / "store", derived]), AnalysisSettings(seed=seed)),
-                            out / "analysis",
-                            title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
-                            progress=not quiet)
-    family_table = pd.DataFrame([{"model": m.name, "params": m.params, "train_tokens": m.train_tokens,
-                                  "final_loss": round(m.final_loss, 4)} for m in fam.models])
+    result = write_analysis(
+        run_analysis(read_inputs([out / "store", derived]), AnalysisSettings(seed=seed)),
+        out / "analysis",
+        title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
+        progress=not quiet,
+    )
+    family_table = pd.DataFrame(
+        [
+            {"model": m.name, "params": m.params, "train_tokens": m.train_tokens, "final_loss": round(m.final_loss, 4)}
+            for m in fam.models
+        ]
+    )
     elapsed = time.perf_counter() - start
-    intro = (f"<p>{len(fam.models)} GPT-2-architecture models ({fam.models[0].params:,} to "
-             f"{fam.models[-1].params:,} parameters), trained here on the same {fam.models[0].train_tokens:,} tokens "
-             f"of addition problems (seed {seed}{', quick family' if quick else ''}), then evaluated by "
-             f"<code>mirage eval</code> on held-out problems none of them saw. Train, evaluate and analyse took "
-             f"{elapsed:.0f} s.</p>")
+    intro = (
+        f"<p>{len(fam.models)} GPT-2-architecture models ({fam.models[0].params:,} to "
+        f"{fam.models[-1].params:,} parameters), trained here on the same {fam.models[0].train_tokens:,} tokens "
+        f"of addition problems (seed {seed}{', quick family' if quick else ''}), then evaluated by "
+        f"<code>mirage eval</code> on held-out problems none of them saw. Train, evaluate and analyse took "
+        f"{elapsed:.0f} s.</p>"
+    )
     tables = story_tables(result, LONG_TASK, LARGE_TASK, length_task=MAIN_TASK)
-    write_story(tables, out / "report.html", family_table=family_table, intro_html=intro,
-                title="mirage demo: is the jump in exact match real, or made by the metric?",
-                analysis_link="analysis/report.html")
+    write_story(
+        tables,
+        out / "report.html",
+        family_table=family_table,
+        intro_html=intro,
+        title="mirage demo: is the jump in exact match real, or made by the metric?",
+        analysis_link="analysis/report.html",
+    )
     text = f"Trained, evaluated and analysed {len(fam.models)} models in {elapsed:.0f} s. " + story_summary(tables)
     if not quiet:
         print(text)

@@ -3,6 +3,7 @@
 The CLI prints ``error: <message>`` and exits with status 2; the message must name the file
 (or option) and the problem, e.g. ``scores.csv: missing column 'value'``.
 """
+
 from __future__ import annotations
 
 

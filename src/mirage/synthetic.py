@@ -32,6 +32,7 @@ use to check that mirage's verdicts recover the truth:
     the same for multiple choice: the option margins stay at chance (wrong options score like the
     correct one) until the loss crosses a level. Truth: not explained by metric choice.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -78,9 +79,26 @@ def synthetic_records(
     rng = np.random.default_rng(seed)
     lengths = np.resize(np.asarray(lengths, dtype=int), n_samples)
     targets = [rng.choice(DIGITS, size=L) for L in lengths]
-    cols: dict[str, list] = {k: [] for k in (
-        "family", "model", "scale", "task", "sample_id", "prompt", "target", "output", "target_tokens",
-        "output_tokens", "target_logprobs", "choices", "choice_logprobs", "choice_lengths", "correct_choice")}
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "family",
+            "model",
+            "scale",
+            "task",
+            "sample_id",
+            "prompt",
+            "target",
+            "output",
+            "target_tokens",
+            "output_tokens",
+            "target_logprobs",
+            "choices",
+            "choice_logprobs",
+            "choice_lengths",
+            "correct_choice",
+        )
+    }
     for m, (scale, p) in enumerate(sorted(p_by_scale.items())):
         if not 0 < p <= 1:
             raise ValueError(f"p must be in (0, 1], got {p}")
@@ -188,7 +206,7 @@ class TruthSpec:
             # single-token answers from well above the floor: p from ~0.4 to top_p, gently
             p_low = 0.4
             frac = np.log(x / x[0]) / np.log(x[-1] / x[0])
-            ce = -np.log(p_low + (self.top_p - p_low) * frac ** 0.8)
+            ce = -np.log(p_low + (self.top_p - p_low) * frac**0.8)
         return ce
 
 
@@ -249,7 +267,7 @@ def known_truth_records(spec: TruthSpec) -> pa.Table:
             "prompt": np.array([f"Q{i}:" for i in range(n)], dtype=object),
         }
         targets_tok = DIGITS[target_digits]
-        target_str = np.array(["".join(targets_tok[offsets[i]:offsets[i + 1]]) for i in range(n)], dtype=object)
+        target_str = np.array(["".join(targets_tok[offsets[i] : offsets[i + 1]]) for i in range(n)], dtype=object)
         base["target"] = target_str
         cols: dict[str, pa.Array] = {k: pa.array(v) for k, v in base.items()}
         tok_offsets = pa.array(offsets.astype(np.int32))
@@ -259,7 +277,7 @@ def known_truth_records(spec: TruthSpec) -> pa.Table:
             wrong = (target_digits + rng.integers(1, 10, size=n_tok)) % 10
             out_digits = np.where(right, target_digits, wrong)
             out_tok = DIGITS[out_digits]
-            cols["output"] = pa.array(["".join(out_tok[offsets[i]:offsets[i + 1]]) for i in range(n)])
+            cols["output"] = pa.array(["".join(out_tok[offsets[i] : offsets[i + 1]]) for i in range(n)])
             cols["output_tokens"] = pa.ListArray.from_arrays(tok_offsets, pa.array(out_tok))
             cols["target_logprobs"] = pa.ListArray.from_arrays(tok_offsets, pa.array(logp))
         if mc:
@@ -270,7 +288,7 @@ def known_truth_records(spec: TruthSpec) -> pa.Table:
             # correct option's tokens have probability p, a wrong option's tokens share the rest
             logit = -ce_model[m] * item - np.log(-np.expm1(-ce_model[m] * item))
             z = logit[:, None] + spec.option_sd * rng.standard_normal((n, Kc))
-            right_tok = -np.logaddexp(0.0, -z)          # log sigmoid(z)
+            right_tok = -np.logaddexp(0.0, -z)  # log sigmoid(z)
             wrong_tok = -np.logaddexp(0.0, z) - np.log(Kc - 1)  # log((1 - sigmoid(z)) / (K - 1))
             if spec.truth == "threshold_mc":
                 # margins at chance (wrong options score like the right one) until p crosses the level
@@ -326,11 +344,18 @@ def grid_specs(
                         else:
                             mean_len = float(np.mean(lengths))
                             top_p = float(rng.uniform(0.3, 0.95) ** (1.0 / mean_len))
-                        spec = TruthSpec(truth, n_models=int(k), decades=float(dec), n_samples=int(n),
-                                         lengths=lengths, alpha=alpha, top_p=min(top_p, 0.995),
-                                         jump_factor=float(rng.uniform(3, 10)),
-                                         seed=int(rng.integers(0, 2**31 - 1)),
-                                         family=f"{truth}-k{k}-d{dec:g}-n{n}-r{r}")
+                        spec = TruthSpec(
+                            truth,
+                            n_models=int(k),
+                            decades=float(dec),
+                            n_samples=int(n),
+                            lengths=lengths,
+                            alpha=alpha,
+                            top_p=min(top_p, 0.995),
+                            jump_factor=float(rng.uniform(3, 10)),
+                            seed=int(rng.integers(0, 2**31 - 1)),
+                            family=f"{truth}-k{k}-d{dec:g}-n{n}-r{r}",
+                        )
                         if truth.startswith("threshold"):
                             spec = _with_threshold(spec, float(rng.random()))
                         specs.append(spec)

@@ -41,17 +41,33 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     verdicts, evidence = verdicts_table(curves, samples, settings.verdict_settings())
     summary = _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknown)
     predictions = fits = lengths = None
-    if samples is not None and "exact_match" in samples.columns and (
-        samples.columns.intersection(["target_mean_logprob", "token_edit_distance"]).size
+    if (
+        samples is not None
+        and "exact_match" in samples.columns
+        and (samples.columns.intersection(["target_mean_logprob", "token_edit_distance"]).size)
     ):
         predictions, fits, lengths = predict_exact_match(samples, settings)
         summary["predictions"] = _prediction_summary(predictions)
     resolution = resolution_table(curves, samples, predictions, settings) if samples is not None else None
     if resolution is not None and len(resolution):
-        summary["above_chance"] = {"models": int(len(resolution)),
-                                   "above_chance": int(resolution["above_chance"].sum())}
-    return AnalysisResult(curves, emergence, verdicts, insufficient, samples, summary, predictions, fits, lengths,
-                          resolution, evidence, settings)
+        summary["above_chance"] = {
+            "models": int(len(resolution)),
+            "above_chance": int(resolution["above_chance"].sum()),
+        }
+    return AnalysisResult(
+        curves,
+        emergence,
+        verdicts,
+        insufficient,
+        samples,
+        summary,
+        predictions,
+        fits,
+        lengths,
+        resolution,
+        evidence,
+        settings,
+    )
 
 
 def _prediction_summary(predictions: pd.DataFrame) -> dict[str, Any]:
@@ -66,8 +82,15 @@ def _prediction_summary(predictions: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _summary(inputs: Inputs, settings: AnalysisSettings, curves: pd.DataFrame, emergence: pd.DataFrame,
-             verdicts: pd.DataFrame, insufficient: pd.DataFrame, unknown: list[str]) -> dict[str, Any]:
+def _summary(
+    inputs: Inputs,
+    settings: AnalysisSettings,
+    curves: pd.DataFrame,
+    emergence: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    insufficient: pd.DataFrame,
+    unknown: list[str],
+) -> dict[str, Any]:
     counts = {v.value: int((verdicts["verdict"] == v.value).sum()) for v in VERDICT_ORDER}
     finite = emergence["emergence_score"].replace([np.inf, -np.inf], np.nan)
     return {
@@ -87,8 +110,7 @@ def _summary(inputs: Inputs, settings: AnalysisSettings, curves: pd.DataFrame, e
         "flat_then_jump_curves": int(emergence["flat_then_jump"].sum()),
         "max_finite_emergence_score": float(finite.abs().max()) if finite.notna().any() else None,
         "unknown_metrics": unknown,
-        "insufficient_curves": insufficient.assign(shots=insufficient["shots"].astype(object))
-        .to_dict(orient="records") if len(insufficient) < 200 else f"{len(insufficient)} curves",
+        "insufficient_curves": insufficient.assign(shots=insufficient["shots"].astype(object)).to_dict(orient="records")
+        if len(insufficient) < 200
+        else f"{len(insufficient)} curves",
     }
-
-

@@ -51,8 +51,9 @@ def curves_from_records(
             # items x (models * metrics) matrix, NaN where a model lacks an item
             wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
             wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
-            lo, hi = bootstrap_mean_ci(wide.to_numpy(dtype=float), settings.bootstrap, settings.level,
-                                       seed=_group_seed(settings.seed, g_idx))
+            lo, hi = bootstrap_mean_ci(
+                wide.to_numpy(dtype=float), settings.bootstrap, settings.level, seed=_group_seed(settings.seed, g_idx)
+            )
             for j, key in enumerate(wide.columns):
                 boot[key] = (lo[j], hi[j])
         by_model = group.groupby("model", sort=False)
@@ -74,10 +75,24 @@ def curves_from_records(
                 else:
                     lo = hi = math.nan
                     method = CIMethod.NONE.value
-                rows.append(dict(family=family, model=model, scale=float(scale), task=task, shots=shots,
-                                 metric=metric, metric_kind=kind, higher_is_better=meta.higher_is_better,
-                                 value=value, ci_low=lo, ci_high=hi, n_samples=len(vals), ci_method=method,
-                                 stderr=float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else math.nan))
+                rows.append(
+                    dict(
+                        family=family,
+                        model=model,
+                        scale=float(scale),
+                        task=task,
+                        shots=shots,
+                        metric=metric,
+                        metric_kind=kind,
+                        higher_is_better=meta.higher_is_better,
+                        value=value,
+                        ci_low=lo,
+                        ci_high=hi,
+                        n_samples=len(vals),
+                        ci_method=method,
+                        stderr=float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else math.nan,
+                    )
+                )
     return _curve_frame(rows), samples
 
 
@@ -86,8 +101,9 @@ def _group_seed(seed: int, index: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, index])
 
 
-def curves_from_scores(scores: pd.DataFrame,
-                       settings: AnalysisSettings = AnalysisSettings()) -> tuple[pd.DataFrame, list[str]]:
+def curves_from_scores(
+    scores: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()
+) -> tuple[pd.DataFrame, list[str]]:
     """Curves from a long score table; returns (curves, unknown metric names).
 
     Intervals: the table's ``stderr`` (normal, at ``settings.level``) where given; otherwise a
@@ -122,8 +138,12 @@ def curves_from_scores(scores: pd.DataFrame,
     method = np.where(np.isfinite(stderr), CIMethod.STDERR.value, CIMethod.NONE.value).astype(object)
     n = frame["n_samples"].to_numpy(dtype=float) if "n_samples" in frame.columns else np.full(len(frame), np.nan)
     # proportions with a known n: Wilson, which stays honest at 0 of n (and beats stderr's normal interval)
-    prop = np.isfinite(n) & (n > 0) & (frame["metric_kind"] == MetricKind.DISCONTINUOUS.value).to_numpy() \
+    prop = (
+        np.isfinite(n)
+        & (n > 0)
+        & (frame["metric_kind"] == MetricKind.DISCONTINUOUS.value).to_numpy()
         & (frame["value"].between(0, 1)).to_numpy()
+    )
     if prop.any():
         wl, wh = wilson_interval(value[prop] * n[prop], n[prop], settings.level)
         lo[prop], hi[prop] = wl, wh
@@ -163,7 +183,11 @@ def collect_curves(inputs: Inputs, settings: AnalysisSettings) -> tuple[pd.DataF
     if inputs.scores is not None:
         sc_curves, unknown = curves_from_scores(inputs.scores, settings)
         parts.append(sc_curves)
-    curves = pd.concat([p for p in parts if not p.empty], ignore_index=True, sort=False) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
+    curves = (
+        pd.concat([p for p in parts if not p.empty], ignore_index=True, sort=False)
+        if parts
+        else pd.DataFrame(columns=CURVE_COLUMNS)
+    )
     dup = curves.duplicated(curve_id(settings) + ["model"])
     if dup.any():
         row = curves[dup].iloc[0]
@@ -173,4 +197,3 @@ def collect_curves(inputs: Inputs, settings: AnalysisSettings) -> tuple[pd.DataF
             f"task {row['task']!r}, metric {row['metric']!r}{hint}"
         )
     return curves, samples, unknown
-

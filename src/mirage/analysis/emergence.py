@@ -34,12 +34,21 @@ def emergence_table(curves: pd.DataFrame, curve_by: Sequence[str] = ()) -> tuple
             short.append(base)
             continue
         sh = jump_sharpness(g["scale"], _scaled(metric, g), *_scaled_ci(metric, g))
-        rows.append(dict(base, emergence_score=es.score, flat_then_jump=es.flat_then_jump,
-                         jump_share=sh.jump_share, jump_resolved=sh.resolved,
-                         jump_at_scale=float(g["scale"].iloc[sh.jump_index]) if sh.n_models > 1 else math.nan,
-                         higher_is_better=bool(g["higher_is_better"].iloc[0]),
-                         scale_min=float(g["scale"].min()), scale_max=float(g["scale"].max()),
-                         value_first=float(g["value"].iloc[0]), value_last=float(g["value"].iloc[-1])))
+        rows.append(
+            dict(
+                base,
+                emergence_score=es.score,
+                flat_then_jump=es.flat_then_jump,
+                jump_share=sh.jump_share,
+                jump_resolved=sh.resolved,
+                jump_at_scale=float(g["scale"].iloc[sh.jump_index]) if sh.n_models > 1 else math.nan,
+                higher_is_better=bool(g["higher_is_better"].iloc[0]),
+                scale_min=float(g["scale"].min()),
+                scale_max=float(g["scale"].max()),
+                value_first=float(g["value"].iloc[0]),
+                value_last=float(g["value"].iloc[-1]),
+            )
+        )
     table = pd.DataFrame(rows, columns=EMERGENCE.columns_for(curve_by))
     set_shots(table)
     return table, pd.DataFrame(short, columns=INSUFFICIENT.columns_for(curve_by))
@@ -58,4 +67,3 @@ def _scaled_ci(metric: str, g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         a, b = probability_scale(metric, lo), probability_scale(metric, hi)
         return np.minimum(a, b), np.maximum(a, b)
     return lo, hi
-

@@ -74,7 +74,9 @@ def _check_curves(curves: pd.DataFrame) -> pd.DataFrame:
             row = frame[bad].iloc[0]
             raise MirageInputError(
                 f"{int(bad.sum())} non-finite {col!r} value(s), first in {row['family']} / {row['task']} / "
-                f"{row['metric']} / {row['model']}", "curves")
+                f"{row['metric']} / {row['model']}",
+                "curves",
+            )
         frame[col] = v
     if "higher_is_better" not in frame.columns:
         known = {m: metric_kind(m) for m in frame["metric"].unique()}
@@ -82,8 +84,9 @@ def _check_curves(curves: pd.DataFrame) -> pd.DataFrame:
     dup = frame.duplicated(CURVE_KEY + ["model"])
     if dup.any():
         row = frame[dup].iloc[0]
-        raise MirageInputError(f"model {row['model']!r} appears twice in curve {row['family']} / {row['task']} / "
-                               f"{row['metric']}", "curves")
+        raise MirageInputError(
+            f"model {row['model']!r} appears twice in curve {row['family']} / {row['task']} / {row['metric']}", "curves"
+        )
     return frame
 
 
@@ -106,8 +109,9 @@ def judged_values(curves: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     return values, higher, moved
 
 
-def _evidence_gate(frame: pd.DataFrame, gid: np.ndarray, judged: np.ndarray, higher: np.ndarray,
-                   settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _evidence_gate(
+    frame: pd.DataFrame, gid: np.ndarray, judged: np.ndarray, higher: np.ndarray, settings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(passes shape and effect, evidence label, flat share, rise) per group, on the judged scale."""
     order = np.lexsort((frame["scale"].to_numpy(float), gid))
     g = gid[order]
@@ -143,16 +147,30 @@ def _evidence_gate(frame: pd.DataFrame, gid: np.ndarray, judged: np.ndarray, hig
     with np.errstate(invalid="ignore"):
         top = np.nanmax(np.where(np.isfinite(y), np.abs(y), np.nan), axis=1)
     effect = np.where(sharp, np.where(top > 1.5, 100 * settings.min_effect, settings.min_effect), 0.0)
-    ae = apparent_emergence(x, y, lo_p, hi_p, np.isfinite(y), higher_is_better=head_higher, min_effect=effect,
-                            floor_band=settings.floor_band, min_flat_share=settings.min_flat_share, min_models=3)
-    evidence = np.where(~ae.has_intervals, EvidenceLabel.NO_INTERVALS.value,
-                        np.where(ae.rise_resolved, EvidenceLabel.RESOLVED.value, EvidenceLabel.NOT_RESOLVED.value))
+    ae = apparent_emergence(
+        x,
+        y,
+        lo_p,
+        hi_p,
+        np.isfinite(y),
+        higher_is_better=head_higher,
+        min_effect=effect,
+        floor_band=settings.floor_band,
+        min_flat_share=settings.min_flat_share,
+        min_models=3,
+    )
+    evidence = np.where(
+        ~ae.has_intervals,
+        EvidenceLabel.NO_INTERVALS.value,
+        np.where(ae.rise_resolved, EvidenceLabel.RESOLVED.value, EvidenceLabel.NOT_RESOLVED.value),
+    )
     shape_ok = (ae.flat_share >= settings.min_flat_share) & (ae.rise >= effect) & (ae.rise > 0)
     return shape_ok, evidence.astype(object), ae.flat_share, ae.rise
 
 
-def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD,
-                    settings: VerdictSettings | None = None) -> pd.DataFrame:
+def curve_emergence(
+    curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD, settings: VerdictSettings | None = None
+) -> pd.DataFrame:
     """One row per curve: emergence score, relative score, evidence, apparent emergence; strongest first.
 
     ``settings``: the :class:`mirage.verdicts.VerdictSettings` whose evidence gate applies
@@ -181,29 +199,43 @@ def curve_emergence(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD,
         relative = orient * judged_scores.score / np.where(n > 1, n - 1, np.nan)
     shape_ok, evidence, flat_share, rise = _evidence_gate(frame, gid, judged, higher, settings)
     scored_high = np.nan_to_num(relative, nan=-np.inf) >= threshold
-    table = pd.DataFrame({
-        "family": head["family"].to_numpy(), "task": head["task"].to_numpy(),
-        "shots": head["shots"].to_numpy(), "metric": head["metric"].to_numpy(),
-        "metric_kind": head["metric_kind"].to_numpy(),
-        "higher_is_better": head["higher_is_better"].astype(bool).to_numpy(),
-        "n_models": raw.n_models, "emergence_score": raw.score,
-        "flat_then_jump": judged_scores.flat_then_jump,
-        "judged_on": np.where(moved[first_idx], JudgedOn.PROBABILITY.value, JudgedOn.VALUE.value),
-        "relative_score": relative,
-        "apparent_emergence": scored_high & shape_ok & (evidence != EvidenceLabel.NOT_RESOLVED.value),
-        "evidence": evidence, "flat_share": flat_share, "rise": rise,
-        "insufficient": raw.insufficient,
-        "scale_min": scale_min, "scale_max": scale_max, "value_first": value_first, "value_last": value_last,
-        "origin": head["origin"].to_numpy() if "origin" in head.columns else Origin.SCORES.value,
-    })
+    table = pd.DataFrame(
+        {
+            "family": head["family"].to_numpy(),
+            "task": head["task"].to_numpy(),
+            "shots": head["shots"].to_numpy(),
+            "metric": head["metric"].to_numpy(),
+            "metric_kind": head["metric_kind"].to_numpy(),
+            "higher_is_better": head["higher_is_better"].astype(bool).to_numpy(),
+            "n_models": raw.n_models,
+            "emergence_score": raw.score,
+            "flat_then_jump": judged_scores.flat_then_jump,
+            "judged_on": np.where(moved[first_idx], JudgedOn.PROBABILITY.value, JudgedOn.VALUE.value),
+            "relative_score": relative,
+            "apparent_emergence": scored_high & shape_ok & (evidence != EvidenceLabel.NOT_RESOLVED.value),
+            "evidence": evidence,
+            "flat_share": flat_share,
+            "rise": rise,
+            "insufficient": raw.insufficient,
+            "scale_min": scale_min,
+            "scale_max": scale_max,
+            "value_first": value_first,
+            "value_last": value_last,
+            "origin": head["origin"].to_numpy() if "origin" in head.columns else Origin.SCORES.value,
+        }
+    )
     set_shots(table)
     for extra in ("preferred", "aggregate"):
         if extra in head.columns:
             table[extra] = head[extra].to_numpy()
     # strongest first: +inf (flat then jump upwards) leads, unscored curves last
     table["_key"] = np.nan_to_num(table["relative_score"].to_numpy(dtype=float), nan=-np.inf)
-    table = table.sort_values(["_key", "family", "task", "metric", "shots"],
-                              ascending=[False, True, True, True, True], kind="stable", na_position="last")
+    table = table.sort_values(
+        ["_key", "family", "task", "metric", "shots"],
+        ascending=[False, True, True, True, True],
+        kind="stable",
+        na_position="last",
+    )
     table = table.drop(columns="_key").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
@@ -225,20 +257,25 @@ def by_metric_table(emergence: pd.DataFrame) -> pd.DataFrame:
     scored = emergence[~emergence["insufficient"]]
     total = int(scored["apparent_emergence"].sum())
     parts = []
-    for level, keys in ((ByMetricLevel.METRIC_KIND.value, ["metric_kind"]), (ByMetricLevel.METRIC.value, ["metric", "metric_kind"])):
+    for level, keys in (
+        (ByMetricLevel.METRIC_KIND.value, ["metric_kind"]),
+        (ByMetricLevel.METRIC.value, ["metric", "metric_kind"]),
+    ):
         if emergence.empty:
             continue
         g = emergence.groupby(keys, sort=True, dropna=False)
         s = scored.groupby(keys, sort=True, dropna=False)
         resolved = scored[scored["apparent_emergence"] & (scored["evidence"] == EvidenceLabel.RESOLVED.value)]
-        part = pd.DataFrame({
-            "n_curves": g.size(),
-            "n_scored": s.size(),
-            "n_apparent": s["apparent_emergence"].sum(),
-            "n_apparent_resolved": resolved.groupby(keys, sort=True, dropna=False).size(),
-            "n_flat_then_jump": s["flat_then_jump"].sum(),
-            "median_relative_score": s["relative_score"].median(),
-        }).reset_index()
+        part = pd.DataFrame(
+            {
+                "n_curves": g.size(),
+                "n_scored": s.size(),
+                "n_apparent": s["apparent_emergence"].sum(),
+                "n_apparent_resolved": resolved.groupby(keys, sort=True, dropna=False).size(),
+                "n_flat_then_jump": s["flat_then_jump"].sum(),
+                "median_relative_score": s["relative_score"].median(),
+            }
+        ).reset_index()
         part["n_scored"] = part["n_scored"].fillna(0).astype(int)
         part["n_apparent"] = part["n_apparent"].fillna(0).astype(int)
         part["n_apparent_resolved"] = part["n_apparent_resolved"].fillna(0).astype(int)
@@ -255,7 +292,9 @@ def by_metric_table(emergence: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     table = pd.concat(parts, ignore_index=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        table["share_apparent"] = np.where(table["n_scored"] > 0, table["n_apparent"] / table["n_scored"].clip(lower=1), np.nan)
+        table["share_apparent"] = np.where(
+            table["n_scored"] > 0, table["n_apparent"] / table["n_scored"].clip(lower=1), np.nan
+        )
         table["share_of_all_apparent"] = table["n_apparent"] / total if total else np.nan
         # the base rate: how much of the collection this metric (or kind) is
         table["share_of_curves"] = table["n_curves"] / max(len(emergence), 1)
@@ -272,18 +311,26 @@ def pairs_table(emergence: pd.DataFrame) -> pd.DataFrame:
     key = ["family", "task", "shots"]
     sharp = scored[scored["metric_kind"].isin(SHARP_KINDS) & scored["apparent_emergence"]]
     cont = scored[scored["metric_kind"].isin(CONTINUOUS_KINDS)]
-    left = sharp[key + ["metric", "metric_kind", "n_models", "emergence_score", "relative_score", "flat_then_jump", "origin"]]
+    left = sharp[
+        key + ["metric", "metric_kind", "n_models", "emergence_score", "relative_score", "flat_then_jump", "origin"]
+    ]
     right = cont[key + ["metric", "n_models", "emergence_score", "relative_score", "apparent_emergence"]]
     pairs = left.merge(right, on=key, suffixes=("_sharp", "_continuous"))
-    pairs = pairs.rename(columns={
-        "metric_sharp": "sharp_metric", "metric_kind": "sharp_kind", "metric_continuous": "continuous_metric",
-        "apparent_emergence": "continuous_apparent",
-    })
+    pairs = pairs.rename(
+        columns={
+            "metric_sharp": "sharp_metric",
+            "metric_kind": "sharp_kind",
+            "metric_continuous": "continuous_metric",
+            "apparent_emergence": "continuous_apparent",
+        }
+    )
     pairs["only_under_sharp_metric"] = ~pairs["continuous_apparent"].astype(bool)
     cols = list(META_PAIRS.names)
     pairs = pairs.reindex(columns=cols)
     set_shots(pairs)
-    return pairs.sort_values(["family", "task", "shots", "sharp_metric", "continuous_metric"], kind="stable").reset_index(drop=True)
+    return pairs.sort_values(
+        ["family", "task", "shots", "sharp_metric", "continuous_metric"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def rescore_table(emergence: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -296,14 +343,27 @@ def rescore_table(emergence: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     if rec.empty:
         return pd.DataFrame(columns=cols)
     rows = []
-    for (fam, task, shots, metric), g in rec.groupby(["family", "task", "shots", "sharp_metric"], sort=True, dropna=False):
+    for (fam, task, shots, metric), g in rec.groupby(
+        ["family", "task", "shots", "sharp_metric"], sort=True, dropna=False
+    ):
         prefs = partners_of(metric)  # its own partners first, then the defaults
         rank = {m: i for i, m in enumerate(prefs)}
-        g = g.assign(_r=g["continuous_metric"].map(lambda m: rank.get(m, len(prefs)))).sort_values(["_r", "continuous_metric"])
+        g = g.assign(_r=g["continuous_metric"].map(lambda m: rank.get(m, len(prefs)))).sort_values(
+            ["_r", "continuous_metric"]
+        )
         best = g.iloc[0]
-        rows.append(dict(family=fam, task=task, shots=shots, metric=metric, relative_score=best["relative_score_sharp"],
-                         rescore_metric=best["continuous_metric"], rescore_relative_score=best["relative_score_continuous"],
-                         remains_emergent=bool(best["continuous_apparent"])))
+        rows.append(
+            dict(
+                family=fam,
+                task=task,
+                shots=shots,
+                metric=metric,
+                relative_score=best["relative_score_sharp"],
+                rescore_metric=best["continuous_metric"],
+                rescore_relative_score=best["relative_score_continuous"],
+                remains_emergent=bool(best["continuous_apparent"]),
+            )
+        )
     table = pd.DataFrame(rows, columns=cols)
     set_shots(table)
     return table
@@ -332,11 +392,17 @@ def meta_analysis(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) ->
         "n_apparent": int(len(apparent)),
         "n_flat_then_jump": int(scored["flat_then_jump"].sum()),
         "apparent_by_kind": {str(k): int(v) for k, v in kinds.items()},
-        "share_apparent_in_discontinuous": float(kinds.get("discontinuous", 0) / len(apparent)) if len(apparent) else None,
+        "share_apparent_in_discontinuous": float(kinds.get("discontinuous", 0) / len(apparent))
+        if len(apparent)
+        else None,
         "n_pairs": int(len(pairs)),
         "n_tasks_emergent_only_under_sharp_metric": int(
             pairs.loc[pairs["only_under_sharp_metric"].astype(bool), ["family", "task", "shots", "sharp_metric"]]
-            .drop_duplicates().shape[0]) if len(pairs) else 0,
+            .drop_duplicates()
+            .shape[0]
+        )
+        if len(pairs)
+        else 0,
         "rescored": int(len(rescore)),
         "remaining_after_rescore": int(rescore["remains_emergent"].sum()) if len(rescore) else 0,
         "n_families": int(emergence["family"].nunique()),
@@ -357,7 +423,9 @@ def meta_curves(inputs: Inputs, settings: AnalysisSettings | None = None) -> pd.
     if samples is not None:
         keys = samples[["family", "task", "shots"]].drop_duplicates()
         set_shots(keys)
-        hit = curves[["family", "task", "shots"]].merge(keys.assign(_rec=True), how="left", on=["family", "task", "shots"])
+        hit = curves[["family", "task", "shots"]].merge(
+            keys.assign(_rec=True), how="left", on=["family", "task", "shots"]
+        )
         curves.loc[hit["_rec"].fillna(False).astype(bool).to_numpy(), "origin"] = Origin.RECORDS.value
     return curves
 
@@ -367,5 +435,12 @@ def run_meta(inputs: Inputs, settings: MetaSettings = MetaSettings()) -> MetaRes
     pairs and re-scoring. What reading decided (the x axis of BIG-bench results, dropped NaN
     scores, the units of token counts) goes into the summary beside the numbers it shaped."""
     result = meta_analysis(meta_curves(inputs, settings.analysis_settings()), settings.threshold)
-    return dataclasses.replace(result, summary={**result.summary, "inputs": list(inputs.sources),
-                                                "scale_column": inputs.scale_column, "notes": list(inputs.notes)})
+    return dataclasses.replace(
+        result,
+        summary={
+            **result.summary,
+            "inputs": list(inputs.sources),
+            "scale_column": inputs.scale_column,
+            "notes": list(inputs.notes),
+        },
+    )

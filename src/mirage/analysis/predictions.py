@@ -47,10 +47,20 @@ def predict_accuracy(fit: PowerLawFit, scale, lengths, level: float | None = Non
     parts = []
     for length in L:
         lo, hi = np.quantile(np.exp(-length * boot), q, axis=0)
-        parts.append(pd.DataFrame({"scale": n, "length": int(length), "cross_entropy": ce, "p_token": np.exp(-ce),
-                                   "accuracy": np.exp(-length * ce), "accuracy_low": lo, "accuracy_high": hi}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "scale": n,
+                    "length": int(length),
+                    "cross_entropy": ce,
+                    "p_token": np.exp(-ce),
+                    "accuracy": np.exp(-length * ce),
+                    "accuracy_low": lo,
+                    "accuracy_high": hi,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
-
 
 
 # --------------------------------------------------------------------------- inverse: from records
@@ -68,8 +78,9 @@ def _check_samples(samples) -> pd.DataFrame:
     if missing:
         raise MirageInputError(f"missing column(s) {', '.join(missing)}", "samples")
     if not any(s in samples.columns for s in PREDICTION_SOURCES):
-        raise MirageInputError("needs a continuous per-sample metric: target_mean_logprob or token_edit_distance",
-                               "samples")
+        raise MirageInputError(
+            "needs a continuous per-sample metric: target_mean_logprob or token_edit_distance", "samples"
+        )
     scale = pd.to_numeric(samples["scale"], errors="coerce").to_numpy(dtype=float)
     if not np.all(np.isfinite(scale) & (scale > 0)):
         raise MirageInputError("column 'scale' must be finite and > 0", "samples")
@@ -132,8 +143,9 @@ def predict_from_sample_metrics(
     """
     samples = _check_samples(samples)
     if source != "auto" and source not in PREDICTION_SOURCES:
-        raise MirageInputError(f"unknown source {source!r}; use auto or one of {', '.join(PREDICTION_SOURCES)}",
-                               "source")
+        raise MirageInputError(
+            f"unknown source {source!r}; use auto or one of {', '.join(PREDICTION_SOURCES)}", "source"
+        )
     if bootstrap not in ("samples", "models"):
         raise MirageInputError(f"must be 'samples' or 'models', got {bootstrap!r}", "bootstrap")
     extra = positive_array(extrapolate, "extrapolate").ravel() if len(extrapolate) else np.array([])
@@ -152,8 +164,13 @@ def predict_from_sample_metrics(
         scales, matrix, kind = _per_token_matrix(g, src)
         arg = matrix if bootstrap == "samples" else np.nanmean(matrix, axis=0)
         try:
-            fit = fit_power_law(scales, **{"per_token_ce" if kind == "ce" else "per_token_error": arg},
-                                n_boot=n_boot, seed=seed, level=level)
+            fit = fit_power_law(
+                scales,
+                **{"per_token_ce" if kind == "ce" else "per_token_error": arg},
+                n_boot=n_boot,
+                seed=seed,
+                level=level,
+            )
         except MirageInputError as exc:
             fit_rows.append(dict(base, source=src, note=str(exc).split(": ", 1)[-1]))
             continue
@@ -177,14 +194,26 @@ def predict_from_sample_metrics(
                 em = pd.to_numeric(m["exact_match"], errors="coerce").dropna()
                 obs = float(em.mean())
                 lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level))
-            pred_rows.append(dict(base, row_kind=RowKind.MODEL.value, model=model, scale=n, n_samples=len(m),
-                                  mean_target_length=float(m["target_length"].mean()), observed_exact_match=obs,
-                                  observed_low=lo, observed_high=hi, predicted_exact_match=point,
-                                  predicted_low=float(band[0]), predicted_high=float(band[1]),
-                                  prediction_error=point - obs,
-                                  # the band is for the expected value; the observation has its own interval
-                                  consistent=bool(lo <= band[1] and band[0] <= hi) if np.isfinite(obs) else pd.NA,
-                                  source=src))
+            pred_rows.append(
+                dict(
+                    base,
+                    row_kind=RowKind.MODEL.value,
+                    model=model,
+                    scale=n,
+                    n_samples=len(m),
+                    mean_target_length=float(m["target_length"].mean()),
+                    observed_exact_match=obs,
+                    observed_low=lo,
+                    observed_high=hi,
+                    predicted_exact_match=point,
+                    predicted_low=float(band[0]),
+                    predicted_high=float(band[1]),
+                    prediction_error=point - obs,
+                    # the band is for the expected value; the observation has its own interval
+                    consistent=bool(lo <= band[1] and band[0] <= hi) if np.isfinite(obs) else pd.NA,
+                    source=src,
+                )
+            )
         span = np.log10(scales)
         top = max(span.max(), np.log10(extra).max()) if len(extra) else span.max()
         grid = np.geomspace(10 ** (span.min() - 0.1), 10 ** (top + 0.1), n_grid) if n_grid > 0 else np.array([])
@@ -193,11 +222,25 @@ def predict_from_sample_metrics(
                 continue
             point, lo, hi = predicted(xs)
             for n, pt, a, b in zip(xs, point, lo, hi):
-                pred_rows.append(dict(base, row_kind=kind_name, model=None, scale=float(n), n_samples=0,
-                                      mean_target_length=float(lengths_all.mean()), observed_exact_match=np.nan,
-                                      observed_low=np.nan, observed_high=np.nan, predicted_exact_match=float(pt),
-                                      predicted_low=float(a), predicted_high=float(b), prediction_error=np.nan,
-                                      consistent=pd.NA, source=src))
+                pred_rows.append(
+                    dict(
+                        base,
+                        row_kind=kind_name,
+                        model=None,
+                        scale=float(n),
+                        n_samples=0,
+                        mean_target_length=float(lengths_all.mean()),
+                        observed_exact_match=np.nan,
+                        observed_low=np.nan,
+                        observed_high=np.nan,
+                        predicted_exact_match=float(pt),
+                        predicted_low=float(a),
+                        predicted_high=float(b),
+                        prediction_error=np.nan,
+                        consistent=pd.NA,
+                        source=src,
+                    )
+                )
     preds = pd.DataFrame(pred_rows, columns=PREDICTION_COLUMNS)
     fits = pd.DataFrame(fit_rows, columns=FIT_COLUMNS)
     preds["consistent"] = preds["consistent"].astype("boolean")
@@ -215,7 +258,6 @@ def _length_mixture(lengths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if counts.empty or (counts.index < 1).any():
         raise MirageInputError("target_length must be >= 1 for every sample", "samples")
     return counts.index.to_numpy(dtype=float), (counts / counts.sum()).to_numpy(dtype=float)
-
 
 
 # --------------------------------------------------------------------------- target length
@@ -249,18 +291,38 @@ def length_analysis(samples: pd.DataFrame, *, source: str = "auto", level: float
             p_hat = float(1.0 - rate.mean())
         group_rows = []
         for length, s in m.groupby("target_length", sort=True):
-            em = pd.to_numeric(s["exact_match"], errors="coerce").dropna() if "exact_match" in s else pd.Series([], dtype=float)
+            em = (
+                pd.to_numeric(s["exact_match"], errors="coerce").dropna()
+                if "exact_match" in s
+                else pd.Series([], dtype=float)
+            )
             obs = float(em.mean()) if len(em) else np.nan
             lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level)) if len(em) else (np.nan, np.nan)
-            ted = pd.to_numeric(s["token_edit_distance"], errors="coerce").dropna() if "token_edit_distance" in s else pd.Series([], dtype=float)
+            ted = (
+                pd.to_numeric(s["token_edit_distance"], errors="coerce").dropna()
+                if "token_edit_distance" in s
+                else pd.Series([], dtype=float)
+            )
             t_mean = float(ted.mean()) if len(ted) else np.nan
             t_half = z * float(ted.std(ddof=1)) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
-            group_rows.append(dict(base, scale=float(s["scale"].iloc[0]), length=int(length), n_samples=len(s),
-                                   observed_exact_match=obs, exact_match_low=lo, exact_match_high=hi,
-                                   observed_token_edit_distance=t_mean, token_edit_distance_low=t_mean - t_half,
-                                   token_edit_distance_high=t_mean + t_half, p_token_hat=p_hat,
-                                   predicted_exact_match=p_hat ** int(length) if np.isfinite(p_hat) else np.nan,
-                                   predicted_token_edit_distance=int(length) * (1 - p_hat), source=src))
+            group_rows.append(
+                dict(
+                    base,
+                    scale=float(s["scale"].iloc[0]),
+                    length=int(length),
+                    n_samples=len(s),
+                    observed_exact_match=obs,
+                    exact_match_low=lo,
+                    exact_match_high=hi,
+                    observed_token_edit_distance=t_mean,
+                    token_edit_distance_low=t_mean - t_half,
+                    token_edit_distance_high=t_mean + t_half,
+                    p_token_hat=p_hat,
+                    predicted_exact_match=p_hat ** int(length) if np.isfinite(p_hat) else np.nan,
+                    predicted_token_edit_distance=int(length) * (1 - p_hat),
+                    source=src,
+                )
+            )
         ls = np.array([r["length"] for r in group_rows], dtype=float)
         acc = np.array([r["observed_exact_match"] for r in group_rows], dtype=float)
         ok = np.isfinite(acc) & (acc > 0)
@@ -271,8 +333,9 @@ def length_analysis(samples: pd.DataFrame, *, source: str = "auto", level: float
     return out if "shots" in samples.columns else out.drop(columns="shots")
 
 
-def predict_exact_match(samples: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()
-                        ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def predict_exact_match(
+    samples: pd.DataFrame, settings: AnalysisSettings = AnalysisSettings()
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The paper's model applied to the records: (predictions, fits, by-length table).
 
     Fits a power law to each family's per-token loss (from the continuous metric of the same
@@ -283,8 +346,5 @@ def predict_exact_match(samples: pd.DataFrame, settings: AnalysisSettings = Anal
     if s["shots"].isna().all():
         s = s.drop(columns="shots")
     s = s[s["exact_match"].notna()]
-    pred = predict_from_sample_metrics(s, n_boot=max(settings.bootstrap, 100), seed=settings.seed,
-                                       level=settings.level)
+    pred = predict_from_sample_metrics(s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level)
     return pred.predictions, pred.fits, length_analysis(s, level=settings.level)
-
-

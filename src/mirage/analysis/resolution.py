@@ -12,8 +12,13 @@ from ..schema.vocab import CIMethod, RateSource, RowKind
 from ..stats import samples_needed
 
 
-def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: pd.DataFrame | None = None,
-                     settings: AnalysisSettings = AnalysisSettings(), power: float = 0.8) -> pd.DataFrame:
+def resolution_table(
+    curves: pd.DataFrame,
+    samples: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    settings: AnalysisSettings = AnalysisSettings(),
+    power: float = 0.8,
+) -> pd.DataFrame:
     """Better statistics: is each model above chance, and how many items would show it?
 
     One row per model and binary record metric: the Wilson interval, the chance level (0 for
@@ -34,8 +39,9 @@ def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: p
     if "n_choices" not in s.columns:
         s["n_choices"] = np.nan
     s["inverse_choices"] = np.where(s["n_choices"] > 0, 1.0 / s["n_choices"], np.nan)
-    per_model = s.groupby(keys, dropna=False).agg(mean_length=("target_length", "mean"),
-                                                   chance_mc=("inverse_choices", "mean"))
+    per_model = s.groupby(keys, dropna=False).agg(
+        mean_length=("target_length", "mean"), chance_mc=("inverse_choices", "mean")
+    )
     table = binary.merge(per_model.reset_index(), on=keys, how="left")
     table["predicted"] = np.nan
     if predictions is not None and len(predictions):
@@ -43,13 +49,18 @@ def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: p
         set_shots(p)
         table = table.drop(columns="predicted").merge(
             p[keys + ["predicted_exact_match"]].rename(columns={"predicted_exact_match": "predicted"}),
-            on=keys, how="left")
+            on=keys,
+            how="left",
+        )
     is_em = (table["metric"] == "exact_match").to_numpy()
     chance = np.where(is_em, 0.0, table["chance_mc"].to_numpy(dtype=float))
     use_pred = is_em & table["predicted"].notna().to_numpy()
     rate = np.where(use_pred, table["predicted"].to_numpy(dtype=float), table["value"].to_numpy(dtype=float))
-    n = np.where(np.isfinite(chance), samples_needed(rate, np.nan_to_num(chance), level=(1 + settings.level) / 2,
-                                                      power=power), np.nan)
+    n = np.where(
+        np.isfinite(chance),
+        samples_needed(rate, np.nan_to_num(chance), level=(1 + settings.level) / 2, power=power),
+        np.nan,
+    )
     out = table[keys + ["scale", "metric", "n_samples", "value", "ci_low", "ci_high"]].copy()
     out["n_samples"] = out["n_samples"].astype(int)
     out["chance"] = chance
@@ -61,5 +72,3 @@ def resolution_table(curves: pd.DataFrame, samples: pd.DataFrame, predictions: p
     with np.errstate(divide="ignore", invalid="ignore"):
         out["resolution"] = np.where(mean_len > 0, 1.0 / (out["n_samples"] * mean_len), np.nan)
     return out[list(RESOLUTION.names)].reset_index(drop=True)
-
-

@@ -29,21 +29,89 @@ from ..schema.results import AnalysisResult, StoryTables
 from ..stats import jump_sharpness, ols_slope, z_value
 
 STORY_METRICS = ("exact_match", "token_edit_distance", "target_mean_logprob")
-P1_COLUMNS = ["family", "task", "metric", "kind", "higher_is_better", "n_models", "value_first", "value_last",
-              "jump_share", "jump_at_params", "emergence_score", "verdict_test", "verdict_outcome", "p_value"]
-VERDICT_COLUMNS = ["family", "task", "verdict", "discontinuous_metric", "continuous_metric", "apparent_emergence",
-                   "rise", "flat_share", "loss_alpha", "break_p_value", "lag_p_value", "transform_check",
-                   "transform_p_value", "reason"]
-P2_COLUMNS = ["family", "model", "params",
-              "n_standard", "exact_match_standard", "ci_low_standard", "ci_high_standard", "above_zero_standard",
-              "n_large", "exact_match_large", "ci_low_large", "ci_high_large", "above_zero_large",
-              "ci_width_ratio", "samples_needed", "rate_used", "resolution_standard", "resolution_large"]
-P3_COLUMNS = ["family", "model", "params", "length", "n_samples", "observed_exact_match", "exact_match_low",
-              "exact_match_high", "predicted_exact_match", "observed_token_edit_distance", "token_edit_distance_low",
-              "token_edit_distance_high", "predicted_token_edit_distance", "p_token_hat"]
-P3_MODEL_COLUMNS = ["family", "model", "params", "p_token_hat", "source", "n_lengths", "n_lengths_nonzero_em",
-                    "log_em_slope_observed", "log_em_slope_se", "log_em_slope_theory",
-                    "ted_slope_observed", "ted_slope_se", "ted_slope_theory"]
+P1_COLUMNS = [
+    "family",
+    "task",
+    "metric",
+    "kind",
+    "higher_is_better",
+    "n_models",
+    "value_first",
+    "value_last",
+    "jump_share",
+    "jump_at_params",
+    "emergence_score",
+    "verdict_test",
+    "verdict_outcome",
+    "p_value",
+]
+VERDICT_COLUMNS = [
+    "family",
+    "task",
+    "verdict",
+    "discontinuous_metric",
+    "continuous_metric",
+    "apparent_emergence",
+    "rise",
+    "flat_share",
+    "loss_alpha",
+    "break_p_value",
+    "lag_p_value",
+    "transform_check",
+    "transform_p_value",
+    "reason",
+]
+P2_COLUMNS = [
+    "family",
+    "model",
+    "params",
+    "n_standard",
+    "exact_match_standard",
+    "ci_low_standard",
+    "ci_high_standard",
+    "above_zero_standard",
+    "n_large",
+    "exact_match_large",
+    "ci_low_large",
+    "ci_high_large",
+    "above_zero_large",
+    "ci_width_ratio",
+    "samples_needed",
+    "rate_used",
+    "resolution_standard",
+    "resolution_large",
+]
+P3_COLUMNS = [
+    "family",
+    "model",
+    "params",
+    "length",
+    "n_samples",
+    "observed_exact_match",
+    "exact_match_low",
+    "exact_match_high",
+    "predicted_exact_match",
+    "observed_token_edit_distance",
+    "token_edit_distance_low",
+    "token_edit_distance_high",
+    "predicted_token_edit_distance",
+    "p_token_hat",
+]
+P3_MODEL_COLUMNS = [
+    "family",
+    "model",
+    "params",
+    "p_token_hat",
+    "source",
+    "n_lengths",
+    "n_lengths_nonzero_em",
+    "log_em_slope_observed",
+    "log_em_slope_se",
+    "log_em_slope_theory",
+    "ted_slope_observed",
+    "ted_slope_se",
+    "ted_slope_theory",
+]
 
 
 # ----------------------------------------------------------------------------- tables
@@ -77,8 +145,14 @@ def _pick_family(result: AnalysisResult, main_task: str, large_task: str) -> str
     return str(ranked[0][0])
 
 
-def story_tables(result: AnalysisResult, main_task: str = "arithmetic", large_task: str = "arithmetic_10x", *,
-                 family: str | None = None, length_task: str | None = None) -> StoryTables:
+def story_tables(
+    result: AnalysisResult,
+    main_task: str = "arithmetic",
+    large_task: str = "arithmetic_10x",
+    *,
+    family: str | None = None,
+    length_task: str | None = None,
+) -> StoryTables:
     """The tables of the three predictions from an analysis result (pure, no I/O).
 
     ``family`` defaults to the family on ``main_task`` that also has ``large_task``, else the one
@@ -112,8 +186,9 @@ def story_tables(result: AnalysisResult, main_task: str = "arithmetic", large_ta
     verdicts = _select(result.verdicts, family, main_task)
     if len(verdicts):
         verdicts = verdicts[verdicts["discontinuous_metric"] == "exact_match"]
-    verdict = (verdicts[VERDICT_COLUMNS].reset_index(drop=True) if len(verdicts)
-               else pd.DataFrame(columns=VERDICT_COLUMNS))
+    verdict = (
+        verdicts[VERDICT_COLUMNS].reset_index(drop=True) if len(verdicts) else pd.DataFrame(columns=VERDICT_COLUMNS)
+    )
     evidence = _select(getattr(result, "evidence", None), family, main_task)
     if len(evidence):
         evidence = evidence[evidence["discontinuous_metric"] == "exact_match"]
@@ -132,22 +207,40 @@ def story_tables(result: AnalysisResult, main_task: str = "arithmetic", large_ta
         em = emergence[emergence["metric"] == metric] if len(emergence) else pd.DataFrame()
         score = float(em["emergence_score"].iloc[0]) if len(em) else math.nan
         test, outcome, p = _verdict_test_of(metric, verdict, evidence)
-        rows.append(dict(
-            family=family, task=main_task, metric=metric, kind=str(g["metric_kind"].iloc[0]),
-            higher_is_better=bool(g["higher_is_better"].iloc[0]), n_models=len(g),
-            value_first=float(g["value"].iloc[0]), value_last=float(g["value"].iloc[-1]),
-            jump_share=float(sh.jump_share),
-            jump_at_params=float(g["scale"].iloc[sh.jump_index]) if sh.n_models > 1 else math.nan,
-            emergence_score=score, verdict_test=test, verdict_outcome=outcome, p_value=p))
+        rows.append(
+            dict(
+                family=family,
+                task=main_task,
+                metric=metric,
+                kind=str(g["metric_kind"].iloc[0]),
+                higher_is_better=bool(g["higher_is_better"].iloc[0]),
+                n_models=len(g),
+                value_first=float(g["value"].iloc[0]),
+                value_last=float(g["value"].iloc[-1]),
+                jump_share=float(sh.jump_share),
+                jump_at_params=float(g["scale"].iloc[sh.jump_index]) if sh.n_models > 1 else math.nan,
+                emergence_score=score,
+                verdict_test=test,
+                verdict_outcome=outcome,
+                p_value=p,
+            )
+        )
     prediction1 = pd.DataFrame(rows, columns=P1_COLUMNS)
 
     return StoryTables(
-        family=family, main_task=main_task, large_task=large_task, length_task=length_task, level=level,
-        curves=curves, prediction1=prediction1, verdict=verdict,
+        family=family,
+        main_task=main_task,
+        large_task=large_task,
+        length_task=length_task,
+        level=level,
+        curves=curves,
+        prediction1=prediction1,
+        verdict=verdict,
         prediction2=_prediction2(result, family, main_task, large_task),
         prediction3=_prediction3(result, family, length_task),
         prediction3_models=_prediction3_models(result, family, length_task, level),
-        models=_models(result, family, main_task))
+        models=_models(result, family, main_task),
+    )
 
 
 def _models(result: AnalysisResult, family: str | None, main_task: str) -> pd.DataFrame:
@@ -156,8 +249,11 @@ def _models(result: AnalysisResult, family: str | None, main_task: str) -> pd.Da
     c = c[c["metric"] == "exact_match"] if len(c) else c
     if not len(c):
         return pd.DataFrame()
-    return c[["model", "scale", "n_samples"]].rename(columns={"scale": "params", "n_samples": "test problems"}) \
+    return (
+        c[["model", "scale", "n_samples"]]
+        .rename(columns={"scale": "params", "n_samples": "test problems"})
         .sort_values("params")
+    )
 
 
 _TEST_LABEL = {
@@ -183,8 +279,6 @@ def _verdict_test_of(metric: str, verdict: pd.DataFrame, evidence: pd.DataFrame)
     return _TEST_LABEL.get(str(r["test"]), str(r["test"])), str(r["outcome"]), float(r["p_value"])
 
 
-
-
 def _prediction2(result: AnalysisResult, family: str | None, main_task: str, large_task: str) -> pd.DataFrame:
     large = _select(result.curves, family, large_task)
     std = _select(result.curves, family, main_task)
@@ -195,20 +289,30 @@ def _prediction2(result: AnalysisResult, family: str | None, main_task: str, lar
     if large.empty or std.empty:
         return pd.DataFrame(columns=P2_COLUMNS)
     cols = ["model", "n_samples", "value", "ci_low", "ci_high"]
-    table = large[["family", "model", "scale"] + cols[1:]].merge(std[cols], on="model", how="left",
-                                                                    suffixes=("_large", "_standard"))
-    out = pd.DataFrame({
-        "family": table["family"], "model": table["model"], "params": table["scale"].astype(float),
-        "n_standard": table["n_samples_standard"], "exact_match_standard": table["value_standard"],
-        "ci_low_standard": table["ci_low_standard"], "ci_high_standard": table["ci_high_standard"],
-        "above_zero_standard": table["ci_low_standard"].astype(float) > 0,
-        "n_large": table["n_samples_large"], "exact_match_large": table["value_large"],
-        "ci_low_large": table["ci_low_large"], "ci_high_large": table["ci_high_large"],
-        "above_zero_large": table["ci_low_large"].astype(float) > 0,
-    })
+    table = large[["family", "model", "scale"] + cols[1:]].merge(
+        std[cols], on="model", how="left", suffixes=("_large", "_standard")
+    )
+    out = pd.DataFrame(
+        {
+            "family": table["family"],
+            "model": table["model"],
+            "params": table["scale"].astype(float),
+            "n_standard": table["n_samples_standard"],
+            "exact_match_standard": table["value_standard"],
+            "ci_low_standard": table["ci_low_standard"],
+            "ci_high_standard": table["ci_high_standard"],
+            "above_zero_standard": table["ci_low_standard"].astype(float) > 0,
+            "n_large": table["n_samples_large"],
+            "exact_match_large": table["value_large"],
+            "ci_low_large": table["ci_low_large"],
+            "ci_high_large": table["ci_high_large"],
+            "above_zero_large": table["ci_low_large"].astype(float) > 0,
+        }
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["ci_width_ratio"] = ((out["ci_high_large"] - out["ci_low_large"]).astype(float)
-                                 / (out["ci_high_standard"] - out["ci_low_standard"]).astype(float))
+        out["ci_width_ratio"] = (out["ci_high_large"] - out["ci_low_large"]).astype(float) / (
+            out["ci_high_standard"] - out["ci_low_standard"]
+        ).astype(float)
     res_std = _select(result.resolution, family, main_task)
     res_large = _select(result.resolution, family, large_task)
     for frame, suffix in ((res_std, "standard"), (res_large, "large")):
@@ -228,8 +332,6 @@ def _prediction3(result: AnalysisResult, family: str | None, main_task: str) -> 
         return pd.DataFrame(columns=P3_COLUMNS)
     out = lengths.rename(columns={"scale": "params"})
     return out[P3_COLUMNS].sort_values(["params", "model", "length"], kind="stable").reset_index(drop=True)
-
-
 
 
 def _prediction3_models(result: AnalysisResult, family: str | None, main_task: str, level: float) -> pd.DataFrame:
@@ -255,15 +357,25 @@ def _prediction3_models(result: AnalysisResult, family: str | None, main_task: s
         tok = np.isfinite(ted)
         ted_slope, ted_se = ols_slope(L[tok], ted[tok], np.nan_to_num(half[tok], nan=np.inf) ** 2)
         p_hat = float(g["p_token_hat"].iloc[0])
-        rows.append(dict(family=g["family"].iloc[0] if "family" in g else family, model=model,
-                         params=float(g["scale"].iloc[0]), p_token_hat=p_hat,
-                         source=str(g["source"].iloc[0]) if "source" in g else "",
-                         n_lengths=int(len(g)), n_lengths_nonzero_em=int(ok.sum()),
-                         log_em_slope_observed=em_slope, log_em_slope_se=em_se,
-                         log_em_slope_theory=float(g["log_p_token_hat"].iloc[0]),
-                         ted_slope_observed=ted_slope, ted_slope_se=ted_se,
-                         ted_slope_theory=1.0 - p_hat if np.isfinite(p_hat) else math.nan))
-    return (pd.DataFrame(rows, columns=P3_MODEL_COLUMNS).sort_values(["params", "model"], kind="stable")
-            .reset_index(drop=True))
-
-
+        rows.append(
+            dict(
+                family=g["family"].iloc[0] if "family" in g else family,
+                model=model,
+                params=float(g["scale"].iloc[0]),
+                p_token_hat=p_hat,
+                source=str(g["source"].iloc[0]) if "source" in g else "",
+                n_lengths=int(len(g)),
+                n_lengths_nonzero_em=int(ok.sum()),
+                log_em_slope_observed=em_slope,
+                log_em_slope_se=em_se,
+                log_em_slope_theory=float(g["log_p_token_hat"].iloc[0]),
+                ted_slope_observed=ted_slope,
+                ted_slope_se=ted_se,
+                ted_slope_theory=1.0 - p_hat if np.isfinite(p_hat) else math.nan,
+            )
+        )
+    return (
+        pd.DataFrame(rows, columns=P3_MODEL_COLUMNS)
+        .sort_values(["params", "model"], kind="stable")
+        .reset_index(drop=True)
+    )

@@ -33,16 +33,30 @@ def theory_curves(law: PowerLaw, lengths: Sequence[int], scales: np.ndarray, n_c
     for metric in THEORY_METRICS:
         entry = facts(metric, Context.THEORY.value)
         assert entry is not None  # every theory metric is registered (mirage.metrics.names)
-        parts.append(pd.DataFrame({
-            "family": "theory", "model": table["params"].map("{:.6g}".format), "scale": table["params"],
-            "task": "L=" + table["length"].astype(str), "shots": pd.NA, "metric": metric,
-            "metric_kind": entry.kind, "higher_is_better": entry.higher_is_better, "value": table[metric],
-            "ci_low": np.nan, "ci_high": np.nan, "length": table["length"]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "family": "theory",
+                    "model": table["params"].map("{:.6g}".format),
+                    "scale": table["params"],
+                    "task": "L=" + table["length"].astype(str),
+                    "shots": pd.NA,
+                    "metric": metric,
+                    "metric_kind": entry.kind,
+                    "higher_is_better": entry.higher_is_better,
+                    "value": table[metric],
+                    "ci_low": np.nan,
+                    "ci_high": np.nan,
+                    "length": table["length"],
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
-def theory_emergence(law: PowerLaw, lengths: Sequence[int], n_min: float, n_max: float, n_models: int = 8,
-                     n_choices: int = 2) -> pd.DataFrame:
+def theory_emergence(
+    law: PowerLaw, lengths: Sequence[int], n_min: float, n_max: float, n_models: int = 8, n_choices: int = 2
+) -> pd.DataFrame:
     """Emergence score and jump share of every theory curve, sampled at ``n_models`` log-spaced scales
     (the table of :func:`mirage.analysis.emergence.emergence_table`, target lengths ascending, the
     metrics in ``theory.csv``'s order).
@@ -56,8 +70,12 @@ def theory_emergence(law: PowerLaw, lengths: Sequence[int], n_min: float, n_max:
     table, _ = emergence_table(curves)
     length = table["task"].str.removeprefix("L=").astype(int)
     order = table["metric"].map({m: i for i, m in enumerate(THEORY_METRICS)})
-    return table.assign(_l=length, _m=order).sort_values(["_l", "_m"], kind="stable").drop(
-        columns=["_l", "_m"]).reset_index(drop=True)
+    return (
+        table.assign(_l=length, _m=order)
+        .sort_values(["_l", "_m"], kind="stable")
+        .drop(columns=["_l", "_m"])
+        .reset_index(drop=True)
+    )
 
 
 def run_theory(settings: TheorySettings = TheorySettings()) -> TheoryResult:
@@ -65,11 +83,18 @@ def run_theory(settings: TheorySettings = TheorySettings()) -> TheoryResult:
     is written)."""
     law = PowerLaw(settings.c, settings.alpha)
     lengths = np.array(settings.lengths)
-    table = theory_table(law, lengths, np.geomspace(settings.n_min, settings.n_max, settings.points),
-                         settings.n_choices)
-    emergence = theory_emergence(law, lengths, settings.n_min, settings.n_max, settings.emergence_models,
-                                 settings.n_choices)
-    crossings = pd.DataFrame({"length": lengths, "params_at_accuracy_0.5": law.scale_at_accuracy(0.5, lengths),
-                              "params_at_accuracy_0.1": law.scale_at_accuracy(0.1, lengths)},
-                             columns=list(CROSSINGS.names))
+    table = theory_table(
+        law, lengths, np.geomspace(settings.n_min, settings.n_max, settings.points), settings.n_choices
+    )
+    emergence = theory_emergence(
+        law, lengths, settings.n_min, settings.n_max, settings.emergence_models, settings.n_choices
+    )
+    crossings = pd.DataFrame(
+        {
+            "length": lengths,
+            "params_at_accuracy_0.5": law.scale_at_accuracy(0.5, lengths),
+            "params_at_accuracy_0.1": law.scale_at_accuracy(0.1, lengths),
+        },
+        columns=list(CROSSINGS.names),
+    )
     return TheoryResult(table=table, emergence=emergence, crossings=crossings, settings=settings)

@@ -20,6 +20,7 @@ keys/values; generation is batched greedy decoding with left padding and a KV ca
 as soon as every row has produced a stop string, EOS or the token limit. Log-softmax is taken in
 float32 whatever the model dtype, and results are returned as float64.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,8 +71,16 @@ class Backend(Protocol):
 class HFCausalLM:
     """A causal LM from a local checkpoint directory or a hub id (+ revision) via transformers."""
 
-    def __init__(self, ref: str, revision: str | None = None, dtype: str = "float32", device: str = "cpu",
-                 batch_size: int = 16, padding_side: str = "left", add_bos: bool = False):
+    def __init__(
+        self,
+        ref: str,
+        revision: str | None = None,
+        dtype: str = "float32",
+        device: str = "cpu",
+        batch_size: int = 16,
+        padding_side: str = "left",
+        add_bos: bool = False,
+    ):
         import torch  # optional heavy dependencies (mirage[eval]): loaded when a model is
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -110,8 +119,16 @@ class HFCausalLM:
         self.eos_id = tok.eos_token_id
         self.start_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         cfg = self.model.config
-        self.max_length = int(next((getattr(cfg, k) for k in ("max_position_embeddings", "n_positions", "max_sequence_length")
-                                    if getattr(cfg, k, None)), 2048))
+        self.max_length = int(
+            next(
+                (
+                    getattr(cfg, k)
+                    for k in ("max_position_embeddings", "n_positions", "max_sequence_length")
+                    if getattr(cfg, k, None)
+                ),
+                2048,
+            )
+        )
 
     # ------------------------------------------------------------------ description
     def num_parameters(self) -> int:
@@ -119,7 +136,12 @@ class HFCausalLM:
 
     def describe(self) -> dict:
         """What identifies the numbers this backend produces (used for resume invalidation)."""
-        return {"ref": self.ref, "revision": self.revision, "dtype": self.dtype, "weights": checkpoint_fingerprint(self.ref)}
+        return {
+            "ref": self.ref,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "weights": checkpoint_fingerprint(self.ref),
+        }
 
     # ------------------------------------------------------------------ tokenisation
     def encode(self, text: str) -> list[int]:
@@ -140,7 +162,7 @@ class HFCausalLM:
             ids = [start] + ids
         keep = max(1, self.max_length - room)
         if len(ids) > keep and self.add_bos and keep > 1:
-            return [start] + ids[-(keep - 1):]  # the BOS survives a cut prompt
+            return [start] + ids[-(keep - 1) :]  # the BOS survives a cut prompt
         return ids[-keep:]
 
     def tokens_of(self, text: str) -> tuple[str, ...]:
@@ -182,7 +204,7 @@ class HFCausalLM:
         """Indices grouped longest first, so each batch pads little and memory peaks early."""
         order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
         for start in range(0, len(order), size):
-            yield order[start:start + size]
+            yield order[start : start + size]
 
     # ------------------------------------------------------------------ requests
     def score_targets(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
@@ -204,15 +226,17 @@ class HFCausalLM:
                 longest = max(len(t_ids[i]) for i in batch)
                 logits, _ = self._forward(ids, mask, pos, keep=longest + 1)
                 logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-                rows = [logp[b, longest - len(t_ids[i]):] for b, i in enumerate(batch)]
+                rows = [logp[b, longest - len(t_ids[i]) :] for b, i in enumerate(batch)]
             else:
                 logits, _ = self._forward(ids, mask, pos)
                 logp = torch.log_softmax(logits.float(), dim=-1)
-                rows = [logp[b, len(p_ids[i]) - 1: len(p_ids[i]) - 1 + len(t_ids[i])] for b, i in enumerate(batch)]
+                rows = [logp[b, len(p_ids[i]) - 1 : len(p_ids[i]) - 1 + len(t_ids[i])] for b, i in enumerate(batch)]
             for b, i in enumerate(batch):
                 tgt = torch.tensor(t_ids[i], device=rows[b].device)
                 lp = rows[b].gather(-1, tgt[:, None])[:, 0]
-                results[i] = TargetScore(lp.double().cpu().numpy(), tuple(self.tokenizer.convert_ids_to_tokens(t_ids[i])))
+                results[i] = TargetScore(
+                    lp.double().cpu().numpy(), tuple(self.tokenizer.convert_ids_to_tokens(t_ids[i]))
+                )
         return results  # type: ignore[return-value]
 
     def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
@@ -224,11 +248,14 @@ class HFCausalLM:
             raise ValueError("prompts and choices differ in length")
         flat = self.encode_many([c for opts in choices for c in opts])
         bounds = np.cumsum([0] + [len(opts) for opts in choices])
-        c_ids = [flat[bounds[i]:bounds[i + 1]] for i in range(len(choices))]
+        c_ids = [flat[bounds[i] : bounds[i + 1]] for i in range(len(choices))]
         for opts, enc in zip(choices, c_ids):
             if not opts or any(not e for e in enc):
                 raise MirageInputError(f"options {list(opts)!r} include one with no tokens", self.ref)
-        p_ids = [self._prompt_ids(p, max(len(e) for e in enc), ids) for p, enc, ids in zip(prompts, c_ids, self.encode_many(prompts))]
+        p_ids = [
+            self._prompt_ids(p, max(len(e) for e in enc), ids)
+            for p, enc, ids in zip(prompts, c_ids, self.encode_many(prompts))
+        ]
         results: list[ChoiceScore | None] = [None] * len(prompts)
         for batch in self._batches([len(p_ids[i]) for i in range(len(prompts))], self.batch_size):
             ids, mask, pos = self._pad([p_ids[i] for i in batch], "left")
@@ -319,7 +346,9 @@ def check_checkpoint(ref: str, where: str = "model") -> None:
             raise MirageInputError(f"{where}: malformed checkpoint index", str(index)) from None
         missing = sorted(f for f in files if not (path / f).is_file())
         if missing:
-            raise MirageInputError(f"{where}: the index names missing weight files {', '.join(missing[:3])}", str(index))
+            raise MirageInputError(
+                f"{where}: the index names missing weight files {', '.join(missing[:3])}", str(index)
+            )
     for weights in sorted(path.glob("*.safetensors")):
         try:
             from safetensors import safe_open  # comes with transformers (mirage[eval]); checked headers only
@@ -330,8 +359,9 @@ def check_checkpoint(ref: str, where: str = "model") -> None:
             return  # transformers' loader will check them
         except Exception as exc:  # noqa: BLE001 -- safetensors raises its own SafetensorError
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MirageInputError(f"{where}: damaged weight file ({reason}); is the copy complete?",
-                                   str(weights)) from None
+            raise MirageInputError(
+                f"{where}: damaged weight file ({reason}); is the copy complete?", str(weights)
+            ) from None
 
 
 def checkpoint_fingerprint(ref: str) -> str:

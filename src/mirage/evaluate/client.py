@@ -10,6 +10,7 @@ Failures become :class:`ServerError` (a :class:`mirage.errors.MirageInputError`,
 one line), naming the server and what it returned. The API key travels only in the
 ``Authorization`` header; it is never logged or returned.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,15 +36,25 @@ class ServerError(MirageInputError):
 class CompletionsClient:
     """POST JSON to ``base_url + path`` with retries; ``post_many`` bounds concurrency."""
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout_s: float = 120.0,
-                 max_retries: int = 6, max_concurrency: int = 8, backoff_s: float = 0.5,
-                 max_backoff_s: float = 30.0, name: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        max_retries: int = 6,
+        max_concurrency: int = 8,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        name: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         try:
             import httpx  # optional dependency (mirage[serve]), loaded with the first request
         except ImportError:
-            raise MirageInputError("the OpenAI-compatible backend needs httpx: pip install 'mirage[serve]'",
-                                   "backend: openai") from None
+            raise MirageInputError(
+                "the OpenAI-compatible backend needs httpx: pip install 'mirage[serve]'", "backend: openai"
+            ) from None
         self.base_url = base_url.rstrip("/")
         self.name = name or self.base_url
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
@@ -56,7 +67,8 @@ class CompletionsClient:
             headers["Authorization"] = f"Bearer {api_key}"
         self._httpx = httpx
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)), headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            headers=headers,
             limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
         )
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="mirage-http")
@@ -105,7 +117,7 @@ class CompletionsClient:
                 pass  # an HTTP date: fall back to our own schedule
         with self._rng_lock:
             jitter = 0.5 + self._rng.random() / 2
-        return min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * jitter
+        return min(self.max_backoff_s, self.backoff_s * 2**attempt) * jitter
 
     def _request(self, method: str, path: str, body: dict | None) -> Any:
         httpx = self._httpx
@@ -123,14 +135,20 @@ class CompletionsClient:
             except httpx.TimeoutException as exc:
                 last = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
-                last = f"connection failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})"
+                last = (
+                    f"connection failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})"
+                )
             else:
                 if resp.status_code < 400:
                     try:
                         return resp.json()
                     except (json.JSONDecodeError, UnicodeDecodeError):
-                        raise ServerError(f"{path} answered HTTP {resp.status_code} with a body that is not JSON: "
-                                          f"{_snippet(resp.text)}", self.name, resp.status_code) from None
+                        raise ServerError(
+                            f"{path} answered HTTP {resp.status_code} with a body that is not JSON: "
+                            f"{_snippet(resp.text)}",
+                            self.name,
+                            resp.status_code,
+                        ) from None
                 message = f"HTTP {resp.status_code}: {_error_text(resp)}"
                 if resp.status_code not in RETRY_STATUS:
                     raise ServerError(f"{path} answered {message}", self.name, resp.status_code)

@@ -13,6 +13,7 @@ last line is skipped when the file is read, and a newline is written first when 
 not end in one. The journal only ever saves requests: deleting it costs a resend, never a wrong
 number, because answers are reused only for byte-identical request bodies.
 """
+
 from __future__ import annotations
 
 import hashlib

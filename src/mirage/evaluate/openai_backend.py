@@ -31,6 +31,7 @@ clear error instead of wrong numbers.
 Answers are kept in a :class:`~mirage.evaluate.journal.RequestJournal` when one is given, so a
 killed run resumes without sending answered requests again.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ _PROBES = 3  # samples tried for the alignment check before it is given up as no
 class OpenAICompletionsBackend:
     """Scores and generates through an OpenAI-compatible completions server."""
 
-    def __init__(self, server: ServerSpec, journal: RequestJournal | None = None, *,
-                 sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self, server: ServerSpec, journal: RequestJournal | None = None, *, sleep: Callable[[float], None] | None = None
+    ):
         self.server = server
         self.where = f"server {server.base_url} (model {server.model!r})"
         if server.tokenizer is None:
@@ -66,7 +68,9 @@ class OpenAICompletionsBackend:
         if server.api_key_env:
             api_key = os.environ.get(server.api_key_env)
             if not api_key:
-                raise MirageInputError(f"environment variable {server.api_key_env} (api_key_env) is not set or empty", self.where)
+                raise MirageInputError(
+                    f"environment variable {server.api_key_env} (api_key_env) is not set or empty", self.where
+                )
         try:
             from transformers import AutoTokenizer  # optional heavy dependency (mirage[serve])
 
@@ -78,9 +82,15 @@ class OpenAICompletionsBackend:
         if server.add_bos and self.bos_text is None:
             raise MirageInputError("'add_bos' is set but the tokenizer has no BOS or EOS token", server.tokenizer)
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-        self.client = CompletionsClient(server.base_url, api_key=api_key, timeout_s=server.timeout_s,
-                                        max_retries=server.max_retries, max_concurrency=server.max_concurrency,
-                                        name=self.where, **kwargs)
+        self.client = CompletionsClient(
+            server.base_url,
+            api_key=api_key,
+            timeout_s=server.timeout_s,
+            max_retries=server.max_retries,
+            max_concurrency=server.max_concurrency,
+            name=self.where,
+            **kwargs,
+        )
         self.journal = journal
         self._mode = server.prompt_logprobs
         self._aligned = False
@@ -101,12 +111,18 @@ class OpenAICompletionsBackend:
 
     # ------------------------------------------------------------------ description
     def num_parameters(self) -> int:
-        raise MirageInputError("a server does not report its parameter count; set 'params' in the family spec", self.where)
+        raise MirageInputError(
+            "a server does not report its parameter count; set 'params' in the family spec", self.where
+        )
 
     def describe(self) -> dict:
         """What identifies the numbers (never the API key)."""
-        return {"backend": "openai", "base_url": self.server.base_url, "model": self.server.model,
-                "tokenizer": self.server.tokenizer}
+        return {
+            "backend": "openai",
+            "base_url": self.server.base_url,
+            "model": self.server.model,
+            "tokenizer": self.server.tokenizer,
+        }
 
     # ------------------------------------------------------------------ tokenisation
     def encode(self, text: str) -> list[int]:
@@ -118,7 +134,9 @@ class OpenAICompletionsBackend:
     def _prefix(self, prompt: str) -> str:
         if self.server.add_bos or not prompt:
             if self.bos_text is None:
-                raise MirageInputError("an empty prompt needs a BOS or EOS token and the tokenizer has neither", self.server.tokenizer)
+                raise MirageInputError(
+                    "an empty prompt needs a BOS or EOS token and the tokenizer has neither", self.server.tokenizer
+                )
             return self.bos_text + prompt
         return prompt
 
@@ -160,9 +178,13 @@ class OpenAICompletionsBackend:
                 raise MirageInputError(f"target {t!r} has no tokens", self.server.tokenizer)
         self._check_alignment(prompts, targets)
         bodies = [self._score_body(self._prefix(p) + t) for p, t in zip(prompts, targets)]
-        values = self._answers("score", bodies, lambda i, ans: self._target_logprobs(ans, prompts[i], targets[i], t_ids[i]))
-        return [TargetScore(np.asarray(v, dtype=np.float64), tuple(self.tokenizer.convert_ids_to_tokens(ids)))
-                for v, ids in zip(values, t_ids)]
+        values = self._answers(
+            "score", bodies, lambda i, ans: self._target_logprobs(ans, prompts[i], targets[i], t_ids[i])
+        )
+        return [
+            TargetScore(np.asarray(v, dtype=np.float64), tuple(self.tokenizer.convert_ids_to_tokens(ids)))
+            for v, ids in zip(values, t_ids)
+        ]
 
     def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
         if len(prompts) != len(choices):
@@ -206,22 +228,37 @@ class OpenAICompletionsBackend:
         if not isinstance(text, str):
             raise ServerError(f"/completions answered without text: {_snippet(json.dumps(answer))}", self.where)
         lp = choice.get("logprobs")
-        if isinstance(lp, dict) and isinstance(lp.get("token_logprobs"), list) and isinstance(lp.get("top_logprobs"), list):
+        if (
+            isinstance(lp, dict)
+            and isinstance(lp.get("token_logprobs"), list)
+            and isinstance(lp.get("top_logprobs"), list)
+        ):
             for k, (value, top) in enumerate(zip(lp["token_logprobs"], lp["top_logprobs"])):
-                best = max((v for v in top.values() if isinstance(v, (int, float))), default=None) if isinstance(top, dict) else None
+                best = (
+                    max((v for v in top.values() if isinstance(v, (int, float))), default=None)
+                    if isinstance(top, dict)
+                    else None
+                )
                 if isinstance(value, (int, float)) and best is not None and value < best - GREEDY_TOLERANCE:
                     raise ServerError(
                         f"generation is not greedy: token {k + 1} {lp['tokens'][k]!r} has log p {value:.4f} but the most "
                         f"probable one {best:.4f} (a repetition penalty? llama-cpp-python applies repeat_penalty 1.1 "
-                        "unless told otherwise: add 'request: {repeat_penalty: 1.0}' to this model)", self.where)
+                        "unless told otherwise: add 'request: {repeat_penalty: 1.0}' to this model)",
+                        self.where,
+                    )
         return text
 
     def _echoed(self, answer: Any) -> tuple[list[str], list[float | None]] | None:
         """Token strings and log-probs of an echoed prompt, or ``None`` when the answer has none."""
         choice = self._choice(answer)
         lp = choice.get("logprobs")
-        if isinstance(lp, dict) and isinstance(lp.get("tokens"), list) and isinstance(lp.get("token_logprobs"), list) \
-                and len(lp["tokens"]) == len(lp["token_logprobs"]) and any(v is not None for v in lp["token_logprobs"]):
+        if (
+            isinstance(lp, dict)
+            and isinstance(lp.get("tokens"), list)
+            and isinstance(lp.get("token_logprobs"), list)
+            and len(lp["tokens"]) == len(lp["token_logprobs"])
+            and any(v is not None for v in lp["token_logprobs"])
+        ):
             return [str(t) for t in lp["tokens"]], list(lp["token_logprobs"])
         return None
 
@@ -231,11 +268,16 @@ class OpenAICompletionsBackend:
         return ServerError(
             "does not return prompt log-probabilities for an echoed prompt (it answered "
             f"{_snippet(json.dumps(got) if got else 'no logprobs field', 160)}); mirage needs echo with logprobs on "
-            "/v1/completions (llama-cpp-python: start it with --logits_all true) or vLLM's prompt_logprobs", self.where)
+            "/v1/completions (llama-cpp-python: start it with --logits_all true) or vLLM's prompt_logprobs",
+            self.where,
+        )
 
     def _target_logprobs(self, answer: Any, prompt: str, target: str, t_ids: list[int]) -> list[float]:
-        if self._mode == "vllm" or (self._mode == "auto" and self._echoed(answer) is None
-                                    and isinstance(self._choice(answer).get("prompt_logprobs"), list)):
+        if self._mode == "vllm" or (
+            self._mode == "auto"
+            and self._echoed(answer) is None
+            and isinstance(self._choice(answer).get("prompt_logprobs"), list)
+        ):
             return self._vllm_logprobs(answer, target, t_ids)
         echoed = self._echoed(answer)
         if echoed is None:
@@ -245,13 +287,18 @@ class OpenAICompletionsBackend:
         local = [self.tokenizer.decode([i]) for i in t_ids]
         served = [tokens[i] for i in span]
         if len(served) != len(local) or any(a != b for a, b in zip(served, local) if a and "\ufffd" not in b):
-            raise ServerError(f"tokenises target {target!r} as {served} where tokenizer {self.server.tokenizer} gives "
-                              f"{local}; 'tokenizer' must be the one the server uses", self.where)
+            raise ServerError(
+                f"tokenises target {target!r} as {served} where tokenizer {self.server.tokenizer} gives "
+                f"{local}; 'tokenizer' must be the one the server uses",
+                self.where,
+            )
         out = []
         for k, i in enumerate(span):
             v = values[i]
             if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ServerError(f"gave no finite log-probability ({v!r}) for token {k + 1} of target {target!r}", self.where)
+                raise ServerError(
+                    f"gave no finite log-probability ({v!r}) for token {k + 1} of target {target!r}", self.where
+                )
             out.append(float(v))
         return out
 
@@ -266,15 +313,20 @@ class OpenAICompletionsBackend:
         echoed = "".join(tokens)
         at = echoed.find(prompt + target)
         if at < 0:
-            raise ServerError(f"echoed a text that does not contain the prompt and target sent "
-                              f"(target {target!r}; echoed ...{_snippet(echoed[-80:], 80)!r})", self.where)
+            raise ServerError(
+                f"echoed a text that does not contain the prompt and target sent "
+                f"(target {target!r}; echoed ...{_snippet(echoed[-80:], 80)!r})",
+                self.where,
+            )
         begin, end = at + len(prompt), at + len(prompt) + len(target)
         span = [i for i, s in enumerate(starts) if begin <= s < end and tokens[i]]
         straddles = [i for i, s in enumerate(starts) if s < begin < s + len(tokens[i]) or s < end < s + len(tokens[i])]
         if straddles or not span:
-            raise ServerError(f"tokenises the prompt and target {target!r} with a token across their boundary "
-                              f"({[tokens[i] for i in straddles]}); end prompts without whitespace and start targets with it",
-                              self.where)
+            raise ServerError(
+                f"tokenises the prompt and target {target!r} with a token across their boundary "
+                f"({[tokens[i] for i in straddles]}); end prompts without whitespace and start targets with it",
+                self.where,
+            )
         return span
 
     def _vllm_logprobs(self, answer: Any, target: str, t_ids: list[int]) -> list[float]:
@@ -284,12 +336,15 @@ class OpenAICompletionsBackend:
         if not isinstance(entries, list) or len(entries) < len(t_ids):
             raise self._no_logprobs(answer)
         out = []
-        for k, (entry, tid) in enumerate(zip(entries[-len(t_ids):], t_ids)):
+        for k, (entry, tid) in enumerate(zip(entries[-len(t_ids) :], t_ids)):
             item = entry.get(str(tid)) if isinstance(entry, dict) else None
             value = item.get("logprob") if isinstance(item, dict) else item
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ServerError(f"prompt_logprobs lack token {k + 1} of target {target!r} (id {tid}); the server "
-                                  f"tokenises it differently or gave no value", self.where)
+                raise ServerError(
+                    f"prompt_logprobs lack token {k + 1} of target {target!r} (id {tid}); the server "
+                    f"tokenises it differently or gave no value",
+                    self.where,
+                )
             out.append(float(value))
         return out
 
@@ -308,7 +363,9 @@ class OpenAICompletionsBackend:
                 if not token or generated is None:
                     continue  # EOS or a partial character: try the next prompt
                 echo_body = self._score_body(self._prefix(prompt) + token)
-                echoed = self._answers("probe-echo", [echo_body], lambda i, ans: [self._probe_value(ans, prompt, token)])[0][0]
+                echoed = self._answers(
+                    "probe-echo", [echo_body], lambda i, ans: [self._probe_value(ans, prompt, token)]
+                )[0][0]
                 if echoed is None:
                     continue
                 if abs(echoed - generated) > ALIGNMENT_TOLERANCE:
@@ -316,7 +373,9 @@ class OpenAICompletionsBackend:
                         f"its echoed prompt log-probabilities are misaligned: the greedy token {token!r} after a prompt "
                         f"has log p {generated:.4f} when generated but {echoed:.4f} when echoed (llama-cpp-python "
                         "pairs each echoed token with the next position's distribution unless the prompt starts with "
-                        "BOS: set 'add_bos: true' for this model, and for its in-process counterpart)", self.where)
+                        "BOS: set 'add_bos: true' for this model, and for its in-process counterpart)",
+                        self.where,
+                    )
                 break
             self._aligned = True
 

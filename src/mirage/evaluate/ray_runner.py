@@ -16,6 +16,7 @@ When every shard is done the driver passes over the family once more in one proc
 every shard finished, computes nothing, and writes the manifest exactly as a single-process run
 does: the store ends identical to one evaluated without Ray.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,7 +84,9 @@ class _ProgressView:
             from tqdm.auto import tqdm  # optional dependency (mirage[eval]): bars only on a terminal
 
             for i, m in enumerate(models):
-                self.bars[m] = tqdm(total=0, desc=f"{family}/{m}", unit="sample", position=i, dynamic_ncols=True, leave=True)
+                self.bars[m] = tqdm(
+                    total=0, desc=f"{family}/{m}", unit="sample", position=i, dynamic_ncols=True, leave=True
+                )
 
     def show(self, state: dict[str, tuple[int, int, int]], finished: set[str]) -> None:
         if not self.enabled:
@@ -106,11 +109,22 @@ class _ProgressView:
             bar.close()
 
 
-def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store: str | Path, *,
-                        address: str | None = LOCAL, view: str | None = None, batch_size: int = 16,
-                        device: str = "cpu", dtype: str = "float32", max_new_tokens: int | None = None,
-                        chunk_size: int = 128, progress: bool = True, threads: int | None = None,
-                        max_retries: int = 3) -> EvalResult:
+def evaluate_family_ray(
+    family: FamilySpec | str | Path,
+    task: Task | str,
+    store: str | Path,
+    *,
+    address: str | None = LOCAL,
+    view: str | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    dtype: str = "float32",
+    max_new_tokens: int | None = None,
+    chunk_size: int = 128,
+    progress: bool = True,
+    threads: int | None = None,
+    max_retries: int = 3,
+) -> EvalResult:
     """:func:`mirage.evaluation.evaluate_family` with one Ray task per model. ``address``:
     ``"local"`` (or ``None``) starts a cluster here, ``"auto"`` joins the running one, any other
     value is passed to ``ray.init(address=...)``; an already initialised Ray is used as it is."""
@@ -126,16 +140,29 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
     # pinned once, here: every worker and the final pass hash the same commit of a hub model
     fam = resolve_hub_commits(fam)
     check_local_weights(fam)
-    options: dict[str, Any] = {"batch_size": batch_size, "device": device, "dtype": dtype,
-                               "max_new_tokens": max_new_tokens, "chunk_size": chunk_size, "threads": threads}
+    options: dict[str, Any] = {
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+        "max_new_tokens": max_new_tokens,
+        "chunk_size": chunk_size,
+        "threads": threads,
+    }
     started_here = False
     if not ray.is_initialized():
         try:
             local = address in (None, LOCAL)
-            ray.init(address=None if local else address, include_dashboard=False, logging_level="warning",
-                     log_to_driver=False, runtime_env=_local_runtime_env() if local else None)
+            ray.init(
+                address=None if local else address,
+                include_dashboard=False,
+                logging_level="warning",
+                log_to_driver=False,
+                runtime_env=_local_runtime_env() if local else None,
+            )
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise MirageInputError(f"cannot reach a Ray cluster: {str(exc).splitlines()[0]}", f"--ray {address}") from None
+            raise MirageInputError(
+                f"cannot reach a Ray cluster: {str(exc).splitlines()[0]}", f"--ray {address}"
+            ) from None
         started_here = True
     try:
         results = _run_shards(ray, fam, tsk, store, options, progress, max_retries)
@@ -145,8 +172,9 @@ def evaluate_family_ray(family: FamilySpec | str | Path, task: Task | str, store
     finally:
         if started_here:
             ray.shutdown()
-    shards = tuple(replace(s, n_computed=results[s.model].n_computed, seconds=results[s.model].seconds)
-                   for s in final.shards)
+    shards = tuple(
+        replace(s, n_computed=results[s.model].n_computed, seconds=results[s.model].seconds) for s in final.shards
+    )
     return EvalResult(final.store, final.task, shards, final.notes)
 
 
@@ -158,16 +186,18 @@ def _local_runtime_env() -> dict:
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
 
 
-def _run_shards(ray: Any, fam: FamilySpec, tsk: Task, store: Path, options: dict, progress: bool,
-                max_retries: int) -> dict[str, ShardResult]:
+def _run_shards(
+    ray: Any, fam: FamilySpec, tsk: Task, store: Path, options: dict, progress: bool, max_retries: int
+) -> dict[str, ShardResult]:
     tracker = ray.remote(num_cpus=0)(_Progress).remote()
     remote = ray.remote(evaluate_shard)
     pending: dict[Any, ModelSpec] = {}
     for spec in fam.models:
         resources = {"num_cpus": 1, **spec.resources.ray_options()}
         one = FamilySpec(fam.family, (spec,), fam.scale, fam.source)
-        ref = remote.options(max_retries=max_retries, retry_exceptions=False, name=f"mirage {fam.family}/{spec.name}",
-                             **resources).remote(one, tsk, str(store), options, tracker)
+        ref = remote.options(
+            max_retries=max_retries, retry_exceptions=False, name=f"mirage {fam.family}/{spec.name}", **resources
+        ).remote(one, tsk, str(store), options, tracker)
         pending[ref] = spec
     view = _ProgressView(fam.family, [m.name for m in fam.models], tsk.name, progress)
     results: dict[str, ShardResult] = {}
@@ -203,7 +233,9 @@ def _failure(exc: Exception, fam: FamilySpec, spec: ModelSpec, tsk: Task) -> Mir
     cause = getattr(exc, "cause", None)
     if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, MirageInputError):
         return MirageInputError(f"{where}: {cause}")
-    if isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError)):
+    if isinstance(
+        exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError)
+    ):
         return MirageInputError(f"{where}: the Ray worker died ({type(exc).__name__})")
     text = str(cause if cause is not None else exc).strip().splitlines()
     return MirageInputError(f"{where}: {type(cause or exc).__name__}: {text[-1] if text else ''}")

@@ -28,6 +28,7 @@ Before any model runs, every hub ``id:``/``revision:`` is resolved to a commit
 (:mod:`mirage.evaluate.hub`) and every local checkpoint's weight files are checked, so a bad model
 fails the run before any shard is written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -94,13 +95,21 @@ class EvalResult:
 
 # ----------------------------------------------------------------------------- evaluation
 
+
 def resolve_hub_commits(family: FamilySpec, *, cache_dir: str | Path | None = None) -> FamilySpec:
     """``family`` with every hub model's revision resolved to a commit (local models, server-backed
     ones and those already resolved unchanged); raises :class:`MirageInputError` naming the model and revision that cannot be resolved."""
     models = tuple(
-        m if m.local or m.server is not None or m.commit else replace(m, commit=resolve_commit(m.ref, m.revision, where=f"model {m.name!r}",
-                                                           source=family.source or family.family, cache_dir=cache_dir))
-        for m in family.models)
+        m
+        if m.local or m.server is not None or m.commit
+        else replace(
+            m,
+            commit=resolve_commit(
+                m.ref, m.revision, where=f"model {m.name!r}", source=family.source or family.family, cache_dir=cache_dir
+            ),
+        )
+        for m in family.models
+    )
     return replace(family, models=models)
 
 
@@ -112,11 +121,22 @@ def check_local_weights(family: FamilySpec) -> None:
             check_checkpoint(m.ref, where=f"model {m.name!r}")
 
 
-def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: str | Path, *, view: str | None = None,
-                    batch_size: int = 16, device: str = "cpu", dtype: str = "float32",
-                    max_new_tokens: int | None = None, chunk_size: int = 128, progress: bool = True,
-                    threads: int | None = None, backend_factory: Callable[[ModelSpec], Any] | None = None,
-                    on_progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+def evaluate_family(
+    family: FamilySpec | str | Path,
+    task: Task | str,
+    store: str | Path,
+    *,
+    view: str | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    dtype: str = "float32",
+    max_new_tokens: int | None = None,
+    chunk_size: int = 128,
+    progress: bool = True,
+    threads: int | None = None,
+    backend_factory: Callable[[ModelSpec], Any] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> EvalResult:
     """Evaluate every model of ``family`` on ``task`` and write one record shard per model under
     ``store``; finished shards and chunks are reused. ``max_new_tokens`` defaults to the longest
     target in tokens plus 16. ``threads`` sets torch's CPU threads (1 is fastest for small models
@@ -163,8 +183,9 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
         digest = _config_digest(config)
         started = time.perf_counter()
         report = (lambda done, total: on_progress(spec.name, done, total)) if on_progress else None
-        shard, n_records, n_computed = _run_model(fam, spec, tsk, store, digest, chunk_size, max_new_tokens,
-                                                  make_backend, progress, note, report)
+        shard, n_records, n_computed = _run_model(
+            fam, spec, tsk, store, digest, chunk_size, max_new_tokens, make_backend, progress, note, report
+        )
         _record_in_manifest(store, shard, digest, n_records, config)
         return ShardResult(spec.name, shard, n_records, n_computed, time.perf_counter() - started)
 
@@ -178,23 +199,39 @@ def evaluate_family(family: FamilySpec | str | Path, task: Task | str, store: st
         with lock:
             results[spec.name] = run(spec)
     for spec, lock in waiting:  # ... then the ones another run was writing: usually reused
-        print(f"{fam.family}/{spec.name}: another mirage eval is writing this shard; waiting for it",
-              file=sys.stderr, flush=True)
+        print(
+            f"{fam.family}/{spec.name}: another mirage eval is writing this shard; waiting for it",
+            file=sys.stderr,
+            flush=True,
+        )
         with lock:
             results[spec.name] = run(spec)
     return EvalResult(store, tsk.name, tuple(results[s.name] for s in fam.models), tuple(notes))
 
 
-def _shard_config(fam: FamilySpec, spec: ModelSpec, task: Task, dtype: str, max_new_tokens: int | None,
-                  chunk_size: int) -> dict:
+def _shard_config(
+    fam: FamilySpec, spec: ModelSpec, task: Task, dtype: str, max_new_tokens: int | None, chunk_size: int
+) -> dict:
     """What the shard's records depend on, plus descriptive fields (``task_source``,
     ``revision``) that the manifest shows but the hash leaves out."""
     config = {
-        "format": FORMAT_VERSION, "family": fam.family, "model": spec.name, "ref": spec.ref, "revision": spec.revision,
-        "commit": spec.commit, "weights": _weights_fingerprint(spec), "dtype": dtype if spec.server is None else None,
-        "scale": fam.scale, "scales": dict(spec.scales), "task": task.name, "task_source": task.source,
-        "task_fingerprint": task.fingerprint(), "view": task.view, "stop": list(task.stop),
-        "max_new_tokens": max_new_tokens, "chunk_size": chunk_size,
+        "format": FORMAT_VERSION,
+        "family": fam.family,
+        "model": spec.name,
+        "ref": spec.ref,
+        "revision": spec.revision,
+        "commit": spec.commit,
+        "weights": _weights_fingerprint(spec),
+        "dtype": dtype if spec.server is None else None,
+        "scale": fam.scale,
+        "scales": dict(spec.scales),
+        "task": task.name,
+        "task_source": task.source,
+        "task_fingerprint": task.fingerprint(),
+        "view": task.view,
+        "stop": list(task.stop),
+        "max_new_tokens": max_new_tokens,
+        "chunk_size": chunk_size,
     }
     if spec.server is not None:  # keys added only when set, so in-process shards keep their hashes
         config["backend"] = spec.server.identity()  # never the address or the API key
@@ -208,8 +245,14 @@ def _default_backend_factory(dtype: str, device: str, batch_size: int) -> Callab
 
     def make(spec: ModelSpec) -> Any:
         if spec.server is None:
-            return HFCausalLM(spec.ref, revision=spec.commit or spec.revision, dtype=dtype, device=device,
-                              batch_size=batch_size, add_bos=spec.add_bos)
+            return HFCausalLM(
+                spec.ref,
+                revision=spec.commit or spec.revision,
+                dtype=dtype,
+                device=device,
+                batch_size=batch_size,
+                add_bos=spec.add_bos,
+            )
         return OpenAICompletionsBackend(spec.server)
 
     return make
@@ -223,9 +266,19 @@ def _config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _run_model(fam: FamilySpec, spec: ModelSpec, task: Task, store: Path, digest: str, chunk_size: int,
-               max_new_tokens: int | None, make_backend: Callable[[ModelSpec], Any], progress: bool,
-               note: Callable[[str], None], report: Callable[[int, int], None] | None = None) -> tuple[Path, int, int]:
+def _run_model(
+    fam: FamilySpec,
+    spec: ModelSpec,
+    task: Task,
+    store: Path,
+    digest: str,
+    chunk_size: int,
+    max_new_tokens: int | None,
+    make_backend: Callable[[ModelSpec], Any],
+    progress: bool,
+    note: Callable[[str], None],
+    report: Callable[[int, int], None] | None = None,
+) -> tuple[Path, int, int]:
     """Reuse, resume or compute one shard; the caller holds its lock."""
     paths = shard_paths(store, fam.family, spec.name, task.name)
     remove_orphans(paths)
@@ -236,7 +289,7 @@ def _run_model(fam: FamilySpec, spec: ModelSpec, task: Task, store: Path, digest
         drop_stale_parts(paths, keep=None)
         remove_superseded(paths, fam.family, spec.name, task.name)
         return paths.shard, finished.num_rows, 0
-    chunks = [task.samples[i:i + chunk_size] for i in range(0, len(task.samples), chunk_size)]
+    chunks = [task.samples[i : i + chunk_size] for i in range(0, len(task.samples), chunk_size)]
     drop_stale_parts(paths, keep=digest)  # stale configurations of this (model, task) only
     tables: dict[int, Any] = {}
     for i, chunk in enumerate(chunks):
@@ -254,8 +307,12 @@ def _run_model(fam: FamilySpec, spec: ModelSpec, task: Task, store: Path, digest
         params = spec.scales.get("params") or float(backend.num_parameters())
         scales = {**spec.scales, "params": params}
         limit = max_new_tokens or (max(len(backend.encode(s.target)) for s in task.samples) + 16)
-        bar = _progress(total=len(task.samples), initial=sum(len(chunks[i]) for i in tables),
-                        desc=f"{fam.family}/{spec.name}", enabled=progress)
+        bar = _progress(
+            total=len(task.samples),
+            initial=sum(len(chunks[i]) for i in tables),
+            desc=f"{fam.family}/{spec.name}",
+            enabled=progress,
+        )
         done_samples = sum(len(chunks[i]) for i in tables)
         try:
             if report:
@@ -287,17 +344,29 @@ def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, sample
     prompts = [s.prompt for s in samples]
     scored = backend.score_targets(prompts, [s.target for s in samples])
     gens = backend.generate(prompts, task.stop, max_new_tokens) if task.generates else [None] * len(samples)
-    opts = backend.score_choices(prompts, [s.choices for s in samples]) if task.scores_choices else [None] * len(samples)
+    opts = (
+        backend.score_choices(prompts, [s.choices for s in samples]) if task.scores_choices else [None] * len(samples)
+    )
     rows = []
     for s, ts, g, c in zip(samples, scored, gens, opts):
         row = {
-            "family": fam.family, "model": spec.name, "scale": float(scales[fam.scale]), "task": task.name,
-            "sample_id": s.sample_id, "prompt": s.prompt, "target": s.target,
-            "output": g.text if g else None, "target_tokens": list(ts.tokens),
-            "output_tokens": list(g.tokens) if g else None, "target_logprobs": [float(x) for x in ts.logprobs],
-            "choices": list(s.choices) if c else None, "choice_logprobs": list(c.logprobs) if c else None,
-            "choice_lengths": list(c.lengths) if c else None, "correct_choice": s.correct_choice if c else None,
-            "shots": task.shots, "output_regex": s.output_regex,
+            "family": fam.family,
+            "model": spec.name,
+            "scale": float(scales[fam.scale]),
+            "task": task.name,
+            "sample_id": s.sample_id,
+            "prompt": s.prompt,
+            "target": s.target,
+            "output": g.text if g else None,
+            "target_tokens": list(ts.tokens),
+            "output_tokens": list(g.tokens) if g else None,
+            "target_logprobs": [float(x) for x in ts.logprobs],
+            "choices": list(s.choices) if c else None,
+            "choice_logprobs": list(c.logprobs) if c else None,
+            "choice_lengths": list(c.lengths) if c else None,
+            "correct_choice": s.correct_choice if c else None,
+            "shots": task.shots,
+            "output_regex": s.output_regex,
         }
         for key in SCALE_COLUMNS:
             row[key] = scales.get(key)
@@ -308,6 +377,7 @@ def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, sample
 
 
 # ----------------------------------------------------------------------------- store helpers
+
 
 def _weights_fingerprint(spec: ModelSpec) -> str:
     return checkpoint_fingerprint(spec.ref) if spec.local else ""
@@ -349,7 +419,8 @@ def summary_lines(result: EvalResult) -> list[str]:
     lines = []
     for s in result.shards:
         reused = s.n_records - s.n_computed
-        lines.append(f"{s.model}: {s.n_records} records ({s.n_computed} computed, {reused} reused) "
-                     f"in {s.seconds:.1f} s -> {s.path}")
+        lines.append(
+            f"{s.model}: {s.n_records} records ({s.n_computed} computed, {reused} reused) "
+            f"in {s.seconds:.1f} s -> {s.path}"
+        )
     return lines
-

@@ -27,6 +27,7 @@ versions) are removed by the next run that takes the shard's lock. Shards and pa
 with Parquet page checksums; one that cannot be read back whole (truncated, corrupted) is reported
 in one line and recomputed.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -76,8 +77,9 @@ def shard_paths(store: str | Path, family: str, model: str, task: str) -> ShardP
     store = Path(store)
     rel = Path(slug(family)) / slug(model)
     name = slug(task)
-    return ShardPaths(store, store / rel / f"{name}.parquet", store / WORK_DIR / rel / name,
-                      store / WORK_DIR / rel / f"{name}.lock")
+    return ShardPaths(
+        store, store / rel / f"{name}.parquet", store / WORK_DIR / rel / name, store / WORK_DIR / rel / f"{name}.lock"
+    )
 
 
 # ----------------------------------------------------------------------------- locks
@@ -102,8 +104,11 @@ class StoreLock:
             return False
         except OSError as exc:  # e.g. a network file system without locks
             os.close(fd)
-            raise MirageInputError(f"cannot lock the record store ({(exc.strerror or str(exc)).lower()}), so "
-                                   "concurrent runs could not be kept apart", str(self.path)) from None
+            raise MirageInputError(
+                f"cannot lock the record store ({(exc.strerror or str(exc)).lower()}), so "
+                "concurrent runs could not be kept apart",
+                str(self.path),
+            ) from None
         self._fd = fd
         return True
 
@@ -117,8 +122,9 @@ class StoreLock:
             self.acquire(blocking=True)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
@@ -267,4 +273,3 @@ def remove_superseded(paths: ShardPaths, family: str, model: str, task: str) -> 
                 removed.append(d)
     _rmdir_empty(old_dir, old_dir.parent, old_parts, old_parts.parent, store / ".parts")
     return removed
-

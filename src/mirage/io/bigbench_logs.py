@@ -16,6 +16,7 @@ Queries of one subtask and shot count are aligned by position, as BIG-bench's ow
 ``update_json_task_queries`` does, so the i-th sample of a generative and of a multiple-choice
 query of a subtask become one record with both the output and the option log-probabilities.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,12 +30,16 @@ from .bigbench_results import check_model, model_sizes, parse_shots
 from .models import Tokenizers
 
 _COUNTS = ("flop_matched_non_embedding_params", "non_embedding_params", "total_params")
-_COLUMN = {"total_params": "params", "non_embedding_params": "non_embedding_params",
-           "flop_matched_non_embedding_params": "flop_matched_non_embedding_params"}
+_COLUMN = {
+    "total_params": "params",
+    "non_embedding_params": "non_embedding_params",
+    "flop_matched_non_embedding_params": "flop_matched_non_embedding_params",
+}
 
 
-def read_bigbench_full_log(path: str | Path, data: dict, *, scale: str | None = None,
-                           tokenizers: Tokenizers | None = None) -> tuple[pa.Table, list[str]]:
+def read_bigbench_full_log(
+    path: str | Path, data: dict, *, scale: str | None = None, tokenizers: Tokenizers | None = None
+) -> tuple[pa.Table, list[str]]:
     """One parsed full log -> (record table, notes). ``scale`` None uses flop-matched
     non-embedding parameters (else non-embedding, else total); a named count of 0 leaves the
     file's records out with a note."""
@@ -112,24 +117,44 @@ def read_bigbench_full_log(path: str | Path, data: dict, *, scale: str | None = 
     for (task, shots, si), rec in merged.items():
         several = len(shot_counts[task]) > 1
         target = rec.get("target", "")
-        row = dict(family=family, model=name, scale=value, bigbench_log=True, params=sizes["total_params"],
-                   non_embedding_params=sizes["non_embedding_params"],
-                   flop_matched_non_embedding_params=sizes["flop_matched_non_embedding_params"],
-                   task=task, sample_id=f"{si}" if not several else f"{si}@{'na' if shots is None else shots}shot",
-                   shots=shots, prompt=rec["prompt"], target=target, target_tokens=tokenize(target))
+        row = dict(
+            family=family,
+            model=name,
+            scale=value,
+            bigbench_log=True,
+            params=sizes["total_params"],
+            non_embedding_params=sizes["non_embedding_params"],
+            flop_matched_non_embedding_params=sizes["flop_matched_non_embedding_params"],
+            task=task,
+            sample_id=f"{si}" if not several else f"{si}@{'na' if shots is None else shots}shot",
+            shots=shots,
+            prompt=rec["prompt"],
+            target=target,
+            target_tokens=tokenize(target),
+        )
         if "output" in rec:
-            row.update(output=rec["output"], output_tokens=tokenize(rec["output"]), raw_output=rec.get("raw_output"),
-                       targets=rec.get("targets"))
+            row.update(
+                output=rec["output"],
+                output_tokens=tokenize(rec["output"]),
+                raw_output=rec.get("raw_output"),
+                targets=rec.get("targets"),
+            )
         if "choices" in rec:
-            row.update(choices=rec["choices"], choice_logprobs=rec["choice_logprobs"],
-                       choice_lengths=[len(tokenize(c)) for c in rec["choices"]], correct_choice=rec["correct_choice"],
-                       bigbench_correct=rec.get("bigbench_correct"))
+            row.update(
+                choices=rec["choices"],
+                choice_logprobs=rec["choice_logprobs"],
+                choice_lengths=[len(tokenize(c)) for c in rec["choices"]],
+                correct_choice=rec["correct_choice"],
+                bigbench_correct=rec.get("bigbench_correct"),
+            )
         if "target_logprob_sum" in rec:
             row["target_logprob_sum"] = rec["target_logprob_sum"]
         rows.append(row)
     if several_targets:
-        notes.append(f"{src}: {several_targets} generated sample(s) have several targets; exact match and edit "
-                     "distances use the first (BIG-bench's exact_str_match takes the best)")
+        notes.append(
+            f"{src}: {several_targets} generated sample(s) have several targets; exact match and edit "
+            "distances use the first (BIG-bench's exact_str_match takes the best)"
+        )
     notes.append(f"BIG-bench full logs: token counts and token edit distances are in {tokenizers.describe()}")
     return _table(rows, src), notes
 
@@ -153,10 +178,20 @@ def _table(rows: list[dict], src: str) -> pa.Table:
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
-    types = {"choices": pa.list_(pa.string()), "choice_logprobs": pa.list_(pa.float64()),
-             "choice_lengths": pa.list_(pa.int64()), "correct_choice": pa.int64(), "target_tokens": pa.list_(pa.string()),
-             "output_tokens": pa.list_(pa.string()), "targets": pa.list_(pa.string()), "target_logprob_sum": pa.float64(),
-             "shots": pa.int64(), "scale": pa.float64(), "bigbench_correct": pa.float64(), "bigbench_log": pa.bool_()}
+    types = {
+        "choices": pa.list_(pa.string()),
+        "choice_logprobs": pa.list_(pa.float64()),
+        "choice_lengths": pa.list_(pa.int64()),
+        "correct_choice": pa.int64(),
+        "target_tokens": pa.list_(pa.string()),
+        "output_tokens": pa.list_(pa.string()),
+        "targets": pa.list_(pa.string()),
+        "target_logprob_sum": pa.float64(),
+        "shots": pa.int64(),
+        "scale": pa.float64(),
+        "bigbench_correct": pa.float64(),
+        "bigbench_log": pa.bool_(),
+    }
     try:
         return pa.table({k: pa.array([r.get(k) for r in rows], type=types.get(k)) for k in names})
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

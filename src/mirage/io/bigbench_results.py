@@ -30,6 +30,7 @@ then total parameters, and the notes say so); ``--scale params``, ``non_embeddin
 ``flop_matched_non_embedding_params`` picks one count, and models whose count is 0 are left out
 with a note.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,11 +46,14 @@ from ..metrics import bigbench_kind
 from .tables import load_json
 
 AGGREGATE_SCORE = "normalized_aggregate_score"
-MODEL_KEYS = ("model_family", "model_name", "total_params", "non_embedding_params",
-              "flop_matched_non_embedding_params")
+MODEL_KEYS = ("model_family", "model_name", "total_params", "non_embedding_params", "flop_matched_non_embedding_params")
 ENTRY_KEYS = ("subtask_description", "number_of_shots", "preferred_score", "score_dict")
-SCALE_COLUMNS = {"params": "total_params", "non_embedding_params": "non_embedding_params",
-                 "flop_matched_non_embedding_params": "flop_matched_non_embedding_params"}
+SCALE_COLUMNS = {
+    "params": "total_params",
+    "non_embedding_params": "non_embedding_params",
+    "flop_matched_non_embedding_params": "flop_matched_non_embedding_params",
+}
+
 
 def looks_like_bigbench_results(data) -> bool:
     """A parsed JSON document with a ``model`` object and a ``scores`` list."""
@@ -103,8 +107,9 @@ def check_model(data, source: str) -> dict:
 def parse_shots(shots: Any, where: str, source: str) -> int | None:
     """``number_of_shots``: an integer >= 0, or -1 for "does not apply" (None)."""
     if isinstance(shots, bool) or not isinstance(shots, int) or shots < -1:
-        raise MirageInputError(f"{where}.number_of_shots must be a non-negative integer or -1 (does not apply), "
-                               f"got {shots!r}", source)
+        raise MirageInputError(
+            f"{where}.number_of_shots must be a non-negative integer or -1 (does not apply), got {shots!r}", source
+        )
     return None if shots == -1 else shots
 
 
@@ -142,15 +147,25 @@ def parse_bigbench_results(data, source: str, notes: list[str] | None = None) ->
             if isinstance(value, float) and math.isnan(value):
                 dropped.append(f"{desc} {metric}")
                 continue
-            rows.append(dict(
-                family=model["model_family"].strip(), model=model["model_name"].strip(),
-                params=sizes["total_params"], non_embedding_params=sizes["non_embedding_params"],
-                flop_matched_non_embedding_params=sizes["flop_matched_non_embedding_params"],
-                task=desc, parent_task=parent, subtask=sub, shots=shots, metric=str(metric),
-                value=_number(value, f"{where}.score_dict[{metric!r}]", source),
-                preferred=metric == preferred, aggregate=aggregate,
-                metric_kind=bigbench_kind(str(metric)), source=source,
-            ))
+            rows.append(
+                dict(
+                    family=model["model_family"].strip(),
+                    model=model["model_name"].strip(),
+                    params=sizes["total_params"],
+                    non_embedding_params=sizes["non_embedding_params"],
+                    flop_matched_non_embedding_params=sizes["flop_matched_non_embedding_params"],
+                    task=desc,
+                    parent_task=parent,
+                    subtask=sub,
+                    shots=shots,
+                    metric=str(metric),
+                    value=_number(value, f"{where}.score_dict[{metric!r}]", source),
+                    preferred=metric == preferred,
+                    aggregate=aggregate,
+                    metric_kind=bigbench_kind(str(metric)),
+                    source=source,
+                )
+            )
     if dropped and notes is not None:
         more = f" (+{len(dropped) - 3} more)" if len(dropped) > 3 else ""
         notes.append(f"{source}: {len(dropped)} NaN score(s) dropped: {', '.join(dropped[:3])}{more}")
@@ -175,8 +190,11 @@ def is_full_log(path: Path) -> bool:
 def bigbench_files(root: str | Path) -> list[Path]:
     """Every ``*.json`` under ``root`` (recursively) but hidden ones and ``full-log_*.json``."""
     root = Path(root)
-    return sorted(f for f in root.rglob("*.json") if f.is_file() and not is_full_log(f)
-                  and not any(p.startswith(".") for p in f.relative_to(root).parts))
+    return sorted(
+        f
+        for f in root.rglob("*.json")
+        if f.is_file() and not is_full_log(f) and not any(p.startswith(".") for p in f.relative_to(root).parts)
+    )
 
 
 def read_bigbench_results(paths: Sequence[str | Path], notes: list[str] | None = None) -> pd.DataFrame:
@@ -202,13 +220,18 @@ def read_bigbench_results(paths: Sequence[str | Path], notes: list[str] | None =
         shots = "shots n/a" if pd.isna(first["shots"]) else f"{first['shots']}-shot"
         raise MirageInputError(
             f"{first['family']} {first['model']} {first['task']} {first['metric']} ({shots}) "
-            f"is also in {clash.iloc[1]['source']}", str(first["source"]))
+            f"is also in {clash.iloc[1]['source']}",
+            str(first["source"]),
+        )
     return frame
 
 
 BIGBENCH_DEFAULT_SCALES = ("flop_matched_non_embedding_params", "non_embedding_params", "params")
-_SCALE_NAMES = {"params": "total parameters", "non_embedding_params": "non-embedding parameters",
-                "flop_matched_non_embedding_params": "flop-matched non-embedding parameters"}
+_SCALE_NAMES = {
+    "params": "total parameters",
+    "non_embedding_params": "non-embedding parameters",
+    "flop_matched_non_embedding_params": "flop-matched non-embedding parameters",
+}
 
 
 def family_axes(counts: pd.DataFrame, notes: list[str]) -> dict[str, str]:
@@ -218,8 +241,10 @@ def family_axes(counts: pd.DataFrame, notes: list[str]) -> dict[str, str]:
     for fam, g in counts.groupby("family", sort=True):
         use = next((c for c in BIGBENCH_DEFAULT_SCALES if (g[c] > 0).all()), "params")
         if use != BIGBENCH_DEFAULT_SCALES[0]:
-            notes.append(f"BIG-bench family {fam!r}: x axis is {_SCALE_NAMES[use]} (a model has no "
-                         "flop-matched non-embedding parameter count)")
+            notes.append(
+                f"BIG-bench family {fam!r}: x axis is {_SCALE_NAMES[use]} (a model has no "
+                "flop-matched non-embedding parameter count)"
+            )
         axes[str(fam)] = use
     return axes
 
@@ -237,12 +262,16 @@ def scale_bigbench(frame: pd.DataFrame, scale: str | None, source: str) -> tuple
         frame["x_axis"] = frame["family"].map(axes)
         frame["scale"] = [row[axis] for row, axis in zip(frame.to_dict("records"), frame["x_axis"])]
         if (frame["x_axis"] == BIGBENCH_DEFAULT_SCALES[0]).any():
-            notes.insert(0, "BIG-bench inputs: x axis is flop-matched non-embedding parameters, as BIG-bench plots "
-                            "(--scale params or non_embedding_params for another count)")
+            notes.insert(
+                0,
+                "BIG-bench inputs: x axis is flop-matched non-embedding parameters, as BIG-bench plots "
+                "(--scale params or non_embedding_params for another count)",
+            )
         return frame, notes
     if scale not in frame.columns:
-        raise MirageInputError(f"BIG-bench results have no scale {scale!r} (choose one of {', '.join(SCALE_COLUMNS)})",
-                               "--scale")
+        raise MirageInputError(
+            f"BIG-bench results have no scale {scale!r} (choose one of {', '.join(SCALE_COLUMNS)})", "--scale"
+        )
     zero = frame[scale].isna() | (frame[scale] <= 0)
     if zero.any():
         models = frame.loc[zero, ["family", "model"]].drop_duplicates()

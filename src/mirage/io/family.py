@@ -21,6 +21,7 @@ model name, the tokenizer, the prompt-log-prob mechanism, the BOS setting and ex
 fields. The address, the API key (never even its variable's value), concurrency, timeouts and
 retries do not.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,11 +39,31 @@ from ..errors import MirageInputError
 
 BACKENDS = ("hf", "openai")
 PROMPT_LOGPROBS = ("auto", "echo", "vllm")
-SERVER_KEYS = ("backend", "base_url", "model", "tokenizer", "api_key_env", "max_concurrency", "timeout",
-               "max_retries", "prompt_logprobs", "request")
+SERVER_KEYS = (
+    "backend",
+    "base_url",
+    "model",
+    "tokenizer",
+    "api_key_env",
+    "max_concurrency",
+    "timeout",
+    "max_retries",
+    "prompt_logprobs",
+    "request",
+)
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 @dataclass(frozen=True)
@@ -62,9 +83,15 @@ class ServerSpec:
 
     def identity(self) -> dict:
         """What decides the numbers this server gives (enters the shard hash)."""
-        return {"backend": "openai", "model": self.model, "tokenizer": self.tokenizer,
-                "tokenizer_files": tokenizer_fingerprint(self.tokenizer), "prompt_logprobs": self.prompt_logprobs,
-                "add_bos": self.add_bos, "request": dict(self.request)}
+        return {
+            "backend": "openai",
+            "model": self.model,
+            "tokenizer": self.tokenizer,
+            "tokenizer_files": tokenizer_fingerprint(self.tokenizer),
+            "prompt_logprobs": self.prompt_logprobs,
+            "add_bos": self.add_bos,
+            "request": dict(self.request),
+        }
 
 
 def tokenizer_fingerprint(ref: str | None) -> str:
@@ -74,7 +101,9 @@ def tokenizer_fingerprint(ref: str | None) -> str:
         return ""
     h = hashlib.sha256()
     for f in sorted(path.iterdir()):
-        if f.is_file() and (f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")) or f.suffix == ".model"):
+        if f.is_file() and (
+            f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")) or f.suffix == ".model"
+        ):
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -116,7 +145,9 @@ def parse_resources(value: Any, where: str, src: str) -> ResourceSpec:
         raise MirageInputError(f"{where}: 'resources' must be a mapping of {', '.join(RESOURCE_KEYS)}", src)
     bad = sorted(set(value) - set(RESOURCE_KEYS))
     if bad:
-        raise MirageInputError(f"{where}: unknown resource(s) {', '.join(map(str, bad))} (allowed: {', '.join(RESOURCE_KEYS)})", src)
+        raise MirageInputError(
+            f"{where}: unknown resource(s) {', '.join(map(str, bad))} (allowed: {', '.join(RESOURCE_KEYS)})", src
+        )
     numbers = {}
     for key in ("num_cpus", "num_gpus"):
         if key in value:
@@ -137,7 +168,9 @@ def _parse_bytes(value: Any, where: str, src: str) -> int:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
         if match and match.group(2).lower() in _UNITS and float(match.group(1)) > 0:
             return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    raise MirageInputError(f"{where}: resources.memory must be a positive size such as 16GiB or 512MB, got {value!r}", src)
+    raise MirageInputError(
+        f"{where}: resources.memory must be a positive size such as 16GiB or 512MB, got {value!r}", src
+    )
 
 
 def parse_add_bos(m: Mapping[str, Any], where: str, src: str) -> bool:
@@ -148,7 +181,9 @@ def parse_add_bos(m: Mapping[str, Any], where: str, src: str) -> bool:
     return add_bos
 
 
-def parse_server(m: Mapping[str, Any], where: str, src: str, base_dir: Path, add_bos: bool = False) -> ServerSpec | None:
+def parse_server(
+    m: Mapping[str, Any], where: str, src: str, base_dir: Path, add_bos: bool = False
+) -> ServerSpec | None:
     """The server part of one model entry, or ``None`` for an in-process model; every key is
     checked and bad values raise one :class:`MirageInputError` naming the model and the file."""
     backend = m.get("backend", "hf")
@@ -160,7 +195,9 @@ def parse_server(m: Mapping[str, Any], where: str, src: str, base_dir: Path, add
             raise MirageInputError(f"{where}: {', '.join(server_keys)} only apply with 'backend: openai'", src)
         return None
     if "path" in m or "id" in m:
-        raise MirageInputError(f"{where}: a server-backed model takes 'model' (the server's model name), not 'path' or 'id'", src)
+        raise MirageInputError(
+            f"{where}: a server-backed model takes 'model' (the server's model name), not 'path' or 'id'", src
+        )
     for key in ("base_url", "model"):
         if not isinstance(m.get(key), str) or not m[key].strip():
             raise MirageInputError(f"{where}: 'backend: openai' needs a non-empty '{key}'", src)
@@ -168,11 +205,15 @@ def parse_server(m: Mapping[str, Any], where: str, src: str, base_dir: Path, add
     if not re.match(r"^https?://[^/\s]+", base_url):
         raise MirageInputError(f"{where}: 'base_url' must start with http:// or https://, got {base_url!r}", src)
     if "params" not in m:
-        raise MirageInputError(f"{where}: a server-backed model needs 'params' (a server does not report its size)", src)
+        raise MirageInputError(
+            f"{where}: a server-backed model needs 'params' (a server does not report its size)", src
+        )
     tokenizer = m.get("tokenizer")
     if not isinstance(tokenizer, str) or not tokenizer.strip():
-        raise MirageInputError(f"{where}: 'backend: openai' needs 'tokenizer' (a directory or hub id of the "
-                               "tokenizer the server uses)", src)
+        raise MirageInputError(
+            f"{where}: 'backend: openai' needs 'tokenizer' (a directory or hub id of the tokenizer the server uses)",
+            src,
+        )
     local = Path(tokenizer).expanduser()
     local = local if local.is_absolute() else base_dir / local
     if local.exists():
@@ -180,8 +221,12 @@ def parse_server(m: Mapping[str, Any], where: str, src: str, base_dir: Path, add
     elif tokenizer.startswith((".", "/", "~")):
         raise MirageInputError(f"{where}: tokenizer {tokenizer!r} does not exist (resolved to {local.resolve()})", src)
     api_key_env = m.get("api_key_env")
-    if api_key_env is not None and (not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env)):
-        raise MirageInputError(f"{where}: 'api_key_env' must be the name of an environment variable, got {api_key_env!r}", src)
+    if api_key_env is not None and (
+        not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env)
+    ):
+        raise MirageInputError(
+            f"{where}: 'api_key_env' must be the name of an environment variable, got {api_key_env!r}", src
+        )
     concurrency = _positive_int(m, "max_concurrency", 8, where, src, minimum=1)
     retries = _positive_int(m, "max_retries", 6, where, src, minimum=0)
     timeout = m.get("timeout", 120.0)
@@ -189,15 +234,29 @@ def parse_server(m: Mapping[str, Any], where: str, src: str, base_dir: Path, add
         raise MirageInputError(f"{where}: 'timeout' must be a positive number of seconds, got {timeout!r}", src)
     mode = m.get("prompt_logprobs", "auto")
     if mode not in PROMPT_LOGPROBS:
-        raise MirageInputError(f"{where}: 'prompt_logprobs' must be one of {', '.join(PROMPT_LOGPROBS)}, got {mode!r}", src)
+        raise MirageInputError(
+            f"{where}: 'prompt_logprobs' must be one of {', '.join(PROMPT_LOGPROBS)}, got {mode!r}", src
+        )
     request = m.get("request", {})
     if not isinstance(request, dict) or not all(isinstance(k, str) for k in request):
         raise MirageInputError(f"{where}: 'request' must be a mapping of extra request fields", src)
-    reserved = sorted(set(request) & {"model", "prompt", "echo", "logprobs", "max_tokens", "stop", "temperature", "prompt_logprobs"})
+    reserved = sorted(
+        set(request) & {"model", "prompt", "echo", "logprobs", "max_tokens", "stop", "temperature", "prompt_logprobs"}
+    )
     if reserved:
         raise MirageInputError(f"{where}: 'request' may not set {', '.join(reserved)} (mirage sets them)", src)
-    return ServerSpec(base_url, m["model"].strip(), tokenizer, api_key_env, concurrency, float(timeout), retries,
-                      mode, add_bos, MappingProxyType(dict(request)))
+    return ServerSpec(
+        base_url,
+        m["model"].strip(),
+        tokenizer,
+        api_key_env,
+        concurrency,
+        float(timeout),
+        retries,
+        mode,
+        add_bos,
+        MappingProxyType(dict(request)),
+    )
 
 
 def _positive_int(m: Mapping[str, Any], key: str, default: int, where: str, src: str, minimum: int) -> int:
@@ -234,6 +293,7 @@ class FamilySpec:
 
 
 # ----------------------------------------------------------------------------- family spec
+
 
 def load_family(path: str | Path) -> FamilySpec:
     """Read and validate a family YAML (see docs/eval.md); paths are relative to the file."""
@@ -273,7 +333,9 @@ def load_family(path: str | Path) -> FamilySpec:
         names.add(name)
         bad = sorted(set(m) - MODEL_KEYS)
         if bad:
-            raise MirageInputError(f"{where}: unknown key(s) {', '.join(bad)} (allowed: {', '.join(sorted(MODEL_KEYS))})", src)
+            raise MirageInputError(
+                f"{where}: unknown key(s) {', '.join(bad)} (allowed: {', '.join(sorted(MODEL_KEYS))})", src
+            )
         add_bos = parse_add_bos(m, where, src)
         server = parse_server(m, where, src, path.parent, add_bos)
         if server is not None:
@@ -284,9 +346,13 @@ def load_family(path: str | Path) -> FamilySpec:
             local = Path(str(m["path"])).expanduser()
             local = local if local.is_absolute() else (path.parent / local)
             if not local.exists():
-                raise MirageInputError(f"{where}: path {str(m['path'])!r} does not exist (resolved to {local.resolve()})", src)
+                raise MirageInputError(
+                    f"{where}: path {str(m['path'])!r} does not exist (resolved to {local.resolve()})", src
+                )
             if not (local / "config.json").is_file():
-                raise MirageInputError(f"{where}: {str(m['path'])!r} is not a transformers checkpoint directory (no config.json)", src)
+                raise MirageInputError(
+                    f"{where}: {str(m['path'])!r} is not a transformers checkpoint directory (no config.json)", src
+                )
             ref, is_local = str(local.resolve()), True
         else:
             ref, is_local = str(m["id"]), False
@@ -297,12 +363,27 @@ def load_family(path: str | Path) -> FamilySpec:
         for key in SCALE_COLUMNS:
             if key in m:
                 value = m[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not math.isfinite(value)
+                    or value <= 0
+                ):
                     raise MirageInputError(f"{where}: {key!r} must be a positive number, got {value!r}", src)
                 scales[key] = float(value)
         if scale != "params" and scale not in scales:
             raise MirageInputError(f"{where}: the family's scale column {scale!r} is missing", src)
         resources = family_resources.merged(parse_resources(m.get("resources"), where, src))
-        specs.append(ModelSpec(name, ref, None if revision is None else str(revision), is_local, MappingProxyType(scales),
-                               server=server, resources=resources, add_bos=add_bos))
+        specs.append(
+            ModelSpec(
+                name,
+                ref,
+                None if revision is None else str(revision),
+                is_local,
+                MappingProxyType(scales),
+                server=server,
+                resources=resources,
+                add_bos=add_bos,
+            )
+        )
     return FamilySpec(family.strip(), tuple(specs), scale, src)

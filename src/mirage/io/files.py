@@ -9,6 +9,7 @@ same output is written; a sibling another live run is still building is locked a
 
 ``slug`` is the one place where names (models, tasks, figure titles) become file names.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,8 +38,10 @@ from ..errors import MirageInputError
 # Marks a directory as a complete mirage output, so that a later run may replace it whole. A
 # directory without it (and without the files an older mirage wrote) is never deleted.
 OUTPUT_MARKER = ".mirage-output"
-_FOREIGN_DIR = (f"exists and is not a mirage output directory (no {OUTPUT_MARKER} inside), so it is not replaced; "
-                "remove it or choose another output directory")
+_FOREIGN_DIR = (
+    f"exists and is not a mirage output directory (no {OUTPUT_MARKER} inside), so it is not replaced; "
+    "remove it or choose another output directory"
+)
 _SLUG_HASH_CHARS = 10  # 40 bits: collisions among a store's names are not a practical concern
 _SLUG_MAX_READABLE = 60
 _RENAME_EXCHANGE = 2  # linux/fs.h
@@ -91,7 +94,8 @@ def is_temp_of(name: str, target: str) -> bool:
     """Whether ``name`` is a temporary file ``atomic_path`` made for a file named ``target``
     (either form, and the hidden form older mirage versions used)."""
     return (name.startswith(f"{target}.mirage-tmp-") and name.endswith(".tmp")) or bool(
-        re.fullmatch(rf"\.{re.escape(target)}\.[a-z0-9_]{{8}}(\..+)?", name))
+        re.fullmatch(rf"\.{re.escape(target)}\.[a-z0-9_]{{8}}(\..+)?", name)
+    )
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -125,11 +129,15 @@ def write_parquet(path: str | os.PathLike, table: Any, *, hidden: bool = True) -
 def is_mirage_output(directory: Path) -> bool:
     """A directory mirage may replace: it carries the output marker, or it is what an older
     mirage wrote (a report beside its summary, or a trained checkpoint with its training log)."""
+
     def has(name: str) -> bool:
         return (directory / name).is_file()
 
-    return (has(OUTPUT_MARKER) or (has("report.html") and (has("summary.json") or has("theory.csv")))
-            or (has("training.json") and has("config.json")))
+    return (
+        has(OUTPUT_MARKER)
+        or (has("report.html") and (has("summary.json") or has("theory.csv")))
+        or (has("training.json") and has("config.json"))
+    )
 
 
 @contextlib.contextmanager
@@ -159,8 +167,9 @@ def atomic_dir(path: str | os.PathLike, *, replaces: Callable[[Path], bool] | No
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
-        (tmp / OUTPUT_MARKER).write_text("written by mirage; the next run writing here replaces this directory whole\n",
-                                         encoding="utf-8")
+        (tmp / OUTPUT_MARKER).write_text(
+            "written by mirage; the next run writing here replaces this directory whole\n", encoding="utf-8"
+        )
         _fsync_tree(tmp)
         _swap_in(tmp, path)  # afterwards ``tmp`` names the old directory (if there was one)
     finally:
@@ -181,8 +190,10 @@ def remove_leftovers(path: str | os.PathLike) -> list[Path]:
     if not path.parent.is_dir():
         return []
     pattern = re.compile(_LEFTOVER.format(name=re.escape(path.name)))
-    found = sorted((p for p in path.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
-                    and not p.is_symlink()), key=lambda p: p.stat().st_mtime)
+    found = sorted(
+        (p for p in path.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not path.exists():
         olds = [p for p in found if ".mirage-old-" in p.name]
         if olds:
@@ -295,8 +306,9 @@ def ensure_writable(path: str | os.PathLike, option: str, *, replaced_whole: boo
     try:
         fd, tmp = tempfile.mkstemp(prefix=".mirage-write-test-", dir=probe)
     except OSError as exc:
-        raise MirageInputError(f"cannot write {path}: {probe} is not writable ({(exc.strerror or str(exc)).lower()})",
-                               option) from None
+        raise MirageInputError(
+            f"cannot write {path}: {probe} is not writable ({(exc.strerror or str(exc)).lower()})", option
+        ) from None
     os.close(fd)
     os.unlink(tmp)
 

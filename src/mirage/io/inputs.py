@@ -46,7 +46,13 @@ from ..schema.records import looks_like_records, normalize_records
 from ..schema.results import Inputs
 from ..schema.tables import ANALYSIS_TABLES, MANIFEST_FILE, META_TABLES, SUMMARY_FILE, THEORY_TABLES
 from .bigbench_logs import read_bigbench_full_log
-from .bigbench_results import family_axes, is_full_log, looks_like_bigbench_results, read_bigbench_results, scale_bigbench
+from .bigbench_results import (
+    family_axes,
+    is_full_log,
+    looks_like_bigbench_results,
+    read_bigbench_results,
+    scale_bigbench,
+)
 from .inspect_logs import looks_like_inspect_log, read_inspect_log
 from .lm_eval_results import lm_eval_rows
 from .lm_eval_samples import looks_like_lm_eval_samples, read_lm_eval_samples, sniff_jsonl
@@ -57,8 +63,9 @@ from .tables import load_json, read_raw_table
 INPUT_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json", ".eval")
 # files mirage itself writes next to its inputs (analyze, theory, meta, eval): derived results,
 # not inputs, so a directory scan passes over them (a file named explicitly is still read)
-MIRAGE_OUTPUTS = frozenset({spec.file for spec in ANALYSIS_TABLES + THEORY_TABLES + META_TABLES}
-                           | {SUMMARY_FILE, MANIFEST_FILE})
+MIRAGE_OUTPUTS = frozenset(
+    {spec.file for spec in ANALYSIS_TABLES + THEORY_TABLES + META_TABLES} | {SUMMARY_FILE, MANIFEST_FILE}
+)
 
 
 @dataclass(frozen=True)
@@ -110,9 +117,12 @@ def read_inputs(
     if not paths:
         raise MirageInputError("no input given")
     opts = ReadOptions(
-        scale=scale, family=family, scale_from=scale_from,
+        scale=scale,
+        family=family,
+        scale_from=scale_from,
         scale_table=read_scale_table(scale_from) if scale_from not in (None, "config", "name") else None,
-        tokenizers=Tokenizers(tokenizer), filters=parse_filters(filters),
+        tokenizers=Tokenizers(tokenizer),
+        filters=parse_filters(filters),
     )
     score_frames: list[pd.DataFrame] = []
     record_tables: list[pa.Table] = []
@@ -193,8 +203,13 @@ def read_inputs(
     if scale is None:
         used = list(dict.fromkeys(axes_seen)) or [DEFAULT_SCALE]
         scale_column = used[0] if len(used) == 1 else " / ".join(used) + " (per family; see notes)"
-    return Inputs(scores=scores, records=records, sources=tuple(sources), scale_column=scale_column,
-                  notes=tuple(dict.fromkeys(notes)))
+    return Inputs(
+        scores=scores,
+        records=records,
+        sources=tuple(sources),
+        scale_column=scale_column,
+        notes=tuple(dict.fromkeys(notes)),
+    )
 
 
 def _bigbench_records_axis(records: pa.Table, notes: list[str], axes_seen: list[str]) -> pa.Table:
@@ -229,9 +244,20 @@ def _prefer_records(scores: pd.DataFrame, records: pa.Table) -> tuple[pd.DataFra
     Either way no curve point comes from two inputs."""
 
     def keys(frame: pd.DataFrame) -> pd.Series:
-        shots = frame["shots"].astype("Int64").astype(str) if "shots" in frame.columns else pd.Series("<NA>", index=frame.index)
-        return frame["family"].astype(str) + "\x1f" + frame["model"].astype(str) + "\x1f" + frame["task"].astype(str) \
-            + "\x1f" + shots
+        shots = (
+            frame["shots"].astype("Int64").astype(str)
+            if "shots" in frame.columns
+            else pd.Series("<NA>", index=frame.index)
+        )
+        return (
+            frame["family"].astype(str)
+            + "\x1f"
+            + frame["model"].astype(str)
+            + "\x1f"
+            + frame["task"].astype(str)
+            + "\x1f"
+            + shots
+        )
 
     rec = records.select([c for c in ("family", "model", "task", "shots") if c in records.column_names]).to_pandas()
     have = set(keys(rec.drop_duplicates()))
@@ -242,14 +268,18 @@ def _prefer_records(scores: pd.DataFrame, records: pa.Table) -> tuple[pd.DataFra
     renamed = clash & ~same
     parts = []
     if same.any():
-        parts.append(f"{int(same.sum())} score row(s) ({', '.join(sorted(scores.loc[same, 'metric'].unique()))}) are "
-                     "computed from the per-sample records of the same runs instead of taken from the results files")
+        parts.append(
+            f"{int(same.sum())} score row(s) ({', '.join(sorted(scores.loc[same, 'metric'].unique()))}) are "
+            "computed from the per-sample records of the same runs instead of taken from the results files"
+        )
     scores = scores.copy()
     if renamed.any():
         names = sorted(scores.loc[renamed, "metric"].unique())
         scores.loc[renamed, "metric"] = scores.loc[renamed, "metric"] + "[reported]"
-        parts.append(f"reported {', '.join(names)} kept as {', '.join(n + '[reported]' for n in names)} beside "
-                     "mirage's own computation from the per-sample records (definitions may differ, e.g. whitespace)")
+        parts.append(
+            f"reported {', '.join(names)} kept as {', '.join(n + '[reported]' for n in names)} beside "
+            "mirage's own computation from the per-sample records (definitions may differ, e.g. whitespace)"
+        )
     kept = scores[~same].reset_index(drop=True)
     return (kept if len(kept) else None), "; ".join(parts)
 
@@ -304,10 +334,12 @@ def parse_filters(filters: Any) -> dict[str, str]:
 def _as_text(series: pd.Series) -> pd.Series:
     """Values as the user types them: whole floats without '.0' (a shots column read as
     floats because of an empty cell still matches ``shots=5``)."""
+
     def one(v: Any) -> str:
         if isinstance(v, float) and math.isfinite(v) and v.is_integer():
             return str(int(v))
         return str(v)
+
     return series.map(one)
 
 
@@ -315,7 +347,9 @@ def apply_filters(frame: pd.DataFrame, filters: dict[str, str], source: str, all
     """Keep the rows whose ``col`` reads as ``value`` for every ``col=value``."""
     for col, val in filters.items():
         if col not in frame.columns:
-            raise MirageInputError(f"no column {col!r} to filter on (columns: {', '.join(map(str, frame.columns))})", "--filter")
+            raise MirageInputError(
+                f"no column {col!r} to filter on (columns: {', '.join(map(str, frame.columns))})", "--filter"
+            )
         frame = frame[_as_text(frame[col]) == val]
     if frame.empty and not allow_empty:
         raise MirageInputError(f"no rows left after --filter {filters}", source)
@@ -328,8 +362,10 @@ def _scan_dir(root: Path) -> list[Path]:
     ``_`` are read: lm-eval names a local checkpoint's folder ``__tmp__…``, and a store keeps
     models whose names slug to ``_…`` there."""
     return sorted(
-        f for f in root.rglob("*")
-        if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
+        f
+        for f in root.rglob("*")
+        if f.is_file()
+        and f.suffix.lower() in INPUT_SUFFIXES
         and not any(part.startswith(".") for part in f.relative_to(root).parts)
         and f.name not in MIRAGE_OUTPUTS
     )
@@ -358,30 +394,51 @@ def _read_one(path: Path, opts: ReadOptions) -> tuple[str, Any, list[str]]:
     src = str(path)
     suffix = path.suffix.lower()
     if suffix == ".eval":
-        table, notes = read_inspect_log(path, family=opts.family, scale=opts.scale_or_default,
-                                        scale_from=opts.scale_from, scale_table=opts.scale_table,
-                                        tokenizers=opts.tokenizers)
+        table, notes = read_inspect_log(
+            path,
+            family=opts.family,
+            scale=opts.scale_or_default,
+            scale_from=opts.scale_from,
+            scale_table=opts.scale_table,
+            tokenizers=opts.tokenizers,
+        )
         return "records", table, notes
     if suffix == ".json":
         data = load_json(path)
         # an Inspect log also has a 'results' object: it must be told apart before lm-eval
         if looks_like_inspect_log(data):
-            table, notes = read_inspect_log(path, family=opts.family, scale=opts.scale_or_default,
-                                            scale_from=opts.scale_from, scale_table=opts.scale_table,
-                                            tokenizers=opts.tokenizers)
+            table, notes = read_inspect_log(
+                path,
+                family=opts.family,
+                scale=opts.scale_or_default,
+                scale_from=opts.scale_from,
+                scale_table=opts.scale_table,
+                tokenizers=opts.tokenizers,
+            )
             return "records", table, notes
         if looks_like_bigbench_results(data):
             if is_full_log(path) or (isinstance(data.get("queries"), list) and data["queries"]):
                 table, notes = read_bigbench_full_log(path, data, scale=opts.scale, tokenizers=opts.tokenizers)
                 return "records", table, notes
             return "bigbench", None, []
-        frame = lm_eval_rows(data, src, family=opts.family, scale=opts.scale_or_default, scale_from=opts.scale_from,
-                             scale_table=opts.scale_table)
+        frame = lm_eval_rows(
+            data,
+            src,
+            family=opts.family,
+            scale=opts.scale_or_default,
+            scale_from=opts.scale_from,
+            scale_table=opts.scale_table,
+        )
         return "scores", frame, []
     if suffix in (".jsonl", ".ndjson") and looks_like_lm_eval_samples(sniff_jsonl(path)):
-        table, notes = read_lm_eval_samples(path, family=opts.family, scale=opts.scale_or_default,
-                                            scale_from=opts.scale_from, scale_table=opts.scale_table,
-                                            tokenizers=opts.tokenizers)
+        table, notes = read_lm_eval_samples(
+            path,
+            family=opts.family,
+            scale=opts.scale_or_default,
+            scale_from=opts.scale_from,
+            scale_table=opts.scale_table,
+            tokenizers=opts.tokenizers,
+        )
         return "records", table, notes
     table = read_raw_table(path)
     cols = table.column_names
@@ -420,7 +477,6 @@ def _records_scale(table: pa.Table, scale: str, src: str) -> pa.Table:
     return table.append_column("scale", arr)
 
 
-
 def _check_enough_models(scores: pd.DataFrame | None, records: pa.Table | None) -> None:
     counts: dict[str, set] = {}
     if scores is not None:
@@ -441,5 +497,3 @@ def _check_enough_models(scores: pd.DataFrame | None, records: pa.Table | None) 
             f"each of the {len(counts)} families has only one model; is the 'family' column right "
             "(e.g. 'pythia' for pythia-70m … pythia-12b)? Use --family to set one family"
         )
-
-

@@ -18,6 +18,7 @@ of the target, so target log-probability metrics are not computed from Inspect l
 model with ``mirage eval`` for those). A log does not say how large its model is: the scale
 comes from ``--scale-from`` (a CSV or a family YAML), else a size in the model name.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,10 @@ from .lm_eval_results import family_from_name, params_from_name
 from .models import ScaleTable, Tokenizers
 
 EXTRA_LINE = "reading Inspect logs needs inspect-ai: pip install 'mirage[inspect]'"
-LIMITS_NOTE = ("Inspect logs hold log-probabilities of generated tokens only (kept as output_token_logprobs), "
-               "not of targets: target log-probability metrics are not computed from them")
+LIMITS_NOTE = (
+    "Inspect logs hold log-probabilities of generated tokens only (kept as output_token_logprobs), "
+    "not of targets: target log-probability metrics are not computed from them"
+)
 
 
 def looks_like_inspect_log(data: Any) -> bool:
@@ -50,8 +53,9 @@ def _read_log(path: Path) -> Any:
         return read_eval_log(str(path))
     except Exception as exc:  # noqa: BLE001 - any failure of the reader is this one bad input
         first = str(exc).strip().splitlines()
-        raise MirageInputError(f"not a readable Inspect log: {first[0] if first else type(exc).__name__}",
-                               str(path)) from None
+        raise MirageInputError(
+            f"not a readable Inspect log: {first[0] if first else type(exc).__name__}", str(path)
+        ) from None
 
 
 def _text(value: Any) -> str:
@@ -71,17 +75,26 @@ def _scale(model: str, ref: str, scale: str, scale_from: str | None, scale_table
             return value
     raise MirageInputError(
         f"an Inspect log does not record the size of model {ref!r}: pass --scale-from FILE.csv "
-        f"(columns model, {scale}) or a family YAML", src)
+        f"(columns model, {scale}) or a family YAML",
+        src,
+    )
 
 
-def read_inspect_log(path: str | Path, *, family: str | None = None, scale: str = "params",
-                     scale_from: str | None = None, scale_table: ScaleTable | None = None,
-                     tokenizers: Tokenizers | None = None) -> tuple[pa.Table, list[str]]:
+def read_inspect_log(
+    path: str | Path,
+    *,
+    family: str | None = None,
+    scale: str = "params",
+    scale_from: str | None = None,
+    scale_table: ScaleTable | None = None,
+    tokenizers: Tokenizers | None = None,
+) -> tuple[pa.Table, list[str]]:
     """One Inspect log -> (record table, notes)."""
     path = Path(path)
     src = str(path)
     log = _read_log(path)  # first: without inspect-ai installed, the one line naming the extra
     from inspect_ai.scorer import value_to_float  # optional heavy dependency (mirage[inspect])
+
     ref = str(log.eval.model)
     model = ref.rstrip("/").split("/")[-1]
     fam = family or family_from_name(model)
@@ -103,12 +116,20 @@ def read_inspect_log(path: str | Path, *, family: str | None = None, scale: str 
         target = s.target if isinstance(s.target, str) else (s.target[0] if s.target else "")
         output = s.output.completion if s.output is not None else ""
         row: dict[str, Any] = dict(
-            family=fam, model=model, scale=value, task=task,
+            family=fam,
+            model=model,
+            scale=value,
+            task=task,
             sample_id=str(s.id) if len(epochs) == 1 else f"{s.id}#epoch{s.epoch}",
-            prompt=_text(s.input), target=str(target), output=str(output),
-            target_tokens=tokenize(str(target)), output_tokens=tokenize(str(output)),
+            prompt=_text(s.input),
+            target=str(target),
+            output=str(output),
+            target_tokens=tokenize(str(target)),
+            output_tokens=tokenize(str(output)),
             targets=[str(t) for t in s.target] if isinstance(s.target, list) else None,
-            epoch=int(s.epoch), inspect_model=ref)
+            epoch=int(s.epoch),
+            inspect_model=ref,
+        )
         for name, score in (s.scores or {}).items():
             row.update(_score_columns(name, score, to_float))
         choice = s.output.choices[0] if s.output is not None and s.output.choices else None
@@ -154,9 +175,15 @@ def _table(rows: list[dict], src: str) -> pa.Table:
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row))
-    types = {"target_tokens": pa.list_(pa.string()), "output_tokens": pa.list_(pa.string()),
-             "targets": pa.list_(pa.string()), "output_token_logprobs": pa.list_(pa.float64()),
-             "output_logprob_tokens": pa.list_(pa.string()), "scale": pa.float64(), "epoch": pa.int64()}
+    types = {
+        "target_tokens": pa.list_(pa.string()),
+        "output_tokens": pa.list_(pa.string()),
+        "targets": pa.list_(pa.string()),
+        "output_token_logprobs": pa.list_(pa.float64()),
+        "output_logprob_tokens": pa.list_(pa.string()),
+        "scale": pa.float64(),
+        "epoch": pa.int64(),
+    }
     for name in names:
         if name.startswith("score_"):
             types[name] = pa.float64()

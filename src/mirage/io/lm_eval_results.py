@@ -16,8 +16,9 @@ from .scores import normalize_score_table
 from .tables import load_json
 
 # lm-eval results keys that are not metrics (0.4.x writes them beside the metric values)
-LM_EVAL_NON_METRICS = frozenset({"alias", "name", "sample_len", "sample_count", "samples", "num_fewshot", "version",
-                                 "group", "task", " "})
+LM_EVAL_NON_METRICS = frozenset(
+    {"alias", "name", "sample_len", "sample_count", "samples", "num_fewshot", "version", "group", "task", " "}
+)
 
 
 _SIZE = re.compile(r"(?<![0-9a-z.])(\d+(?:\.\d+)?)([kmbt])(?![a-z])", re.IGNORECASE)
@@ -82,8 +83,7 @@ def read_lm_eval_json(
     path = Path(path)
     src = str(path)
     table = read_scale_table(scale_from) if scale_from not in (None, "config", "name") else None
-    frame = lm_eval_rows(load_json(path), src, family=family, scale=scale, scale_from=scale_from,
-                         scale_table=table)
+    frame = lm_eval_rows(load_json(path), src, family=family, scale=scale, scale_from=scale_from, scale_table=table)
     return normalize_score_table(frame, src, scale=scale)
 
 
@@ -96,8 +96,15 @@ def _check_mapping(data: dict, key: str, src: str) -> dict:
     return value
 
 
-def lm_eval_rows(data: Any, src: str, *, family: str | None = None, scale: str = "params",
-                 scale_from: str | None = None, scale_table: ScaleTable | None = None) -> pd.DataFrame:
+def lm_eval_rows(
+    data: Any,
+    src: str,
+    *,
+    family: str | None = None,
+    scale: str = "params",
+    scale_from: str | None = None,
+    scale_table: ScaleTable | None = None,
+) -> pd.DataFrame:
     """Parsed lm-eval results -> raw score rows (validated by :func:`normalize_score_table`)."""
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise MirageInputError("not an lm-evaluation-harness results file (no 'results' object)", src)
@@ -132,9 +139,20 @@ def lm_eval_rows(data: Any, src: str, *, family: str | None = None, scale: str =
             stderr = float(stderr) if isinstance(stderr, (int, float)) and not isinstance(stderr, bool) else math.nan
             metric = name if not filt or filt == "none" else f"{name}[{filt}]"
             hib = task_higher.get(name)
-            rows.append(dict(family=fam, model=model, task=task, metric=metric, value=float(value),
-                             stderr=stderr, shots=shots, n_samples=n,
-                             higher_is_better=bool(hib) if isinstance(hib, bool) else None, source=src))
+            rows.append(
+                dict(
+                    family=fam,
+                    model=model,
+                    task=task,
+                    metric=metric,
+                    value=float(value),
+                    stderr=stderr,
+                    shots=shots,
+                    n_samples=n,
+                    higher_is_better=bool(hib) if isinstance(hib, bool) else None,
+                    source=src,
+                )
+            )
     if not rows:
         raise MirageInputError("no numeric results", src)
     frame = pd.DataFrame(rows)
@@ -153,8 +171,9 @@ def revision_step(data: dict) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def lm_eval_scale(data: dict, model: str, scale: str, scale_from: str | None, scale_table: ScaleTable | None,
-                  src: str) -> float:
+def lm_eval_scale(
+    data: dict, model: str, scale: str, scale_from: str | None, scale_table: ScaleTable | None, src: str
+) -> float:
     """The scale of an lm-eval run: from ``--scale-from`` (a table, ``config`` or ``name``), by
     default ``config.model_num_parameters`` and then a size in the model name."""
     cfg = data.get("config") if isinstance(data.get("config"), dict) else {}
@@ -169,12 +188,16 @@ def lm_eval_scale(data: dict, model: str, scale: str, scale_from: str | None, sc
     if scale == "step":
         step = revision_step(data)
         if step is None:
-            raise MirageInputError("no checkpoint step (revision=stepN in the model arguments); "
-                                   "give steps with --scale-from FILE.csv (columns model, step)", src)
+            raise MirageInputError(
+                "no checkpoint step (revision=stepN in the model arguments); "
+                "give steps with --scale-from FILE.csv (columns model, step)",
+                src,
+            )
         return step
     if scale != "params":
-        raise MirageInputError(f"lm-eval results carry no {scale!r}; give it with --scale-from FILE.csv "
-                               f"(columns model, {scale})", src)
+        raise MirageInputError(
+            f"lm-eval results carry no {scale!r}; give it with --scale-from FILE.csv (columns model, {scale})", src
+        )
     if scale_from in (None, "config"):
         value = cfg.get("model_num_parameters") or data.get("model_num_parameters")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
@@ -189,4 +212,3 @@ def lm_eval_scale(data: dict, model: str, scale: str, scale_from: str | None, sc
             src,
         )
     return value
-

@@ -28,6 +28,7 @@ exact match of log-likelihood requests against a generated output. Per-token mea
 sum by the number of target tokens: the model's tokens with ``--tokenizer``, else characters
 (said in the notes). Token edit distances count the same units.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,7 +76,7 @@ def samples_name_parts(path: Path) -> tuple[str, str] | None:
     stem = path.stem
     if not stem.startswith("samples_") or stem.count("_") < 2:
         return None
-    rest = stem[len("samples_"):]
+    rest = stem[len("samples_") :]
     task, _, date = rest.rpartition("_")
     return (task, date) if task and date else None
 
@@ -100,8 +101,9 @@ class LmEvalModel:
     notes: tuple[str, ...] = ()
 
 
-def _model_of(path: Path, *, family: str | None, scale: str, scale_from: str | None,
-              scale_table: ScaleTable | None) -> LmEvalModel:
+def _model_of(
+    path: Path, *, family: str | None, scale: str, scale_from: str | None, scale_table: ScaleTable | None
+) -> LmEvalModel:
     results_path = results_beside(path)
     notes: list[str] = []
     if results_path is not None:
@@ -117,9 +119,15 @@ def _model_of(path: Path, *, family: str | None, scale: str, scale_from: str | N
     return LmEvalModel(fam, model, value, data, tuple(notes))
 
 
-def read_lm_eval_samples(path: str | Path, *, family: str | None = None, scale: str = "params",
-                         scale_from: str | None = None, scale_table: ScaleTable | None = None,
-                         tokenizers: Tokenizers | None = None) -> tuple[pa.Table, list[str]]:
+def read_lm_eval_samples(
+    path: str | Path,
+    *,
+    family: str | None = None,
+    scale: str = "params",
+    scale_from: str | None = None,
+    scale_table: ScaleTable | None = None,
+    tokenizers: Tokenizers | None = None,
+) -> tuple[pa.Table, list[str]]:
     """One ``samples_<task>_<date>.jsonl`` -> (record table, notes).
 
     The family, model and scale come from the ``results_<date>.json`` beside it (the same
@@ -143,8 +151,16 @@ def read_lm_eval_samples(path: str | Path, *, family: str | None = None, scale: 
     for lineno, sample in lines:
         kind = output_type or _infer_output_type(sample)
         where = f"line {lineno}"
-        base = dict(family=who.family, model=who.model, scale=who.scale, task=task, sample_id=str(sample["doc_id"]),
-                    shots=shots, answer_filter=str(sample.get("filter", "none")), lm_eval_output_type=kind)
+        base = dict(
+            family=who.family,
+            model=who.model,
+            scale=who.scale,
+            task=task,
+            sample_id=str(sample["doc_id"]),
+            shots=shots,
+            answer_filter=str(sample.get("filter", "none")),
+            lm_eval_output_type=kind,
+        )
         base.update(_logged_metrics(sample))
         if kind == "multiple_choice":
             row = _multiple_choice(sample, config, tokenize, where, src)
@@ -159,12 +175,16 @@ def read_lm_eval_samples(path: str | Path, *, family: str | None = None, scale: 
         elif kind == "loglikelihood_rolling":
             row = _rolling(sample, tokenize, where, src)
         else:
-            raise MirageInputError(f"{where}: unknown lm-eval output type {kind!r} (known: {', '.join(OUTPUT_TYPES)})", src)
+            raise MirageInputError(
+                f"{where}: unknown lm-eval output type {kind!r} (known: {', '.join(OUTPUT_TYPES)})", src
+            )
         base.update(row)
         rows.append(base)
     if multi_target:
-        notes.append(f"{src}: {multi_target} multiple-choice sample(s) have more than one correct option; "
-                     "records hold one correct_choice, so they count in no multiple-choice metric")
+        notes.append(
+            f"{src}: {multi_target} multiple-choice sample(s) have more than one correct option; "
+            "records hold one correct_choice, so they count in no multiple-choice metric"
+        )
     unit = tokenizers.describe()
     notes.append(f"lm-eval samples: token counts and token edit distances are in {unit}")
     notes.append(LIMITS_NOTE)
@@ -183,8 +203,9 @@ def _read_lines(path: Path) -> list[tuple[int, dict]]:
                 except json.JSONDecodeError as exc:
                     raise MirageInputError(f"line {lineno}: malformed JSON ({exc.msg})", str(path)) from None
                 if not looks_like_lm_eval_samples(row):
-                    raise MirageInputError(f"line {lineno}: not an lm-eval sample (needs {', '.join(sorted(SAMPLE_KEYS))})",
-                                           str(path))
+                    raise MirageInputError(
+                        f"line {lineno}: not an lm-eval sample (needs {', '.join(sorted(SAMPLE_KEYS))})", str(path)
+                    )
                 out.append((lineno, row))
     except UnicodeDecodeError:
         raise MirageInputError("not a UTF-8 text file", str(path)) from None
@@ -215,18 +236,28 @@ def _model_aliases(results: dict) -> tuple[str, ...]:
     if isinstance(args, dict):
         return tuple(str(v) for k, v in args.items() if k in ("pretrained", "model", "path") and v)
     if isinstance(args, str):
-        return tuple(v.strip() for k, _, v in (p.partition("=") for p in args.split(","))
-                     if k.strip() in ("pretrained", "model", "path") and v.strip())
+        return tuple(
+            v.strip()
+            for k, _, v in (p.partition("=") for p in args.split(","))
+            if k.strip() in ("pretrained", "model", "path") and v.strip()
+        )
     return ()
 
 
 def _args(sample: dict) -> list[dict]:
     args = sample["arguments"]
     if isinstance(args, dict):  # 0.4.x writes {"gen_args_0": {"arg_0": ..., "arg_1": ...}, ...}
-        return [args[k] for k in sorted(args, key=lambda k: int(str(k).rsplit("_", 1)[-1]) if str(k).rsplit("_", 1)[-1].isdigit() else 0)]
+        return [
+            args[k]
+            for k in sorted(
+                args, key=lambda k: int(str(k).rsplit("_", 1)[-1]) if str(k).rsplit("_", 1)[-1].isdigit() else 0
+            )
+        ]
     if isinstance(args, list):  # older writers: a list of argument lists
-        return [{f"arg_{i}": a for i, a in enumerate(item)} if isinstance(item, (list, tuple)) else {"arg_0": item}
-                for item in args]
+        return [
+            {f"arg_{i}": a for i, a in enumerate(item)} if isinstance(item, (list, tuple)) else {"arg_0": item}
+            for item in args
+        ]
     raise MirageInputError("'arguments' is neither an object nor a list", "lm-eval samples")
 
 
@@ -276,18 +307,28 @@ def _multiple_choice(sample: dict, config: dict, tokenize: Tokenize, where: str,
     args = _args(sample)
     resps = sample["filtered_resps"]
     if not isinstance(resps, list) or len(resps) != len(args):
-        raise MirageInputError(f"{where}: {len(args)} requests but {len(resps) if isinstance(resps, list) else 0} responses", src)
+        raise MirageInputError(
+            f"{where}: {len(args)} requests but {len(resps) if isinstance(resps, list) else 0} responses", src
+        )
     k = len(args)
     # acc_mutual_info appends one unconditional request ("", option) per option
-    if k % 2 == 0 and k > 2 and all(str(a.get("arg_0", "")) == "" for a in args[k // 2:]) \
-            and [a.get("arg_1") for a in args[: k // 2]] == [a.get("arg_1") for a in args[k // 2:]]:
+    if (
+        k % 2 == 0
+        and k > 2
+        and all(str(a.get("arg_0", "")) == "" for a in args[k // 2 :])
+        and [a.get("arg_1") for a in args[: k // 2]] == [a.get("arg_1") for a in args[k // 2 :]]
+    ):
         k //= 2
         args, resps = args[:k], resps[:k]
     choices = [str(a.get("arg_1", "")) for a in args]
     lls = [_number(r, f"option {i} log-likelihood", where, src) for i, r in enumerate(resps)]
     gold = _gold(sample, choices, lls, config, where, src)
-    row = dict(prompt=str(args[0].get("arg_0", "")), choices=choices, choice_logprobs=lls,
-               choice_lengths=[len(tokenize(c)) for c in choices])
+    row = dict(
+        prompt=str(args[0].get("arg_0", "")),
+        choices=choices,
+        choice_logprobs=lls,
+        choice_lengths=[len(tokenize(c)) for c in choices],
+    )
     if isinstance(gold, int):
         row["correct_choice"] = gold
         row["target"] = choices[gold]
@@ -299,7 +340,7 @@ def _multiple_choice(sample: dict, config: dict, tokenize: Tokenize, where: str,
 
 def _choice_index(text: str, choices: list[str], delimiter: str | None) -> int | None:
     for i, c in enumerate(choices):
-        bare = c[len(delimiter):] if delimiter and c.startswith(delimiter) else c
+        bare = c[len(delimiter) :] if delimiter and c.startswith(delimiter) else c
         if text in (c, bare) or text.strip() == c.strip():
             return i
     return None
@@ -360,7 +401,10 @@ def _gold(sample: dict, choices: list[str], lls: list[float], config: dict, wher
             return int(c)
     raise MirageInputError(
         f"{where}: cannot tell which of the {k} options is correct (target {target!r}"
-        + (f", logged acc {acc}" if acc is not None else "") + ")", src)
+        + (f", logged acc {acc}" if acc is not None else "")
+        + ")",
+        src,
+    )
 
 
 def _generation(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
@@ -375,9 +419,14 @@ def _generation(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
     target = sample.get("target")
     target = "" if target is None else str(target)
     output = "" if output is None else str(output)
-    return dict(prompt=str(args[0].get("arg_0", "")) if args else "", output=output,
-                raw_output=raw if isinstance(raw, str) else None, target=target,
-                target_tokens=tokenize(target), output_tokens=tokenize(output))
+    return dict(
+        prompt=str(args[0].get("arg_0", "")) if args else "",
+        output=output,
+        raw_output=raw if isinstance(raw, str) else None,
+        target=target,
+        target_tokens=tokenize(target),
+        output_tokens=tokenize(output),
+    )
 
 
 def _loglikelihood(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
@@ -386,16 +435,25 @@ def _loglikelihood(sample: dict, tokenize: Tokenize, where: str, src: str) -> di
         raise MirageInputError(f"{where}: a log-likelihood sample has {len(args)} requests (expected 1)", src)
     resp = sample["filtered_resps"][0] if isinstance(sample["filtered_resps"], list) else sample["filtered_resps"]
     target = str(args[0].get("arg_1", ""))
-    return dict(prompt=str(args[0].get("arg_0", "")), target=target, target_tokens=tokenize(target),
-                target_logprob_sum=_number(resp, "log-likelihood", where, src), target_is_greedy=_flag(resp))
+    return dict(
+        prompt=str(args[0].get("arg_0", "")),
+        target=target,
+        target_tokens=tokenize(target),
+        target_logprob_sum=_number(resp, "log-likelihood", where, src),
+        target_is_greedy=_flag(resp),
+    )
 
 
 def _rolling(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
     args = _args(sample)
     resp = sample["filtered_resps"][0] if isinstance(sample["filtered_resps"], list) else sample["filtered_resps"]
     text = str(args[0].get("arg_0", "")) if args else str(sample.get("target", ""))
-    return dict(prompt="", target=text, target_tokens=tokenize(text),
-                target_logprob_sum=_number(resp, "log-likelihood", where, src))
+    return dict(
+        prompt="",
+        target=text,
+        target_tokens=tokenize(text),
+        target_logprob_sum=_number(resp, "log-likelihood", where, src),
+    )
 
 
 def _table(rows: list[dict], src: str) -> pa.Table:
@@ -406,11 +464,22 @@ def _table(rows: list[dict], src: str) -> pa.Table:
     for row in rows:
         for key, values in columns.items():
             values.append(row.get(key))
-    types = {"choices": pa.list_(pa.string()), "choice_logprobs": pa.list_(pa.float64()),
-             "choice_lengths": pa.list_(pa.int64()), "correct_choice": pa.int64(), "target_tokens": pa.list_(pa.string()),
-             "output_tokens": pa.list_(pa.string()), "target_logprob_sum": pa.float64(), "target_is_greedy": pa.bool_(),
-             "shots": pa.int64(), "scale": pa.float64(), "output": pa.string(), "raw_output": pa.string(),
-             "prompt": pa.string(), "target": pa.string()}
+    types = {
+        "choices": pa.list_(pa.string()),
+        "choice_logprobs": pa.list_(pa.float64()),
+        "choice_lengths": pa.list_(pa.int64()),
+        "correct_choice": pa.int64(),
+        "target_tokens": pa.list_(pa.string()),
+        "output_tokens": pa.list_(pa.string()),
+        "target_logprob_sum": pa.float64(),
+        "target_is_greedy": pa.bool_(),
+        "shots": pa.int64(),
+        "scale": pa.float64(),
+        "output": pa.string(),
+        "raw_output": pa.string(),
+        "prompt": pa.string(),
+        "target": pa.string(),
+    }
     try:
         return pa.table({k: pa.array(v, type=types.get(k)) for k, v in columns.items()})
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

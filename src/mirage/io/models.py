@@ -8,6 +8,7 @@ tokenizer directory or Hugging Face hub id (read from the local cache only, neve
 or a family YAML (each model's own checkpoint). Without one, text is split into characters and
 the readers say so in their notes.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,11 @@ class ScaleTable:
             row = self.by_model.get(str(name))
             if row is None:
                 continue
-            column = scale if scale in row else ("params" if "params" in row else (next(iter(row)) if len(row) == 1 else None))
+            column = (
+                scale
+                if scale in row
+                else ("params" if "params" in row else (next(iter(row)) if len(row) == 1 else None))
+            )
             if column is None:
                 raise MirageInputError(f"no {scale!r} column for model {model!r} (has {', '.join(row)})", self.source)
             return row[column]
@@ -92,7 +97,9 @@ def read_scale_table(path: str | Path) -> ScaleTable:
             if pd.isna(v):
                 continue
             if not math.isfinite(float(v)) or float(v) <= 0:
-                raise MirageInputError(f"row {i + 2}: {col!r} must be a positive number, got {frame[col].iloc[i]!r}", src)
+                raise MirageInputError(
+                    f"row {i + 2}: {col!r} must be a positive number, got {frame[col].iloc[i]!r}", src
+                )
             row[col] = float(v)
         if name in table:
             raise MirageInputError(f"row {i + 2}: model {name!r} appears twice", src)
@@ -148,8 +155,10 @@ class Tokenizers:
         for m in spec.models:
             if {m.name, m.ref, Path(m.ref).name} & {model, *aliases}:
                 return m.ref
-        raise MirageInputError(f"no model {model!r} in the family (models: {', '.join(m.name for m in spec.models)})",
-                               f"--tokenizer {self.ref}")
+        raise MirageInputError(
+            f"no model {model!r} in the family (models: {', '.join(m.name for m in spec.models)})",
+            f"--tokenizer {self.ref}",
+        )
 
 
 def _load_tokenizer(ref: str, option: str) -> Tokenize:
@@ -162,8 +171,9 @@ def _load_tokenizer(ref: str, option: str) -> Tokenize:
         tok = AutoTokenizer.from_pretrained(ref, local_files_only=True)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()
-        raise MirageInputError(f"cannot load tokenizer {ref!r}: {first[0] if first else type(exc).__name__}",
-                               f"--tokenizer {option}") from None
+        raise MirageInputError(
+            f"cannot load tokenizer {ref!r}: {first[0] if first else type(exc).__name__}", f"--tokenizer {option}"
+        ) from None
 
     def tokenize(text: str) -> list[str]:
         ids = tok(text, add_special_tokens=False)["input_ids"]

@@ -53,9 +53,15 @@ THEORY_FIGURE = "theory.png"
 META_FIGURES = ("emergence_distribution.png", "strongest.png")
 
 
-def write_analysis(result: AnalysisResult, out_dir: str | Path, *, max_figures: int = 24,
-                   title: str = "mirage analysis", progress: bool = False,
-                   featured_tasks: Sequence[str] = ()) -> AnalysisResult:
+def write_analysis(
+    result: AnalysisResult,
+    out_dir: str | Path,
+    *,
+    max_figures: int = 24,
+    title: str = "mirage analysis",
+    progress: bool = False,
+    featured_tasks: Sequence[str] = (),
+) -> AnalysisResult:
     """Write ``curves.csv``, ``emergence.csv``, ``verdicts.csv``, ``evidence.csv`` (every test behind
     the verdicts), ``summary.json``, ``figures/*.png`` and ``report.html`` (and, from records,
     ``samples.parquet``, ``predictions.csv``, ``prediction_fits.csv``, ``lengths.csv``,
@@ -75,8 +81,13 @@ def write_analysis(result: AnalysisResult, out_dir: str | Path, *, max_figures: 
             write_csv(tmp / LENGTHS.file, result.lengths)
         if result.resolution is not None and len(result.resolution):
             write_csv(tmp / RESOLUTION.file, result.resolution)
-        figures = task_figures(result, max_figures=max_figures, progress=progress, featured=featured_tasks,
-                               overlay_factory=prediction_overlay(result.predictions))
+        figures = task_figures(
+            result,
+            max_figures=max_figures,
+            progress=progress,
+            featured=featured_tasks,
+            overlay_factory=prediction_overlay(result.predictions),
+        )
         (tmp / FIGURES_DIR).mkdir()
         names = []
         for fig_title, _key, png in figures:
@@ -107,13 +118,21 @@ def write_theory(result: TheoryResult, out_dir: str | Path) -> Path:
     return Path(out_dir)
 
 
-def write_meta(result: MetaResult, out_dir: str | Path, *, top: int = 12, title: str = "mirage meta-analysis",
-               progress: bool = False) -> dict[str, Path]:
+def write_meta(
+    result: MetaResult,
+    out_dir: str | Path,
+    *,
+    top: int = 12,
+    title: str = "mirage meta-analysis",
+    progress: bool = False,
+) -> dict[str, Path]:
     """Write ``meta_curves.csv``, ``meta_emergence.csv``, ``meta_by_metric.csv``, ``meta_pairs.csv``,
     ``meta_rescore.csv``, ``summary.json``, ``figures/`` and ``report.html`` atomically; return the
     figure paths."""
-    steps = [(META_FIGURES[0], lambda: plot_score_distribution(result.emergence, result.summary["threshold"])),
-             (META_FIGURES[1], lambda: plot_strongest(result.curves, result.emergence, result.pairs, top))]
+    steps = [
+        (META_FIGURES[0], lambda: plot_score_distribution(result.emergence, result.summary["threshold"])),
+        (META_FIGURES[1], lambda: plot_strongest(result.curves, result.emergence, result.pairs, top)),
+    ]
     with atomic_dir(out_dir) as tmp:
         write_csv(tmp / META_CURVES.file, result.curves)
         write_csv(tmp / META_EMERGENCE.file, result.emergence)
@@ -138,10 +157,22 @@ def write_meta(result: MetaResult, out_dir: str | Path, *, top: int = 12, title:
 def vision_summary(result: VisionResult) -> dict[str, Any]:
     """What ``summary.json`` of ``mirage vision`` holds: settings, timings, experiments, comparisons."""
     return dict(
-        quick=result.settings.quick, seed=result.settings.seed, seconds=result.seconds,
-        experiments=[dict(name=e.name, family=e.family, task=e.task, epochs=e.epochs, n_models=e.n_models,
-                          headline=e.headline, subset_k=list(e.subset_k), reconstruction_c=list(e.reconstruction_c))
-                     for e in result.experiments],
+        quick=result.settings.quick,
+        seed=result.settings.seed,
+        seconds=result.seconds,
+        experiments=[
+            dict(
+                name=e.name,
+                family=e.family,
+                task=e.task,
+                epochs=e.epochs,
+                n_models=e.n_models,
+                headline=e.headline,
+                subset_k=list(e.subset_k),
+                reconstruction_c=list(e.reconstruction_c),
+            )
+            for e in result.experiments
+        ],
         comparisons=[dict(asdict(c), discontinuous_exceeds=c.discontinuous_exceeds) for c in result.comparisons],
     )
 
@@ -159,8 +190,9 @@ def write_vision(result: VisionResult, out_dir: str | Path) -> Path:
     with atomic_dir(out_dir) as tmp:
         write_csv(tmp / VISION_SCORES.file, result.scores)
         write_csv(tmp / VISION_EMERGENCE.file, result.emergence)
-        write_parquet(tmp / VISION_PREDICTIONS.file,
-                      pd.concat([e.predictions for e in result.experiments], ignore_index=True))
+        write_parquet(
+            tmp / VISION_PREDICTIONS.file, pd.concat([e.predictions for e in result.experiments], ignore_index=True)
+        )
         write_json(tmp / SUMMARY_FILE, vision_summary(result))
         (tmp / FIGURES_DIR).mkdir()
         for name, png in figures.items():
@@ -169,10 +201,18 @@ def write_vision(result: VisionResult, out_dir: str | Path) -> Path:
     return Path(out_dir) / REPORT_FILE
 
 
-def write_story(tables: StoryTables, path: str | Path, *, family_table: pd.DataFrame | None = None,
-                title: str = "mirage demo", intro_html: str = "",
-                analysis_link: str | None = "analysis/report.html") -> Path:
+def write_story(
+    tables: StoryTables,
+    path: str | Path,
+    *,
+    family_table: pd.DataFrame | None = None,
+    title: str = "mirage demo",
+    intro_html: str = "",
+    analysis_link: str | None = "analysis/report.html",
+) -> Path:
     """Write the demo's three-predictions page (one self-contained HTML file) atomically."""
-    write_text(Path(path), story_page(tables, family_table=family_table, title=title, intro_html=intro_html,
-                                      analysis_link=analysis_link))
+    write_text(
+        Path(path),
+        story_page(tables, family_table=family_table, title=title, intro_html=intro_html, analysis_link=analysis_link),
+    )
     return Path(path)

@@ -34,9 +34,6 @@ def _concat(tables: list[pa.Table], source: str) -> pa.Table:
         raise MirageInputError(f"record files do not share one schema: {exc}", source) from None
 
 
-
 def write_records(table: pa.Table | pd.DataFrame, path: str | Path) -> None:
     """Validate and write records to Parquet atomically."""
     write_parquet(path, normalize_records(table, str(path)))
-
-

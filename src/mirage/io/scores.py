@@ -27,7 +27,11 @@ def normalize_score_table(frame: pd.DataFrame, source: str, scale: str = "params
     if missing:
         raise MirageInputError(f"missing column(s) {', '.join(map(repr, missing))} for a score table", source)
     if scale not in frame.columns:
-        hint = [c for c in ("params", "scale", "step", "train_flops", "tokens_seen", "nonembedding_params") if c in frame.columns]
+        hint = [
+            c
+            for c in ("params", "scale", "step", "train_flops", "tokens_seen", "nonembedding_params")
+            if c in frame.columns
+        ]
         raise MirageInputError(
             f"scale column {scale!r} missing" + (f" (try --scale {hint[0]})" if hint else ""), source
         )
@@ -43,12 +47,18 @@ def normalize_score_table(frame: pd.DataFrame, source: str, scale: str = "params
     else:
         frame["stderr"] = np.nan
     if "shots" in frame.columns:
-        shots = _optional_number(frame, "shots", source, "a whole number >= 0 (or empty: not applicable)",
-                                 lambda v: (v >= 0) & (v == np.floor(v)))
+        shots = _optional_number(
+            frame,
+            "shots",
+            source,
+            "a whole number >= 0 (or empty: not applicable)",
+            lambda v: (v >= 0) & (v == np.floor(v)),
+        )
         frame["shots"] = pd.array(shots.to_numpy(), dtype="Float64").astype("Int64")
     if "n_samples" in frame.columns:
-        frame["n_samples"] = _optional_number(frame, "n_samples", source, "a whole number > 0",
-                                              lambda v: (v > 0) & (v == np.floor(v)))
+        frame["n_samples"] = _optional_number(
+            frame, "n_samples", source, "a whole number > 0", lambda v: (v > 0) & (v == np.floor(v))
+        )
     if "metric_kind" in frame.columns:
         kinds = frame["metric_kind"]
         given = kinds.notna() & (kinds.astype(str).str.strip() != "")
@@ -57,7 +67,8 @@ def normalize_score_table(frame: pd.DataFrame, source: str, scale: str = "params
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise MirageInputError(
                 f"column 'metric_kind' must be one of {', '.join(KINDS)} (or empty); row {i + 2} has {kinds.iloc[i]!r}",
-                source)
+                source,
+            )
         frame["metric_kind"] = kinds.where(given, None).map(lambda v: v.strip() if isinstance(v, str) else v)
         frame.loc[frame["metric_kind"] == MetricKind.UNKNOWN.value, "metric_kind"] = None
     if "higher_is_better" in frame.columns:
@@ -129,8 +140,10 @@ def per_model_checkpoints(frame: pd.DataFrame, scale: str) -> tuple[pd.DataFrame
     out = frame.copy()
     out["family"] = out["family"].astype(str) + "/" + out["model"].astype(str)
     out["model"] = out["model"].astype(str) + f"@{scale}=" + out["scale"].map(lambda v: f"{v:g}")
-    return out, (f"scale {scale!r} varies within models: one curve per model over its checkpoints "
-                 f"({int((varies > 1).sum())} models; family 'family/model', model 'model@{scale}=value')")
+    return out, (
+        f"scale {scale!r} varies within models: one curve per model over its checkpoints "
+        f"({int((varies > 1).sum())} models; family 'family/model', model 'model@{scale}=value')"
+    )
 
 
 def validate_scores(frame: pd.DataFrame, source: str, curve_by: Sequence[str] = ()) -> pd.DataFrame:
@@ -143,15 +156,20 @@ def validate_scores(frame: pd.DataFrame, source: str, curve_by: Sequence[str] = 
     if dup.any():
         first = frame.loc[dup, key].iloc[0].to_dict()
         rows = frame[dup]
-        varying = [c for c in rows.columns if c not in key and c not in ("value", "stderr", "source", "n_samples")
-                   and rows.groupby(key, dropna=False)[c].nunique(dropna=False).max() > 1]
+        varying = [
+            c
+            for c in rows.columns
+            if c not in key
+            and c not in ("value", "stderr", "source", "n_samples")
+            and rows.groupby(key, dropna=False)[c].nunique(dropna=False).max() > 1
+        ]
         hint = f"; if {', '.join(map(repr, varying[:3]))} tells them apart, pass --curve-by" if varying else ""
-        raise MirageInputError(f"{int(frame.duplicated(key).sum())} duplicate row(s) for the same {tuple(key)}, "
-                               f"first {first}{hint}", source)
+        raise MirageInputError(
+            f"{int(frame.duplicated(key).sum())} duplicate row(s) for the same {tuple(key)}, first {first}{hint}",
+            source,
+        )
     scales = frame.groupby(["family", "model"])["scale"].nunique()
     if (scales > 1).any():
         fam, model = scales[scales > 1].index[0]
         raise MirageInputError(f"model {model!r} of family {fam!r} has more than one scale value", source)
     return frame
-
-

@@ -53,8 +53,9 @@ def _read_jsonl(path: Path) -> list[dict]:
     try:
         return _parse_jsonl(path, rows)
     except UnicodeDecodeError:
-        raise MirageInputError(f"not a UTF-8 text file (first bad byte on line {_first_non_utf8_line(path)})",
-                               str(path)) from None
+        raise MirageInputError(
+            f"not a UTF-8 text file (first bad byte on line {_first_non_utf8_line(path)})", str(path)
+        ) from None
 
 
 def _first_non_utf8_line(path: Path) -> int:
@@ -113,4 +114,3 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-

@@ -16,6 +16,7 @@ log-probs of the right option) or ``both`` (all of it from one prompt; the defau
 has both). Prompts never end in whitespace: the separator belongs to the target (`` 69``), so
 BPE tokenizers see the answer as the word they were trained on (the lm-eval convention).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,11 +78,14 @@ class Task:
         h = hashlib.sha256()
         h.update(json.dumps([self.name, self.view, self.shots, list(self.stop)]).encode())
         for s in self.samples:
-            h.update(json.dumps([s.sample_id, s.prompt, s.target, s.choices, s.correct_choice, s.output_regex]).encode())
+            h.update(
+                json.dumps([s.sample_id, s.prompt, s.target, s.choices, s.correct_choice, s.output_regex]).encode()
+            )
         return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- spec parsing
+
 
 def load_task(spec: str, view: str | None = None) -> Task:
     """Build a task from a spec string (see the module docstring); bad specs raise
@@ -128,8 +132,9 @@ def _parse_options(text: str, spec: str) -> dict[str, str]:
     return out
 
 
-def _int_option(options: dict, key: str, default: int | None, spec: str, minimum: int,
-                maximum: int | None = None, why: str = "") -> int | None:
+def _int_option(
+    options: dict, key: str, default: int | None, spec: str, minimum: int, maximum: int | None = None, why: str = ""
+) -> int | None:
     if key not in options:
         return default
     try:
@@ -177,25 +182,36 @@ def _arith_options(options: dict, spec: str) -> dict:
 
 # ----------------------------------------------------------------------------- arithmetic
 
+
 def arithmetic_question(a: int, b: int, op: str) -> str:
     return f"Q: What is {a} {OPS[op][0]} {b}?\nA:"
 
 
-def arithmetic_task(op: str = "add", digits: int = 2, n: int = 1000, seed: int = 0, shots: int = 0,
-                    n_choices: int = 7, view: str | None = None) -> Task:
+def arithmetic_task(
+    op: str = "add",
+    digits: int = 2,
+    n: int = 1000,
+    seed: int = 0,
+    shots: int = 0,
+    n_choices: int = 7,
+    view: str | None = None,
+) -> Task:
     """``n`` distinct problems with ``digits``-digit operands (no leading zeros), each prompt
     preceded by ``shots`` solved exemplars drawn from other problems; seeded."""
     if op not in OPS:
         raise MirageInputError(f"unknown op {op!r} (expected add, sub or mul)", "arithmetic")
     for key, value, top in (("digits", digits, MAX_DIGITS), ("n", n, MAX_GENERATED), ("shots", shots, MAX_SHOTS)):
         if not 0 <= value <= top or (key != "shots" and value < 1):
-            raise MirageInputError(f"option {key} must be between {0 if key == 'shots' else 1} and {top:,}, "
-                                   f"got {value:,}", "arithmetic")
+            raise MirageInputError(
+                f"option {key} must be between {0 if key == 'shots' else 1} and {top:,}, got {value:,}", "arithmetic"
+            )
     view = view or "both"
     lo, hi = (0 if digits == 1 else 10 ** (digits - 1)), 10**digits - 1
     space = (hi - lo + 1) ** 2
     if n > space - shots:
-        raise MirageInputError(f"only {space} distinct {digits}-digit problems exist; n={n} with shots={shots} is too many", "arithmetic")
+        raise MirageInputError(
+            f"only {space} distinct {digits}-digit problems exist; n={n} with shots={shots} is too many", "arithmetic"
+        )
     rng = random.Random(f"arithmetic:{op}:{digits}:{seed}")
     pairs: list[tuple[int, int]] = []
     seen: set[tuple[int, int]] = set()
@@ -223,14 +239,26 @@ def arithmetic_task(op: str = "add", digits: int = 2, n: int = 1000, seed: int =
             options = _numeric_distractors(answer, digits, n_choices, rng)
             correct = options.index(str(answer))
             choices = tuple(f" {o}" for o in options)
-        samples.append(Sample(
-            sample_id=f"{i:05d}", prompt=shots_text + arithmetic_question(a, b, op), target=f" {answer}",
-            choices=choices, correct_choice=correct, output_regex=r"[-+]?\d+",
-            metadata=MappingProxyType({"a": a, "b": b, "answer_digits": len(str(abs(answer)))}),
-        ))
+        samples.append(
+            Sample(
+                sample_id=f"{i:05d}",
+                prompt=shots_text + arithmetic_question(a, b, op),
+                target=f" {answer}",
+                choices=choices,
+                correct_choice=correct,
+                output_regex=r"[-+]?\d+",
+                metadata=MappingProxyType({"a": a, "b": b, "answer_digits": len(str(abs(answer)))}),
+            )
+        )
     name = f"arithmetic_{digits}_digit_{op}"
-    return Task(name=_view_name(name, view, "both"), samples=tuple(samples), view=view, shots=shots,
-                stop=("\n",), source=f"arithmetic:op={op},digits={digits},n={n},seed={seed},shots={shots}")
+    return Task(
+        name=_view_name(name, view, "both"),
+        samples=tuple(samples),
+        view=view,
+        shots=shots,
+        stop=("\n",),
+        source=f"arithmetic:op={op},digits={digits},n={n},seed={seed},shots={shots}",
+    )
 
 
 def _numeric_distractors(answer: int, digits: int, k: int, rng: random.Random) -> list[str]:
@@ -260,7 +288,9 @@ def _numeric_distractors(answer: int, digits: int, k: int, rng: random.Random) -
 _BB_INPUT_PREFIX, _BB_OUTPUT_PREFIX, _BB_SEPARATOR = "\nQ: ", "\nA: ", "\n"
 
 
-def bigbench_task(path: str | Path, view: str | None = None, shots: int = 0, n: int | None = None, seed: int = 0) -> Task:
+def bigbench_task(
+    path: str | Path, view: str | None = None, shots: int = 0, n: int | None = None, seed: int = 0
+) -> Task:
     """A BIG-bench ``task.json``: ``input_prefix + input + output_prefix`` is the prompt (the
     output prefix's trailing spaces move to the target), ``target`` (first if a list) the
     generative target, ``target_scores`` the options (correct = highest score). ``shots``
@@ -277,8 +307,11 @@ def bigbench_task(path: str | Path, view: str | None = None, shots: int = 0, n: 
     in_prefix = data.get("example_input_prefix", _BB_INPUT_PREFIX)
     out_prefix = data.get("example_output_prefix", _BB_OUTPUT_PREFIX)
     separator = data.get("few_shot_example_separator", _BB_SEPARATOR)
-    for key, value in (("example_input_prefix", in_prefix), ("example_output_prefix", out_prefix),
-                       ("few_shot_example_separator", separator)):
+    for key, value in (
+        ("example_input_prefix", in_prefix),
+        ("example_output_prefix", out_prefix),
+        ("few_shot_example_separator", separator),
+    ):
         if not isinstance(value, str):
             raise MirageInputError(f"{key!r} must be a string, got {_json_type(value)} {value!r}", src)
     regex = data.get("output_regex")
@@ -286,16 +319,20 @@ def bigbench_task(path: str | Path, view: str | None = None, shots: int = 0, n: 
         _check_regex(regex, src)
     for i, ex in enumerate(examples):
         if not isinstance(ex, dict):
-            raise MirageInputError(f"example {i} must be an object with 'input' and 'target', got {_json_type(ex)}", src)
+            raise MirageInputError(
+                f"example {i} must be an object with 'input' and 'target', got {_json_type(ex)}", src
+            )
         scores = ex.get("target_scores")
         if scores is not None:
             if not isinstance(scores, dict):
-                raise MirageInputError(f"example {i}: 'target_scores' must be an object of option: score, "
-                                       f"got {_json_type(scores)}", src)
+                raise MirageInputError(
+                    f"example {i}: 'target_scores' must be an object of option: score, got {_json_type(scores)}", src
+                )
             for option, score in scores.items():
                 if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-                    raise MirageInputError(f"example {i}: target_scores[{option!r}] must be a finite number, "
-                                           f"got {score!r}", src)
+                    raise MirageInputError(
+                        f"example {i}: target_scores[{option!r}] must be a finite number, got {score!r}", src
+                    )
     has_gen = all(_bb_target(ex) is not None for ex in examples)
     has_choice = all(isinstance(ex.get("target_scores"), dict) and ex["target_scores"] for ex in examples)
     default_view = "both" if has_gen and has_choice else "generate" if has_gen else "choice" if has_choice else None
@@ -308,7 +345,7 @@ def bigbench_task(path: str | Path, view: str | None = None, shots: int = 0, n: 
         raise MirageInputError(f"view {view!r} needs 'target_scores' in every example", src)
     # the space that ends "\nA: " belongs to the answer, so tokenizers see " 1000"
     stripped_prefix = out_prefix.rstrip(" ")
-    delimiter = out_prefix[len(stripped_prefix):]
+    delimiter = out_prefix[len(stripped_prefix) :]
     for i, ex in enumerate(examples):
         if not isinstance(ex, dict) or not isinstance(ex.get("input"), str):
             raise MirageInputError(f"example {i} has no string 'input'", src)
@@ -343,11 +380,25 @@ def bigbench_task(path: str | Path, view: str | None = None, shots: int = 0, n: 
                 p, t, _, _ = formatted(examples[j])
                 shot_text += p + t + separator
             prompt = shot_text + prompt
-        samples.append(Sample(sample_id=f"{i:05d}", prompt=prompt.lstrip("\n"), target=target, choices=choices,
-                              correct_choice=correct, output_regex=regex))
+        samples.append(
+            Sample(
+                sample_id=f"{i:05d}",
+                prompt=prompt.lstrip("\n"),
+                target=target,
+                choices=choices,
+                correct_choice=correct,
+                output_regex=regex,
+            )
+        )
     name = str(data.get("name") or path.parent.name)
-    return Task(name=_view_name(name, view, default_view), samples=tuple(samples), view=view, shots=shots,
-                stop=("\n",), source=src)
+    return Task(
+        name=_view_name(name, view, default_view),
+        samples=tuple(samples),
+        view=view,
+        shots=shots,
+        stop=("\n",),
+        source=src,
+    )
 
 
 def _bb_target(ex: dict):
@@ -358,6 +409,7 @@ def _bb_target(ex: dict):
 
 
 # ----------------------------------------------------------------------------- JSONL
+
 
 def jsonl_task(path: str | Path, view: str | None = None, shots: int = 0, n: int | None = None, seed: int = 0) -> Task:
     """Plain JSONL: ``prompt`` and ``target`` strings, optional ``choices`` (list of strings) with
@@ -371,8 +423,9 @@ def jsonl_task(path: str | Path, view: str | None = None, shots: int = 0, n: int
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise MirageInputError(f"line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-                                       f"{exc.start + 1})", src) from None
+                raise MirageInputError(
+                    f"line {lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", src
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -422,15 +475,29 @@ def jsonl_task(path: str | Path, view: str | None = None, shots: int = 0, n: int
             raise MirageInputError(f"{shots} shots need more than {len(pool)} samples", src)
         rng = random.Random(f"jsonl-shots:{seed}")
         samples = [
-            Sample(s.sample_id, "".join(e.prompt + e.target + "\n\n" for e in rng.sample([p for p in pool if p is not s], shots)) + s.prompt,
-                   s.target, s.choices, s.correct_choice, s.output_regex)
+            Sample(
+                s.sample_id,
+                "".join(e.prompt + e.target + "\n\n" for e in rng.sample([p for p in pool if p is not s], shots))
+                + s.prompt,
+                s.target,
+                s.choices,
+                s.correct_choice,
+                s.output_regex,
+            )
             for s in samples
         ]
-    return Task(name=_view_name(path.stem, view, default_view), samples=tuple(samples), view=view, shots=shots,
-                stop=("\n",), source=src)
+    return Task(
+        name=_view_name(path.stem, view, default_view),
+        samples=tuple(samples),
+        view=view,
+        shots=shots,
+        stop=("\n",),
+        source=src,
+    )
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def _view_name(name: str, view: str, default_view: str) -> str:
     """A non-default view gets its own task name, so two views never collide in one store."""
@@ -453,8 +520,14 @@ def _json_type(value: Any) -> str:
     """The JSON name of a parsed value's type, for messages."""
     if isinstance(value, bool):
         return "a boolean"
-    return {str: "a string", int: "a number", float: "a number", list: "a list", dict: "an object",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _check_regex(pattern: str, src: str) -> None:

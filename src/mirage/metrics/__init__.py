@@ -36,8 +36,24 @@ from .registry import (
 from .view import RecordView
 
 __all__ = [
-    "DEFAULT_METRICS", "METRICS", "REGISTRY", "Context", "Metric", "PerTokenLoss", "RecordView", "Registry",
-    "available_metrics", "bigbench_kind", "canonical_metric_name", "compute_sample_metrics", "facts", "loss_rank",
-    "metric_kind", "parse_kind_overrides", "partners_of", "per_token_loss_of", "probability_scale",
+    "DEFAULT_METRICS",
+    "METRICS",
+    "REGISTRY",
+    "Context",
+    "Metric",
+    "PerTokenLoss",
+    "RecordView",
+    "Registry",
+    "available_metrics",
+    "bigbench_kind",
+    "canonical_metric_name",
+    "compute_sample_metrics",
+    "facts",
+    "loss_rank",
+    "metric_kind",
+    "parse_kind_overrides",
+    "partners_of",
+    "per_token_loss_of",
+    "probability_scale",
     "register_metric",
 ]

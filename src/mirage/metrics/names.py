@@ -69,8 +69,12 @@ _SCORE_NAMES: tuple[tuple[str, str, bool, dict], ...] = (
     ("perplexity", "linear", False, dict(probability_scale=_reciprocal, per_token_loss=_perplexity_loss(4))),
     ("word_perplexity", "linear", False, dict(probability_scale=_reciprocal, per_token_loss=_perplexity_loss(5))),
     ("byte_perplexity", "linear", False, dict(probability_scale=_reciprocal, per_token_loss=_perplexity_loss(6))),
-    ("bits_per_byte", "linear", False, dict(probability_scale=_bits_to_probability,
-                                            per_token_loss=PerTokenLoss(_bits_to_nats, _ln2, 7))),
+    (
+        "bits_per_byte",
+        "linear",
+        False,
+        dict(probability_scale=_bits_to_probability, per_token_loss=PerTokenLoss(_bits_to_nats, _ln2, 7)),
+    ),
     ("log_likelihood", "linear", True, dict(per_token_loss=_loglik_loss(8))),
     ("loglikelihood", "linear", True, dict(per_token_loss=_loglik_loss(9))),
     ("log-likelihood", "linear", True, dict(per_token_loss=_loglik_loss(10))),
@@ -106,5 +110,12 @@ for _name, _kind, _higher, _extra in _SCORE_NAMES:
     register_metric(Metric(_name, _kind, _higher, **_extra))
 
 # the theory's curves, in the columns' order of theory.csv (the last four are record metrics)
-THEORY_METRICS = ("cross_entropy", "p_token", "accuracy", "token_edit_distance", "target_logprob",
-                  "multiple_choice_grade", "brier_score")
+THEORY_METRICS = (
+    "cross_entropy",
+    "p_token",
+    "accuracy",
+    "token_edit_distance",
+    "target_logprob",
+    "multiple_choice_grade",
+    "brier_score",
+)

@@ -235,44 +235,120 @@ def _target_length(v: RecordView) -> np.ndarray:
 
 
 for _m in (
-    Metric("exact_match", "discontinuous", True, _exact_match, ("output", "target"), binary=True,
-           description="output equals target after stripping and optional answer extraction",
-           partners=("token_edit_distance", "target_logprob", "target_mean_logprob", "char_edit_distance"),
-           zero_floor=True, compounds=True),
-    Metric("multiple_choice_grade", "discontinuous", True, _multiple_choice_grade,
-           ("choice_logprobs", "correct_choice"), binary=True,
-           description="the correct option has the (unique) highest summed log-probability",
-           # the paper re-scores multiple choice with the Brier score; the margin is the decision's own scale
-           partners=("brier_score", "choice_margin", "target_mean_logprob", "target_logprob"), same_as_tool=True),
-    Metric("token_edit_distance", "linear", False, _token_edit_distance, ("output_tokens", "target_tokens"),
-           description="Levenshtein distance between output and target token sequences"),
-    Metric("char_edit_distance", "linear", False, _char_edit_distance, ("output", "target"),
-           description="Levenshtein distance between the stripped output and target strings"),
-    Metric("target_logprob", "linear", True, _target_logprob, ("target_logprobs",),
-           description="teacher-forced log-probability of the whole target (sum over tokens)",
-           per_token_loss=PerTokenLoss(_negated, _ones, rank=11)),  # summed over the target: loss x length
-    Metric("target_mean_logprob", "linear", True, _target_mean_logprob, ("target_logprobs",),
-           description="mean per-token log-probability of the target", probability_scale=np.exp,
-           per_token_loss=MEAN_LOGPROB_LOSS),
-    Metric("target_prob", "nonlinear", True, _target_prob, ("target_logprobs",),
-           description="probability of the whole target, exp(sum of token log-probs) ~ p**L",
-           # p ** L compounds per-token probabilities; its logarithm is the continuous version
-           partners=("target_logprob", "target_mean_logprob", "token_edit_distance")),
-    Metric("brier_score", "linear", False, _brier_score, ("choice_logprobs", "correct_choice"),
-           description="multi-class Brier score of the softmax over option log-probabilities", same_as_tool=True),
-    Metric("choice_margin", "linear", True, _choice_margin, ("choice_logprobs", "correct_choice"),
-           description="correct option's summed log-probability minus the best other option's (nats); "
-                       "multiple-choice grade is [margin > 0]"),
-    Metric("choice_token_loss", "linear", False, _choice_token_loss, ("choice_logprobs", "correct_choice"),
-           description="-log softmax of per-token option log-probabilities at the correct option: the "
-                       "margin's per-token loss scale",
-           per_token_loss=PerTokenLoss(_identity, _ones, rank=1)),
-    Metric("correct_choice_mean_logprob", "linear", True, _correct_choice_mean_logprob,
-           ("choice_logprobs", "choice_lengths", "correct_choice"),
-           description="mean per-token log-probability of the correct option",
-           per_token_loss=PerTokenLoss(_negated, _ones, rank=2)),
-    Metric("target_mean_token_prob", "linear", True, _target_mean_token_prob, ("target_logprobs",),
-           description="mean over target tokens of their probability: the token accuracy of sampling"),
+    Metric(
+        "exact_match",
+        "discontinuous",
+        True,
+        _exact_match,
+        ("output", "target"),
+        binary=True,
+        description="output equals target after stripping and optional answer extraction",
+        partners=("token_edit_distance", "target_logprob", "target_mean_logprob", "char_edit_distance"),
+        zero_floor=True,
+        compounds=True,
+    ),
+    Metric(
+        "multiple_choice_grade",
+        "discontinuous",
+        True,
+        _multiple_choice_grade,
+        ("choice_logprobs", "correct_choice"),
+        binary=True,
+        description="the correct option has the (unique) highest summed log-probability",
+        # the paper re-scores multiple choice with the Brier score; the margin is the decision's own scale
+        partners=("brier_score", "choice_margin", "target_mean_logprob", "target_logprob"),
+        same_as_tool=True,
+    ),
+    Metric(
+        "token_edit_distance",
+        "linear",
+        False,
+        _token_edit_distance,
+        ("output_tokens", "target_tokens"),
+        description="Levenshtein distance between output and target token sequences",
+    ),
+    Metric(
+        "char_edit_distance",
+        "linear",
+        False,
+        _char_edit_distance,
+        ("output", "target"),
+        description="Levenshtein distance between the stripped output and target strings",
+    ),
+    Metric(
+        "target_logprob",
+        "linear",
+        True,
+        _target_logprob,
+        ("target_logprobs",),
+        description="teacher-forced log-probability of the whole target (sum over tokens)",
+        per_token_loss=PerTokenLoss(_negated, _ones, rank=11),
+    ),  # summed over the target: loss x length
+    Metric(
+        "target_mean_logprob",
+        "linear",
+        True,
+        _target_mean_logprob,
+        ("target_logprobs",),
+        description="mean per-token log-probability of the target",
+        probability_scale=np.exp,
+        per_token_loss=MEAN_LOGPROB_LOSS,
+    ),
+    Metric(
+        "target_prob",
+        "nonlinear",
+        True,
+        _target_prob,
+        ("target_logprobs",),
+        description="probability of the whole target, exp(sum of token log-probs) ~ p**L",
+        # p ** L compounds per-token probabilities; its logarithm is the continuous version
+        partners=("target_logprob", "target_mean_logprob", "token_edit_distance"),
+    ),
+    Metric(
+        "brier_score",
+        "linear",
+        False,
+        _brier_score,
+        ("choice_logprobs", "correct_choice"),
+        description="multi-class Brier score of the softmax over option log-probabilities",
+        same_as_tool=True,
+    ),
+    Metric(
+        "choice_margin",
+        "linear",
+        True,
+        _choice_margin,
+        ("choice_logprobs", "correct_choice"),
+        description="correct option's summed log-probability minus the best other option's (nats); "
+        "multiple-choice grade is [margin > 0]",
+    ),
+    Metric(
+        "choice_token_loss",
+        "linear",
+        False,
+        _choice_token_loss,
+        ("choice_logprobs", "correct_choice"),
+        description="-log softmax of per-token option log-probabilities at the correct option: the "
+        "margin's per-token loss scale",
+        per_token_loss=PerTokenLoss(_identity, _ones, rank=1),
+    ),
+    Metric(
+        "correct_choice_mean_logprob",
+        "linear",
+        True,
+        _correct_choice_mean_logprob,
+        ("choice_logprobs", "choice_lengths", "correct_choice"),
+        description="mean per-token log-probability of the correct option",
+        per_token_loss=PerTokenLoss(_negated, _ones, rank=2),
+    ),
+    Metric(
+        "target_mean_token_prob",
+        "linear",
+        True,
+        _target_mean_token_prob,
+        ("target_logprobs",),
+        description="mean over target tokens of their probability: the token accuracy of sampling",
+    ),
 ):
     register_metric(_m)
 
@@ -285,15 +361,14 @@ def available_metrics(view: RecordView, names: Sequence[str] | None = None) -> l
     if names:
         unknown = [n for n in names if n not in METRICS]
         if unknown:
-            raise MirageInputError(
-                f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}", "--metrics"
-            )
+            raise MirageInputError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}", "--metrics")
         return list(names)
     return [n for n, m in METRICS.items() if all(view.has(c) for c in m.requires)]
 
 
-def compute_sample_metrics(table: pa.Table, names: Sequence[str] | None = None,
-                           answer_regex: str | None = None) -> pd.DataFrame:
+def compute_sample_metrics(
+    table: pa.Table, names: Sequence[str] | None = None, answer_regex: str | None = None
+) -> pd.DataFrame:
     """Per-sample metric values (wide: one column per metric) with the record keys.
 
     Columns: family, model, scale, task, sample_id, [shots], target_length, then one column per

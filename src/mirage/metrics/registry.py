@@ -143,8 +143,7 @@ REGISTRY: Registry[Metric] = Registry("metric")
 
 # continuous partners of a discontinuous metric without its own list (the paper re-scores with a
 # log-probability or an edit distance of the same outputs, else the Brier score)
-DEFAULT_PARTNERS = ("target_logprob", "target_mean_logprob", "token_edit_distance", "char_edit_distance",
-                    "brier_score")
+DEFAULT_PARTNERS = ("target_logprob", "target_mean_logprob", "token_edit_distance", "char_edit_distance", "brier_score")
 
 
 def register_metric(metric: Metric) -> Metric:
@@ -246,8 +245,9 @@ def probability_scale(metric: str, values: np.ndarray | Iterable[float]) -> np.n
         return entry.probability_scale(arr)
 
 
-def per_token_loss_of(name: str, values: np.ndarray | Iterable[float],
-                      stderr: np.ndarray | Iterable[float] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def per_token_loss_of(
+    name: str, values: np.ndarray | Iterable[float], stderr: np.ndarray | Iterable[float] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(loss, variance of the loss) implied by a continuous metric, or None when it has no loss scale.
 
     The variance comes from ``stderr`` by the delta method (NaN where unknown).

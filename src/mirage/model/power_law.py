@@ -87,7 +87,9 @@ def _choice_log_scores(ce: np.ndarray, L: np.ndarray, K: int) -> tuple[np.ndarra
     return L * log_p, L * (log_1mp - math.log(K - 1))
 
 
-def multiple_choice_grade(N, length=1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_choices: int = 2) -> np.ndarray:
+def multiple_choice_grade(
+    N, length=1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_choices: int = 2
+) -> np.ndarray:
     """1 where the correct option strictly outscores each of the K - 1 others, i.e. where p > 1/K."""
     K = check_choices(n_choices)
     L = whole_lengths(length)
@@ -157,16 +159,17 @@ def theory_table(law: PowerLaw, lengths: Sequence[int], scales, n_choices: int =
     L = whole_lengths(lengths, "lengths").ravel()
     NN, LL = np.meshgrid(n, L)  # one block of rows per length, scales ascending within it
     NN, LL = NN.ravel(), LL.ravel()
-    return pd.DataFrame({
-        "params": NN,
-        "length": LL.astype(int),
-        "cross_entropy": law.cross_entropy(NN),
-        "p_token": law.p_token(NN),
-        "accuracy": law.accuracy(NN, LL),
-        "token_edit_distance": law.token_edit_distance(NN, LL),
-        "target_logprob": law.target_logprob(NN, LL),
-        "multiple_choice_grade": law.multiple_choice_grade(NN, LL, n_choices),
-        "brier_score": law.brier_score(NN, LL, n_choices),
-    }, columns=list(THEORY.names))
-
-
+    return pd.DataFrame(
+        {
+            "params": NN,
+            "length": LL.astype(int),
+            "cross_entropy": law.cross_entropy(NN),
+            "p_token": law.p_token(NN),
+            "accuracy": law.accuracy(NN, LL),
+            "token_edit_distance": law.token_edit_distance(NN, LL),
+            "target_logprob": law.target_logprob(NN, LL),
+            "multiple_choice_grade": law.multiple_choice_grade(NN, LL, n_choices),
+            "brier_score": law.brier_score(NN, LL, n_choices),
+        },
+        columns=list(THEORY.names),
+    )

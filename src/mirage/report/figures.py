@@ -15,30 +15,40 @@ from matplotlib.axes import Axes
 from ..schema.vocab import MetricKind, RowKind, Verdict
 from .png import pyplot
 
-KIND_LABEL = {MetricKind.DISCONTINUOUS.value: "discontinuous", MetricKind.NONLINEAR.value: "nonlinear",
-              MetricKind.LINEAR.value: "continuous (linear)", MetricKind.UNKNOWN.value: "unknown kind"}
+KIND_LABEL = {
+    MetricKind.DISCONTINUOUS.value: "discontinuous",
+    MetricKind.NONLINEAR.value: "nonlinear",
+    MetricKind.LINEAR.value: "continuous (linear)",
+    MetricKind.UNKNOWN.value: "unknown kind",
+}
 VERDICT_COLOUR = {  # keyed by the verdicts themselves, so a renamed verdict cannot lose its colour
     Verdict.EXPLAINED.value: "#1b7f3b",
     Verdict.NOT_EXPLAINED.value: "#b3261e",
     Verdict.NONE.value: "#555555",
     Verdict.INSUFFICIENT.value: "#8a6d00",
 }
-_KIND_ORDER = {MetricKind.DISCONTINUOUS.value: 0, MetricKind.NONLINEAR.value: 1, MetricKind.LINEAR.value: 2,
-               MetricKind.UNKNOWN.value: 3}
+_KIND_ORDER = {
+    MetricKind.DISCONTINUOUS.value: 0,
+    MetricKind.NONLINEAR.value: 1,
+    MetricKind.LINEAR.value: 2,
+    MetricKind.UNKNOWN.value: 3,
+}
 Overlay = Callable[[Axes, str, Mapping[str, Any]], None]
 
 
-def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = None,
-              overlay=None):
+def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = None, overlay=None):
     """One figure for one (task, shots): a panel per metric, discontinuous metrics first.
 
     Each family is one colour; points are models, bands the confidence intervals, the x axis
     the scale on a log axis. ``overlay(ax, metric, family_colours)`` may draw predictions.
     """
     plt = pyplot()
-    metrics = (curves[["metric", "metric_kind"]].drop_duplicates()
-               .assign(order=lambda f: f["metric_kind"].map(_KIND_ORDER).fillna(9))
-               .sort_values(["order", "metric"]))
+    metrics = (
+        curves[["metric", "metric_kind"]]
+        .drop_duplicates()
+        .assign(order=lambda f: f["metric_kind"].map(_KIND_ORDER).fillna(9))
+        .sort_values(["order", "metric"])
+    )
     n = len(metrics)
     ncols = min(4, n)
     nrows = int(math.ceil(n / ncols))
@@ -59,8 +69,11 @@ def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = 
         if metric.lower().endswith("perplexity") or metric.lower() == "ppl":
             ax.set_yscale("log")  # perplexity is exp(loss): on a log axis it reads as the loss
         better = "↑" if bool(sub["higher_is_better"].iloc[0]) else "↓"
-        ax.set_title(f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}", fontsize=9,
-                     color="#b3261e" if kind == "discontinuous" else "#1d1d1f")
+        ax.set_title(
+            f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}",
+            fontsize=9,
+            color="#b3261e" if kind == "discontinuous" else "#1d1d1f",
+        )
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, which="both", lw=0.5)
         ax.set_xlabel("scale", fontsize=8)
@@ -68,12 +81,18 @@ def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = 
         ax.axis("off")
     if len(families) > 1 or n > 1:
         handles, labels = axes.ravel()[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(families), 6), fontsize=8,
-                   frameon=False, bbox_to_anchor=(0.5, -0.02))
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=min(len(families), 6),
+            fontsize=8,
+            frameon=False,
+            bbox_to_anchor=(0.5, -0.02),
+        )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return fig
-
 
 
 def draw_prediction(ax: Axes, curve: pd.DataFrame, colour: Any, label: str) -> None:
@@ -103,10 +122,10 @@ def prediction_overlay(predictions: pd.DataFrame | None):
             for fam, g in sel.groupby("family"):
                 g = g.sort_values("scale")
                 draw_prediction(ax, g, colours.get(fam, "k"), f"{fam}: predicted from {g['source'].iloc[0]}")
+
         return overlay
 
     return factory
-
 
 
 def plot_prediction(ax, predictions: pd.DataFrame, colour: str = "C0", label: str | None = None) -> None:
@@ -118,18 +137,43 @@ def plot_prediction(ax, predictions: pd.DataFrame, colour: str = "C0", label: st
         draw_prediction(ax, curve, colour, f"{label} predicted" if label else "predicted from continuous metric")
     obs = models.dropna(subset=["observed_exact_match"])
     if len(obs):
-        yerr = np.vstack([obs["observed_exact_match"] - obs["observed_low"], obs["observed_high"] - obs["observed_exact_match"]])
-        ax.errorbar(obs["scale"], obs["observed_exact_match"], yerr=np.clip(yerr, 0, None), fmt="o", color=colour,
-                    ms=4, capsize=2, label=f"{label} observed" if label else "observed exact match")
+        yerr = np.vstack(
+            [obs["observed_exact_match"] - obs["observed_low"], obs["observed_high"] - obs["observed_exact_match"]]
+        )
+        ax.errorbar(
+            obs["scale"],
+            obs["observed_exact_match"],
+            yerr=np.clip(yerr, 0, None),
+            fmt="o",
+            color=colour,
+            ms=4,
+            capsize=2,
+            label=f"{label} observed" if label else "observed exact match",
+        )
     if len(extra):
-        ax.errorbar(extra["scale"], extra["predicted_exact_match"],
-                    yerr=np.clip(np.vstack([extra["predicted_exact_match"] - extra["predicted_low"],
-                                            extra["predicted_high"] - extra["predicted_exact_match"]]), 0, None),
-                    fmt="D", mfc="none", color=colour, ms=5, capsize=2, label="extrapolated")
+        ax.errorbar(
+            extra["scale"],
+            extra["predicted_exact_match"],
+            yerr=np.clip(
+                np.vstack(
+                    [
+                        extra["predicted_exact_match"] - extra["predicted_low"],
+                        extra["predicted_high"] - extra["predicted_exact_match"],
+                    ]
+                ),
+                0,
+                None,
+            ),
+            fmt="D",
+            mfc="none",
+            color=colour,
+            ms=5,
+            capsize=2,
+            label="extrapolated",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("scale")
     ax.set_ylabel("exact match")
-
 
 
 def plot_length_analysis(ax, lengths_table: pd.DataFrame) -> None:
@@ -139,12 +183,23 @@ def plot_length_analysis(ax, lengths_table: pd.DataFrame) -> None:
         colour = f"C{i % 10}"
         pos = g[g["observed_exact_match"] > 0]
         if len(pos):
-            yerr = np.vstack([pos["observed_exact_match"] - pos["exact_match_low"],
-                              pos["exact_match_high"] - pos["observed_exact_match"]])
-            ax.errorbar(pos["length"], pos["observed_exact_match"], yerr=np.clip(yerr, 0, None), fmt="o",
-                        color=colour, ms=4, capsize=2, label=str(model))
+            yerr = np.vstack(
+                [
+                    pos["observed_exact_match"] - pos["exact_match_low"],
+                    pos["exact_match_high"] - pos["observed_exact_match"],
+                ]
+            )
+            ax.errorbar(
+                pos["length"],
+                pos["observed_exact_match"],
+                yerr=np.clip(yerr, 0, None),
+                fmt="o",
+                color=colour,
+                ms=4,
+                capsize=2,
+                label=str(model),
+            )
         ax.plot(g["length"], g["predicted_exact_match"], "--", color=colour, lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("target length (tokens)")
     ax.set_ylabel("exact match (dashed: p̂^L)")
-

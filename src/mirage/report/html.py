@@ -27,7 +27,7 @@ figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
 def html_document(title: str, body_html: str) -> str:
     """A complete, self-contained HTML page (inline CSS, no external resources)."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>\n<h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
     )
@@ -42,13 +42,19 @@ def table_html(frame: pd.DataFrame, max_rows: int = 60, float_format: str = "{:.
         cells = []
         for v in row:
             if isinstance(v, (float, np.floating)):
-                txt = "inf" if v == math.inf else "-inf" if v == -math.inf else ("" if pd.isna(v) else float_format.format(v))
-                cells.append(f"<td class=\"num\">{txt}</td>")
+                txt = (
+                    "inf"
+                    if v == math.inf
+                    else "-inf"
+                    if v == -math.inf
+                    else ("" if pd.isna(v) else float_format.format(v))
+                )
+                cells.append(f'<td class="num">{txt}</td>')
             elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-                cells.append(f"<td class=\"num\">{v}</td>")
+                cells.append(f'<td class="num">{v}</td>')
             else:
                 missing = v is None or (np.ndim(v) == 0 and pd.isna(v))
                 cells.append(f"<td>{html.escape('' if missing else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    note = "" if len(frame) <= max_rows else f"<p class=\"muted\">{len(frame) - max_rows} more rows in the CSV file.</p>"
+    note = "" if len(frame) <= max_rows else f'<p class="muted">{len(frame) - max_rows} more rows in the CSV file.</p>'
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{note}"

@@ -18,8 +18,12 @@ from .png import pyplot
 
 CURVE_KEY = ["family", "task", "shots", "metric"]
 
-_KIND_COLOUR = {MetricKind.DISCONTINUOUS.value: "#b3261e", MetricKind.NONLINEAR.value: "#e08a00",
-                MetricKind.LINEAR.value: "#1f5fbf", MetricKind.UNKNOWN.value: "#777777"}
+_KIND_COLOUR = {
+    MetricKind.DISCONTINUOUS.value: "#b3261e",
+    MetricKind.NONLINEAR.value: "#e08a00",
+    MetricKind.LINEAR.value: "#1f5fbf",
+    MetricKind.UNKNOWN.value: "#777777",
+}
 
 
 def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metrics: int = 25) -> Figure:
@@ -27,8 +31,15 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
     ``inf`` (flat then jump) is drawn at the right edge."""
     plt = pyplot()
     scored = emergence[~emergence["insufficient"]]
-    order = (scored.groupby("metric")["relative_score"].size().sort_values(ascending=False).head(max_metrics).index)
-    order = sorted(order, key=lambda m: -np.nan_to_num(scored.loc[scored["metric"] == m, "relative_score"].median(), nan=-1e300, posinf=1e300, neginf=-1e300))
+    order = scored.groupby("metric")["relative_score"].size().sort_values(ascending=False).head(max_metrics).index
+    order = sorted(
+        order,
+        key=lambda m: (
+            -np.nan_to_num(
+                scored.loc[scored["metric"] == m, "relative_score"].median(), nan=-1e300, posinf=1e300, neginf=-1e300
+            )
+        ),
+    )
     fig, ax = plt.subplots(figsize=(8.5, 0.42 * max(len(order), 3) + 1.4))
     finite = scored["relative_score"].replace([np.inf, -np.inf], np.nan)
     edge = max(float(np.nanmax(finite.abs())) if finite.notna().any() else 1.0, threshold) * 3
@@ -53,8 +64,11 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
     ax.invert_yaxis()
     ax.set_xlabel("relative emergence score (1 = even steps; ▶ at the edge = inf, flat then jump)", fontsize=9)
     ax.set_title(f"Emergence scores per metric (threshold {threshold:g} dashed)", fontsize=10)
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in _KIND_COLOUR.items()
-               if k in set(scored["metric_kind"])]
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", color=c, label=k)
+        for k, c in _KIND_COLOUR.items()
+        if k in set(scored["metric_kind"])
+    ]
     if handles:
         ax.legend(handles=handles, fontsize=8, loc="lower right")
     ax.grid(alpha=0.25, axis="x")
@@ -84,9 +98,12 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
         shots = "" if pd.isna(row.shots) else f", {int(row.shots)}-shot"
         ax.set_title(f"#{row.rank} {row.family} · {row.task}{shots}\n{row.metric} (score {score})", fontsize=8)
         ax.tick_params(labelsize=7)
-        partner = pairs[(pairs["family"] == row.family) & (pairs["task"] == row.task)
-                        & (pairs["sharp_metric"] == row.metric)
-                        & ((pairs["shots"] == row.shots) if not pd.isna(row.shots) else pairs["shots"].isna())]
+        partner = pairs[
+            (pairs["family"] == row.family)
+            & (pairs["task"] == row.task)
+            & (pairs["sharp_metric"] == row.metric)
+            & ((pairs["shots"] == row.shots) if not pd.isna(row.shots) else pairs["shots"].isna())
+        ]
         if len(partner):
             # the continuous partner, min-max rescaled onto this panel's range and oriented so
             # improvement goes up: one axis per panel (twin axes double the drawing time)
@@ -98,8 +115,15 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
             span = pv.max() - pv.min()
             lo, hi = float(g["value"].min()), float(g["value"].max())
             if span > 0:
-                ax.plot(pg["scale"], lo + (pv - pv.min()) / span * (hi - lo), "s--", color=_KIND_COLOUR["linear"],
-                        ms=3, lw=1, label=f"{pm} (rescaled, better ↑)")
+                ax.plot(
+                    pg["scale"],
+                    lo + (pv - pv.min()) / span * (hi - lo),
+                    "s--",
+                    color=_KIND_COLOUR["linear"],
+                    ms=3,
+                    lw=1,
+                    label=f"{pm} (rescaled, better ↑)",
+                )
                 ax.legend(fontsize=6, loc="upper left", frameon=False)
         ax.grid(alpha=0.25, lw=0.5)
     for ax in axes.ravel()[n:]:
@@ -134,35 +158,66 @@ score (multiple choice) or token edit distance / target log-probability (generat
 def meta_report(result: MetaResult, figures: Mapping[str, str], title: str) -> str:
     """The self-contained HTML report of a meta-analysis; ``figures``: file name -> data URI."""
     s = result.summary
-    parts = [f"<div class=\"box\"><p>{s['n_curves']} curves ({s['n_scored']} scored) from {s['n_families']} families, "
-             f"{s['n_tasks']} tasks, {s['n_metrics']} metrics. <b>{s['n_apparent']}</b> apparent emergences at threshold "
-             f"{s['threshold']:g} ({s['n_flat_then_jump']} scored curves flat then jumping)"]
+    parts = [
+        f'<div class="box"><p>{s["n_curves"]} curves ({s["n_scored"]} scored) from {s["n_families"]} families, '
+        f"{s['n_tasks']} tasks, {s['n_metrics']} metrics. <b>{s['n_apparent']}</b> apparent emergences at threshold "
+        f"{s['threshold']:g} ({s['n_flat_then_jump']} scored curves flat then jumping)"
+    ]
     if s["n_apparent"]:
         parts.append(" — by kind: " + ", ".join(f"{html.escape(k)} {v}" for k, v in s["apparent_by_kind"].items()))
     parts.append(".</p>")
     if s["rescored"]:
-        parts.append(f"<p>Re-scored with a continuous metric of the same samples: <b>{s['remaining_after_rescore']} of "
-                     f"{s['rescored']}</b> apparent emergences remain.</p>")
+        parts.append(
+            f"<p>Re-scored with a continuous metric of the same samples: <b>{s['remaining_after_rescore']} of "
+            f"{s['rescored']}</b> apparent emergences remain.</p>"
+        )
     parts.append("</div><h2>Definitions</h2>" + _DEFINITIONS_HTML.format(threshold=s["threshold"]))
     bm = result.by_metric
-    parts.append("<h2>Where apparent emergence lives</h2>" + table_html(bm[bm["level"] == "metric_kind"].drop(columns="level"))
-                 + table_html(bm[bm["level"] == "metric"].drop(columns="level"), max_rows=40))
-    for name, caption in (("emergence_distribution.png", "Distribution of relative emergence scores per metric"),
-                          ("strongest.png", "Strongest apparent emergences (blue dashed: a continuous metric of the same family and task, rescaled)")):
+    parts.append(
+        "<h2>Where apparent emergence lives</h2>"
+        + table_html(bm[bm["level"] == "metric_kind"].drop(columns="level"))
+        + table_html(bm[bm["level"] == "metric"].drop(columns="level"), max_rows=40)
+    )
+    for name, caption in (
+        ("emergence_distribution.png", "Distribution of relative emergence scores per metric"),
+        (
+            "strongest.png",
+            "Strongest apparent emergences (blue dashed: a continuous metric of the same family and task, rescaled)",
+        ),
+    ):
         if name in figures:
-            parts.append(f"<figure><img alt=\"{html.escape(caption)}\" src=\"{figures[name]}\">"
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-    cols = ["rank", "family", "task", "shots", "metric", "metric_kind", "n_models", "emergence_score", "relative_score",
-            "flat_then_jump"]
-    parts.append("<h2>Strongest apparent emergences</h2>" + table_html(result.emergence[result.emergence["apparent_emergence"]][cols], max_rows=30))
+            parts.append(
+                f'<figure><img alt="{html.escape(caption)}" src="{figures[name]}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    cols = [
+        "rank",
+        "family",
+        "task",
+        "shots",
+        "metric",
+        "metric_kind",
+        "n_models",
+        "emergence_score",
+        "relative_score",
+        "flat_then_jump",
+    ]
+    parts.append(
+        "<h2>Strongest apparent emergences</h2>"
+        + table_html(result.emergence[result.emergence["apparent_emergence"]][cols], max_rows=30)
+    )
     if len(result.pairs):
         only = result.pairs[result.pairs["only_under_sharp_metric"].astype(bool)]
-        parts.append(f"<h2>Emergent under a sharp metric only ({len(only)} of {len(result.pairs)} pairs)</h2>"
-                     + table_html(only.drop(columns=["origin"]), max_rows=40))
+        parts.append(
+            f"<h2>Emergent under a sharp metric only ({len(only)} of {len(result.pairs)} pairs)</h2>"
+            + table_html(only.drop(columns=["origin"]), max_rows=40)
+        )
     parts.append("<h2>Re-scoring from per-sample records</h2>")
     if len(result.rescore):
         parts.append(table_html(result.rescore, max_rows=40))
     else:
-        parts.append("<p class=\"muted\">No apparent emergence comes from per-sample records, so nothing could be "
-                     "re-scored (score tables hold only the metrics they were published with).</p>")
+        parts.append(
+            '<p class="muted">No apparent emergence comes from per-sample records, so nothing could be '
+            "re-scored (score tables hold only the metrics they were published with).</p>"
+        )
     return html_document(title, "\n".join(parts))

@@ -40,7 +40,6 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-
 def prediction1_heading(tables: "StoryTables") -> str:
     """Prediction 1's heading: its claim is the verdict's."""
     if len(tables.verdict):
@@ -48,8 +47,6 @@ def prediction1_heading(tables: "StoryTables") -> str:
         if claim:
             return f"{HEADINGS[0]}: {claim}"
     return f"{HEADINGS[0]}: no verdict"
-
-
 
 
 # ----------------------------------------------------------------------------- figures
@@ -63,8 +60,9 @@ def _p1_row(tables: StoryTables, metric: str):
 
 def _model_styles(models) -> dict:
     """(colour, marker) per model; past 8 models the markers shift so no two models look alike."""
-    return {m: (PALETTE[i % len(PALETTE)], MARKERS[(i + i // len(PALETTE)) % len(MARKERS)])
-            for i, m in enumerate(models)}
+    return {
+        m: (PALETTE[i % len(PALETTE)], MARKERS[(i + i // len(PALETTE)) % len(MARKERS)]) for i, m in enumerate(models)
+    }
 
 
 def _figure_prediction1(plt, tables: StoryTables):
@@ -115,8 +113,17 @@ def _figure_prediction2(plt, tables: StoryTables):
         n = p2[f"n_{name}"].dropna()
         task = tables.main_task if name == "standard" else tables.large_task
         label = f"{task} (n = {int(n.iloc[0]) if len(n) else '?'})"
-        ax.errorbar(x * dodge, y, yerr=np.clip(np.vstack([y - lo, hi - y]), 0, None), fmt=marker, color=colour,
-                    ms=5, capsize=3, lw=1.2, label=label)
+        ax.errorbar(
+            x * dodge,
+            y,
+            yerr=np.clip(np.vstack([y - lo, hi - y]), 0, None),
+            fmt=marker,
+            color=colour,
+            ms=5,
+            capsize=3,
+            lw=1.2,
+            label=label,
+        )
         positive += [v for v in np.concatenate([y, hi]) if np.isfinite(v) and v > 0]
     linthresh = 10.0 ** math.floor(math.log10(min(positive))) if positive else 1e-3
     ax.set_yscale("symlog", linthresh=min(max(linthresh, 1e-5), 1e-2))
@@ -160,17 +167,42 @@ def _figure_prediction3(plt, tables: StoryTables):
         colour, marker = styles[model]
         pos = g[g["observed_exact_match"] > 0]
         if len(pos):
-            yerr = np.vstack([pos["observed_exact_match"] - pos["exact_match_low"],
-                              pos["exact_match_high"] - pos["observed_exact_match"]])
-            ax.errorbar(pos["length"], pos["observed_exact_match"], yerr=np.clip(yerr, 0, None), fmt=marker,
-                        color=colour, ms=4, capsize=2, lw=1)
+            yerr = np.vstack(
+                [
+                    pos["observed_exact_match"] - pos["exact_match_low"],
+                    pos["exact_match_high"] - pos["observed_exact_match"],
+                ]
+            )
+            ax.errorbar(
+                pos["length"],
+                pos["observed_exact_match"],
+                yerr=np.clip(yerr, 0, None),
+                fmt=marker,
+                color=colour,
+                ms=4,
+                capsize=2,
+                lw=1,
+            )
             observed_pos += list(pos["observed_exact_match"])
         ax.plot(g["length"], g["predicted_exact_match"], "--", color=colour, lw=1)
         t = g["observed_token_edit_distance"].to_numpy(dtype=float)
-        terr = np.vstack([t - g["token_edit_distance_low"].to_numpy(dtype=float),
-                          g["token_edit_distance_high"].to_numpy(dtype=float) - t])
-        ax2.errorbar(g["length"], t, yerr=np.clip(np.nan_to_num(terr), 0, None), fmt=marker, color=colour, ms=4,
-                     capsize=2, lw=1, label=str(model))
+        terr = np.vstack(
+            [
+                t - g["token_edit_distance_low"].to_numpy(dtype=float),
+                g["token_edit_distance_high"].to_numpy(dtype=float) - t,
+            ]
+        )
+        ax2.errorbar(
+            g["length"],
+            t,
+            yerr=np.clip(np.nan_to_num(terr), 0, None),
+            fmt=marker,
+            color=colour,
+            ms=4,
+            capsize=2,
+            lw=1,
+            label=str(model),
+        )
         ax2.plot(g["length"], g["predicted_token_edit_distance"], "--", color=colour, lw=1)
     ax.set_yscale("log")
     if observed_pos:  # theory for tiny models would stretch the axis to 1e-20
@@ -185,8 +217,9 @@ def _figure_prediction3(plt, tables: StoryTables):
         a.tick_params(labelsize=7)
         a.grid(alpha=0.3, lw=0.5)
         a.xaxis.get_major_locator().set_params(integer=True)
-    ax2.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5), title="model",
-               title_fontsize=7)
+    ax2.legend(
+        fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.02, 0.5), title="model", title_fontsize=7
+    )
     fig.tight_layout()
     return fig
 
@@ -197,8 +230,11 @@ def story_figures(tables: StoryTables) -> dict:
     plt = pyplot()
     figures = {}
     try:
-        for key, make in (("prediction1", _figure_prediction1), ("prediction2", _figure_prediction2),
-                          ("prediction3", _figure_prediction3)):
+        for key, make in (
+            ("prediction1", _figure_prediction1),
+            ("prediction2", _figure_prediction2),
+            ("prediction3", _figure_prediction3),
+        ):
             fig = make(plt, tables)
             if fig is not None:
                 figures[key] = fig
@@ -225,10 +261,12 @@ def _num(v, spec: str = ".3g") -> str:
 
 
 def _rule_text(tables: StoryTables) -> str:
-    return ("a curve looks emergent when it stays near its smallest model's value over a stretch of the log-scale "
-            "range and then rises by a resolved, material amount; the metric explains it when the per-token loss of "
-            f"the same outputs is a smooth power law that reproduces it (tests at the {tables.level:.0%} level and "
-            "below; docs/verdicts.md)")
+    return (
+        "a curve looks emergent when it stays near its smallest model's value over a stretch of the log-scale "
+        "range and then rises by a resolved, material amount; the metric explains it when the per-token loss of "
+        f"the same outputs is a smooth power law that reproduces it (tests at the {tables.level:.0%} level and "
+        "below; docs/verdicts.md)"
+    )
 
 
 def prediction1_text(tables: StoryTables) -> str:
@@ -239,18 +277,22 @@ def prediction1_text(tables: StoryTables) -> str:
     em = _p1_row(tables, "exact_match")
     parts = []
     if em is not None:
-        parts.append(f"Over {int(em['n_models'])} models, exact match goes from {_num(em['value_first'])} (smallest "
-                     f"model) to {_num(em['value_last'])} (largest); its largest step carries {em['jump_share']:.2f} "
-                     f"of that range (emergence score {_num(em['emergence_score'], '.1f')}).")
+        parts.append(
+            f"Over {int(em['n_models'])} models, exact match goes from {_num(em['value_first'])} (smallest "
+            f"model) to {_num(em['value_last'])} (largest); its largest step carries {em['jump_share']:.2f} "
+            f"of that range (emergence score {_num(em['emergence_score'], '.1f')})."
+        )
     others = []
     for metric in ("token_edit_distance", "target_mean_logprob"):
         r = _p1_row(tables, metric)
         if r is None:
             continue
-        text = (f"{METRIC_LABEL[metric]} {_num(r['value_first'])} → {_num(r['value_last'])}, largest step "
-                f"{r['jump_share']:.2f} of its range (emergence score {_num(r['emergence_score'], '.1f')})")
+        text = (
+            f"{METRIC_LABEL[metric]} {_num(r['value_first'])} → {_num(r['value_last'])}, largest step "
+            f"{r['jump_share']:.2f} of its range (emergence score {_num(r['emergence_score'], '.1f')})"
+        )
         if r["verdict_test"]:
-            text += f"; test \"{r['verdict_test']}\": {r['verdict_outcome']} ({_p_text(r['p_value'])})"
+            text += f'; test "{r["verdict_test"]}": {r["verdict_outcome"]} ({_p_text(r["p_value"])})'
         others.append(text)
     if others:
         parts.append("Of the same outputs: " + "; ".join(others) + ".")
@@ -258,13 +300,17 @@ def prediction1_text(tables: StoryTables) -> str:
         v = tables.verdict.iloc[0]
         verdict = str(v["verdict"])
         if verdict == "explained by metric":
-            parts.append("Exact match looks emergent, while the per-token loss of the same outputs follows a smooth "
-                         "power law that reproduces it: here the metric makes the jump.")
+            parts.append(
+                "Exact match looks emergent, while the per-token loss of the same outputs follows a smooth "
+                "power law that reproduces it: here the metric makes the jump."
+            )
         elif verdict == "not explained by metric choice":
             parts.append("Exact match looks emergent, and the metric does not explain it: the jump is in the models.")
         elif verdict == "no apparent emergence":
-            parts.append("Exact match does NOT look emergent by mirage's rule: in this family there is no sudden jump "
-                         "in exact match for the metric to explain.")
+            parts.append(
+                "Exact match does NOT look emergent by mirage's rule: in this family there is no sudden jump "
+                "in exact match for the metric to explain."
+            )
         else:
             parts.append("The data cannot tell whether the metric makes a jump.")
         parts.append(f"Verdict: {verdict} ({v['reason']}).")
@@ -286,31 +332,45 @@ def _p_text(p: float) -> str:
 def prediction2_text(tables: StoryTables) -> str:
     p2 = tables.prediction2
     if p2.empty:
-        return (f"Not run: the records hold no task {tables.large_task!r} for this family, so there is no larger "
-                "test set to compare with.")
+        return (
+            f"Not run: the records hold no task {tables.large_task!r} for this family, so there is no larger "
+            "test set to compare with."
+        )
     k = len(p2)
     n_std = int(p2["n_standard"].median()) if p2["n_standard"].notna().any() else 0
     n_large = int(p2["n_large"].median())
     a, b = int(p2["above_zero_standard"].sum()), int(p2["above_zero_large"].sum())
     ratio = p2["ci_width_ratio"].replace([np.inf, -np.inf], np.nan).dropna()
     first = p2.iloc[0]
-    hits_std = int(round(float(first["exact_match_standard"]) * float(first["n_standard"]))) \
-        if pd.notna(first["exact_match_standard"]) else None
+    hits_std = (
+        int(round(float(first["exact_match_standard"]) * float(first["n_standard"])))
+        if pd.notna(first["exact_match_standard"])
+        else None
+    )
     hits_large = int(round(float(first["exact_match_large"]) * float(first["n_large"])))
-    parts = [f"The {k} smallest models were evaluated on {n_std} problems of {tables.main_task} and on {n_large} "
-             f"of {tables.large_task}. Exact match with a {tables.level:.0%} Wilson interval above zero: {a} of {k} "
-             f"models on the standard set, {b} of {k} on the larger set."]
+    parts = [
+        f"The {k} smallest models were evaluated on {n_std} problems of {tables.main_task} and on {n_large} "
+        f"of {tables.large_task}. Exact match with a {tables.level:.0%} Wilson interval above zero: {a} of {k} "
+        f"models on the standard set, {b} of {k} on the larger set."
+    ]
     if len(ratio):
-        parts.append(f"The intervals on the larger set are {ratio.median():.2f} times as wide as on the standard set "
-                     f"(median over models; range {ratio.min():.2f}-{ratio.max():.2f}; 1/√(n_large/n_standard) = "
-                     f"{math.sqrt(n_std / n_large) if n_large else math.nan:.2f} for rates well away from zero).")
-    parts.append(f"The smallest model ({first['model']}) got {hits_std if hits_std is not None else 'n/a'} of "
-                 f"{int(first['n_standard']) if pd.notna(first['n_standard']) else 'n/a'} and {hits_large} of "
-                 f"{int(first['n_large'])} right.")
+        parts.append(
+            f"The intervals on the larger set are {ratio.median():.2f} times as wide as on the standard set "
+            f"(median over models; range {ratio.min():.2f}-{ratio.max():.2f}; 1/√(n_large/n_standard) = "
+            f"{math.sqrt(n_std / n_large) if n_large else math.nan:.2f} for rates well away from zero)."
+        )
+    parts.append(
+        f"The smallest model ({first['model']}) got {hits_std if hits_std is not None else 'n/a'} of "
+        f"{int(first['n_standard']) if pd.notna(first['n_standard']) else 'n/a'} and {hits_large} of "
+        f"{int(first['n_large'])} right."
+    )
     need = p2["samples_needed"]
     if need.notna().any():
-        parts.append("Test items needed to show each model above zero with 80% power (from its predicted rate): "
-                     + ", ".join(f"{m} {_num(v, '.0f')}" for m, v in zip(p2["model"], need)) + ".")
+        parts.append(
+            "Test items needed to show each model above zero with 80% power (from its predicted rate): "
+            + ", ".join(f"{m} {_num(v, '.0f')}" for m, v in zip(p2["model"], need))
+            + "."
+        )
     return " ".join(parts)
 
 
@@ -330,30 +390,43 @@ def _slope_agreement(models: pd.DataFrame, prefix: str) -> tuple[pd.Series, int]
 def prediction3_text(tables: StoryTables) -> str:
     m, fit, ted = _p3_means(tables)
     if tables.prediction3.empty or m.empty:
-        return ("Not measured: the analysis has no by-length table for this task (it needs records with exact match "
-                "and a continuous metric of the same outputs).")
+        return (
+            "Not measured: the analysis has no by-length table for this task (it needs records with exact match "
+            "and a continuous metric of the same outputs)."
+        )
     src = m["source"].iloc[0]
-    how = ("exp of its mean per-token log-probability" if src == "target_mean_logprob"
-           else "1 - its per-token error rate" if src == "token_edit_distance" else str(src))
+    how = (
+        "exp of its mean per-token log-probability"
+        if src == "target_mean_logprob"
+        else "1 - its per-token error rate"
+        if src == "token_edit_distance"
+        else str(src)
+    )
     lengths = sorted(tables.prediction3["length"].unique())
-    parts = [f"Task {tables.length_task}: each model's test items are grouped by target length L = {lengths[0]}..{lengths[-1]} tokens; p̂ is "
-             f"the model's per-token probability ({how}, over all its items). Theory with independent token errors: "
-             "exact match p̂^L (log exact match falls with slope log p̂) and token edit distance L(1-p̂) (slope 1-p̂)."]
+    parts = [
+        f"Task {tables.length_task}: each model's test items are grouped by target length L = {lengths[0]}..{lengths[-1]} tokens; p̂ is "
+        f"the model's per-token probability ({how}, over all its items). Theory with independent token errors: "
+        "exact match p̂^L (log exact match falls with slope log p̂) and token edit distance L(1-p̂) (slope 1-p̂)."
+    ]
     if len(fit):
         diff, within = _slope_agreement(fit, "log_em_slope")
-        parts.append(f"For the {len(fit)} of {len(m)} models with exact match above zero at two or more lengths, the "
-                     f"fitted slope of log exact match on L averages {fit['log_em_slope_observed'].mean():.3f} against "
-                     f"{fit['log_em_slope_theory'].mean():.3f} from p̂ (mean absolute difference {diff.mean():.3f}; "
-                     f"{within} of {len(fit)} within two standard errors). Lengths where a model got nothing right "
-                     "are left out of its fit, which flattens the slopes of weak models.")
+        parts.append(
+            f"For the {len(fit)} of {len(m)} models with exact match above zero at two or more lengths, the "
+            f"fitted slope of log exact match on L averages {fit['log_em_slope_observed'].mean():.3f} against "
+            f"{fit['log_em_slope_theory'].mean():.3f} from p̂ (mean absolute difference {diff.mean():.3f}; "
+            f"{within} of {len(fit)} within two standard errors). Lengths where a model got nothing right "
+            "are left out of its fit, which flattens the slopes of weak models."
+        )
     else:
         parts.append("No model has exact match above zero at two or more lengths, so no exact-match slope was fitted.")
     if len(ted):
         diff, within = _slope_agreement(ted, "ted_slope")
-        parts.append(f"Token edit distance rises by {ted['ted_slope_observed'].mean():.3f} per token on average "
-                     f"(least squares over {len(ted)} models) against {ted['ted_slope_theory'].mean():.3f} = mean 1-p̂ "
-                     f"(mean absolute difference {diff.mean():.3f}; {within} of {len(ted)} within two standard "
-                     "errors).")
+        parts.append(
+            f"Token edit distance rises by {ted['ted_slope_observed'].mean():.3f} per token on average "
+            f"(least squares over {len(ted)} models) against {ted['ted_slope_theory'].mean():.3f} = mean 1-p̂ "
+            f"(mean absolute difference {diff.mean():.3f}; {within} of {len(ted)} within two standard "
+            "errors)."
+        )
     return " ".join(parts)
 
 
@@ -362,8 +435,10 @@ def story_summary(tables: StoryTables) -> str:
     parts = []
     p1 = tables.prediction1
     if len(p1):
-        bits = ", ".join(f"{METRIC_LABEL[r.metric]} {r.jump_share:.2f} (emergence {_num(r.emergence_score, '.1f')})"
-                         for r in p1.itertuples(index=False))
+        bits = ", ".join(
+            f"{METRIC_LABEL[r.metric]} {r.jump_share:.2f} (emergence {_num(r.emergence_score, '.1f')})"
+            for r in p1.itertuples(index=False)
+        )
         verdict = tables.verdict["verdict"].iloc[0] if len(tables.verdict) else "none"
         parts.append(f"Prediction 1 (largest-step share of the range): {bits}; verdict: {verdict}.")
     else:
@@ -371,27 +446,30 @@ def story_summary(tables: StoryTables) -> str:
     p2 = tables.prediction2
     if len(p2):
         ratio = p2["ci_width_ratio"].replace([np.inf, -np.inf], np.nan).dropna()
-        parts.append(f"Prediction 2: of {len(p2)} small models, {int(p2['above_zero_standard'].sum())} are above zero "
-                     f"with {int(p2['n_standard'].median())} problems and {int(p2['above_zero_large'].sum())} with "
-                     f"{int(p2['n_large'].median())}"
-                     + (f" (intervals {ratio.median():.2f}x as wide)." if len(ratio) else "."))
+        parts.append(
+            f"Prediction 2: of {len(p2)} small models, {int(p2['above_zero_standard'].sum())} are above zero "
+            f"with {int(p2['n_standard'].median())} problems and {int(p2['above_zero_large'].sum())} with "
+            f"{int(p2['n_large'].median())}" + (f" (intervals {ratio.median():.2f}x as wide)." if len(ratio) else ".")
+        )
     else:
         parts.append(f"Prediction 2: not run (no {tables.large_task} records).")
     m, fit, ted = _p3_means(tables)
     if len(m) and (len(fit) or len(ted)):
         text = "Prediction 3:"
         if len(fit):
-            text += (f" log exact match falls by {-fit['log_em_slope_observed'].mean():.3f} per target token "
-                     f"(theory -log p̂ {-fit['log_em_slope_theory'].mean():.3f}, {len(fit)} models);")
+            text += (
+                f" log exact match falls by {-fit['log_em_slope_observed'].mean():.3f} per target token "
+                f"(theory -log p̂ {-fit['log_em_slope_theory'].mean():.3f}, {len(fit)} models);"
+            )
         if len(ted):
-            text += (f" token edit distance rises by {ted['ted_slope_observed'].mean():.3f} per token "
-                     f"(theory 1-p̂ {ted['ted_slope_theory'].mean():.3f}).")
+            text += (
+                f" token edit distance rises by {ted['ted_slope_observed'].mean():.3f} per token "
+                f"(theory 1-p̂ {ted['ted_slope_theory'].mean():.3f})."
+            )
         parts.append(text.rstrip(";") + ("" if text.endswith(".") else "."))
     else:
         parts.append("Prediction 3: not measured.")
     return " ".join(parts)
-
-
 
 
 # ----------------------------------------------------------------------------- page
@@ -426,11 +504,17 @@ def _family_section(tables: StoryTables, family_table: pd.DataFrame | None) -> s
 
 def _figure_html(uri: str, caption: str) -> str:
     cap = html.escape(caption)
-    return f"<figure><img src=\"{uri}\" alt=\"{cap}\"><figcaption>{cap}</figcaption></figure>"
+    return f'<figure><img src="{uri}" alt="{cap}"><figcaption>{cap}</figcaption></figure>'
 
 
-def story_page(tables: StoryTables, *, family_table: pd.DataFrame | None = None, title: str = "mirage demo",
-               intro_html: str = "", analysis_link: str | None = "analysis/report.html") -> str:
+def story_page(
+    tables: StoryTables,
+    *,
+    family_table: pd.DataFrame | None = None,
+    title: str = "mirage demo",
+    intro_html: str = "",
+    analysis_link: str | None = "analysis/report.html",
+) -> str:
     """The three-predictions page: one self-contained HTML document, figures embedded as PNG
     data URIs.
 
@@ -456,21 +540,32 @@ def story_page(tables: StoryTables, *, family_table: pd.DataFrame | None = None,
     n_items = f"{int(em['n_samples'].median())} held-out problems of " if len(em) else ""
     large = ""
     if len(tables.prediction2):
-        large = (f"; the {len(tables.prediction2)} smallest also on {int(tables.prediction2['n_large'].median())} "
-                 f"problems of <code>{html.escape(large_task)}</code>")
-    parts.append(f"<p>Family <b>{html.escape(str(tables.family))}</b>: {n_models} models evaluated on {n_items}task "
-                 f"<code>{html.escape(main_task)}</code>{large}. The x axis is parameters. Each section states what "
-                 "was measured; its numbers are filled in from the table under it.</p>")
+        large = (
+            f"; the {len(tables.prediction2)} smallest also on {int(tables.prediction2['n_large'].median())} "
+            f"problems of <code>{html.escape(large_task)}</code>"
+        )
+    parts.append(
+        f"<p>Family <b>{html.escape(str(tables.family))}</b>: {n_models} models evaluated on {n_items}task "
+        f"<code>{html.escape(main_task)}</code>{large}. The x axis is parameters. Each section states what "
+        "was measured; its numbers are filled in from the table under it.</p>"
+    )
     parts.append(_family_section(tables, family_table))
     if analysis_link:
-        parts.append(f"<p><a href=\"{html.escape(analysis_link, quote=True)}\">Full analysis report</a> "
-                     "(every metric and task, verdict rules, predictions from the fitted power law).</p>")
+        parts.append(
+            f'<p><a href="{html.escape(analysis_link, quote=True)}">Full analysis report</a> '
+            "(every metric and task, verdict rules, predictions from the fitted power law).</p>"
+        )
 
     parts.append(f"<h2>{html.escape(prediction1_heading(tables))}</h2>")
     parts.append(f"<p>{html.escape(prediction1_text(tables))}</p>")
     if "prediction1" in uris:
-        parts.append(_figure_html(uris["prediction1"], "Exact match, token edit distance and per-token probability "
-                                  f"against parameters, {tables.level:.0%} interval bands."))
+        parts.append(
+            _figure_html(
+                uris["prediction1"],
+                "Exact match, token edit distance and per-token probability "
+                f"against parameters, {tables.level:.0%} interval bands.",
+            )
+        )
     if len(tables.prediction1):
         parts.append(table_html(_p1_display(tables)))
     if len(tables.verdict):
@@ -479,22 +574,36 @@ def story_page(tables: StoryTables, *, family_table: pd.DataFrame | None = None,
     parts.append(f"<h2>{html.escape(HEADINGS[1])}</h2>")
     parts.append(f"<p>{html.escape(prediction2_text(tables))}</p>")
     if "prediction2" in uris:
-        parts.append(_figure_html(uris["prediction2"], f"Exact match of the small models on {main_task} and "
-                                  f"{large_task} (symlog y; dotted line: zero), and the ratio of interval widths."))
+        parts.append(
+            _figure_html(
+                uris["prediction2"],
+                f"Exact match of the small models on {main_task} and "
+                f"{large_task} (symlog y; dotted line: zero), and the ratio of interval widths.",
+            )
+        )
     if len(tables.prediction2):
         parts.append(table_html(_bools_to_str(tables.prediction2.drop(columns=["family"]))))
 
     parts.append(f"<h2>{html.escape(HEADINGS[2])}</h2>")
     parts.append(f"<p>{html.escape(prediction3_text(tables))}</p>")
     if "prediction3" in uris:
-        parts.append(_figure_html(uris["prediction3"], "By target length, per model (same colour in both panels): "
-                                  "observed points with intervals, theory dashed."))
+        parts.append(
+            _figure_html(
+                uris["prediction3"],
+                "By target length, per model (same colour in both panels): "
+                "observed points with intervals, theory dashed.",
+            )
+        )
     if len(tables.prediction3_models):
         parts.append(table_html(tables.prediction3_models.drop(columns=["family"])))
     if len(tables.prediction3):
-        parts.append("<details><summary>Every model × target length</summary>"
-                     + table_html(tables.prediction3.drop(columns=["family"]), max_rows=200) + "</details>")
-    parts.append(f"<p class=\"muted\">Verdict rule: {html.escape(_rule_text(tables))}. Intervals: Wilson for "
-                 f"exact match, bootstrap over items for the continuous metrics, at {tables.level:.0%}.</p>")
+        parts.append(
+            "<details><summary>Every model × target length</summary>"
+            + table_html(tables.prediction3.drop(columns=["family"]), max_rows=200)
+            + "</details>"
+        )
+    parts.append(
+        f'<p class="muted">Verdict rule: {html.escape(_rule_text(tables))}. Intervals: Wilson for '
+        f"exact match, bootstrap over items for the continuous metrics, at {tables.level:.0%}.</p>"
+    )
     return html_document(title, "\n".join(parts))
-

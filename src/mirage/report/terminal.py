@@ -15,26 +15,36 @@ def print_analysis(result: AnalysisResult) -> None:
     """Counts, notes, unknown metrics and the first verdicts (on stdout)."""
     console = Console(stderr=False)
     s = result.summary
-    console.print(f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, "
-                  f"{s['n_tasks']} tasks")
+    console.print(
+        f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, {s['n_tasks']} tasks"
+    )
     # notes and metric names are data ('exact_match[first-number]'), not rich markup
     for note in s.get("notes", []):
         console.print(f"[yellow]{escape(note)}[/]")
     if s["unknown_metrics"]:
-        console.print(f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] "
-                      f"{escape(', '.join(s['unknown_metrics']))}")
+        console.print(
+            f"[yellow]metrics of unknown kind (use --metric-kind NAME=KIND):[/] "
+            f"{escape(', '.join(s['unknown_metrics']))}"
+        )
     v = result.verdicts
     if len(v):
         table = Table(title="verdicts (decided ones first)")
         for col in ("family", "task", "shots", "metric pair", "verdict"):
             table.add_column(col)
         order = {name.value: i for i, name in enumerate(VERDICT_ORDER)}
-        shown = v.assign(_r=v["verdict"].map(order).fillna(len(order))).sort_values(
-            ["_r", "family", "task"], kind="stable").head(15)
+        shown = (
+            v.assign(_r=v["verdict"].map(order).fillna(len(order)))
+            .sort_values(["_r", "family", "task"], kind="stable")
+            .head(15)
+        )
         for row in shown.itertuples(index=False):
-            table.add_row(str(row.family), str(row.task),
-                          "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
-                          f"{row.discontinuous_metric} / {row.continuous_metric}", str(row.verdict))
+            table.add_row(
+                str(row.family),
+                str(row.task),
+                "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
+                f"{row.discontinuous_metric} / {row.continuous_metric}",
+                str(row.verdict),
+            )
         console.print(table)
         if len(v) > 15:
             console.print(f"... {len(v) - 15} more in verdicts.csv")
@@ -45,24 +55,31 @@ def meta_lines(result: MetaResult) -> list[str]:
     """The notes, the counts of apparent emergences by kind and what re-scoring left."""
     s = result.summary
     lines = list(s.get("notes", []))
-    lines.append(f"{s['n_curves']} curves ({s['n_scored']} scored), {s['n_apparent']} apparent emergences at threshold "
-                 f"{s['threshold']:g}: " + (", ".join(f"{k} {v}" for k, v in s["apparent_by_kind"].items()) or "none"))
+    lines.append(
+        f"{s['n_curves']} curves ({s['n_scored']} scored), {s['n_apparent']} apparent emergences at threshold "
+        f"{s['threshold']:g}: " + (", ".join(f"{k} {v}" for k, v in s["apparent_by_kind"].items()) or "none")
+    )
     if s["rescored"]:
-        lines.append(f"re-scored from records with a continuous metric: {s['remaining_after_rescore']} of "
-                     f"{s['rescored']} remain")
+        lines.append(
+            f"re-scored from records with a continuous metric: {s['remaining_after_rescore']} of {s['rescored']} remain"
+        )
     return lines
 
 
 def theory_lines(result: TheoryResult) -> list[str]:
     """Where accuracy reaches 50 %, per target length."""
-    return [f"L={row.length}: accuracy reaches 50% at N = {row[1]:.3g}" for row in result.crossings.itertuples(index=False)]
+    return [
+        f"L={row.length}: accuracy reaches 50% at N = {row[1]:.3g}" for row in result.crossings.itertuples(index=False)
+    ]
 
 
 def vision_lines(result: VisionResult) -> list[str]:
     """Each headline comparison: the discontinuous metric's emergence score against a continuous one's."""
-    return [f"{c.family}: {c.discontinuous_metric} {c.discontinuous_score:.3g} vs {c.continuous_metric} "
-            f"{c.continuous_score:.3g} -> discontinuous {'exceeds' if c.discontinuous_exceeds else 'does not exceed'}"
-            for c in result.comparisons]
+    return [
+        f"{c.family}: {c.discontinuous_metric} {c.discontinuous_score:.3g} vs {c.continuous_metric} "
+        f"{c.continuous_score:.3g} -> discontinuous {'exceeds' if c.discontinuous_exceeds else 'does not exceed'}"
+        for c in result.comparisons
+    ]
 
 
 def bundled_demo_paragraph(result: AnalysisResult, elapsed: float) -> str:
@@ -73,19 +90,25 @@ def bundled_demo_paragraph(result: AnalysisResult, elapsed: float) -> str:
     acc = lam[lam["metric"] == "acc"].sort_values("scale")["value"]
     ppl = lam[lam["metric"] == "ppl"].sort_values("scale")["value"]
     counts = ", ".join(f"{n} {k}" for k, n in s["verdict_counts"].items() if n)
-    text = (f"Analysed {s['n_curves']} curves ({s['n_families']} families, {s['n_models']} models, "
-            f"{s['n_tasks']} tasks) in {elapsed:.1f} s. Verdicts where a discontinuous and a continuous "
-            f"metric meet: {counts or 'none'}.")
+    text = (
+        f"Analysed {s['n_curves']} curves ({s['n_families']} families, {s['n_models']} models, "
+        f"{s['n_tasks']} tasks) in {elapsed:.1f} s. Verdicts where a discontinuous and a continuous "
+        f"metric meet: {counts or 'none'}."
+    )
     if len(acc) and len(ppl):
-        text += (f" Pythia LAMBADA accuracy rises {acc.iloc[0]:.3f} -> {acc.iloc[-1]:.3f} while perplexity "
-                 f"falls {ppl.iloc[0]:.1f} -> {ppl.iloc[-1]:.2f}")
+        text += (
+            f" Pythia LAMBADA accuracy rises {acc.iloc[0]:.3f} -> {acc.iloc[-1]:.3f} while perplexity "
+            f"falls {ppl.iloc[0]:.1f} -> {ppl.iloc[-1]:.2f}"
+        )
         v = result.verdicts
-        row = v[(v["family"] == "Pythia") & (v["task"] == "lambada_openai") & (v["shots"] == 0)
-                & (v["discontinuous_metric"] == "acc")]
+        row = v[
+            (v["family"] == "Pythia")
+            & (v["task"] == "lambada_openai")
+            & (v["shots"] == 0)
+            & (v["discontinuous_metric"] == "acc")
+        ]
         text += f"; verdict: {row['verdict'].iloc[0]}." if len(row) else "."
     return text
-
-
 
 
 def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionResult) -> None:
@@ -93,7 +116,12 @@ def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionRes
     if isinstance(result, AnalysisResult):
         print_analysis(result)
         return
-    lines = (meta_lines(result) if isinstance(result, MetaResult) else theory_lines(result)
-             if isinstance(result, TheoryResult) else vision_lines(result))
+    lines = (
+        meta_lines(result)
+        if isinstance(result, MetaResult)
+        else theory_lines(result)
+        if isinstance(result, TheoryResult)
+        else vision_lines(result)
+    )
     for line in lines:
         print(line)

@@ -58,16 +58,16 @@ def theory_report(result: TheoryResult, png: bytes) -> str:
     acc = em[em["metric"] == "accuracy"].set_index("task")
     ted = em[em["metric"] == "token_edit_distance"].set_index("task")
     body = [
-        f"<div class=\"box\"><p>Per-token loss <code>CE(N) = (N / c)^alpha</code> with c = {law.c:.4g}, "
+        f'<div class="box"><p>Per-token loss <code>CE(N) = (N / c)^alpha</code> with c = {law.c:.4g}, '
         f"alpha = {law.alpha:g}; {result.table['params'].nunique()} scales from "
         f"{result.table['params'].min():.3g} to {result.table['params'].max():.3g} parameters; "
         f"{n_choices}-option multiple choice. Defaults are Figure 2 of Schaeffer et al. (2023): "
         "alpha = -0.5, c = 2.0e9.</p></div>",
-        f"<figure><img alt=\"theory\" src=\"{uri}\"></figure>",
+        f'<figure><img alt="theory" src="{uri}"></figure>',
         "<h2>Longer targets need larger models</h2><p>Parameters at which accuracy p<sup>L</sup> "
         "reaches 50 % and 10 %: <code>c (-log a / L)^(1/alpha)</code>.</p>",
         table_html(result.crossings),
-        "<h2>Sharpness of each curve</h2><p class=\"muted\">Sampled at "
+        '<h2>Sharpness of each curve</h2><p class="muted">Sampled at '
         f"{int(em['n_models'].iloc[0])} log-spaced models. <code>jump_share</code>: the largest step between "
         "neighbouring models as a share of the curve's range (1 = one step). Accuracy jump shares: "
         + html.escape(", ".join(f"{k} {v:.2f}" for k, v in acc["jump_share"].items()))

@@ -19,7 +19,11 @@ def vision_figure(result: VisionExperimentResult, emergence: pd.DataFrame) -> Fi
     """Continuous metrics (one panel each) beside all discontinuous ones, against parameters."""
     plt = pyplot()
     scores = result.scores
-    continuous = [m for m in scores["metric"].unique() if (scores.loc[scores.metric == m, "metric_kind"] == MetricKind.LINEAR.value).all()]
+    continuous = [
+        m
+        for m in scores["metric"].unique()
+        if (scores.loc[scores.metric == m, "metric_kind"] == MetricKind.LINEAR.value).all()
+    ]
     discontinuous = [m for m in scores["metric"].unique() if m not in continuous]
     score_of = emergence[emergence.family == result.family].set_index("metric")["oriented_score"]
     fig, axes = plt.subplots(1, len(continuous) + 1, figsize=(4.2 * (len(continuous) + 1), 3.6))
@@ -27,17 +31,29 @@ def vision_figure(result: VisionExperimentResult, emergence: pd.DataFrame) -> Fi
         g = scores[scores.metric == metric].sort_values("params")
         ax.errorbar(g.params, g.value, yerr=1.96 * g.stderr, marker="o", color="#1f5fa8", capsize=2)
         lower = not bool(g["higher_is_better"].iloc[0])
-        ax.set_title(f"{metric} (continuous)\nemergence score{' of -' + metric if lower else ''} "
-                     f"{score_of[metric]:.3g}", fontsize=9)
+        ax.set_title(
+            f"{metric} (continuous)\nemergence score{' of -' + metric if lower else ''} {score_of[metric]:.3g}",
+            fontsize=9,
+        )
         ax.set_ylabel(metric)
     ax = axes[-1]
     colours = plt.cm.viridis(np.linspace(0.0, 0.85, len(discontinuous)))
     for colour, metric in zip(colours, discontinuous):
         g = scores[scores.metric == metric].sort_values("params")
-        ax.errorbar(g.params, g.value, yerr=1.96 * g.stderr, marker="o", color=colour, capsize=2,
-                    label=f"{metric.split('_')[-1]}: {score_of[metric]:.3g}")
-    ax.set_title(f"{'subset accuracy (K)' if result.subset_k else 'reconstruction below c'} (discontinuous)\n"
-                 "legend: emergence score", fontsize=9)
+        ax.errorbar(
+            g.params,
+            g.value,
+            yerr=1.96 * g.stderr,
+            marker="o",
+            color=colour,
+            capsize=2,
+            label=f"{metric.split('_')[-1]}: {score_of[metric]:.3g}",
+        )
+    ax.set_title(
+        f"{'subset accuracy (K)' if result.subset_k else 'reconstruction below c'} (discontinuous)\n"
+        "legend: emergence score",
+        fontsize=9,
+    )
     ax.set_ylim(-0.03, 1.03)
     ax.legend(fontsize=7, loc="upper left")
     for ax in axes:
@@ -58,7 +74,7 @@ def vision_report(run: VisionResult, figures: Mapping[str, bytes]) -> str:
         "Emergence scores are oriented so that higher means a sharper rise with scale (the score of "
         "&minus;MSE and &minus;cross-entropy). The discontinuous metric compared is fixed in advance per "
         "experiment (largest K, smallest c).</p>",
-        f"<p class=\"muted\">{'quick run (short training)' if quick else 'full run'}; "
+        f'<p class="muted">{"quick run (short training)" if quick else "full run"}; '
         f"seconds per experiment: {html.escape(str(run.seconds))}</p>",
     ]
     for result in run.experiments:
@@ -67,16 +83,20 @@ def vision_report(run: VisionResult, figures: Mapping[str, bytes]) -> str:
         for c in comps:
             verdict = "exceeds" if c.discontinuous_exceeds else "does not exceed"
             parts.append(
-                f"<p class=\"box\">Emergence score of <b>{html.escape(c.discontinuous_metric)}</b> (discontinuous): "
+                f'<p class="box">Emergence score of <b>{html.escape(c.discontinuous_metric)}</b> (discontinuous): '
                 f"<b>{c.discontinuous_score:.3g}</b>; of <b>{html.escape(c.continuous_metric)}</b> (continuous): "
                 f"<b>{c.continuous_score:.3g}</b>. The discontinuous score <b>{verdict}</b> the continuous one "
-                "on the same predictions.</p>")
+                "on the same predictions.</p>"
+            )
         table = result.scores.pivot_table(index=["model", "params"], columns="metric", values="value", sort=False)
         parts.append(table_html(table.reset_index().sort_values("params")))
         em = run.emergence[run.emergence.family == result.family]
-        parts.append(table_html(em[["metric", "metric_kind", "n_models", "emergence_score", "oriented_score",
-                                    "flat_then_jump"]]))
-        parts.append(f"<figure><img alt=\"{html.escape(result.family)}\" src=\"{data_uri(figures[result.name])}\">"
-                     "<figcaption>Left: continuous metrics; right: the discontinuous metric at several K or c. "
-                     "Error bars: 95% normal intervals.</figcaption></figure>")
+        parts.append(
+            table_html(em[["metric", "metric_kind", "n_models", "emergence_score", "oriented_score", "flat_then_jump"]])
+        )
+        parts.append(
+            f'<figure><img alt="{html.escape(result.family)}" src="{data_uri(figures[result.name])}">'
+            "<figcaption>Left: continuous metrics; right: the discontinuous metric at several K or c. "
+            "Error bars: 95% normal intervals.</figcaption></figure>"
+        )
     return html_document("mirage vision: inducing emergence with the choice of metric", "\n".join(parts))

@@ -34,7 +34,6 @@ def check_whole(value: Any, name: str, minimum: int = 0) -> int:
     return int(value)
 
 
-
 def positive_array(values: ArrayLike, source: str) -> np.ndarray:
     """``values`` as floats, all finite and > 0, and at least one."""
     try:

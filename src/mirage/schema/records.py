@@ -144,8 +144,7 @@ def _validate(table: pa.Table, source: str) -> None:
     bad = ~np.isfinite(scale) | (scale <= 0)
     if bad.any():
         raise MirageInputError(
-            f"column 'scale' must be finite and positive; {int(bad.sum())} row(s) are not "
-            f"(first: {scale[bad][0]!r})",
+            f"column 'scale' must be finite and positive; {int(bad.sum())} row(s) are not (first: {scale[bad][0]!r})",
             source,
         )
     lp = table.column("target_logprobs")
@@ -175,9 +174,7 @@ def _validate(table: pa.Table, source: str) -> None:
     clash = per_model.duplicated(["family", "model"])
     if clash.any():
         row = per_model[clash].iloc[0]
-        raise MirageInputError(
-            f"model {row['model']!r} of family {row['family']!r} has more than one scale", source
-        )
+        raise MirageInputError(f"model {row['model']!r} of family {row['family']!r} has more than one scale", source)
 
 
 def _row_label(table: pa.Table, i: int) -> str:

@@ -94,11 +94,11 @@ class StoryTables:
     large_task: str
     length_task: str
     level: float
-    curves: pd.DataFrame            # main task curves of the story metrics (the prediction 1 figure)
-    prediction1: pd.DataFrame       # one row per story metric present
-    verdict: pd.DataFrame           # the exact-match verdict row of the main task (0 or 1 row)
-    prediction2: pd.DataFrame       # one row per model evaluated on the large task
-    prediction3: pd.DataFrame       # one row per model x target length (main task)
+    curves: pd.DataFrame  # main task curves of the story metrics (the prediction 1 figure)
+    prediction1: pd.DataFrame  # one row per story metric present
+    verdict: pd.DataFrame  # the exact-match verdict row of the main task (0 or 1 row)
+    prediction2: pd.DataFrame  # one row per model evaluated on the large task
+    prediction3: pd.DataFrame  # one row per model x target length (main task)
     prediction3_models: pd.DataFrame  # per-model slopes: observed vs theory
     models: pd.DataFrame = field(default_factory=pd.DataFrame)  # the models: params, test problems
 

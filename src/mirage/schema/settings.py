@@ -127,11 +127,19 @@ class AnalysisSettings:
 
     def verdict_settings(self) -> VerdictSettings:
         """The verdict rule's settings."""
-        return VerdictSettings(level=self.level, test_level=self.test_level, min_models=self.min_models,
-                               min_samples=self.min_samples, min_effect=self.min_effect, floor_band=self.floor_band,
-                               min_flat_share=self.min_flat_share, loss_tolerance=self.loss_tolerance,
-                               lag_tolerance=self.lag_tolerance, transform_tolerance=self.transform_tolerance,
-                               curve_by=tuple(self.curve_by))
+        return VerdictSettings(
+            level=self.level,
+            test_level=self.test_level,
+            min_models=self.min_models,
+            min_samples=self.min_samples,
+            min_effect=self.min_effect,
+            floor_band=self.floor_band,
+            min_flat_share=self.min_flat_share,
+            loss_tolerance=self.loss_tolerance,
+            lag_tolerance=self.lag_tolerance,
+            transform_tolerance=self.transform_tolerance,
+            curve_by=tuple(self.curve_by),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, as recorded in summary.json."""
@@ -163,15 +171,19 @@ class MetaSettings:
     kind_overrides: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float, np.number)) \
-                or not math.isfinite(self.threshold):
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, (int, float, np.number))
+            or not math.isfinite(self.threshold)
+        ):
             raise MirageInputError(f"must be a finite number, got {self.threshold}", "--threshold")
         self.analysis_settings()  # bootstrap, seed, level and kind_overrides, each named when wrong
 
     def analysis_settings(self) -> AnalysisSettings:
         """The settings the curves are computed with (the one code path of ``mirage analyze``)."""
-        return AnalysisSettings(bootstrap=self.bootstrap, seed=self.seed, level=self.level,
-                                kind_overrides=dict(self.kind_overrides))
+        return AnalysisSettings(
+            bootstrap=self.bootstrap, seed=self.seed, level=self.level, kind_overrides=dict(self.kind_overrides)
+        )
 
     def verdict_settings(self) -> VerdictSettings:
         """The settings of the evidence gate (the verdicts' step 1)."""
@@ -210,8 +222,10 @@ class TheorySettings:
         if self.points < 2:
             raise MirageInputError(f"must be >= 2, got {self.points}", "--points")
         if self.points > MAX_THEORY_POINTS:
-            raise MirageInputError(f"must be <= {MAX_THEORY_POINTS:,} (one table row per point and length), "
-                                   f"got {self.points:,}", "--points")
+            raise MirageInputError(
+                f"must be <= {MAX_THEORY_POINTS:,} (one table row per point and length), got {self.points:,}",
+                "--points",
+            )
         lengths = tuple(int(v) for v in np.unique(whole_lengths(self.lengths, "--lengths")))
         check_choices(self.n_choices)
         if self.emergence_models < 3:
@@ -235,8 +249,9 @@ def parse_experiments(name: str) -> tuple[str, ...]:
     if name == "all":
         return VisionExperiment.values()
     if name not in VisionExperiment.values():
-        raise MirageInputError(f"unknown experiment {name!r} (choose {', '.join(VisionExperiment.values())} or all)",
-                               "--experiment")
+        raise MirageInputError(
+            f"unknown experiment {name!r} (choose {', '.join(VisionExperiment.values())} or all)", "--experiment"
+        )
     return (name,)
 
 

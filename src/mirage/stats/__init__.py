@@ -16,7 +16,21 @@ from .intervals import bootstrap_counts, bootstrap_mean_ci, stderr_interval, wil
 from .power import samples_needed
 
 __all__ = [
-    "EmergenceScore", "GroupScores", "LogLogFit", "PowerLawFit", "Sharpness", "bootstrap_counts", "bootstrap_mean_ci",
-    "emergence_score", "fit_loglog", "fit_power_law", "grouped_emergence_scores", "jump_sharpness", "ols_slope",
-    "samples_needed", "stderr_interval", "wilson_interval", "z_value",
+    "EmergenceScore",
+    "GroupScores",
+    "LogLogFit",
+    "PowerLawFit",
+    "Sharpness",
+    "bootstrap_counts",
+    "bootstrap_mean_ci",
+    "emergence_score",
+    "fit_loglog",
+    "fit_power_law",
+    "grouped_emergence_scores",
+    "jump_sharpness",
+    "ols_slope",
+    "samples_needed",
+    "stderr_interval",
+    "wilson_interval",
+    "z_value",
 ]

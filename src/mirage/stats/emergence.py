@@ -73,8 +73,7 @@ def grouped_emergence_scores(group_ids: ArrayLike, scale: ArrayLike, values: Arr
         med = np.where(has, (d2[np.minimum(lo, len(d2) - 1)] + d2[np.minimum(hi, len(d2) - 1)]) / 2, np.nan)
     insufficient = counts < 3
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(spread == 0, 0.0,
-                         np.where(med == 0, sign * np.inf, sign * spread / np.sqrt(med)))
+        score = np.where(spread == 0, 0.0, np.where(med == 0, sign * np.inf, sign * spread / np.sqrt(med)))
     flat_then_jump = (~insufficient) & (spread != 0) & (med == 0)
     score = np.where(insufficient, np.nan, score)
     return GroupScores(score, flat_then_jump, counts, insufficient)
@@ -96,7 +95,6 @@ class EmergenceScore:
     insufficient: bool = False
 
 
-
 def emergence_score(scale: ArrayLike, values: ArrayLike) -> EmergenceScore:
     """The emergence score of one curve: :func:`grouped_emergence_scores` of a single group.
 
@@ -112,8 +110,12 @@ def emergence_score(scale: ArrayLike, values: ArrayLike) -> EmergenceScore:
     if n == 0:
         return EmergenceScore(score=float("nan"), flat_then_jump=False, n_models=0, insufficient=True)
     g = grouped_emergence_scores(np.zeros(n, dtype=np.int64), x, y)
-    return EmergenceScore(score=float(g.score[0]), flat_then_jump=bool(g.flat_then_jump[0]), n_models=n,
-                          insufficient=bool(g.insufficient[0]))
+    return EmergenceScore(
+        score=float(g.score[0]),
+        flat_then_jump=bool(g.flat_then_jump[0]),
+        n_models=n,
+        insufficient=bool(g.insufficient[0]),
+    )
 
 
 @dataclass(frozen=True)
@@ -164,8 +166,14 @@ def jump_sharpness(scale, values, ci_low=None, ci_high=None) -> Sharpness:
         hi = np.asarray(ci_high, dtype=float)[order]
         resolved = _disjoint(lo, hi, i, i + 1)
         change_resolved = _disjoint(lo, hi, 0, n - 1)
-    return Sharpness(jump_share=share, jump_index=i + 1, resolved=resolved, n_models=n,
-                     with_trend=with_trend, change_resolved=change_resolved)
+    return Sharpness(
+        jump_share=share,
+        jump_index=i + 1,
+        resolved=resolved,
+        n_models=n,
+        with_trend=with_trend,
+        change_resolved=change_resolved,
+    )
 
 
 def _disjoint(lo: np.ndarray, hi: np.ndarray, a: int, b: int) -> bool:

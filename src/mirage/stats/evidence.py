@@ -20,6 +20,7 @@ The tests, and why each one is shaped the way it is, are explained in ``docs/ver
 - :func:`output_lag_test`: are the outputs worse than the model's own probabilities of the
   target imply (outputs at chance while the loss improves: a loss threshold, not a metric)?
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -136,8 +137,9 @@ def apparent_emergence(
     has_int = np.all(~m | (np.isfinite(lo_o) & np.isfinite(hi_o)), axis=1) & (n > 0)
     resolved = lo_o[rows, best] > hi_o[rows, first]
     flat = log_interp_position(x, y_o, m, base + floor_band * np.maximum(rise, 0.0))
-    at_floor = np.where(np.isfinite(floor), (lo_o[rows, first] <= floor + 1e-12) & (hi_o[rows, first] >= floor - 1e-12),
-                        np.nan)
+    at_floor = np.where(
+        np.isfinite(floor), (lo_o[rows, first] <= floor + 1e-12) & (hi_o[rows, first] >= floor - 1e-12), np.nan
+    )
     reason = np.full(G, "", dtype=object)
     reason[~(flat >= min_flat_share)] = "no_flat_start"
     reason[~(rise >= min_effect)] = "small_effect"
@@ -145,9 +147,17 @@ def apparent_emergence(
     reason[~has_int] = "no_intervals"
     reason[n < min_models] = "too_few_models"
     apparent = reason == ""
-    return ApparentEmergence(base=sign[:, 0] * base, top=sign[:, 0] * top, rise=rise, rise_resolved=resolved & has_int,
-                             flat_share=flat, at_floor=at_floor, has_intervals=has_int, apparent=apparent,
-                             reason=reason)
+    return ApparentEmergence(
+        base=sign[:, 0] * base,
+        top=sign[:, 0] * top,
+        rise=rise,
+        rise_resolved=resolved & has_int,
+        flat_share=flat,
+        at_floor=at_floor,
+        has_intervals=has_int,
+        apparent=apparent,
+        reason=reason,
+    )
 
 
 # --------------------------------------------------------------------------- smooth law and breaks
@@ -225,15 +235,22 @@ def power_law_break_test(
     shares = IRREDUCIBLE_SHARES if irreducible else np.array([0.0])
     low = np.min(np.where(ok, safe, np.inf), axis=1)
     low = np.where(np.isfinite(low), low, 0.0)
-    E = low[:, None] * shares[None, :]                      # G x S
-    resid_loss = safe[:, None, :] - E[:, :, None]           # G x S x K
+    E = low[:, None] * shares[None, :]  # G x S
+    resid_loss = safe[:, None, :] - E[:, :, None]  # G x S x K
     ok3 = ok[:, None, :] & (resid_loss > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.where(ok3, np.log(np.where(ok3, resid_loss, 1.0)), np.nan)
         var = np.where(ok3, sigma2[:, None, :] / np.where(ok3, resid_loss, 1.0) ** 2, np.nan)
     S = len(shares)
-    flat = break_test(np.repeat(x, S, axis=0), y.reshape(G * S, K), var.reshape(G * S, K), ok3.reshape(G * S, K),
-                      tolerance=0.0, direction=-1, min_models=min_models)
+    flat = break_test(
+        np.repeat(x, S, axis=0),
+        y.reshape(G * S, K),
+        var.reshape(G * S, K),
+        ok3.reshape(G * S, K),
+        tolerance=0.0,
+        direction=-1,
+        min_models=min_models,
+    )
     # choose E by the weighted residual sum on the loss scale itself: on the log(loss - E) scale a
     # model whose loss is close to E gets a huge variance and would stop counting
     with np.errstate(over="ignore", invalid="ignore"):
@@ -254,11 +271,20 @@ def power_law_break_test(
         fitted_loss = e_best[:, None] + np.exp(fy)
     frac = np.exp(fy) / fitted_loss
     return BreakTest(
-        alpha=take(flat.alpha), alpha_se=take(flat.alpha_se), intercept=take(flat.intercept), chi2=take(flat.chi2),
-        dof=np.where(take(flat.dof) > 0, take(flat.dof) - (e_best > 0), 0), break_z=take(flat.break_z),
-        break_p=take(flat.break_p), break_kind=take(flat.break_kind), break_index=take(flat.break_index),
-        break_size=take(flat.break_size), n_models=take(flat.n_models), fitted=np.log(fitted_loss),
-        fitted_var=flat.fitted_var[pick] * frac**2, irreducible=e_best,
+        alpha=take(flat.alpha),
+        alpha_se=take(flat.alpha_se),
+        intercept=take(flat.intercept),
+        chi2=take(flat.chi2),
+        dof=np.where(take(flat.dof) > 0, take(flat.dof) - (e_best > 0), 0),
+        break_z=take(flat.break_z),
+        break_p=take(flat.break_p),
+        break_kind=take(flat.break_kind),
+        break_index=take(flat.break_index),
+        break_size=take(flat.break_size),
+        n_models=take(flat.n_models),
+        fitted=np.log(fitted_loss),
+        fitted_var=flat.fitted_var[pick] * frac**2,
+        irreducible=e_best,
     )
 
 
@@ -356,18 +382,25 @@ def break_test(
     pos = np.where(use_kink, jk, js)
     nxt = np.full(G, -1)
     for g in np.flatnonzero(valid):
-        after = np.flatnonzero(ok[g, pos[g] + 1:])
+        after = np.flatnonzero(ok[g, pos[g] + 1 :])
         nxt[g] = pos[g] + 1 + after[0] if len(after) else -1
     with np.errstate(divide="ignore", invalid="ignore"):
         size = np.where(use_kink, num_kink[rows, jk] / den_kink[rows, jk], s_wr[rows, js] / den_step[rows, js])
     nan = np.full(G, np.nan)
     kind = np.where(valid, np.where(use_kink, "kink", "step"), "").astype(object)
     return BreakTest(
-        alpha=np.where(valid, direction * slope, nan), alpha_se=np.where(valid, slope_se, nan),
-        intercept=np.where(valid, direction * intercept, nan), chi2=np.where(valid, chi2, nan),
-        dof=np.where(valid, n - 2, 0), break_z=np.where(valid, direction * best_z, nan),
-        break_p=np.where(valid, p, nan), break_kind=kind, break_index=np.where(valid, nxt, -1),
-        break_size=np.where(valid, direction * size, nan), n_models=n, fitted=direction * fitted,
+        alpha=np.where(valid, direction * slope, nan),
+        alpha_se=np.where(valid, slope_se, nan),
+        intercept=np.where(valid, direction * intercept, nan),
+        chi2=np.where(valid, chi2, nan),
+        dof=np.where(valid, n - 2, 0),
+        break_z=np.where(valid, direction * best_z, nan),
+        break_p=np.where(valid, p, nan),
+        break_kind=kind,
+        break_index=np.where(valid, nxt, -1),
+        break_size=np.where(valid, direction * size, nan),
+        n_models=n,
+        fitted=direction * fitted,
         fitted_var=fitted_var,
     )
 
@@ -439,12 +472,20 @@ def exact_match_transform_test(
         chi2 = float(np.sum(z**2))
         if best is None or chi2 < best.chi2:
             worst = int(np.argmax(np.abs(z)))
-            best = TransformTest(chi2=chi2, dof=K, p_value=np.nan, worst_z=float(z[worst]), factor=float(kappa),
-                                 predicted=pred, z=z)
+            best = TransformTest(
+                chi2=chi2, dof=K, p_value=np.nan, worst_z=float(z[worst]), factor=float(kappa), predicted=pred, z=z
+            )
     assert best is not None
     dof = K - 1 if best.factor < kappa_grid[-1] else K
-    return TransformTest(chi2=best.chi2, dof=dof, p_value=float(_sps.chi2.sf(best.chi2, max(dof, 1))),
-                         worst_z=best.worst_z, factor=best.factor, predicted=best.predicted, z=best.z)
+    return TransformTest(
+        chi2=best.chi2,
+        dof=dof,
+        p_value=float(_sps.chi2.sf(best.chi2, max(dof, 1))),
+        worst_z=best.worst_z,
+        factor=best.factor,
+        predicted=best.predicted,
+        z=best.z,
+    )
 
 
 @dataclass(frozen=True)
@@ -486,5 +527,6 @@ def output_lag_test(observed: list[np.ndarray], expected: list[np.ndarray], *, t
         z[i] = (float(np.mean(d)) + tolerance) / se
     worst = int(np.argmin(z))
     p = float(min(1.0, _sps.norm.cdf(z[worst]) * K))
-    return LagTest(observed=obs, expected=exp_, z=z, p_value=p, worst_index=worst,
-                   worst_gap=float(exp_[worst] - obs[worst]))
+    return LagTest(
+        observed=obs, expected=exp_, z=z, p_value=p, worst_index=worst, worst_gap=float(exp_[worst] - obs[worst])
+    )

@@ -85,9 +85,19 @@ class PowerLawFit:
         return np.exp(self.boot_intercept[:, None] + self.boot_alpha[:, None] * log_n[None, :])
 
     def as_row(self) -> dict:
-        return dict(alpha=self.alpha, alpha_low=self.alpha_low, alpha_high=self.alpha_high, c=self.c,
-                    c_low=self.c_low, c_high=self.c_high, residual_sd=self.residual_sd, n_models=self.n_models,
-                    resampling=self.resampling, n_boot=self.n_boot, level=self.level)
+        return dict(
+            alpha=self.alpha,
+            alpha_low=self.alpha_low,
+            alpha_high=self.alpha_high,
+            c=self.c,
+            c_low=self.c_low,
+            c_high=self.c_high,
+            residual_sd=self.residual_sd,
+            n_models=self.n_models,
+            resampling=self.resampling,
+            n_boot=self.n_boot,
+            level=self.level,
+        )
 
 
 def _weighted_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +155,9 @@ def fit_power_law(
     except (TypeError, ValueError):
         raise MirageInputError("per-token values must be numbers", "fit_power_law") from None
     if values.ndim not in (1, 2) or values.shape[-1] != len(x):
-        raise MirageInputError(f"per-token values must have one column per model ({len(x)}), got shape {values.shape}",
-                               "fit_power_law")
+        raise MirageInputError(
+            f"per-token values must have one column per model ({len(x)}), got shape {values.shape}", "fit_power_law"
+        )
     if np.any(np.isinf(values)) and kind == "error":
         raise MirageInputError("error rates must be finite", "fit_power_law")
     if n_boot < 1 or not (0.5 <= level < 1):
@@ -159,8 +170,9 @@ def fit_power_law(
     log_x, log_ce = np.log(x), np.log(ce)
     ok = np.isfinite(log_ce)
     if len(np.unique(x[ok])) < 2:
-        raise MirageInputError("a power-law fit needs at least two models at different scales with 0 < loss < inf",
-                               "fit_power_law")
+        raise MirageInputError(
+            "a power-law fit needs at least two models at different scales with 0 < loss < inf", "fit_power_law"
+        )
     slope, intercept = (float(v[0]) for v in _weighted_lines(log_x, log_ce, np.ones((1, len(x)))))
     resid = log_ce[ok] - (intercept + slope * log_x[ok])
     resid_sd = float(np.sqrt(np.sum(resid**2) / max(int(ok.sum()) - 2, 1)))
@@ -182,7 +194,7 @@ def fit_power_law(
                 bmeans = (counts @ filled) / (counts @ maskf)
             bce = np.log(_column_ce(bmeans, kind))
             s, i = _weighted_lines(log_x, bce, np.ones_like(bce))
-            b_slope[row: row + len(s)], b_int[row: row + len(s)] = s, i
+            b_slope[row : row + len(s)], b_int[row : row + len(s)] = s, i
             row += len(s)
     keep = np.isfinite(b_slope) & np.isfinite(b_int)
     b_slope, b_int = b_slope[keep], b_int[keep]
@@ -193,11 +205,21 @@ def fit_power_law(
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         b_c = np.where(b_slope < 0, np.exp(-b_int / b_slope), np.nan)
     c_lo, c_hi = np.nanquantile(b_c, q) if np.isfinite(b_c).any() else (np.nan, np.nan)
-    return PowerLawFit(alpha=slope, intercept=intercept, alpha_low=float(a_lo), alpha_high=float(a_hi),
-                       c_low=float(c_lo), c_high=float(c_hi), residual_sd=resid_sd, n_models=int(ok.sum()),
-                       resampling=resampling, n_boot=int(len(b_slope)), level=level,
-                       boot_alpha=b_slope, boot_intercept=b_int)
-
+    return PowerLawFit(
+        alpha=slope,
+        intercept=intercept,
+        alpha_low=float(a_lo),
+        alpha_high=float(a_hi),
+        c_low=float(c_lo),
+        c_high=float(c_hi),
+        residual_sd=resid_sd,
+        n_models=int(ok.sum()),
+        resampling=resampling,
+        n_boot=int(len(b_slope)),
+        level=level,
+        boot_alpha=b_slope,
+        boot_intercept=b_int,
+    )
 
 
 def ols_slope(x: np.ndarray, y: np.ndarray, var: np.ndarray | None = None) -> tuple[float, float]:
@@ -209,7 +231,7 @@ def ols_slope(x: np.ndarray, y: np.ndarray, var: np.ndarray | None = None) -> tu
     if len(np.unique(x)) < 2:
         return math.nan, math.nan
     dx = x - x.mean()
-    w = dx / float(np.sum(dx ** 2))
+    w = dx / float(np.sum(dx**2))
     slope = float(np.sum(w * (y - y.mean())))
-    se = float(np.sqrt(np.sum(w ** 2 * var))) if var is not None and np.isfinite(var).all() else math.nan
+    se = float(np.sqrt(np.sum(w**2 * var))) if var is not None and np.isfinite(var).all() else math.nan
     return slope, se

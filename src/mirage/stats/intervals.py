@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as _sps
 
+
 def z_value(level: float = 0.95) -> float:
     return float(_sps.norm.ppf(0.5 + level / 2.0))
 
@@ -98,4 +99,3 @@ def bootstrap_mean_ci(
     alpha = (1.0 - level) / 2.0
     low, high = np.nanquantile(means, [alpha, 1.0 - alpha], axis=0)
     return low + centre, high + centre
-

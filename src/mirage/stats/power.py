@@ -25,4 +25,3 @@ def samples_needed(rate, chance=0.0, level: float = 0.95, power: float = 0.8) ->
         n = np.where(c <= 0, zero, normal)
     n = np.where(r > c, np.ceil(n), np.inf)
     return np.where(np.isfinite(n), np.maximum(n, 1.0), n)
-

@@ -20,6 +20,7 @@ Choices (see docs/training.md):
   fingerprint in ``training.json``) is reused, not retrained; each model directory is written
   atomically, so a killed run never leaves weights that look finished.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -112,8 +113,11 @@ def encode_keys(op_idx: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def problem_keys(problems: Iterable[Problem], ops: Sequence[str]) -> np.ndarray:
     problems = list(problems)
     index = {op: i for i, op in enumerate(ops)}
-    return encode_keys(np.array([index[p.op] for p in problems], dtype=np.int64),
-                 np.array([p.a for p in problems], dtype=np.int64), np.array([p.b for p in problems], dtype=np.int64))
+    return encode_keys(
+        np.array([index[p.op] for p in problems], dtype=np.int64),
+        np.array([p.a for p in problems], dtype=np.int64),
+        np.array([p.b for p in problems], dtype=np.int64),
+    )
 
 
 def heldout_size(digits: int, per_cell: int) -> int:
@@ -137,8 +141,9 @@ def make_heldout(ops: Sequence[str], digits: Sequence[int], per_cell: int, seed:
     return out
 
 
-def make_training_stream(ops: Sequence[str], digits: Sequence[int], n: int, exclude: np.ndarray,
-                         seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_training_stream(
+    ops: Sequence[str], digits: Sequence[int], n: int, exclude: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` training problems (op index, a, b), uniform over op and digit count, never a key in
     ``exclude``: drawn in blocks and filtered, so exclusion holds by construction."""
     rng = np.random.default_rng([seed, 2])
@@ -152,7 +157,9 @@ def make_training_stream(ops: Sequence[str], digits: Sequence[int], n: int, excl
         a = lo + (rng.random(m) * (hi - lo)).astype(np.int64)
         b = lo + (rng.random(m) * (hi - lo)).astype(np.int64)
         keep = ~np.isin(encode_keys(op_idx, a, b), exclude)
-        ops_out.append(op_idx[keep]); a_out.append(a[keep]); b_out.append(b[keep])  # noqa: E702
+        ops_out.append(op_idx[keep])
+        a_out.append(a[keep])
+        b_out.append(b[keep])  # noqa: E702
         have += int(keep.sum())
     return (np.concatenate(ops_out)[:n], np.concatenate(a_out)[:n], np.concatenate(b_out)[:n])
 
@@ -174,8 +181,9 @@ def check_disjoint(train_keys: np.ndarray, heldout_keys: np.ndarray, source: str
     """Raise ``MirageInputError`` if any held-out problem occurs among the training problems."""
     ov = find_overlap(train_keys, heldout_keys)
     if ov.n_shared:
-        raise MirageInputError(f"{ov.n_shared} held-out problems occur in the training stream "
-                               f"(keys {', '.join(ov.examples)})", source)
+        raise MirageInputError(
+            f"{ov.n_shared} held-out problems occur in the training stream (keys {', '.join(ov.examples)})", source
+        )
     return ov
 
 
@@ -224,20 +232,25 @@ def parse_sizes(spec: str | Sequence[str]) -> tuple[ModelSize, ...]:
             continue
         m = re.fullmatch(r"(\d+)x(\d+)", item)
         if not m:
-            raise MirageInputError(f"unknown size {item!r}: use one of {', '.join(SIZE_PRESETS)} or LAYERSxWIDTH "
-                                   "such as 2x64", "--sizes")
+            raise MirageInputError(
+                f"unknown size {item!r}: use one of {', '.join(SIZE_PRESETS)} or LAYERSxWIDTH such as 2x64", "--sizes"
+            )
         layers, width = int(m.group(1)), int(m.group(2))
         if not (1 <= layers <= 48 and 2 <= width <= 4096):
             raise MirageInputError(f"size {item!r} out of range (layers 1-48, width 2-4096)", "--sizes")
         size = ModelSize(item, layers, width)
         if width % size.n_head:  # attention splits the width evenly over the heads
-            near = [w for w in range(max(2, width - 16), min(4096, width + 16) + 1)
-                    if w % ModelSize("", 1, w).n_head == 0]
+            near = [
+                w for w in range(max(2, width - 16), min(4096, width + 16) + 1) if w % ModelSize("", 1, w).n_head == 0
+            ]
             lower = max((w for w in near if w < width), default=None)
             higher = min((w for w in near if w > width), default=None)
             hint = " or ".join(f"{layers}x{w}" for w in (lower, higher) if w is not None)
-            raise MirageInputError(f"size {item!r}: width {width} does not split into its {size.n_head} attention "
-                                   f"heads (one per 16 dimensions); use e.g. {hint}", "--sizes")
+            raise MirageInputError(
+                f"size {item!r}: width {width} does not split into its {size.n_head} attention "
+                f"heads (one per 16 dimensions); use e.g. {hint}",
+                "--sizes",
+            )
         sizes.append(size)
     names = [s.name for s in sizes]
     if len(set(names)) != len(names):
@@ -281,14 +294,27 @@ MAX_SEED = 2**32 - 1
 QUICK_DIGITS = FULL_DIGITS = "1,2,3,4"
 
 
-def make_config(*, ops="add", digits=None, sizes=None, steps=None, seed=0, quick=False,
-                batch_size=None, lr=5e-3, heldout_per_cell=1000, eval_per_cell=200,
-                family="mirage-arithmetic") -> TrainConfig:
+def make_config(
+    *,
+    ops="add",
+    digits=None,
+    sizes=None,
+    steps=None,
+    seed=0,
+    quick=False,
+    batch_size=None,
+    lr=5e-3,
+    heldout_per_cell=1000,
+    eval_per_cell=200,
+    family="mirage-arithmetic",
+) -> TrainConfig:
     """Validate user-facing options (strings or sequences) into a ``TrainConfig``."""
     op_list = [o.strip() for o in (ops.split(",") if isinstance(ops, str) else ops) if str(o).strip()]
     bad = [o for o in op_list if o not in OPS]
     if not op_list or bad:
-        raise MirageInputError(f"unknown operation(s) {', '.join(bad) or '(none)'}: choose from {', '.join(OPS)}", "--ops")
+        raise MirageInputError(
+            f"unknown operation(s) {', '.join(bad) or '(none)'}: choose from {', '.join(OPS)}", "--ops"
+        )
     if digits is None:
         digits = QUICK_DIGITS if quick else FULL_DIGITS
     try:
@@ -306,19 +332,33 @@ def make_config(*, ops="add", digits=None, sizes=None, steps=None, seed=0, quick
         raise MirageInputError(f"batch size must be at least 1, got {batch_size}", "--batch-size")
     if steps * batch_size > MAX_TRAIN_PROBLEMS:
         need = steps * batch_size * _BYTES_PER_PROBLEM
-        raise MirageInputError(f"{steps:,} steps x {batch_size:,} problems = {steps * batch_size:,} training problems, "
-                               f"more than the limit of {MAX_TRAIN_PROBLEMS:,} (the stream is held in memory, about "
-                               f"{_BYTES_PER_PROBLEM / 1000:.1f} KB a problem: {_human_bytes(need)})", "--steps")
+        raise MirageInputError(
+            f"{steps:,} steps x {batch_size:,} problems = {steps * batch_size:,} training problems, "
+            f"more than the limit of {MAX_TRAIN_PROBLEMS:,} (the stream is held in memory, about "
+            f"{_BYTES_PER_PROBLEM / 1000:.1f} KB a problem: {_human_bytes(need)})",
+            "--steps",
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise MirageInputError(f"must be a whole number from 0 to {MAX_SEED}, got {seed!r}", "--seed")
     if not (0 < lr < 1):
         raise MirageInputError(f"learning rate must be in (0, 1), got {lr}", "--lr")
     if heldout_per_cell < 1 or eval_per_cell < 1:
-        raise MirageInputError(f"held-out and evaluated problems per cell must be at least 1, got "
-                               f"{heldout_per_cell} and {eval_per_cell}", "--heldout")
-    return TrainConfig(sizes=size_tuple, ops=tuple(dict.fromkeys(op_list)), digits=tuple(sorted(set(dig))),
-                       steps=int(steps), batch_size=int(batch_size), lr=float(lr), seed=int(seed),
-                       heldout_per_cell=int(heldout_per_cell), eval_per_cell=int(eval_per_cell), family=family)
+        raise MirageInputError(
+            f"held-out and evaluated problems per cell must be at least 1, got {heldout_per_cell} and {eval_per_cell}",
+            "--heldout",
+        )
+    return TrainConfig(
+        sizes=size_tuple,
+        ops=tuple(dict.fromkeys(op_list)),
+        digits=tuple(sorted(set(dig))),
+        steps=int(steps),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        seed=int(seed),
+        heldout_per_cell=int(heldout_per_cell),
+        eval_per_cell=int(eval_per_cell),
+        family=family,
+    )
 
 
 def _human_bytes(n: float) -> str:
@@ -364,10 +404,21 @@ def _pad_batch(seqs: Sequence[list[int]], prompt_lens: Sequence[int], pad_id: in
 def build_model(size: ModelSize, vocab_size: int, n_positions: int, tok):
     from transformers import GPT2Config, GPT2LMHeadModel  # optional heavy dependency (mirage[eval])
 
-    cfg = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=size.n_embd, n_layer=size.n_layer,
-                     n_head=size.n_head, n_inner=4 * size.n_embd, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                     tie_word_embeddings=True)
+    cfg = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=size.n_embd,
+        n_layer=size.n_layer,
+        n_head=size.n_head,
+        n_inner=4 * size.n_embd,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )
     return GPT2LMHeadModel(cfg)
 
 
@@ -419,8 +470,9 @@ def _lr_at(step: int, cfg: TrainConfig, peak: float) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _train_one(size: ModelSize, cfg: TrainConfig, tok, stream, n_positions: int, out_dir: Path,
-               progress: bool) -> TrainedModel:
+def _train_one(
+    size: ModelSize, cfg: TrainConfig, tok, stream, n_positions: int, out_dir: Path, progress: bool
+) -> TrainedModel:
     """Train one size on ``stream`` (padded ids, mask, labels of every training problem, in order)."""
     import torch  # optional heavy dependency (mirage[eval])
 
@@ -430,8 +482,11 @@ def _train_one(size: ModelSize, cfg: TrainConfig, tok, stream, n_positions: int,
     params, non_emb = count_params(model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
     peak = peak_lr(size, cfg)
     model.train()
     log_rows, tokens = [], 0
@@ -462,17 +517,27 @@ def _train_one(size: ModelSize, cfg: TrainConfig, tok, stream, n_positions: int,
         bar.close()
     model.eval()
     flops = 6.0 * non_emb * tokens  # Kaplan et al.: ~6 N D for a forward and backward pass
-    final_loss = float(np.mean([r[1] for r in log_rows[-max(1, cfg.steps // 20):]]))
+    final_loss = float(np.mean([r[1] for r in log_rows[-max(1, cfg.steps // 20) :]]))
     seconds = time.perf_counter() - start
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         write_csv(tmp / "train_log.csv", pd.DataFrame(log_rows, columns=["step", "loss", "tokens"]))
-        info = {"fingerprint": cfg.model_fingerprint(size), "size": asdict(size), "params": params,
-                "non_embedding_params": non_emb, "train_tokens": tokens, "train_flops": flops,
-                "final_loss": final_loss, "seconds": round(seconds, 2), "steps": cfg.steps,
-                "batch_size": cfg.batch_size, "seed": cfg.seed, "loss_on": "answer tokens and the newline ending the answer",
-                "compute_rule": "equal tokens for every size"}
+        info = {
+            "fingerprint": cfg.model_fingerprint(size),
+            "size": asdict(size),
+            "params": params,
+            "non_embedding_params": non_emb,
+            "train_tokens": tokens,
+            "train_flops": flops,
+            "final_loss": final_loss,
+            "seconds": round(seconds, 2),
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size,
+            "seed": cfg.seed,
+            "loss_on": "answer tokens and the newline ending the answer",
+            "compute_rule": "equal tokens for every size",
+        }
         (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return TrainedModel(size.name, out_dir, params, non_emb, tokens, flops, final_loss, seconds, cached=False)
 
@@ -489,9 +554,17 @@ def _cached(size: ModelSize, cfg: TrainConfig, out_dir: Path) -> TrainedModel | 
         return None
     if info.get("fingerprint") != cfg.model_fingerprint(size):
         return None
-    return TrainedModel(size.name, out_dir, int(info["params"]), int(info["non_embedding_params"]),
-                        int(info["train_tokens"]), float(info["train_flops"]), float(info["final_loss"]),
-                        float(info["seconds"]), cached=True)
+    return TrainedModel(
+        size.name,
+        out_dir,
+        int(info["params"]),
+        int(info["non_embedding_params"]),
+        int(info["train_tokens"]),
+        float(info["train_flops"]),
+        float(info["final_loss"]),
+        float(info["seconds"]),
+        cached=True,
+    )
 
 
 # --------------------------------------------------------------------------- quick evaluation
@@ -518,10 +591,16 @@ def score_heldout(model, tok, problems: Sequence[Problem], batch_size: int = 256
                 v = valid[i].nonzero().squeeze(-1)
                 answer = v[:-1]  # the last labelled position is ANSWER_END
                 p = problems[lo + i]
-                rows.append({"op": p.op, "digits": p.digits, "target_tokens": int(len(answer)),
-                             "exact_match": bool(right[i, v].all()),
-                             "sum_logprob": float(tok_lp[i, answer].sum()),
-                             "token_accuracy": float(right[i, answer].float().mean())})
+                rows.append(
+                    {
+                        "op": p.op,
+                        "digits": p.digits,
+                        "target_tokens": int(len(answer)),
+                        "exact_match": bool(right[i, v].all()),
+                        "sum_logprob": float(tok_lp[i, answer].sum()),
+                        "token_accuracy": float(right[i, answer].float().mean()),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -542,12 +621,22 @@ def summarize_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """Per subset (all problems, and each op × digits cell): exact match and the mean per-token
     log-probability of the answer (total log-probability over total answer tokens)."""
     multi = scores[scores["digits"] >= 2]
-    parts = [("all", scores)] + ([("multi_digit", multi)] if len(multi) else []) + [(f"{op}_{d}d", g) for (op, d), g in scores.groupby(["op", "digits"], sort=True)]
+    parts = (
+        [("all", scores)]
+        + ([("multi_digit", multi)] if len(multi) else [])
+        + [(f"{op}_{d}d", g) for (op, d), g in scores.groupby(["op", "digits"], sort=True)]
+    )
     out = []
     for name, g in parts:
-        out.append({"subset": name, "n": len(g), "exact_match": float(g["exact_match"].mean()),
-                    "token_logprob": float(g["sum_logprob"].sum() / g["target_tokens"].sum()),
-                    "token_accuracy": float((g["token_accuracy"] * g["target_tokens"]).sum() / g["target_tokens"].sum())})
+        out.append(
+            {
+                "subset": name,
+                "n": len(g),
+                "exact_match": float(g["exact_match"].mean()),
+                "token_logprob": float(g["sum_logprob"].sum() / g["target_tokens"].sum()),
+                "token_accuracy": float((g["token_accuracy"] * g["target_tokens"]).sum() / g["target_tokens"].sum()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -562,8 +651,13 @@ def sharpness_summary(quick_eval: pd.DataFrame, subset: str | None = None) -> di
     for col in ("exact_match", "token_logprob"):
         es = emergence_score(q["params"], q[col])
         js = jump_sharpness(q["params"], q[col])
-        out[col] = {"values": [round(float(v), 4) for v in q[col]], "emergence_score": es.score,
-                    "flat_then_jump": es.flat_then_jump, "jump_share": js.jump_share, "jump_index": js.jump_index}
+        out[col] = {
+            "values": [round(float(v), 4) for v in q[col]],
+            "emergence_score": es.score,
+            "flat_then_jump": es.flat_then_jump,
+            "jump_share": js.jump_share,
+            "jump_index": js.jump_index,
+        }
     out["exact_match_sharper"] = out["exact_match"]["jump_share"] > out["token_logprob"]["jump_share"]
     return out
 
@@ -573,14 +667,25 @@ def sharpness_summary(quick_eval: pd.DataFrame, subset: str | None = None) -> di
 
 def family_spec(cfg: TrainConfig, models: Sequence[TrainedModel]) -> dict:
     """``family.yaml`` in the format ``mirage eval`` reads; paths relative to the file."""
-    return {"family": cfg.family,
-            "models": [{"name": m.name, "path": f"./{m.name}", "params": m.params,
-                        "non_embedding_params": m.non_embedding_params, "train_tokens": m.train_tokens,
-                        "train_flops": float(m.train_flops)} for m in models]}
+    return {
+        "family": cfg.family,
+        "models": [
+            {
+                "name": m.name,
+                "path": f"./{m.name}",
+                "params": m.params,
+                "non_embedding_params": m.non_embedding_params,
+                "train_tokens": m.train_tokens,
+                "train_flops": float(m.train_flops),
+            }
+            for m in models
+        ],
+    }
 
 
-def train_family(cfg: TrainConfig, out: str | os.PathLike, *, threads: int | None = None,
-                 progress: bool = True) -> FamilyResult:
+def train_family(
+    cfg: TrainConfig, out: str | os.PathLike, *, threads: int | None = None, progress: bool = True
+) -> FamilyResult:
     """Train (or reuse) every model of ``cfg`` under ``out``; write heldout.jsonl, family.yaml and
     quick_eval.csv. Returns what was trained and the measured quick evaluation."""
     import torch  # optional heavy dependency (mirage[eval]): training needs it
@@ -602,18 +707,29 @@ def train_family(cfg: TrainConfig, out: str | os.PathLike, *, threads: int | Non
     tok = _char_tokenizer()
     train_ops = [cfg.ops[i] for i in op_idx]
     width = max(cfg.digits)
-    seqs, plens = _encode(tok, [arithmetic_prompt(int(x), o, int(y), width) for o, x, y in zip(train_ops, a, b)],
-                          [arithmetic_target(int(x), o, int(y)) for o, x, y in zip(train_ops, a, b)])
-    longest = max(len(arithmetic_prompt(10**d - 1, o, 10**d - 1, width) + arithmetic_target(0, o, 10**d - 1))
-                  for o in cfg.ops for d in cfg.digits)
+    seqs, plens = _encode(
+        tok,
+        [arithmetic_prompt(int(x), o, int(y), width) for o, x, y in zip(train_ops, a, b)],
+        [arithmetic_target(int(x), o, int(y)) for o, x, y in zip(train_ops, a, b)],
+    )
+    longest = max(
+        len(arithmetic_prompt(10**d - 1, o, 10**d - 1, width) + arithmetic_target(0, o, 10**d - 1))
+        for o in cfg.ops
+        for d in cfg.digits
+    )
     # room for what mirage eval asks of a model: the prompt plus the longest target plus 16 new
     # tokens (its generation budget); fewer positions and it would cut the front of the prompt
     n_positions = 8 * math.ceil((longest + 24) / 8)
 
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "heldout.jsonl", "".join(
-        json.dumps({"prompt": p.prompt, "target": p.target, "op": p.op, "digits": p.digits, "a": p.a, "b": p.b}) + "\n"
-        for p in heldout))
+    write_text(
+        out / "heldout.jsonl",
+        "".join(
+            json.dumps({"prompt": p.prompt, "target": p.target, "op": p.op, "digits": p.digits, "a": p.a, "b": p.b})
+            + "\n"
+            for p in heldout
+        ),
+    )
 
     from transformers import AutoModelForCausalLM  # optional heavy dependency (mirage[eval])
     from transformers.utils import logging as hf_logging
@@ -643,5 +759,13 @@ def train_family(cfg: TrainConfig, out: str | os.PathLike, *, threads: int | Non
     write_csv(out / "quick_eval.csv", quick_eval)
     write_text(out / "family.yaml", yaml.safe_dump(family_spec(cfg, trained), sort_keys=False))
     summary = sharpness_summary(quick_eval) if len(trained) >= 3 else {}
-    return FamilyResult(out, tuple(trained), quick_eval, out / "heldout.jsonl", out / "family.yaml", overlap,
-                        time.perf_counter() - start, summary)
+    return FamilyResult(
+        out,
+        tuple(trained),
+        quick_eval,
+        out / "heldout.jsonl",
+        out / "family.yaml",
+        overlap,
+        time.perf_counter() - start,
+        summary,
+    )

@@ -5,6 +5,7 @@ whose tokens are easy to reason about (the target "69" is exactly two tokens). T
 ``transformers.PreTrainedTokenizerFast`` over a fixed alphabet, with ``<eos>``, ``<pad>`` and
 ``<unk>`` special tokens, that survives ``save_pretrained`` / ``AutoTokenizer.from_pretrained``.
 """
+
 from __future__ import annotations
 
 import string
@@ -34,8 +35,12 @@ def build_char_tokenizer(alphabet: str | None = None):
     core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     core.decoder = decoders.Fuse()  # join characters without inserting spaces
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
-        bos_token="<eos>", clean_up_tokenization_spaces=False,
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        bos_token="<eos>",
+        clean_up_tokenization_spaces=False,
     )
     tok.padding_side = "right"
     return tok

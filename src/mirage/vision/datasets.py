@@ -8,6 +8,7 @@ natural images). When a user has them on disk, MNIST (IDX files, gzipped or not)
 Every loader returns an :class:`ImageSet` with pixels scaled to [0, 1], or raises
 :class:`~mirage.errors.MirageInputError` naming the file and the problem.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -97,8 +98,14 @@ def cut_patches(photos, patch: int, min_std: float = 0.0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- MNIST (IDX)
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -121,7 +128,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) - header != expected:
         raise MirageInputError(
             f"IDX header says shape {shape} ({expected} bytes of data) but the file holds {len(raw) - header}",
-            str(path))
+            str(path),
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -139,15 +147,15 @@ def load_mnist(directory: str | Path, split: str = "train") -> ImageSet:
     if images.size == 0:
         raise MirageInputError(f"holds no images (shape {images.shape})", str(images_path))
     if images.dtype.kind == "f" and not np.isfinite(images).all():
-        raise MirageInputError(f"{int((~np.isfinite(images)).sum())} pixel values are NaN or infinite",
-                               str(images_path))
+        raise MirageInputError(
+            f"{int((~np.isfinite(images)).sum())} pixel values are NaN or infinite", str(images_path)
+        )
     if labels.ndim != 1 or len(labels) != len(images):
         raise MirageInputError(f"{labels.shape} labels for {len(images)} images", str(labels_path))
     labels = labels.astype(np.int64)
     if labels.min() < 0 or labels.max() > 9:
         raise MirageInputError("MNIST labels must be 0..9", str(labels_path))
-    return ImageSet("mnist", (images.astype(np.float32) / 255.0)[..., None], labels,
-                    tuple(str(i) for i in range(10)))
+    return ImageSet("mnist", (images.astype(np.float32) / 255.0)[..., None], labels, tuple(str(i) for i in range(10)))
 
 
 # ----------------------------------------------------------------------------- CIFAR (pickles)
@@ -157,9 +165,15 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists and numpy arrays only: a CIFAR batch needs nothing else, and a
     pickle that asks for anything else (arbitrary code) is refused."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in (("builtins", "bytes"), ("__builtin__", "bytes")):

@@ -5,6 +5,7 @@ the discontinuous metric chosen in advance for the headline comparison). Trainin
 (``torch.manual_seed`` per model and a numpy generator for batch order), so the same spec, data
 and seed give the same scores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,7 @@ from ..schema.tables import VISION_EMERGENCE, VISION_SCORES
 from ..schema.vocab import MetricKind
 from ..stats import grouped_emergence_scores
 from .datasets import ImageSet, train_test_split
-from .models import (AutoencoderSize, CNNSize, LeNet, PatchTransformer, ShallowAutoencoder,
-                     TransformerSize, count_params)
+from .models import AutoencoderSize, CNNSize, LeNet, PatchTransformer, ShallowAutoencoder, TransformerSize, count_params
 from .scoring import MetricValue, classifier_metrics, reconstruction_metrics, threshold_name
 
 SCORE_COLUMNS = list(VISION_SCORES.names)
@@ -68,23 +68,73 @@ RECONSTRUCTION_CS = (0.0003, 0.001, 0.002, 0.003, 0.004, 0.01)
 
 EXPERIMENTS: dict[str, ExperimentSpec] = {
     "cnn": ExperimentSpec(
-        name="cnn", family="vision-cnn", kind="classifier",
-        sizes=tuple(CNNSize(*s) for s in ((1, 1, 2), (1, 1, 3), (1, 2, 3), (2, 2, 3), (2, 2, 4), (2, 3, 5), (2, 4, 6),
-                                          (3, 4, 6), (4, 6, 8), (5, 6, 10), (6, 8, 12), (6, 10, 14), (8, 12, 16),
-                                          (10, 14, 20), (12, 16, 24))),
-        epochs=15, lr=1e-2, batch_size=64, ks=SUBSET_KS, headline="subset_accuracy_k30",
+        name="cnn",
+        family="vision-cnn",
+        kind="classifier",
+        sizes=tuple(
+            CNNSize(*s)
+            for s in (
+                (1, 1, 2),
+                (1, 1, 3),
+                (1, 2, 3),
+                (2, 2, 3),
+                (2, 2, 4),
+                (2, 3, 5),
+                (2, 4, 6),
+                (3, 4, 6),
+                (4, 6, 8),
+                (5, 6, 10),
+                (6, 8, 12),
+                (6, 10, 14),
+                (8, 12, 16),
+                (10, 14, 20),
+                (12, 16, 24),
+            )
+        ),
+        epochs=15,
+        lr=1e-2,
+        batch_size=64,
+        ks=SUBSET_KS,
+        headline="subset_accuracy_k30",
     ),
     "autoencoder": ExperimentSpec(
-        name="autoencoder", family="vision-autoencoder", kind="autoencoder",
+        name="autoencoder",
+        family="vision-autoencoder",
+        kind="autoencoder",
         sizes=tuple(AutoencoderSize(h) for h in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192)),
-        epochs=30, lr=3e-3, batch_size=64, cs=RECONSTRUCTION_CS, headline=threshold_name(0.003),
+        epochs=30,
+        lr=3e-3,
+        batch_size=64,
+        cs=RECONSTRUCTION_CS,
+        headline=threshold_name(0.003),
     ),
     "transformer": ExperimentSpec(
-        name="transformer", family="vision-transformer", kind="classifier",
-        sizes=tuple(TransformerSize(*s) for s in ((4, 1, 1), (5, 1, 1), (6, 1, 1), (7, 1, 1), (8, 1, 2), (10, 1, 2),
-                                                  (12, 1, 2), (12, 2, 2), (16, 2, 2), (20, 2, 2), (24, 2, 4),
-                                                  (28, 2, 4), (32, 2, 4))),
-        epochs=15, lr=3e-3, batch_size=64, ks=SUBSET_KS, headline="subset_accuracy_k30",
+        name="transformer",
+        family="vision-transformer",
+        kind="classifier",
+        sizes=tuple(
+            TransformerSize(*s)
+            for s in (
+                (4, 1, 1),
+                (5, 1, 1),
+                (6, 1, 1),
+                (7, 1, 1),
+                (8, 1, 2),
+                (10, 1, 2),
+                (12, 1, 2),
+                (12, 2, 2),
+                (16, 2, 2),
+                (20, 2, 2),
+                (24, 2, 4),
+                (28, 2, 4),
+                (32, 2, 4),
+            )
+        ),
+        epochs=15,
+        lr=3e-3,
+        batch_size=64,
+        ks=SUBSET_KS,
+        headline="subset_accuracy_k30",
     ),
 }
 
@@ -93,7 +143,7 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
 class ExperimentResult:
     spec: ExperimentSpec
     task: str
-    scores: pd.DataFrame       # long score table, SCORE_COLUMNS
+    scores: pd.DataFrame  # long score table, SCORE_COLUMNS
     predictions: pd.DataFrame  # one row per (model, test image)
     epochs: int
 
@@ -108,11 +158,20 @@ def build_model(spec: ExperimentSpec, size, data: ImageSet) -> nn.Module:
     if spec.name == "autoencoder":
         return ShallowAutoencoder(size, h * w * c)
     patch = h // spec.tokens_per_side
-    return PatchTransformer(size, patch, spec.tokens_per_side ** 2, patch * patch * c, data.n_classes)
+    return PatchTransformer(size, patch, spec.tokens_per_side**2, patch * patch * c, data.n_classes)
 
 
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, epochs: int, lr: float,
-           batch_size: int, rng: np.random.Generator, tick) -> None:
+def _train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    tick,
+) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     # cosine decay: small models settle instead of oscillating at a large final step size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
@@ -120,7 +179,7 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, epochs: 
     for _ in range(epochs):
         order = torch.from_numpy(rng.permutation(len(x)))
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             opt.zero_grad(set_to_none=True)
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -133,8 +192,9 @@ def _model_seed(seed: int, index: int) -> int:
     return int(seed) * 1009 + index
 
 
-def run_experiment(spec: ExperimentSpec, data: ImageSet, *, quick: bool = False, seed: int = 0,
-                   progress: bool = True) -> ExperimentResult:
+def run_experiment(
+    spec: ExperimentSpec, data: ImageSet, *, quick: bool = False, seed: int = 0, progress: bool = True
+) -> ExperimentResult:
     """Train every size of ``spec`` on a seeded split of ``data`` and score the test images."""
     from tqdm.auto import tqdm  # optional dependency (mirage[eval]), as transformers brings it
 
@@ -143,8 +203,10 @@ def run_experiment(spec: ExperimentSpec, data: ImageSet, *, quick: bool = False,
     if spec.name == "transformer":
         _, h, w, _ = data.images.shape
         if h != w or h % spec.tokens_per_side:
-            raise ValueError(f"the transformer needs square images whose side divides into {spec.tokens_per_side} "
-                             f"patches, got {h}x{w}")
+            raise ValueError(
+                f"the transformer needs square images whose side divides into {spec.tokens_per_side} "
+                f"patches, got {h}x{w}"
+            )
     train_idx, test_idx = train_test_split(len(data.images), spec.test_fraction, seed)
     train, test = data.subset(train_idx), data.subset(test_idx)
     x_train, x_test = torch.from_numpy(train.images), torch.from_numpy(test.images)
@@ -155,8 +217,13 @@ def run_experiment(spec: ExperimentSpec, data: ImageSet, *, quick: bool = False,
     # synchronising threads (measured 1.5 ms vs 40 ms per step on a loaded 2-core machine).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    bar = tqdm(total=len(indices) * epochs, desc=f"{spec.family} ({data.name})", unit="epoch",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(indices) * epochs,
+        desc=f"{spec.family} ({data.name})",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+    )
     try:
         for index in indices:
             size = spec.sizes[index]
@@ -167,8 +234,17 @@ def run_experiment(spec: ExperimentSpec, data: ImageSet, *, quick: bool = False,
             bar.set_postfix_str(f"{size.name} ({params} params)")
             if spec.kind == "classifier":
                 y_train = torch.from_numpy(train.labels)
-                _train(model, x_train, y_train, nn.functional.cross_entropy, epochs, spec.lr, spec.batch_size,
-                       rng, bar.update)
+                _train(
+                    model,
+                    x_train,
+                    y_train,
+                    nn.functional.cross_entropy,
+                    epochs,
+                    spec.lr,
+                    spec.batch_size,
+                    rng,
+                    bar.update,
+                )
                 with torch.no_grad():
                     logprob = torch.log_softmax(model(x_test), dim=-1).numpy().astype(np.float64)
                 predicted = logprob.argmax(axis=1)
@@ -177,27 +253,48 @@ def run_experiment(spec: ExperimentSpec, data: ImageSet, *, quick: bool = False,
                 metrics = classifier_metrics(correct, true_logprob, spec.ks)
                 pred = dict(label=test.labels, predicted=predicted, correct=correct, true_logprob=true_logprob)
             else:
-                _train(model, x_train, x_train, nn.functional.mse_loss, epochs, spec.lr, spec.batch_size,
-                       rng, bar.update)
+                _train(
+                    model, x_train, x_train, nn.functional.mse_loss, epochs, spec.lr, spec.batch_size, rng, bar.update
+                )
                 with torch.no_grad():
                     recon = model(x_test).numpy().astype(np.float64)
                 sq_err = ((recon - test.images) ** 2).reshape(len(test.images), -1).mean(axis=1)
                 metrics = reconstruction_metrics(sq_err, spec.cs)
                 pred = dict(squared_error=sq_err)
             score_rows += [_score_row(spec, size.name, params, data.name, m, seed) for m in metrics]
-            pred_frames.append(pd.DataFrame(dict(family=spec.family, model=size.name, params=params,
-                                                 task=data.name, image_index=test_idx, **pred)))
+            pred_frames.append(
+                pd.DataFrame(
+                    dict(
+                        family=spec.family, model=size.name, params=params, task=data.name, image_index=test_idx, **pred
+                    )
+                )
+            )
     finally:
         bar.close()
         torch.set_num_threads(threads)
-    return ExperimentResult(spec, data.name, pd.DataFrame(score_rows, columns=SCORE_COLUMNS),
-                            pd.concat(pred_frames, ignore_index=True), epochs)
+    return ExperimentResult(
+        spec,
+        data.name,
+        pd.DataFrame(score_rows, columns=SCORE_COLUMNS),
+        pd.concat(pred_frames, ignore_index=True),
+        epochs,
+    )
 
 
 def _score_row(spec: ExperimentSpec, model: str, params: int, task: str, m: MetricValue, seed: int) -> dict:
-    return dict(family=spec.family, model=model, params=params, task=task, metric=m.metric,
-                metric_kind=m.metric_kind, higher_is_better=m.higher_is_better, value=m.value,
-                stderr=m.stderr, n_samples=m.n_samples, seed=seed)
+    return dict(
+        family=spec.family,
+        model=model,
+        params=params,
+        task=task,
+        metric=m.metric,
+        metric_kind=m.metric_kind,
+        higher_is_better=m.higher_is_better,
+        value=m.value,
+        stderr=m.stderr,
+        n_samples=m.n_samples,
+        seed=seed,
+    )
 
 
 # ----------------------------------------------------------------------------- emergence
@@ -216,11 +313,20 @@ def vision_emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
     es = grouped_emergence_scores(gid, scores["params"].to_numpy(float), scores["value"].to_numpy(float))
     head = scores.loc[grouped.head(1).index]  # first row of each curve, in the order of the group ids
     higher = head["higher_is_better"].astype(bool).to_numpy()
-    return pd.DataFrame({
-        "family": head["family"].to_numpy(), "task": head["task"].to_numpy(), "metric": head["metric"].to_numpy(),
-        "metric_kind": head["metric_kind"].to_numpy(), "n_models": es.n_models, "emergence_score": es.score,
-        "flat_then_jump": es.flat_then_jump, "higher_is_better": higher,
-        "oriented_score": np.where(higher, es.score, -es.score)}, columns=EMERGENCE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "family": head["family"].to_numpy(),
+            "task": head["task"].to_numpy(),
+            "metric": head["metric"].to_numpy(),
+            "metric_kind": head["metric_kind"].to_numpy(),
+            "n_models": es.n_models,
+            "emergence_score": es.score,
+            "flat_then_jump": es.flat_then_jump,
+            "higher_is_better": higher,
+            "oriented_score": np.where(higher, es.score, -es.score),
+        },
+        columns=EMERGENCE_COLUMNS,
+    )
 
 
 def compare_headline(spec: ExperimentSpec, emergence: pd.DataFrame) -> list[VisionComparison]:
@@ -232,6 +338,14 @@ def compare_headline(spec: ExperimentSpec, emergence: pd.DataFrame) -> list[Visi
         if head.empty:
             continue
         for row in g[g["metric_kind"] == MetricKind.LINEAR.value].itertuples(index=False):
-            out.append(VisionComparison(spec.family, task, spec.headline, float(head["oriented_score"].iloc[0]),
-                                  row.metric, float(row.oriented_score)))
+            out.append(
+                VisionComparison(
+                    spec.family,
+                    task,
+                    spec.headline,
+                    float(head["oriented_score"].iloc[0]),
+                    row.metric,
+                    float(row.oriented_score),
+                )
+            )
     return out

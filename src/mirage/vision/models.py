@@ -4,6 +4,7 @@ small decoder-only (causal) transformers over image patches.
 Each family is described by frozen size specs, so a family is a list of specs of increasing
 size and a model is rebuilt from its spec and seed alone.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,12 @@ class LeNet(nn.Module):
     def __init__(self, size: CNNSize, in_channels: int, n_classes: int):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, size.conv1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(size.conv1, size.conv2, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(2),
+            nn.Conv2d(in_channels, size.conv1, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(size.conv1, size.conv2, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(4 * size.conv2, size.hidden), nn.ReLU(), nn.Linear(size.hidden, n_classes)
@@ -105,8 +110,9 @@ class PatchTransformer(nn.Module):
         self.embed = nn.Linear(token_dim, size.d_model)
         self.position = nn.Parameter(torch.zeros(1, n_tokens, size.d_model))
         nn.init.normal_(self.position, std=0.02)
-        layer = nn.TransformerEncoderLayer(size.d_model, size.heads, dim_feedforward=2 * size.d_model,
-                                           dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            size.d_model, size.heads, dim_feedforward=2 * size.d_model, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.blocks = nn.TransformerEncoder(layer, size.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(size.d_model)
         self.head = nn.Linear(size.d_model, n_classes)

@@ -45,8 +45,11 @@ def load_data(experiment: str, settings: VisionSettings, seed: int | None = None
     else:
         data = load_omniglot(on_disk, max_classes=20)
     if len(data.images) < MIN_IMAGES:
-        raise MirageInputError(f"holds {len(data.images)} image{'s' if len(data.images) != 1 else ''}; the {experiment} "
-                               f"experiment needs at least {MIN_IMAGES} (40 % are held out for testing)", on_disk)
+        raise MirageInputError(
+            f"holds {len(data.images)} image{'s' if len(data.images) != 1 else ''}; the {experiment} "
+            f"experiment needs at least {MIN_IMAGES} (40 % are held out for testing)",
+            on_disk,
+        )
     if len(data.images) > settings.max_images:
         keep = np.sort(np.random.default_rng(seed).choice(len(data.images), settings.max_images, replace=False))
         data = data.subset(keep)
@@ -65,10 +68,20 @@ def run_vision(settings: VisionSettings = VisionSettings(), *, progress: bool = 
         except ValueError as exc:  # data that does not fit the model family
             raise MirageInputError(str(exc), datasets[name].name) from None
         seconds[name] = round(time.perf_counter() - start, 2)
-        experiments.append(VisionExperimentResult(
-            name=spec.name, family=spec.family, task=r.task, epochs=r.epochs, n_models=len(spec.sizes),
-            headline=spec.headline, subset_k=tuple(spec.ks), reconstruction_c=tuple(spec.cs), scores=r.scores,
-            predictions=r.predictions))
+        experiments.append(
+            VisionExperimentResult(
+                name=spec.name,
+                family=spec.family,
+                task=r.task,
+                epochs=r.epochs,
+                n_models=len(spec.sizes),
+                headline=spec.headline,
+                subset_k=tuple(spec.ks),
+                reconstruction_c=tuple(spec.cs),
+                scores=r.scores,
+                predictions=r.predictions,
+            )
+        )
     scores = pd.concat([e.scores for e in experiments], ignore_index=True)
     emergence = vision_emergence_table(scores)
     comparisons = tuple(c for name in settings.experiments for c in compare_headline(EXPERIMENTS[name], emergence))

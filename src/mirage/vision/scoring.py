@@ -4,6 +4,7 @@ Every metric of a model is computed from the same per-image arrays (correctness 
 probability of the true class for classifiers; squared reconstruction error for autoencoders),
 so a difference between metrics is a difference of metric, never of predictions.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,8 +59,11 @@ def classifier_metrics(correct: np.ndarray, true_logprob: np.ndarray, ks: tuple[
     n_correct = int(correct.sum())
     for k in ks:
         value = subset_accuracy(n_correct, n, k)
-        out.append(MetricValue(f"subset_accuracy_k{k}", "discontinuous", True, value,
-                               _proportion_stderr(value, n // k), n // k))
+        out.append(
+            MetricValue(
+                f"subset_accuracy_k{k}", "discontinuous", True, value, _proportion_stderr(value, n // k), n // k
+            )
+        )
     return out
 
 
