@@ -1,12 +1,14 @@
-# Two entry points, both self-contained on a fresh machine:
+# Entry points, each self-contained on a fresh machine:
 #   make demo   - create .venv, install, run `mirage demo`
-#   make test   - create .venv, install, run the whole test suite
+#   make test   - create .venv, install, run the whole test suite (the docstrings' examples too)
+#   make fast   - the fast lane: every test but the slow ones (-m "not slow")
+#   make lint   - ruff check, ruff format --check, mypy
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test fast lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml
 	# multi-GB CUDA build when a dependency asks for torch.
 	$(PY) -m pip install --quiet torch==2.13.0
 	# the test extra builds llama-cpp-python from source: give its cmake build every core
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[all,test]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -e '.[all,test,lint]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,6 +24,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2
+
+fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/analyze_scale.py

@@ -117,7 +117,7 @@ def measure(path: str, n_boot: int) -> dict:
     from mirage.stats import bootstrap_mean_ci
 
     tm = time.perf_counter()
-    for (_, task), g in samples.groupby(["family", "task"]):
+    for _key, g in samples.groupby(["family", "task"]):
         wide = g.pivot(index="sample_id", columns="model", values=cont)
         bootstrap_mean_ci(wide.to_numpy(float), n_boot, seed=1)
     mirage_boot = time.perf_counter() - tm

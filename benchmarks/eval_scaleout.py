@@ -38,13 +38,13 @@ SIZES = ((2, 64), (4, 128), (6, 256))
 def server_throughput(tmp: Path, n_requests: int, repeats: int, server_threads: int) -> dict[int, float]:
     import numpy as np
     import torch
-
     from llama_server import LlamaServer, convert_to_gguf
+    from tiny_models import make_tiny_bpe_gpt2
+
     from mirage.evaluate.backends import HFCausalLM
     from mirage.evaluate.openai_backend import OpenAICompletionsBackend
     from mirage.io.family import ServerSpec
     from mirage.io.tasks import arithmetic_task
-    from tiny_models import make_tiny_bpe_gpt2
 
     torch.set_num_threads(1)
     model = make_tiny_bpe_gpt2(tmp / "tiny", seed=0)
@@ -93,10 +93,10 @@ def ray_vs_single(tmp: Path, n: int, ray_cpus: int) -> tuple[float, float, float
     import pyarrow.parquet as pq
     import ray
     import torch
+    from tiny_models import make_tiny_gpt2
 
     from mirage.evaluate.ray_runner import evaluate_family_ray
     from mirage.evaluate.run import evaluate_family
-    from tiny_models import make_tiny_gpt2
 
     fam = tmp / "family"
     for i, (layers, width) in enumerate(SIZES):

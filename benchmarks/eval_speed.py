@@ -92,10 +92,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from tiny_models import make_tiny_gpt2
 
     from mirage.evaluate.backends import HFCausalLM
     from mirage.io.tasks import arithmetic_task
-    from tiny_models import make_tiny_gpt2
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -16,15 +16,14 @@ import argparse
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 
 from mirage import AnalysisSettings
 from mirage.analysis.curves import curves_from_records
-from mirage.synthetic import EXPECTED_VERDICT, TRUTHS, grid_specs, known_truth_records
 from mirage.analysis.verdicts import verdicts_table
 from mirage.schema.settings import VerdictSettings
 from mirage.schema.vocab import VERDICT_ORDER, Verdict
+from mirage.synthetic import EXPECTED_VERDICT, TRUTHS, grid_specs, known_truth_records
 
 
 def verdict_of(spec, settings: VerdictSettings = VerdictSettings()) -> dict:

@@ -128,7 +128,7 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     pkg = package_of(module)
     allowed = ALLOWED[pkg] | {pkg}
     lines = source.splitlines()
-    for lineno, name, in_function, text in imports_of(source, module, is_package):
+    for lineno, name, in_function, _text in imports_of(source, module, is_package):
         top = name.split(".")[0]
         if in_function:
             block = lineno - 1  # a group of imports may share the comment of its first line

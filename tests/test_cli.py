@@ -103,7 +103,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, records_fi
     out_dir = tmp_path / "out"
     code, out, err = run("analyze", *args, "--out", out_dir)
     assert code == 2
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err + out
     assert not out_dir.exists()
@@ -125,7 +125,7 @@ def test_output_under_a_file_is_one_line_exit_2(command, tmp_path, records_file)
     blocker.write_text("not a directory")
     args = [records_file if a == "RECORDS" else a for a in command]
     code, out, err = run(*args, "--out", blocker / "sub")
-    lines = [l for l in err.strip().splitlines() if l.strip()]
+    lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, err
     assert lines[0] == f"error: {blocker}: a file stands where an output directory is needed"
     assert "Traceback" not in err + out

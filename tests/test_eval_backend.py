@@ -8,9 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tiny_models import make_tiny_gpt2  # noqa: E402
+
 from mirage.evaluate.backends import HFCausalLM  # noqa: E402
 from mirage.io.tasks import arithmetic_task  # noqa: E402
-from tiny_models import make_tiny_gpt2  # noqa: E402
 
 
 @pytest.fixture(scope="module")

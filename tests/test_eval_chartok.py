@@ -40,9 +40,8 @@ def test_round_trip_through_save_pretrained(tmp_path):
 
 def test_tiny_gpt2_is_seeded_and_loadable(tmp_path):
     import torch
-    from transformers import AutoModelForCausalLM
-
     from tiny_models import make_tiny_gpt2
+    from transformers import AutoModelForCausalLM
 
     a = AutoModelForCausalLM.from_pretrained(make_tiny_gpt2(tmp_path / "a", 2, 32, seed=1))
     b = AutoModelForCausalLM.from_pretrained(make_tiny_gpt2(tmp_path / "b", 2, 32, seed=1))

@@ -35,12 +35,12 @@ else:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] (the 'test' extra) is not installed")
     pytest.importorskip("httpx", reason="httpx (the 'serve' extra) is not installed")
 
+from llama_server import LlamaServer, convert_to_gguf  # noqa: E402
+from tiny_models import make_tiny_bpe_gpt2  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from llama_server import LlamaServer, convert_to_gguf  # noqa: E402
 from mirage.cli import app  # noqa: E402
 from mirage.evaluate.run import evaluate_family  # noqa: E402
-from tiny_models import make_tiny_bpe_gpt2  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TASK = "arithmetic:op=add,digits=2,n=16,seed=0,shots=1"
@@ -93,7 +93,7 @@ def _family(
 
 
 def _frames(store: Path) -> dict:
-    """model name -> its shard's records (the store names paths itself: mirage.evaluate.store)."""
+    """Model name -> its shard's records (the store names paths itself: mirage.evaluate.store)."""
     import pyarrow.parquet as pq
 
     from mirage.evaluate.store import shard_paths

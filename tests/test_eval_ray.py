@@ -18,13 +18,13 @@ if os.environ.get("CI"):  # CI installs the ray extra: a missing Ray is a failur
 else:
     ray = pytest.importorskip("ray", reason="Ray (the 'ray' extra) is not installed")
 
+from tiny_models import make_tiny_gpt2  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from mirage.cli import app  # noqa: E402
 from mirage.errors import MirageInputError  # noqa: E402
 from mirage.evaluate.ray_runner import evaluate_family_ray  # noqa: E402
 from mirage.evaluate.run import evaluate_family  # noqa: E402
-from tiny_models import make_tiny_gpt2  # noqa: E402
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # Ray would replace builtins.print in this process

@@ -14,14 +14,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tiny_models import make_tiny_gpt2  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from mirage import evaluate_family, load_family  # noqa: E402
 from mirage.cli import app  # noqa: E402
 from mirage.errors import MirageInputError  # noqa: E402
 from mirage.evaluate.store import shard_paths  # noqa: E402
-from mirage import evaluate_family, load_family  # noqa: E402
 from mirage.io.records import read_records  # noqa: E402
-from tiny_models import make_tiny_gpt2  # noqa: E402
 
 TASK = "arithmetic:op=add,digits=2,n=24,seed=0,shots=1"
 

@@ -16,11 +16,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from mirage.errors import MirageInputError  # noqa: E402
-from mirage.evaluate.store import CONFIG_HASH_KEY, shard_paths  # noqa: E402
-from mirage.evaluate.run import evaluate_family  # noqa: E402
-from mirage.io.tasks import load_task  # noqa: E402
 from tiny_models import make_tiny_gpt2  # noqa: E402
+
+from mirage.errors import MirageInputError  # noqa: E402
+from mirage.evaluate.run import evaluate_family  # noqa: E402
+from mirage.evaluate.store import CONFIG_HASH_KEY, shard_paths  # noqa: E402
+from mirage.io.tasks import load_task  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "arithmetic:op=add,digits=2,n=12,seed=0,shots=1"
@@ -138,7 +139,7 @@ def test_two_concurrent_runs_cooperate_and_agree(models, tmp_path):
         for _ in range(2)
     ]
     outs = [r.communicate(timeout=300) for r in runs]
-    for r, (out, err) in zip(runs, outs):
+    for r, (_out, err) in zip(runs, outs):
         assert r.returncode == 0, err
         assert "Traceback" not in err and "Error" not in err, err
     computed = [int(line.split("(")[1].split(" computed")[0]) for out, _ in outs for line in out.splitlines()]
@@ -224,8 +225,9 @@ def test_a_truncated_shard_or_part_is_reported_in_one_line_and_recomputed(models
     # a damaged part of an unfinished shard: only its chunk is recomputed
     paths = shard_paths(store, "tiny", "a", "arithmetic_2_digit_add")
     digest = (__import__("pyarrow.parquet", fromlist=["x"]).read_schema(shard).metadata[CONFIG_HASH_KEY]).decode()
-    from mirage.evaluate.store import write_table
     import pyarrow.parquet as pq
+
+    from mirage.evaluate.store import write_table
 
     table = pq.read_table(shard)
     for i in range(3):

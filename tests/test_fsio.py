@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mirage.io import files as fsio
 from mirage.errors import MirageInputError
+from mirage.io import files as fsio
 from mirage.io.files import OUTPUT_MARKER, atomic_dir, remove_leftovers, slug, write_csv, write_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -281,7 +281,7 @@ def _analyze(inputs: list[Path], out: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(not _strace_works(), reason="strace (apt install strace) is needed to SIGKILL at a system call")
 def test_sigkill_at_each_rename_of_analyze_leaves_old_or_new(tmp_path, pythia_table):
-    """strace kills a real ``mirage analyze`` at its Nth rename-like system call (every file of
+    """Strace kills a real ``mirage analyze`` at its Nth rename-like system call (every file of
     the new directory, the exchange) and at the first unlink after it (removing the old one)."""
     import pandas as pd
 

@@ -4,7 +4,6 @@ and no single value that poisons other samples."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +14,8 @@ from typer.testing import CliRunner
 
 from mirage.cli import app
 from mirage.errors import MirageInputError
-from mirage.metrics import RecordView, compute_sample_metrics
 from mirage.io.inputs import read_inputs
+from mirage.metrics import RecordView, compute_sample_metrics
 from mirage.synthetic import synthetic_records
 
 

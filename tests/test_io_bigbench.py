@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mirage.cli import app
 from mirage.analysis.meta import meta_analysis, meta_curves
+from mirage.cli import app
 from mirage.io.inputs import read_inputs as read_meta_inputs
 from mirage.metrics import compute_sample_metrics
 

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 from mirage.cli import app
 from mirage.errors import MirageInputError
+from mirage.io.inputs import ReadOptions, _read_one, read_inputs
 from mirage.io.inspect_logs import EXTRA_LINE, LIMITS_NOTE
 from mirage.io.models import read_scale_table
 from mirage.metrics import compute_sample_metrics
-from mirage.io.inputs import ReadOptions, _read_one, read_inputs
 
 pytest.importorskip("inspect_ai")
 

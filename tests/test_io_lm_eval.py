@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from mirage.cli import app
 from mirage.errors import MirageInputError
+from mirage.io.inputs import read_inputs
 from mirage.io.lm_eval_samples import LIMITS_NOTE
 from mirage.metrics import compute_sample_metrics, metric_kind
-from mirage.io.inputs import read_inputs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OUT = FIXTURES / "lm_eval_04" / "out"

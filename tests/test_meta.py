@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mirage.cli import app
-from mirage.io.bundled import bundled_path
-from mirage.errors import MirageInputError
 from mirage.analysis.meta import curve_emergence, meta_analysis, meta_curves
+from mirage.cli import app
+from mirage.errors import MirageInputError
+from mirage.io.bundled import bundled_path
 from mirage.io.inputs import read_inputs as read_meta_inputs
 from mirage.schema.results import Inputs
 from mirage.stats import emergence_score, grouped_emergence_scores

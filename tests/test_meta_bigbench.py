@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 import pytest
 
-from mirage.io.bigbench_results import read_bigbench_results
 from mirage.errors import MirageInputError
+from mirage.io.bigbench_results import read_bigbench_results
 from mirage.io.inputs import read_inputs as read_meta_inputs
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -149,9 +149,10 @@ def test_unknown_filter_column(tmp_path):
 
 
 def test_records_scale_column_choice(tmp_path):
+    import pyarrow as pa
+
     from mirage.io.records import write_records
     from mirage.synthetic import synthetic_records
-    import pyarrow as pa
 
     t = synthetic_records({1e6: 0.5, 1e7: 0.7, 1e8: 0.9}, n_samples=4)
     t = t.append_column("step", pa.array([1000.0 * (i // 4 + 1) for i in range(t.num_rows)]))

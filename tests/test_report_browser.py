@@ -54,10 +54,10 @@ def _story_page(root: Path) -> Path:
     import pyarrow as pa
 
     from mirage import AnalysisSettings, run_analysis
-    from mirage.io.inputs import read_inputs
-    from mirage.io.records import write_records
     from mirage.analysis.story import story_tables
+    from mirage.io.inputs import read_inputs
     from mirage.io.outputs import write_story
+    from mirage.io.records import write_records
     from mirage.synthetic import synthetic_records
 
     scales = np.geomspace(1e5, 1e8, 8)

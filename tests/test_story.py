@@ -23,11 +23,11 @@ import pyarrow as pa
 import pytest
 
 from mirage import AnalysisSettings, Verdict, run_analysis
+from mirage.analysis.story import STORY_METRICS, story_tables
 from mirage.io.inputs import read_inputs
+from mirage.io.outputs import write_story
 from mirage.io.records import write_records
 from mirage.report.png import pyplot
-from mirage.analysis.story import STORY_METRICS, story_tables
-from mirage.io.outputs import write_story
 from mirage.report.story import HEADINGS, prediction1_heading, prediction1_text, story_figures, story_summary
 from mirage.synthetic import power_law_p, synthetic_records
 

@@ -6,8 +6,8 @@ import json
 import re
 
 import pytest
-
 from conftest import FIXTURES
+
 from mirage.errors import MirageInputError
 from mirage.io.tasks import arithmetic_task, load_task
 
@@ -25,7 +25,7 @@ def test_arithmetic_answers_are_right_and_exemplars_never_repeat_the_item(op):
     for s in task.samples:
         found = QUESTION.findall(s.prompt)
         assert len(found) == 4  # 3 exemplars + the item
-        for a, word, b in found:
+        for a, _word, b in found:
             assert len(a) == 2 and len(b) == 2
         a, word, b = found[-1]
         assert s.prompt.endswith(f"Q: What is {a} {word} {b}?\nA:")

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mirage.errors import MirageInputError
-from mirage.metrics import compute_sample_metrics
-from mirage.synthetic import power_law_p, synthetic_records
 from mirage.analysis.predictions import length_analysis, predict_accuracy, predict_from_sample_metrics
 from mirage.analysis.theory import theory_emergence
+from mirage.errors import MirageInputError
+from mirage.metrics import compute_sample_metrics
 from mirage.model.power_law import PowerLaw, brier_score, multiple_choice_grade, scale_at_accuracy, theory_table
 from mirage.report.figures import plot_length_analysis, plot_prediction
 from mirage.schema.tables import THEORY
 from mirage.stats import fit_power_law
+from mirage.synthetic import power_law_p, synthetic_records
 
 THEORY_COLUMNS = list(THEORY.names)
 

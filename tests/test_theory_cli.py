@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mirage.cli import app
 from mirage import TheorySettings, run_theory
+from mirage.cli import app
 from mirage.schema.tables import EMERGENCE, THEORY
 
 EMERGENCE_COLUMNS, THEORY_COLUMNS = list(EMERGENCE.names), list(THEORY.names)

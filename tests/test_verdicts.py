@@ -10,13 +10,13 @@ import pytest
 
 from mirage import AnalysisSettings, run_analysis
 from mirage.analysis.curves import curves_from_records
-from mirage.io.bundled import bundled_path
-from mirage.errors import MirageInputError
-from mirage.io.inputs import read_inputs
-from mirage.synthetic import EXPECTED_VERDICT, TruthSpec, grid_specs, known_truth_records
 from mirage.analysis.verdicts import verdicts_table
+from mirage.errors import MirageInputError
+from mirage.io.bundled import bundled_path
+from mirage.io.inputs import read_inputs
 from mirage.schema.settings import VerdictSettings
 from mirage.schema.vocab import Verdict
+from mirage.synthetic import EXPECTED_VERDICT, TruthSpec, grid_specs, known_truth_records
 
 
 def verdict_row(spec: TruthSpec, **settings) -> pd.Series:

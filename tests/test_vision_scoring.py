@@ -140,11 +140,12 @@ def test_transformer_is_causal():
     x = torch.rand(2, 8, 8, 1)
     y = x.clone()
     y[:, 6:, 6:] = 0.0  # only the last patch in raster order
-    hidden = lambda t: model.blocks(
-        model.embed(to_patch_sequence(t, 2)) + model.position,  # noqa: E731
-        mask=model.causal_mask,
-        is_causal=True,
-    )
+
+    def hidden(t: torch.Tensor) -> torch.Tensor:
+        return model.blocks(
+            model.embed(to_patch_sequence(t, 2)) + model.position, mask=model.causal_mask, is_causal=True
+        )
+
     with torch.no_grad():
         hx, hy = hidden(x), hidden(y)
     torch.testing.assert_close(hx[:, :-1], hy[:, :-1])

@@ -62,7 +62,7 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except MirageInputError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         except OSError as exc:
             if not isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)) and (
                 exc.filename is None or exc.errno not in _PATH_ERRNOS
@@ -78,10 +78,10 @@ def handle_errors(fn: F) -> F:
                 typer.echo(f"error: {blocker}: a file stands where an output directory is needed", err=True)
             else:
                 typer.echo(f"error: {exc.filename}: {(exc.strerror or str(exc)).lower()}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature for typer
 
@@ -140,7 +140,7 @@ def analyze_cmd(
     min_models: int = typer.Option(4, help="Fewest models for a verdict (>= 3)."),
     max_figures: int = typer.Option(24, min=0, help="Most task figures to draw (most informative first)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
-):
+) -> None:
     """Curves with intervals, emergence scores and verdicts -> OUT/{curves,emergence,verdicts}.csv, summary.json, figures/, report.html."""
     mirage.check_seed(seed)
     _writable(out)
@@ -205,7 +205,7 @@ def demo_cmd(
     ),
     seed: int = typer.Option(0, help="Seed of training, problem choice and bootstrap."),
     threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these tiny models)."),
-):
+) -> None:
     """The story end to end, no downloads: train a transformer family on arithmetic here, evaluate it on held-out problems, and report the paper's three predictions (or, with --bundled, analyse the real Pythia/OPT/BLOOM tables)."""
     mirage.check_seed(seed)
     _writable(out or Path("mirage-demo-bundled" if bundled else "mirage-demo"), replaced_whole=bundled)
@@ -228,7 +228,7 @@ def theory_cmd(
     emergence_models: int = typer.Option(8, help="Log-spaced models at which emergence scores are taken."),
     out: Path = typer.Option(Path("mirage-theory"), "--out", "-o", help="Output directory (written atomically)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
-):
+) -> None:
     """The paper's model: smooth per-token loss, sharp accuracy -> OUT/{theory,emergence,crossings}.csv, figures/theory.png, report.html (mirage.run_theory)."""
     try:
         length_list = [int(v) for v in lengths.split(",") if v.strip()]
@@ -282,7 +282,7 @@ def meta_cmd(
     ),
     top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
-):
+) -> None:
     """Meta-analysis (mirage.run_meta): emergence score of every curve, where apparent emergence concentrates -> OUT/meta_*.csv, figures/, report.html."""
     settings = mirage.MetaSettings(threshold=threshold, kind_overrides=mirage.parse_kind_overrides(metric_kind))
     _writable(out)
@@ -321,7 +321,7 @@ def vision_cmd(
     ),
     max_images: int = typer.Option(5000, min=100, help="Seeded subsample of larger on-disk datasets."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the report path."),
-):
+) -> None:
     """Train vision families and score the same predictions with continuous and discontinuous metrics (mirage.run_vision)."""
     names = mirage.parse_experiments(experiment)
     mirage.check_seed(seed)
@@ -377,7 +377,7 @@ def eval_cmd(
         min=0,
         help="With --ray: times Ray reruns a shard whose worker died (it resumes from finished chunks).",
     ),
-):
+) -> None:
     """Run every model of a family on a task (mirage.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
     spec, tsk = mirage.load_family(family), mirage.load_task(task, view)  # validate both before any model loads
     _writable(out, replaced_whole=False)  # a store is written into, shard by shard
@@ -432,7 +432,7 @@ def train_family_cmd(
         help="Output directory (models are reused when already trained with the same settings).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the family.yaml path."),
-):
+) -> None:
     """Train a GPT-2 family on arithmetic (mirage.train_family) -> OUT/<model>/, family.yaml, heldout.jsonl, quick_eval.csv."""
     if task != "arithmetic":
         raise MirageInputError(f"unknown task {task!r}: only 'arithmetic' can be trained", "--task")

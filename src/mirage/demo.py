@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 from .analysis.analyze import run_analysis
 from .analysis.story import story_tables
 from .api import analyze
-from .evaluate.run import evaluate_family
+from .evaluate.run import ShardResult, evaluate_family
 from .io.bundled import BUNDLED_TABLES, bundled_path
 from .io.family import load_family
 from .io.files import write_text
@@ -29,9 +31,9 @@ from .io.inputs import read_inputs
 from .io.outputs import write_analysis, write_story
 from .io.records import read_records, write_records
 from .io.tasks import load_task
-from .report.terminal import bundled_demo_paragraph
 from .report.story import story_summary
-from .schema.results import AnalysisResult
+from .report.terminal import bundled_demo_paragraph
+from .schema.results import AnalysisResult, StoryTables
 from .schema.settings import AnalysisSettings
 from .train.arithmetic import first_per_cell, make_config, train_family
 
@@ -80,7 +82,7 @@ def demo_task_files(
     rows = [json.loads(line) for line in heldout.read_text().splitlines() if line.strip()]
     long_digits = set(sorted({r["digits"] for r in rows})[-n_long:])
 
-    def write(name, chosen):
+    def write(name: str, chosen: list[dict[str, Any]]) -> Path:
         path = out_dir / f"{name}.jsonl"
         write_text(
             path,
@@ -94,7 +96,7 @@ def demo_task_files(
         )
         return path
 
-    def cell(row):
+    def cell(row: dict[str, Any]) -> tuple[str, int]:
         return row["op"], row["digits"]
 
     main = first_per_cell(rows, per_cell, cell)
@@ -106,7 +108,7 @@ def demo_task_files(
     return main_path, large_path, long_ids
 
 
-def long_subset(shards, sample_ids: set, task: str, path: Path) -> Path:
+def long_subset(shards: Sequence[ShardResult], sample_ids: set[str], task: str, path: Path) -> Path:
     """The records of ``shards`` whose sample is in ``sample_ids``, renamed to ``task``: the same
     model outputs, restricted to the long problems (nothing is evaluated twice)."""
     table = pa.concat_tables([read_records(s.path) for s in shards])
@@ -124,7 +126,7 @@ def run_trained_demo(
     threads: int = 1,
     quiet: bool = False,
     batch_size: int = 128,
-):
+) -> tuple[AnalysisResult, StoryTables, str]:
     """The whole story on a family trained here: train (or reuse) -> eval -> analyze -> report.
 
     Trains the arithmetic family (:mod:`mirage.train.arithmetic`, cached under ``OUT/family``),

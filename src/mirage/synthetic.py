@@ -35,8 +35,8 @@ use to check that mirage's verdicts recover the truth:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -77,8 +77,8 @@ def synthetic_records(
     ``L log((1 - p) / (n_choices - 1))``, so its grade is a step at p = 1/n_choices.
     """
     rng = np.random.default_rng(seed)
-    lengths = np.resize(np.asarray(lengths, dtype=int), n_samples)
-    targets = [rng.choice(DIGITS, size=L) for L in lengths]
+    cycled = np.resize(np.asarray(lengths, dtype=int), n_samples)
+    targets = [rng.choice(DIGITS, size=L) for L in cycled]
     cols: dict[str, list] = {
         k: []
         for k in (
@@ -132,7 +132,7 @@ def synthetic_records(
     return normalize_records(pa.table(cols), f"synthetic:{family}")
 
 
-def power_law_p(scales, c: float = 2.0e9, alpha: float = -0.5) -> dict[float, float]:
+def power_law_p(scales: Iterable[float], c: float = 2.0e9, alpha: float = -0.5) -> dict[float, float]:
     """Per-token probability exp(-(N/c)**alpha) of the paper's model at each scale."""
     return {float(n): float(np.exp(-((n / c) ** alpha))) for n in scales}
 
@@ -187,6 +187,7 @@ class TruthSpec:
 
     @property
     def scales(self) -> np.ndarray:
+        """The family's scales: the given ones sorted, else log-spaced over the decades."""
         if self.scales_given is not None:
             return np.sort(np.asarray(self.scales_given, dtype=float))
         return np.geomspace(self.n_min, self.n_min * 10.0**self.decades, self.n_models)
@@ -210,7 +211,7 @@ class TruthSpec:
         return ce
 
 
-def _lognormal_unit_mean(rng: np.random.Generator, sd: float, size) -> np.ndarray:
+def _lognormal_unit_mean(rng: np.random.Generator, sd: float, size: int | tuple[int, ...]) -> np.ndarray:
     """Log-normal factors with mean exactly 1 in expectation: exp(N(-sd^2/2, sd))."""
     if sd <= 0:
         return np.ones(size)

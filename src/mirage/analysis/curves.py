@@ -51,11 +51,11 @@ def curves_from_records(
             # items x (models * metrics) matrix, NaN where a model lacks an item
             wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
             wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
-            lo, hi = bootstrap_mean_ci(
+            b_lo, b_hi = bootstrap_mean_ci(
                 wide.to_numpy(dtype=float), settings.bootstrap, settings.level, seed=_group_seed(settings.seed, g_idx)
             )
             for j, key in enumerate(wide.columns):
-                boot[key] = (lo[j], hi[j])
+                boot[key] = (b_lo[j], b_hi[j])
         by_model = group.groupby("model", sort=False)
         for metric in metric_names:
             meta = METRICS[metric]
@@ -67,8 +67,8 @@ def curves_from_records(
                     continue
                 value = float(vals.mean())
                 if meta.binary:
-                    lo, hi = wilson_interval(vals.sum(), len(vals), settings.level)
-                    lo, hi, method = float(lo), float(hi), CIMethod.WILSON.value
+                    w_lo, w_hi = wilson_interval(vals.sum(), len(vals), settings.level)
+                    lo, hi, method = float(w_lo), float(w_hi), CIMethod.WILSON.value
                 elif (metric, model) in boot:
                     lo, hi = boot[(metric, model)]
                     method = CIMethod.BOOTSTRAP.value
@@ -174,7 +174,9 @@ def curve_id(settings: AnalysisSettings) -> list[str]:
 
 def collect_curves(inputs: Inputs, settings: AnalysisSettings) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str]]:
     """(curves, per-sample metrics or None, unknown metric names)."""
-    parts, samples, unknown = [], None, []
+    parts: list[pd.DataFrame] = []
+    samples: pd.DataFrame | None = None
+    unknown: list[str] = []
     if inputs.records is not None:
         if settings.curve_by:
             raise MirageInputError("applies to score tables; split records with --filter instead", "--curve-by")

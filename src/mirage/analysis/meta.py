@@ -80,7 +80,7 @@ def _check_curves(curves: pd.DataFrame) -> pd.DataFrame:
         frame[col] = v
     if "higher_is_better" not in frame.columns:
         known = {m: metric_kind(m) for m in frame["metric"].unique()}
-        frame["higher_is_better"] = frame["metric"].map(lambda m: known[m][1] if known[m] else True)
+        frame["higher_is_better"] = frame["metric"].map(lambda m: (known[m] or ("", True))[1])
     dup = frame.duplicated(CURVE_KEY + ["model"])
     if dup.any():
         row = frame[dup].iloc[0]
@@ -110,7 +110,7 @@ def judged_values(curves: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _evidence_gate(
-    frame: pd.DataFrame, gid: np.ndarray, judged: np.ndarray, higher: np.ndarray, settings
+    frame: pd.DataFrame, gid: np.ndarray, judged: np.ndarray, higher: np.ndarray, settings: VerdictSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(passes shape and effect, evidence label, flat share, rise) per group, on the judged scale."""
     order = np.lexsort((frame["scale"].to_numpy(float), gid))
@@ -348,7 +348,7 @@ def rescore_table(emergence: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     ):
         prefs = partners_of(metric)  # its own partners first, then the defaults
         rank = {m: i for i, m in enumerate(prefs)}
-        g = g.assign(_r=g["continuous_metric"].map(lambda m: rank.get(m, len(prefs)))).sort_values(
+        g = g.assign(_r=[rank.get(m, len(prefs)) for m in g["continuous_metric"]]).sort_values(
             ["_r", "continuous_metric"]
         )
         best = g.iloc[0]

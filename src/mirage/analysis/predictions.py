@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from rich.progress import track
 
 from ..errors import MirageInputError
 from ..schema.checks import positive_array, whole_lengths
 from ..schema.results import Predictions
 from ..schema.settings import AnalysisSettings
-from ..schema.tables import LENGTHS, PREDICTIONS, PREDICTION_FITS, set_shots
+from ..schema.tables import LENGTHS, PREDICTION_FITS, PREDICTIONS, set_shots
 from ..schema.vocab import PredictionSource, RowKind
 from ..stats import PowerLawFit, fit_power_law, wilson_interval, z_value
 
@@ -32,7 +34,9 @@ def _mixture_accuracy(ce: np.ndarray, lengths: np.ndarray, weights: np.ndarray) 
     return terms @ weights
 
 
-def predict_accuracy(fit: PowerLawFit, scale, lengths, level: float | None = None) -> pd.DataFrame:
+def predict_accuracy(
+    fit: PowerLawFit, scale: ArrayLike, lengths: ArrayLike, level: float | None = None
+) -> pd.DataFrame:
     """Predicted accuracy ``exp(-L CE_fit(N))`` at every (scale, length), with a bootstrap band.
 
     Columns: scale, length, cross_entropy, p_token, accuracy, accuracy_low, accuracy_high (band:
@@ -71,7 +75,7 @@ PREDICTION_COLUMNS = list(PREDICTIONS.names)
 FIT_COLUMNS = list(PREDICTION_FITS.names)
 
 
-def _check_samples(samples) -> pd.DataFrame:
+def _check_samples(samples: Any) -> pd.DataFrame:
     if not isinstance(samples, pd.DataFrame):
         raise MirageInputError("expected the per-sample table of mirage.metrics.compute_sample_metrics", "samples")
     missing = [c for c in SAMPLE_KEY_COLUMNS if c not in samples.columns]
@@ -179,11 +183,6 @@ def predict_from_sample_metrics(
         mix_l, mix_w = _length_mixture(lengths_all)
         q = [(1 - level) / 2, 1 - (1 - level) / 2]
 
-        def predicted(n):
-            point = _mixture_accuracy(fit.cross_entropy(n), mix_l, mix_w)
-            lo, hi = np.quantile(_mixture_accuracy(fit.boot_cross_entropy(n), mix_l, mix_w), q, axis=0)
-            return point, lo, hi
-
         for model, m in g.groupby(g["model"].astype(str), sort=False):
             n = float(m["scale"].iloc[0])
             ml, mw = _length_mixture(pd.to_numeric(m["target_length"], errors="coerce"))
@@ -220,8 +219,8 @@ def predict_from_sample_metrics(
         for kind_name, xs in ((RowKind.CURVE.value, grid), (RowKind.EXTRAPOLATED.value, extra)):
             if not len(xs):
                 continue
-            point, lo, hi = predicted(xs)
-            for n, pt, a, b in zip(xs, point, lo, hi):
+            points, lows, highs = _predicted(fit, mix_l, mix_w, q, xs)
+            for n, pt, a, b in zip(xs, points, lows, highs):
                 pred_rows.append(
                     dict(
                         base,
@@ -250,6 +249,15 @@ def predict_from_sample_metrics(
         set_shots(preds)
         set_shots(fits)
     return Predictions(predictions=preds, fits=fits)
+
+
+def _predicted(
+    fit: PowerLawFit, lengths: np.ndarray, weights: np.ndarray, q: list[float], scales: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted exact match at ``scales`` over a length mixture, and its band (quantiles ``q``)."""
+    point = _mixture_accuracy(fit.cross_entropy(scales), lengths, weights)
+    lo, hi = np.quantile(_mixture_accuracy(fit.boot_cross_entropy(scales), lengths, weights), q, axis=0)
+    return point, lo, hi
 
 
 def _length_mixture(lengths: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -9,10 +9,9 @@ emergence score of ``mirage analyze``, and the scales at which accuracy reaches 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..errors import MirageInputError
 from ..metrics import facts
@@ -25,7 +24,7 @@ from ..schema.tables import CROSSINGS
 from .emergence import emergence_table
 
 
-def theory_curves(law: PowerLaw, lengths: Sequence[int], scales: np.ndarray, n_choices: int = 2) -> pd.DataFrame:
+def theory_curves(law: PowerLaw, lengths: ArrayLike, scales: np.ndarray, n_choices: int = 2) -> pd.DataFrame:
     """Every theory metric at ``scales`` as curves in the ``curves.csv`` format: family ``theory``,
     one task per target length (``L=5``), no intervals."""
     table = theory_table(law, lengths, scales, n_choices)
@@ -55,7 +54,7 @@ def theory_curves(law: PowerLaw, lengths: Sequence[int], scales: np.ndarray, n_c
 
 
 def theory_emergence(
-    law: PowerLaw, lengths: Sequence[int], n_min: float, n_max: float, n_models: int = 8, n_choices: int = 2
+    law: PowerLaw, lengths: ArrayLike, n_min: float, n_max: float, n_models: int = 8, n_choices: int = 2
 ) -> pd.DataFrame:
     """Emergence score and jump share of every theory curve, sampled at ``n_models`` log-spaced scales
     (the table of :func:`mirage.analysis.emergence.emergence_table`, target lengths ascending, the

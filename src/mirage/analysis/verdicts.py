@@ -26,6 +26,7 @@ choice* (emergent-looking; a break, a lag or a transform that fails), *no appare
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,7 +110,7 @@ def _record_channels(group: pd.DataFrame, models: list[str], disc: str) -> tuple
     items = _Items()
     channels: list[_Channel] = []
 
-    def per_model(fn) -> tuple[np.ndarray, np.ndarray]:
+    def per_model(fn: Callable[[pd.DataFrame], tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
         vals = [fn(by_model[m]) for m in models]
         return np.array([v[0] for v in vals], dtype=float), np.array([v[1] for v in vals], dtype=float)
 
@@ -554,7 +555,7 @@ def _fitted_length_transform(
     fitted: np.ndarray,
     fitted_var: np.ndarray,
     st: VerdictSettings,
-):
+) -> TransformTest:
     """Score tables: accuracy = exp(-L * loss) with one fitted L (the target lengths are unknown)."""
     z_ = z_value(st.level)
     n = gd["n_samples"].to_numpy(float) if "n_samples" in gd.columns else np.full(len(y), np.nan)
@@ -568,7 +569,8 @@ def _fitted_length_transform(
         z = (y - pred) / np.sqrt(np.maximum(var, 1e-18))
         chi2 = float(np.sum(z**2))
         if best is None or chi2 < best[0]:
-            best = (chi2, L, pred, z)
+            best = (chi2, float(L), pred, z)
+    assert best is not None  # the grid of lengths is not empty
     chi2, L, pred, z = best
     dof = max(len(y) - 1, 1)
     worst = int(np.argmax(np.abs(z)))

@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -40,32 +41,51 @@ DEVICES = ("cpu", "cuda", "mps")
 
 @dataclass(frozen=True)
 class TargetScore:
+    """Teacher-forced log-probability of each target token, and the tokens themselves."""
+
     logprobs: np.ndarray  # float64, one per target token
     tokens: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class ChoiceScore:
+    """Each option's log-probability summed over its tokens, and its length in tokens."""
+
     logprobs: tuple[float, ...]  # summed over each option's tokens
     lengths: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class Generation:
+    """A greedy continuation, cut before the first stop string, and its tokens."""
+
     text: str  # cut before the first stop string
     tokens: tuple[str, ...]
 
 
 class Backend(Protocol):
-    def score_targets(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]: ...
+    """What evaluates a model: ``evaluate_family`` asks a backend for these, in batches.
 
-    def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]: ...
+    Shapes: ``score_targets`` returns one :class:`TargetScore` per (prompt, target) pair, with one
+    log-probability per target token (the target tokenized as it follows the prompt);
+    ``score_choices`` one :class:`ChoiceScore` per prompt, with one summed log-probability and one
+    length per option; ``generate`` one :class:`Generation` per prompt. ``describe`` says what
+    identifies the numbers (it enters nothing the user did not choose), ``num_parameters`` the size."""
 
-    def generate(self, prompts: Sequence[str], stop: Sequence[str], max_new_tokens: int) -> list[Generation]: ...
+    def score_targets(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
+        """Log-probability of every target token after its prompt, one result per pair."""
 
-    def describe(self) -> dict: ...
+    def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
+        """Summed log-probability and token count of every option after its prompt."""
 
-    def num_parameters(self) -> int: ...
+    def generate(self, prompts: Sequence[str], stop: Sequence[str], max_new_tokens: int) -> list[Generation]:
+        """Greedy continuation of every prompt, up to ``max_new_tokens`` or a stop string."""
+
+    def describe(self) -> dict:
+        """What identifies the numbers this backend produces."""
+
+    def num_parameters(self) -> int:
+        """The model's parameter count."""
 
 
 class HFCausalLM:
@@ -110,7 +130,7 @@ class HFCausalLM:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = f"{self.ref} (revision {revision})" if revision else self.ref
             raise MirageInputError(f"cannot load model: {first}", where) from None
-        self.model.to(self.device).eval()
+        self.model.to(self.device).eval()  # type: ignore[arg-type]  # transformers' stub types .to() oddly
         params = inspect.signature(self.model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
@@ -132,6 +152,7 @@ class HFCausalLM:
 
     # ------------------------------------------------------------------ description
     def num_parameters(self) -> int:
+        """The model's parameter count (transformers counts it)."""
         return int(self.model.num_parameters())
 
     def describe(self) -> dict:
@@ -145,6 +166,7 @@ class HFCausalLM:
 
     # ------------------------------------------------------------------ tokenisation
     def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens)."""
         return list(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
@@ -166,10 +188,13 @@ class HFCausalLM:
         return ids[-keep:]
 
     def tokens_of(self, text: str) -> tuple[str, ...]:
+        """The tokens of ``text`` as strings (empty for no text)."""
         return tuple(self.tokenizer.convert_ids_to_tokens(self.encode(text))) if text else ()
 
     # ------------------------------------------------------------------ forward
-    def _forward(self, ids, mask, positions, cache=None, keep: int = 0, use_cache: bool = False):
+    def _forward(
+        self, ids: Any, mask: Any, positions: Any, cache: Any = None, keep: int = 0, use_cache: bool = False
+    ) -> tuple[Any, Any]:
         import torch  # optional heavy dependency (mirage[eval])
 
         kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "use_cache": use_cache}
@@ -186,7 +211,7 @@ class HFCausalLM:
             return logits, None
         return logits, out["cache"] if "cache" in out else out["past_key_values"]
 
-    def _pad(self, seqs: list[list[int]], side: str):
+    def _pad(self, seqs: list[list[int]], side: str) -> tuple[Any, Any, Any]:
         """Padded ids, attention mask and position ids (counting real tokens only)."""
         import torch  # optional heavy dependency (mirage[eval])
 
@@ -200,7 +225,7 @@ class HFCausalLM:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         return ids.to(self.device), mask.to(self.device), positions.to(self.device)
 
-    def _batches(self, lengths: Sequence[int], size: int):
+    def _batches(self, lengths: Sequence[int], size: int) -> Iterator[list[int]]:
         """Indices grouped longest first, so each batch pads little and memory peaks early."""
         order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
         for start in range(0, len(order), size):
@@ -208,6 +233,7 @@ class HFCausalLM:
 
     # ------------------------------------------------------------------ requests
     def score_targets(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
+        """Teacher-forced log-probability of every target token, prompts batched by length."""
         import torch  # optional heavy dependency (mirage[eval])
 
         if len(prompts) != len(targets):
@@ -237,7 +263,7 @@ class HFCausalLM:
                 results[i] = TargetScore(
                     lp.double().cpu().numpy(), tuple(self.tokenizer.convert_ids_to_tokens(t_ids[i]))
                 )
-        return results  # type: ignore[return-value]
+        return _filled(results)
 
     def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
         """Each prompt is run once; its KV cache is repeated over its options, which are then
@@ -286,9 +312,10 @@ class HFCausalLM:
                     sums.append(float(total))
                     lens.append(len(e))
                 results[i] = ChoiceScore(tuple(sums), tuple(lens))
-        return results  # type: ignore[return-value]
+        return _filled(results)
 
     def generate(self, prompts: Sequence[str], stop: Sequence[str], max_new_tokens: int) -> list[Generation]:
+        """Greedy continuations with a key-value cache, cut before the first stop string."""
         import torch  # optional heavy dependency (mirage[eval])
 
         stop = [s for s in stop if s]
@@ -317,11 +344,21 @@ class HFCausalLM:
                 logits, cache = self._forward(nxt[:, None], mask, next_pos, cache=cache, use_cache=True)
                 next_pos = next_pos + 1
             for b, i in enumerate(batch):
-                text = self.tokenizer.decode(new[b], skip_special_tokens=True)
+                text = str(self.tokenizer.decode(new[b], skip_special_tokens=True))
                 cut = min((text.find(s) for s in stop if s in text), default=len(text))
                 text = text[:cut]
                 results[i] = Generation(text, self.tokens_of(text))
-        return results  # type: ignore[return-value]
+        return _filled(results)
+
+
+T = TypeVar("T")
+
+
+def _filled(results: list[T | None]) -> list[T]:
+    """The results of a request, every slot filled (each prompt is in exactly one batch)."""
+    out = [r for r in results if r is not None]
+    assert len(out) == len(results), "a prompt was left out of every batch"
+    return out
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")

@@ -34,6 +34,7 @@ killed run resumes without sending answered requests again.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -111,6 +112,7 @@ class OpenAICompletionsBackend:
 
     # ------------------------------------------------------------------ description
     def num_parameters(self) -> int:
+        """A server does not report its size: the family spec's ``params`` gives it."""
         raise MirageInputError(
             "a server does not report its parameter count; set 'params' in the family spec", self.where
         )
@@ -126,9 +128,11 @@ class OpenAICompletionsBackend:
 
     # ------------------------------------------------------------------ tokenisation
     def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` in the server's tokenizer (no special tokens)."""
         return list(self.tokenizer(text, add_special_tokens=False).input_ids) if text else []
 
     def tokens_of(self, text: str) -> tuple[str, ...]:
+        """The tokens of ``text`` as strings (empty for no text)."""
         return tuple(self.tokenizer.convert_ids_to_tokens(self.encode(text))) if text else ()
 
     def _prefix(self, prompt: str) -> str:
@@ -170,6 +174,7 @@ class OpenAICompletionsBackend:
         return out
 
     def score_targets(self, prompts: Sequence[str], targets: Sequence[str]) -> list[TargetScore]:
+        """Target log-probabilities from the echoed prompt log-probs of ``prompt + target``."""
         if len(prompts) != len(targets):
             raise ValueError("prompts and targets differ in length")
         t_ids = [self.encode(t) for t in targets]
@@ -187,6 +192,7 @@ class OpenAICompletionsBackend:
         ]
 
     def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
+        """Each option's summed log-probability, one echo request per option."""
         if len(prompts) != len(choices):
             raise ValueError("prompts and choices differ in length")
         for opts in choices:
@@ -202,6 +208,7 @@ class OpenAICompletionsBackend:
         return out
 
     def generate(self, prompts: Sequence[str], stop: Sequence[str], max_new_tokens: int) -> list[Generation]:
+        """Greedy completions (temperature 0) with the stop strings, checked for greediness."""
         stop = [s for s in stop if s]
         fields: dict[str, Any] = {"max_tokens": max_new_tokens, "logprobs": 1}  # log-probs: the greedy check
         if stop:
@@ -330,7 +337,7 @@ class OpenAICompletionsBackend:
         return span
 
     def _vllm_logprobs(self, answer: Any, target: str, t_ids: list[int]) -> list[float]:
-        """vLLM's ``prompt_logprobs``: one entry per prompt token (``None`` first), each a mapping
+        """VLLM's ``prompt_logprobs``: one entry per prompt token (``None`` first), each a mapping
         from token id to ``{"logprob": ...}`` that holds the prompt token itself."""
         entries = self._choice(answer).get("prompt_logprobs")
         if not isinstance(entries, list) or len(entries) < len(t_ids):
@@ -363,9 +370,8 @@ class OpenAICompletionsBackend:
                 if not token or generated is None:
                     continue  # EOS or a partial character: try the next prompt
                 echo_body = self._score_body(self._prefix(prompt) + token)
-                echoed = self._answers(
-                    "probe-echo", [echo_body], lambda i, ans: [self._probe_value(ans, prompt, token)]
-                )[0][0]
+                parse = functools.partial(self._probe_answer, prompt, token)
+                echoed = self._answers("probe-echo", [echo_body], parse)[0][0]
                 if echoed is None:
                     continue
                 if abs(echoed - generated) > ALIGNMENT_TOLERANCE:
@@ -385,6 +391,10 @@ class OpenAICompletionsBackend:
             raise self._no_logprobs(answer)
         value = lp["token_logprobs"][0]
         return [str(lp["tokens"][0]), float(value) if isinstance(value, (int, float)) else None]
+
+    def _probe_answer(self, prompt: str, token: str, index: int, answer: dict[str, Any]) -> list[float | None]:
+        """The probe's parsed answer: the echoed log-probability of ``token`` after ``prompt``."""
+        return [self._probe_value(answer, prompt, token)]
 
     def _probe_value(self, answer: Any, prompt: str, token: str) -> float | None:
         echoed = self._echoed(answer)

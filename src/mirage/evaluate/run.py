@@ -38,7 +38,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -48,9 +48,9 @@ import pyarrow as pa
 
 from ..errors import MirageInputError
 from ..io.family import SCALE_COLUMNS, FamilySpec, ModelSpec, load_family
-from ..io.tasks import Task, load_task
+from ..io.tasks import Sample, Task, load_task
 from ..schema.records import RECORD_SCHEMA, normalize_records
-from .backends import HFCausalLM, check_checkpoint, checkpoint_fingerprint
+from .backends import Backend, HFCausalLM, check_checkpoint, checkpoint_fingerprint
 from .hub import resolve_commit
 from .openai_backend import OpenAICompletionsBackend
 from .store import (
@@ -71,6 +71,8 @@ FORMAT_VERSION = 2  # 2: injective store names, task hashed by content, hub mode
 
 @dataclass(frozen=True)
 class ShardResult:
+    """One model's shard: where it is, how many records, how many computed now, and how long it took."""
+
     model: str
     path: Path
     n_records: int
@@ -339,13 +341,24 @@ def _run_model(
     return paths.shard, table.num_rows, n_computed
 
 
-def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, samples, scales: dict, max_new_tokens: int):
+def _chunk_records(
+    backend: Backend,
+    fam: FamilySpec,
+    spec: ModelSpec,
+    task: Task,
+    samples: Sequence[Sample],
+    scales: dict[str, float],
+    max_new_tokens: int,
+) -> pa.Table:
     """One record per sample: target log-probs always; output and/or option scores per view."""
     prompts = [s.prompt for s in samples]
     scored = backend.score_targets(prompts, [s.target for s in samples])
     gens = backend.generate(prompts, task.stop, max_new_tokens) if task.generates else [None] * len(samples)
     opts = (
-        backend.score_choices(prompts, [s.choices for s in samples]) if task.scores_choices else [None] * len(samples)
+        # a task that scores choices has them for every sample (checked when it is loaded)
+        backend.score_choices(prompts, [s.choices or () for s in samples])
+        if task.scores_choices
+        else [None] * len(samples)
     )
     rows = []
     for s, ts, g, c in zip(samples, scored, gens, opts):
@@ -361,7 +374,7 @@ def _chunk_records(backend, fam: FamilySpec, spec: ModelSpec, task: Task, sample
             "target_tokens": list(ts.tokens),
             "output_tokens": list(g.tokens) if g else None,
             "target_logprobs": [float(x) for x in ts.logprobs],
-            "choices": list(s.choices) if c else None,
+            "choices": list(s.choices) if c and s.choices is not None else None,
             "choice_logprobs": list(c.logprobs) if c else None,
             "choice_lengths": list(c.lengths) if c else None,
             "correct_choice": s.correct_choice if c else None,
@@ -388,8 +401,8 @@ def _record_in_manifest(store: Path, shard: Path, digest: str, n_records: int, c
     update_manifest(store, {shard.relative_to(store).as_posix(): entry}, _versions(), FORMAT_VERSION)
 
 
-def _versions() -> dict:
-    out = {"python": platform.python_version()}
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for pkg in ("mirage", "torch", "transformers", "tokenizers", "pyarrow"):
         try:
             out[pkg] = metadata.version(pkg)
@@ -399,6 +412,8 @@ def _versions() -> dict:
 
 
 class _NoBar:
+    """What the progress calls do when no bar is shown: nothing."""
+
     def update(self, n: int) -> None:
         pass
 
@@ -406,7 +421,7 @@ class _NoBar:
         pass
 
 
-def _progress(total: int, initial: int, desc: str, enabled: bool):
+def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm  # optional dependency (mirage[eval]): a bar only when progress is shown

@@ -63,12 +63,15 @@ class ShardPaths:
     lock: Path
 
     def parts_dir(self, digest: str) -> Path:
+        """The unfinished chunks of the configuration ``digest``."""
         return self.work / digest
 
     def part(self, digest: str, index: int) -> Path:
+        """The part file of chunk ``index``."""
         return self.work / digest / f"part-{index:05d}{PART_SUFFIX}"
 
     def journal(self, digest: str) -> Path:
+        """The request journal of a server-backed shard."""
         return self.work / digest / JOURNAL_NAME
 
 
@@ -113,6 +116,7 @@ class StoreLock:
         return True
 
     def release(self) -> None:
+        """Drop the lock (closing the descriptor drops the flock)."""
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None

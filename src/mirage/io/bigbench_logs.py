@@ -48,6 +48,7 @@ def read_bigbench_full_log(
     sizes = model_sizes(model, src)
     family, name = model["model_family"].strip(), model["model_name"].strip()
     notes: list[str] = []
+    value: float | None
     if scale is None:
         # this model's own best count; read_inputs then makes one axis per family
         # (bigbench_results.family_axes), the same as for the family's score files
@@ -56,7 +57,7 @@ def read_bigbench_full_log(
     else:
         key = {v: k for k, v in _COLUMN.items()}.get(scale)
         value = sizes[key] if key else None
-        if key and value <= 0:
+        if key and sizes[key] <= 0:
             notes.append(f"{src}: left out, model {family} {name} has no {scale}")
             return pa.table({}), notes
     tokenizers = tokenizers or Tokenizers()
@@ -64,15 +65,16 @@ def read_bigbench_full_log(
     queries = data.get("queries")
     if not isinstance(queries, list) or not queries:
         raise MirageInputError("a full log needs a non-empty 'queries' list", src)
-    merged: dict[tuple[str, Any, int], dict] = {}
-    shot_counts: dict[str, set] = {}
+    merged: dict[tuple[str, int | None, int], dict[str, Any]] = {}
+    shot_counts: dict[str, set[int | None]] = {}
     several_targets = 0
     for qi, query in enumerate(queries):
         where = f"queries[{qi}]"
         if not isinstance(query, dict) or not isinstance(query.get("samples"), list):
             raise MirageInputError(f"{where} needs a 'samples' list", src)
         function = query.get("function")
-        task = query.get("task") if isinstance(query.get("task"), str) and query.get("task") else "programmatic"
+        named = query.get("task")
+        task: str = named if isinstance(named, str) and named else "programmatic"
         shots = parse_shots(query.get("shots", 0), where, src)
         shot_counts.setdefault(task, set()).add(shots)
         for si, sample in enumerate(query["samples"]):

@@ -34,15 +34,15 @@ with a note.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import MirageInputError
-from ..schema.tables import set_shots
 from ..metrics import bigbench_kind
+from ..schema.tables import set_shots
 from .tables import load_json
 
 AGGREGATE_SCORE = "normalized_aggregate_score"
@@ -55,7 +55,7 @@ SCALE_COLUMNS = {
 }
 
 
-def looks_like_bigbench_results(data) -> bool:
+def looks_like_bigbench_results(data: Any) -> bool:
     """A parsed JSON document with a ``model`` object and a ``scores`` list."""
     return isinstance(data, dict) and isinstance(data.get("model"), dict) and isinstance(data.get("scores"), list)
 
@@ -92,7 +92,7 @@ def model_sizes(model: dict, source: str) -> dict[str, float]:
     return sizes
 
 
-def check_model(data, source: str) -> dict:
+def check_model(data: dict[str, Any], source: str) -> dict[str, Any]:
     """The validated ``model`` object of a results or full-log file."""
     model = data["model"]
     missing = [k for k in MODEL_KEYS if k not in model]
@@ -113,7 +113,7 @@ def parse_shots(shots: Any, where: str, source: str) -> int | None:
     return None if shots == -1 else shots
 
 
-def parse_bigbench_results(data, source: str, notes: list[str] | None = None) -> pd.DataFrame:
+def parse_bigbench_results(data: Any, source: str, notes: list[str] | None = None) -> pd.DataFrame:
     """One parsed results document -> long score table rows (validated). Dropped NaN scores
     are reported in ``notes``."""
     if not looks_like_bigbench_results(data):

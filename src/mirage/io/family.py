@@ -273,6 +273,9 @@ FAMILY_KEYS = ("family", "models", "scale", "resources")
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """One model of a family spec: its name, checkpoint (local path or hub id, revision and resolved
+    commit), scales, and how it is run (a server, Ray resources, a BOS token)."""
+
     name: str
     ref: str  # absolute local path or hub id
     revision: str | None = None
@@ -286,6 +289,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class FamilySpec:
+    """A validated family YAML: the family's name, its models, the scale column and the file it came from."""
+
     family: str
     models: tuple[ModelSpec, ...]
     scale: str = "params"  # the column that becomes the record's ``scale``

@@ -82,6 +82,7 @@ class ReadOptions:
 
     @property
     def scale_or_default(self) -> str:
+        """The x axis asked for, else parameters."""
         return self.scale or DEFAULT_SCALE
 
 

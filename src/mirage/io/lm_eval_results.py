@@ -46,6 +46,7 @@ def family_from_name(name: str) -> str:
 
 
 def model_args(data: dict) -> str | None:
+    """``config.model_args`` of an lm-eval results file as one ``k=v,...`` string, or None."""
     cfg = data.get("config")
     args = cfg.get("model_args") if isinstance(cfg, dict) else None
     if isinstance(args, dict):
@@ -54,6 +55,7 @@ def model_args(data: dict) -> str | None:
 
 
 def model_name(data: dict) -> str | None:
+    """The model's name from ``model_name`` or the model arguments' ``pretrained``/``model``/``path``."""
     if isinstance(data.get("model_name"), str) and data["model_name"]:
         return data["model_name"].rstrip("/").split("/")[-1]
     args = model_args(data)
@@ -125,7 +127,8 @@ def lm_eval_rows(
         ns = n_samples.get(task)
         if isinstance(ns, dict):
             n = ns.get("effective") or ns.get("original")
-        task_higher = higher.get(task) if isinstance(higher.get(task), dict) else {}
+        given = higher.get(task)
+        task_higher: dict[str, Any] = given if isinstance(given, dict) else {}
         for key, value in metrics.items():
             name, _, filt = str(key).partition(",")
             if name.endswith("_stderr") or name in LM_EVAL_NON_METRICS:
@@ -176,7 +179,8 @@ def lm_eval_scale(
 ) -> float:
     """The scale of an lm-eval run: from ``--scale-from`` (a table, ``config`` or ``name``), by
     default ``config.model_num_parameters`` and then a size in the model name."""
-    cfg = data.get("config") if isinstance(data.get("config"), dict) else {}
+    config = data.get("config")
+    cfg: dict[str, Any] = config if isinstance(config, dict) else {}
     if scale_table is not None:
         aliases = []
         args = model_args(data) or ""

@@ -323,7 +323,7 @@ def _multiple_choice(sample: dict, config: dict, tokenize: Tokenize, where: str,
     choices = [str(a.get("arg_1", "")) for a in args]
     lls = [_number(r, f"option {i} log-likelihood", where, src) for i, r in enumerate(resps)]
     gold = _gold(sample, choices, lls, config, where, src)
-    row = dict(
+    row: dict[str, Any] = dict(
         prompt=str(args[0].get("arg_0", "")),
         choices=choices,
         choice_logprobs=lls,

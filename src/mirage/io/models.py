@@ -131,9 +131,11 @@ class Tokenizers:
 
     @property
     def given(self) -> bool:
+        """Whether ``--tokenizer`` was given."""
         return self.ref is not None
 
     def describe(self) -> str:
+        """What the tokens are, for the readers' notes."""
         if self.ref is None:
             return "characters (no --tokenizer given)"
         return f"tokens of {self.ref}"
@@ -151,6 +153,7 @@ class Tokenizers:
         return self._cache[ref]
 
     def _family_ref(self, model: str, aliases: tuple[str, ...]) -> str:
+        assert self.ref is not None  # only called for a --tokenizer that is a family YAML
         spec = load_family(self.ref)
         for m in spec.models:
             if {m.name, m.ref, Path(m.ref).name} & {model, *aliases}:

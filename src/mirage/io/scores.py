@@ -94,7 +94,7 @@ def _optional_number(frame: pd.DataFrame, column: str, source: str, what: str, o
 
 def _optional_bool(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     words = {"true": True, "1": True, "1.0": True, "yes": True, "false": False, "0": False, "0.0": False, "no": False}
-    out = []
+    out: list[bool | None] = []
     for i, v in enumerate(frame[column]):
         if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
             out.append(None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import pyarrow as pa
@@ -48,8 +48,8 @@ def read_raw_table(path: str | Path) -> pa.Table:
     raise MirageInputError(f"unknown file type {suffix!r} (expected .parquet, .jsonl or .csv)", src)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     try:
         return _parse_jsonl(path, rows)
     except UnicodeDecodeError:
@@ -87,11 +87,12 @@ def _parse_jsonl(path: Path, rows: list[dict]) -> list[dict]:
     return rows
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not allowed in records")
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV file; malformed, non-UTF-8 or empty ones raise one line naming the file."""
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -67,10 +67,12 @@ class Task:
 
     @property
     def generates(self) -> bool:
+        """Whether the task's view asks for a greedy generation."""
         return self.view in ("generate", "both")
 
     @property
     def scores_choices(self) -> bool:
+        """Whether the task's view asks for option log-probabilities."""
         return self.view in ("choice", "both")
 
     def fingerprint(self) -> str:
@@ -184,6 +186,7 @@ def _arith_options(options: dict, spec: str) -> dict:
 
 
 def arithmetic_question(a: int, b: int, op: str) -> str:
+    """The prompt of one arithmetic problem, in words: a question line, then ``A:``."""
     return f"Q: What is {a} {OPS[op][0]} {b}?\nA:"
 
 
@@ -359,8 +362,11 @@ def bigbench_task(
             choices = tuple((delimiter or " ") + c for c in names)
             values = [float(scores[c]) for c in names]
             correct = max(range(len(values)), key=lambda j: values[j])
-        gen = _bb_target(ex) if view != "choice" else list(ex["target_scores"])[correct]
-        target = (delimiter or " ") + str(gen).lstrip(" ") if view != "choice" else choices[correct]
+        if view == "choice":
+            assert choices is not None and correct is not None  # the choice view needs target_scores
+            return prompt, choices[correct], choices, correct
+        gen = _bb_target(ex)
+        target = (delimiter or " ") + str(gen).lstrip(" ")
         return prompt, target, choices, correct
 
     order = list(range(len(examples)))
@@ -401,7 +407,7 @@ def bigbench_task(
     )
 
 
-def _bb_target(ex: dict):
+def _bb_target(ex: dict[str, Any]) -> str | int | float | None:
     t = ex.get("target")
     if isinstance(t, list):
         t = t[0] if t else None

@@ -68,8 +68,9 @@ def _exact_match(v: RecordView) -> np.ndarray:
         if o is None:
             continue
         rx = default
-        if regexes[i]:
-            rx = compiled.setdefault(regexes[i], re.compile(regexes[i]))
+        pattern = regexes[i]
+        if pattern:
+            rx = compiled.setdefault(pattern, re.compile(pattern))
         # the target is only stripped: it is the reference answer, not text to search
         out[i] = float(_normalise_answer(o, rx) == (t or "").strip())
     return out

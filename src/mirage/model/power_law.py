@@ -30,11 +30,11 @@ computed in log space; bad input raises :class:`~mirage.errors.MirageInputError`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ..errors import MirageInputError
 from ..schema.checks import check_choices, check_law, positive_array, whole_lengths
@@ -51,30 +51,30 @@ DEFAULT_N_MAX = 1.0e12
 # --------------------------------------------------------------------------- forward model
 
 
-def cross_entropy(N, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
+def cross_entropy(N: ArrayLike, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
     """Per-token cross-entropy ``(N / c) ** alpha``, computed as ``exp(alpha (log N - log c))``."""
     check_law(c, alpha)
     n = positive_array(N, "N")
     return np.exp(alpha * (np.log(n) - math.log(c)))
 
 
-def p_token(N, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
+def p_token(N: ArrayLike, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
     """Probability of one correct token, ``exp(-CE(N))``."""
     return np.exp(-cross_entropy(N, c, alpha))
 
 
-def accuracy(N, length, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
+def accuracy(N: ArrayLike, length: ArrayLike, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
     """Exact match of an L-token target, ``p ** L`` computed as ``exp(-L CE)`` (broadcasts N with L)."""
     return np.exp(target_logprob(N, length, c, alpha))
 
 
-def token_edit_distance(N, length, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
+def token_edit_distance(N: ArrayLike, length: ArrayLike, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
     """Expected token edit distance ``L (1 - p)`` with independent token errors (``-expm1`` keeps 1 - p exact)."""
     L = whole_lengths(length)
     return L * -np.expm1(-cross_entropy(N, c, alpha))
 
 
-def target_logprob(N, length, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
+def target_logprob(N: ArrayLike, length: ArrayLike, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
     """Log-probability of the whole target, ``-L CE``."""
     L = whole_lengths(length)
     return -L * cross_entropy(N, c, alpha)
@@ -88,7 +88,7 @@ def _choice_log_scores(ce: np.ndarray, L: np.ndarray, K: int) -> tuple[np.ndarra
 
 
 def multiple_choice_grade(
-    N, length=1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_choices: int = 2
+    N: ArrayLike, length: ArrayLike = 1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_choices: int = 2
 ) -> np.ndarray:
     """1 where the correct option strictly outscores each of the K - 1 others, i.e. where p > 1/K."""
     K = check_choices(n_choices)
@@ -97,7 +97,9 @@ def multiple_choice_grade(
     return (right > wrong).astype(float)
 
 
-def brier_score(N, length=1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_choices: int = 2) -> np.ndarray:
+def brier_score(
+    N: ArrayLike, length: ArrayLike = 1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_choices: int = 2
+) -> np.ndarray:
     """Multi-class Brier score ``K/(K-1) (1 - q)**2`` of the softmax over option scores (q: correct option)."""
     K = check_choices(n_choices)
     L = whole_lengths(length)
@@ -106,7 +108,7 @@ def brier_score(N, length=1, c: float = PAPER_C, alpha: float = PAPER_ALPHA, n_c
     return K / (K - 1) * np.expm1(log_q) ** 2
 
 
-def scale_at_accuracy(target: float, length, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
+def scale_at_accuracy(target: float, length: ArrayLike, c: float = PAPER_C, alpha: float = PAPER_ALPHA) -> np.ndarray:
     """Parameters N at which ``p(N) ** L`` equals ``target``: ``c (-log(target) / L) ** (1 / alpha)``.
 
     Longer targets need a larger model for the same accuracy: the curve moves right as L grows.
@@ -125,35 +127,43 @@ class PowerLaw:
     c: float = PAPER_C
     alpha: float = PAPER_ALPHA
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         check_law(self.c, self.alpha)
 
-    def cross_entropy(self, N) -> np.ndarray:
+    def cross_entropy(self, N: ArrayLike) -> np.ndarray:
+        """Per-token cross-entropy at ``N`` (:func:`cross_entropy`)."""
         return cross_entropy(N, self.c, self.alpha)
 
-    def p_token(self, N) -> np.ndarray:
+    def p_token(self, N: ArrayLike) -> np.ndarray:
+        """Probability of one correct token at ``N`` (:func:`p_token`)."""
         return p_token(N, self.c, self.alpha)
 
-    def accuracy(self, N, length) -> np.ndarray:
+    def accuracy(self, N: ArrayLike, length: ArrayLike) -> np.ndarray:
+        """Exact match of a ``length``-token target (:func:`accuracy`)."""
         return accuracy(N, length, self.c, self.alpha)
 
-    def token_edit_distance(self, N, length) -> np.ndarray:
+    def token_edit_distance(self, N: ArrayLike, length: ArrayLike) -> np.ndarray:
+        """Expected token edit distance (:func:`token_edit_distance`)."""
         return token_edit_distance(N, length, self.c, self.alpha)
 
-    def target_logprob(self, N, length) -> np.ndarray:
+    def target_logprob(self, N: ArrayLike, length: ArrayLike) -> np.ndarray:
+        """Log-probability of the whole target (:func:`target_logprob`)."""
         return target_logprob(N, length, self.c, self.alpha)
 
-    def multiple_choice_grade(self, N, length=1, n_choices: int = 2) -> np.ndarray:
+    def multiple_choice_grade(self, N: ArrayLike, length: ArrayLike = 1, n_choices: int = 2) -> np.ndarray:
+        """The multiple-choice grade (:func:`multiple_choice_grade`)."""
         return multiple_choice_grade(N, length, self.c, self.alpha, n_choices)
 
-    def brier_score(self, N, length=1, n_choices: int = 2) -> np.ndarray:
+    def brier_score(self, N: ArrayLike, length: ArrayLike = 1, n_choices: int = 2) -> np.ndarray:
+        """The multi-class Brier score (:func:`brier_score`)."""
         return brier_score(N, length, self.c, self.alpha, n_choices)
 
-    def scale_at_accuracy(self, target: float, length) -> np.ndarray:
+    def scale_at_accuracy(self, target: float, length: ArrayLike) -> np.ndarray:
+        """Parameters at which accuracy reaches ``target`` (:func:`scale_at_accuracy`)."""
         return scale_at_accuracy(target, length, self.c, self.alpha)
 
 
-def theory_table(law: PowerLaw, lengths: Sequence[int], scales, n_choices: int = 2) -> pd.DataFrame:
+def theory_table(law: PowerLaw, lengths: ArrayLike, scales: ArrayLike, n_choices: int = 2) -> pd.DataFrame:
     """Every metric of the model at every (scale, length): the tidy table behind ``theory.csv``."""
     n = np.sort(positive_array(scales, "scales").ravel())
     L = whole_lengths(lengths, "lengths").ravel()

@@ -257,7 +257,7 @@ def _prediction_sections(result: AnalysisResult) -> list[str]:
             observed = g["observed_exact_match"][g["observed_exact_match"] > 0]
             if len(observed):  # predictions for tiny models would stretch the axis to 1e-20
                 axes[0].set_ylim(bottom=max(float(observed.min()) / 5, 1e-6), top=1.5)
-            for i, (model, m) in enumerate(g.groupby("model", sort=False)):
+            for i, (_model, m) in enumerate(g.groupby("model", sort=False)):
                 m = m.sort_values("length")
                 axes[1].plot(m["length"], m["observed_token_edit_distance"], "o", color=f"C{i % 10}", ms=4)
                 axes[1].plot(m["length"], m["predicted_token_edit_distance"], "--", color=f"C{i % 10}", lw=1)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from ..schema.vocab import MetricKind, RowKind, Verdict
 from .png import pyplot
@@ -36,7 +37,9 @@ _KIND_ORDER = {
 Overlay = Callable[[Axes, str, Mapping[str, Any]], None]
 
 
-def plot_task(curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = None, overlay=None):
+def plot_task(
+    curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = None, overlay: Overlay | None = None
+) -> Figure:
     """One figure for one (task, shots): a panel per metric, discontinuous metrics first.
 
     Each family is one colour; points are models, bands the confidence intervals, the x axis
@@ -102,21 +105,21 @@ def draw_prediction(ax: Axes, curve: pd.DataFrame, colour: Any, label: str) -> N
     ax.fill_between(curve["scale"], curve["predicted_low"], curve["predicted_high"], color=colour, alpha=0.08, lw=0)
 
 
-def prediction_overlay(predictions: pd.DataFrame | None):
+def prediction_overlay(predictions: pd.DataFrame | None) -> Callable[[Any, Any], Overlay | None] | None:
     """An overlay factory for :func:`write_task_figures`: on the exact-match panel, the exact
     match predicted from the continuous metric (dashed) with its bootstrap band."""
     if predictions is None or predictions.empty:
         return None
     curves = predictions[predictions["row_kind"] == RowKind.CURVE.value]
 
-    def factory(task, shots):
+    def factory(task: Any, shots: Any) -> Overlay | None:
         sel = curves[curves["task"] == task]
         if "shots" in sel.columns and not pd.isna(shots):
             sel = sel[sel["shots"] == shots]
         if sel.empty:
             return None
 
-        def overlay(ax, metric, colours):
+        def overlay(ax: Axes, metric: str, colours: Mapping[str, Any]) -> None:
             if metric != "exact_match":
                 return
             for fam, g in sel.groupby("family"):
@@ -128,7 +131,7 @@ def prediction_overlay(predictions: pd.DataFrame | None):
     return factory
 
 
-def plot_prediction(ax, predictions: pd.DataFrame, colour: str = "C0", label: str | None = None) -> None:
+def plot_prediction(ax: Axes, predictions: pd.DataFrame, colour: str = "C0", label: str | None = None) -> None:
     """Draw one (family, task)'s observed exact match (Wilson bars) with the predicted curve and band."""
     curve = predictions[predictions["row_kind"] == RowKind.CURVE.value].sort_values("scale")
     models = predictions[predictions["row_kind"] == RowKind.MODEL.value].sort_values("scale")
@@ -176,7 +179,7 @@ def plot_prediction(ax, predictions: pd.DataFrame, colour: str = "C0", label: st
     ax.set_ylabel("exact match")
 
 
-def plot_length_analysis(ax, lengths_table: pd.DataFrame) -> None:
+def plot_length_analysis(ax: Axes, lengths_table: pd.DataFrame) -> None:
     """Observed exact match vs target length (log y, Wilson bars) with each model's ``p_hat ** L``."""
     for i, (model, g) in enumerate(lengths_table.groupby("model", sort=False)):
         g = g.sort_values("length")

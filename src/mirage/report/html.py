@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pandas as pd
 
-
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#1d1d1f;line-height:1.45}

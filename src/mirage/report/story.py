@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..schema.results import StoryTables
@@ -52,20 +54,20 @@ def prediction1_heading(tables: "StoryTables") -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def _p1_row(tables: StoryTables, metric: str):
+def _p1_row(tables: StoryTables, metric: str) -> pd.Series | None:
     p1 = tables.prediction1
     sel = p1[p1["metric"] == metric]
     return sel.iloc[0] if len(sel) else None
 
 
-def _model_styles(models) -> dict:
+def _model_styles(models: list[str]) -> dict[str, tuple[str, str]]:
     """(colour, marker) per model; past 8 models the markers shift so no two models look alike."""
     return {
         m: (PALETTE[i % len(PALETTE)], MARKERS[(i + i // len(PALETTE)) % len(MARKERS)]) for i, m in enumerate(models)
     }
 
 
-def _figure_prediction1(plt, tables: StoryTables):
+def _figure_prediction1(plt: Any, tables: StoryTables) -> Figure | None:
     metrics = [m for m in STORY_METRICS if m in set(tables.curves["metric"])] if len(tables.curves) else []
     if not metrics:
         return None
@@ -99,7 +101,7 @@ def _figure_prediction1(plt, tables: StoryTables):
     return fig
 
 
-def _figure_prediction2(plt, tables: StoryTables):
+def _figure_prediction2(plt: Any, tables: StoryTables) -> Figure | None:
     p2 = tables.prediction2
     if p2.empty:
         return None
@@ -154,7 +156,7 @@ def _figure_prediction2(plt, tables: StoryTables):
     return fig
 
 
-def _figure_prediction3(plt, tables: StoryTables):
+def _figure_prediction3(plt: Any, tables: StoryTables) -> Figure | None:
     p3 = tables.prediction3
     if p3.empty or p3["length"].nunique() < 2:
         return None
@@ -224,7 +226,7 @@ def _figure_prediction3(plt, tables: StoryTables):
     return fig
 
 
-def story_figures(tables: StoryTables) -> dict:
+def story_figures(tables: StoryTables) -> dict[str, Figure]:
     """Figures keyed "prediction1", "prediction2", "prediction3" (a key is absent when its table is
     empty). The caller closes them (:func:`mirage.report.close`)."""
     plt = pyplot()
@@ -248,7 +250,7 @@ def story_figures(tables: StoryTables) -> dict:
 # ----------------------------------------------------------------------------- text
 
 
-def _num(v, spec: str = ".3g") -> str:
+def _num(v: Any, spec: str = ".3g") -> str:
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -330,6 +332,7 @@ def _p_text(p: float) -> str:
 
 
 def prediction2_text(tables: StoryTables) -> str:
+    """What prediction 2 measured, in plain sentences (no HTML)."""
     p2 = tables.prediction2
     if p2.empty:
         return (
@@ -374,7 +377,7 @@ def prediction2_text(tables: StoryTables) -> str:
     return " ".join(parts)
 
 
-def _p3_means(tables: StoryTables):
+def _p3_means(tables: StoryTables) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     m = tables.prediction3_models
     fit = m[m["log_em_slope_observed"].notna()]
     ted = m[m["ted_slope_observed"].notna()]
@@ -388,6 +391,7 @@ def _slope_agreement(models: pd.DataFrame, prefix: str) -> tuple[pd.Series, int]
 
 
 def prediction3_text(tables: StoryTables) -> str:
+    """What prediction 3 measured, in plain sentences (no HTML)."""
     m, fit, ted = _p3_means(tables)
     if tables.prediction3.empty or m.empty:
         return (

@@ -145,7 +145,11 @@ class Sharpness:
         return self.jump_share >= threshold and self.resolved and self.with_trend and self.change_resolved
 
 
-def jump_sharpness(scale, values, ci_low=None, ci_high=None) -> Sharpness:
+def jump_sharpness(
+    scale: ArrayLike, values: ArrayLike, ci_low: ArrayLike | None = None, ci_high: ArrayLike | None = None
+) -> Sharpness:
+    """The largest step of a curve between neighbouring models (sorted by scale) and whether the
+    intervals resolve it (:class:`Sharpness`)."""
     x = np.asarray(scale, dtype=float)
     y = np.asarray(values, dtype=float)
     n = len(y)

@@ -24,6 +24,7 @@ The tests, and why each one is shaped the way it is, are explained in ``docs/ver
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as _sps
@@ -31,8 +32,8 @@ from scipy import stats as _sps
 # --------------------------------------------------------------------------- helpers
 
 
-def _as2d(a: np.ndarray | list, dtype: type = float) -> np.ndarray:
-    arr = np.asarray(a, dtype=dtype)
+def _as2d(a: np.ndarray | list[Any] | float, dtype: type = float) -> np.ndarray:
+    arr: np.ndarray = np.asarray(a, dtype=dtype)
     return arr[None, :] if arr.ndim == 1 else arr
 
 
@@ -343,7 +344,7 @@ def break_test(
     wr = w * resid
 
     def suffix(a: np.ndarray) -> np.ndarray:
-        """sum over the points after each position (exclusive)."""
+        """Sum over the points after each position (exclusive)."""
         c = np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
         return np.concatenate([c[:, 1:], np.zeros((G, 1))], axis=1)
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import MirageInputError
 from ..schema.checks import positive_array
@@ -26,11 +27,12 @@ class LogLogFit:
     residual_sd: float
     n: int
 
-    def predict(self, x) -> np.ndarray:
+    def predict(self, x: ArrayLike) -> np.ndarray:
+        """``y`` of the fitted power law at ``x``."""
         return np.exp(self.intercept + self.slope * np.log(np.asarray(x, dtype=float)))
 
 
-def fit_loglog(x, y) -> LogLogFit:
+def fit_loglog(x: ArrayLike, y: ArrayLike) -> LogLogFit:
     """Fit a power law ``y = a x^b`` by least squares in log space (y > 0, x > 0)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -76,15 +78,17 @@ class PowerLawFit:
         log_c = -self.intercept / self.alpha
         return math.exp(log_c) if log_c < 709.0 else float("inf")
 
-    def cross_entropy(self, N) -> np.ndarray:
+    def cross_entropy(self, N: ArrayLike) -> np.ndarray:
+        """The fitted per-token cross-entropy at each scale."""
         return np.exp(self.intercept + self.alpha * np.log(positive_array(N, "scale")))
 
-    def boot_cross_entropy(self, N) -> np.ndarray:
+    def boot_cross_entropy(self, N: ArrayLike) -> np.ndarray:
         """CE at each scale for every bootstrap draw: shape (n_boot, len(N))."""
         log_n = np.log(positive_array(N, "scale").ravel())
         return np.exp(self.boot_intercept[:, None] + self.boot_alpha[:, None] * log_n[None, :])
 
     def as_row(self) -> dict:
+        """The fit as one row of ``prediction_fits.csv``."""
         return dict(
             alpha=self.alpha,
             alpha_low=self.alpha_low,
@@ -128,10 +132,10 @@ def _column_ce(means: np.ndarray, kind: str) -> np.ndarray:
 
 
 def fit_power_law(
-    scale,
-    per_token_ce=None,
+    scale: ArrayLike,
+    per_token_ce: ArrayLike | None = None,
     *,
-    per_token_error=None,
+    per_token_error: ArrayLike | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,

@@ -8,16 +8,19 @@ error, and a paired, seeded percentile bootstrap of means (resample counts as ma
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _sps
 
 
 def z_value(level: float = 0.95) -> float:
+    """The two-sided normal quantile of a confidence ``level`` (1.96 at 0.95)."""
     return float(_sps.norm.ppf(0.5 + level / 2.0))
 
 
-def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(successes: ArrayLike, n: ArrayLike, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for binomial proportions (vectorised).
 
     Unlike the normal interval it is never degenerate at 0 or n successes, which is what lets a
@@ -37,13 +40,16 @@ def wilson_interval(successes, n, level: float = 0.95) -> tuple[np.ndarray, np.n
     return low, high
 
 
-def stderr_interval(value, stderr, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def stderr_interval(value: ArrayLike, stderr: ArrayLike, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Normal interval ``value ± z * stderr`` (vectorised)."""
     value = np.asarray(value, dtype=float)
     half = z_value(level) * np.asarray(stderr, dtype=float)
     return value - half, value + half
 
 
-def bootstrap_counts(n_items: int, n_boot: int, rng: np.random.Generator, chunk: int | None = None):
+def bootstrap_counts(
+    n_items: int, n_boot: int, rng: np.random.Generator, chunk: int | None = None
+) -> Iterator[np.ndarray]:
     """Yield (rows, n_items) matrices of resample counts, ``n_boot`` rows in all.
 
     Counts (how often each item is drawn) turn every resampled mean into a matrix product, so
@@ -66,7 +72,7 @@ def bootstrap_mean_ci(
     values: np.ndarray,
     n_boot: int = 1000,
     level: float = 0.95,
-    seed: int = 0,
+    seed: int | np.random.SeedSequence = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of column means of ``values`` (items × series).
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _sps
 
 
-def samples_needed(rate, chance=0.0, level: float = 0.95, power: float = 0.8) -> np.ndarray:
+def samples_needed(rate: ArrayLike, chance: ArrayLike = 0.0, level: float = 0.95, power: float = 0.8) -> np.ndarray:
     """Test items needed to tell a true success rate ``rate`` from ``chance`` (one-sided).
 
     At ``chance = 0`` a single success proves the ability is above zero, so the answer is the

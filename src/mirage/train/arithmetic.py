@@ -29,9 +29,10 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,7 @@ from .chartok import build_char_tokenizer
 
 # --------------------------------------------------------------------------- problems
 
+T = TypeVar("T")
 MAX_DIGITS = 5
 # every character the prompts and answers use; a small vocabulary keeps the embedding of the
 # tiniest model small, so the family spans a wide range of parameter counts
@@ -85,6 +87,8 @@ def arithmetic_target(a: int, op: str, b: int) -> str:
 
 @dataclass(frozen=True)
 class Problem:
+    """One arithmetic problem: operation, operands, digits per operand and the prompt's width."""
+
     op: str
     a: int
     b: int
@@ -93,10 +97,12 @@ class Problem:
 
     @property
     def prompt(self) -> str:
+        """The training and evaluation prompt (operands least-significant digit first)."""
         return arithmetic_prompt(self.a, self.op, self.b, self.width)
 
     @property
     def target(self) -> str:
+        """The answer, least-significant digit first, ending the answer."""
         return arithmetic_target(self.a, self.op, self.b)
 
 
@@ -111,6 +117,7 @@ def encode_keys(op_idx: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def problem_keys(problems: Iterable[Problem], ops: Sequence[str]) -> np.ndarray:
+    """One integer key per problem (operation and operands), to compare sets of problems."""
     problems = list(problems)
     index = {op: i for i, op in enumerate(ops)}
     return encode_keys(
@@ -166,6 +173,8 @@ def make_training_stream(
 
 @dataclass(frozen=True)
 class Overlap:
+    """How many training problems are also held out (0 when the sets are disjoint), with examples."""
+
     n_train: int
     n_heldout: int
     n_shared: int
@@ -173,6 +182,7 @@ class Overlap:
 
 
 def find_overlap(train_keys: np.ndarray, heldout_keys: np.ndarray) -> Overlap:
+    """The problems the two key sets share."""
     shared = np.intersect1d(np.unique(train_keys), np.unique(heldout_keys))
     return Overlap(len(train_keys), len(heldout_keys), len(shared), tuple(str(k) for k in shared[:5]))
 
@@ -192,12 +202,15 @@ def check_disjoint(train_keys: np.ndarray, heldout_keys: np.ndarray, source: str
 
 @dataclass(frozen=True)
 class ModelSize:
+    """One model size: a name, its layers and its width."""
+
     name: str
     n_layer: int
     n_embd: int
 
     @property
     def n_head(self) -> int:
+        """Attention heads: one per 16 dimensions."""
         return max(1, self.n_embd // 16)  # 16-dimensional heads at every width
 
 
@@ -260,6 +273,8 @@ def parse_sizes(spec: str | Sequence[str]) -> tuple[ModelSize, ...]:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything that decides a trained family: sizes, data, optimisation, seed, held-out set."""
+
     sizes: tuple[ModelSize, ...]
     ops: tuple[str, ...] = ("add",)
     digits: tuple[int, ...] = (1, 2, 3, 4)
@@ -296,17 +311,17 @@ QUICK_DIGITS = FULL_DIGITS = "1,2,3,4"
 
 def make_config(
     *,
-    ops="add",
-    digits=None,
-    sizes=None,
-    steps=None,
-    seed=0,
-    quick=False,
-    batch_size=None,
-    lr=5e-3,
-    heldout_per_cell=1000,
-    eval_per_cell=200,
-    family="mirage-arithmetic",
+    ops: str | Sequence[str] = "add",
+    digits: str | Sequence[int] | None = None,
+    sizes: str | Sequence[str] | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    batch_size: int | None = None,
+    lr: float = 5e-3,
+    heldout_per_cell: int = 1000,
+    eval_per_cell: int = 200,
+    family: str = "mirage-arithmetic",
 ) -> TrainConfig:
     """Validate user-facing options (strings or sequences) into a ``TrainConfig``."""
     op_list = [o.strip() for o in (ops.split(",") if isinstance(ops, str) else ops) if str(o).strip()]
@@ -372,18 +387,18 @@ def _human_bytes(n: float) -> str:
 # --------------------------------------------------------------------------- tokenizer and batches
 
 
-def _char_tokenizer():
+def _char_tokenizer() -> Any:
     return build_char_tokenizer(ARITHMETIC_ALPHABET)
 
 
-def _encode(tok, prompts: Sequence[str], targets: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+def _encode(tok: Any, prompts: Sequence[str], targets: Sequence[str]) -> tuple[list[list[int]], list[int]]:
     """Token ids of prompt + target + ANSWER_END per problem, and the prompt length of each."""
     p_ids = tok(list(prompts), add_special_tokens=False)["input_ids"]
     t_ids = tok([t + ANSWER_END for t in targets], add_special_tokens=False)["input_ids"]
     return [p + t for p, t in zip(p_ids, t_ids)], [len(p) for p in p_ids]
 
 
-def _pad_batch(seqs: Sequence[list[int]], prompt_lens: Sequence[int], pad_id: int):
+def _pad_batch(seqs: Sequence[list[int]], prompt_lens: Sequence[int], pad_id: int) -> tuple[Any, Any, Any]:
     """Right-padded input ids, attention mask and labels (-100 on prompt and padding)."""
     import torch  # optional heavy dependency (mirage[eval])
 
@@ -401,7 +416,8 @@ def _pad_batch(seqs: Sequence[list[int]], prompt_lens: Sequence[int], pad_id: in
 # --------------------------------------------------------------------------- models
 
 
-def build_model(size: ModelSize, vocab_size: int, n_positions: int, tok):
+def build_model(size: ModelSize, vocab_size: int, n_positions: int, tok: Any) -> Any:
+    """A freshly initialised GPT-2 of ``size`` for the character tokenizer ``tok``."""
     from transformers import GPT2Config, GPT2LMHeadModel  # optional heavy dependency (mirage[eval])
 
     cfg = GPT2Config(
@@ -422,7 +438,7 @@ def build_model(size: ModelSize, vocab_size: int, n_positions: int, tok):
     return GPT2LMHeadModel(cfg)
 
 
-def count_params(model) -> tuple[int, int]:
+def count_params(model: Any) -> tuple[int, int]:
     """(all parameters, non-embedding parameters): token and position embeddings excluded, as in
     Kaplan et al. 2020; the output layer is tied to the token embedding."""
     total = sum(p.numel() for p in model.parameters())
@@ -432,6 +448,8 @@ def count_params(model) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class TrainedModel:
+    """One trained (or reused) model: where it is, its size and training budget, its final loss."""
+
     name: str
     path: Path
     params: int
@@ -445,6 +463,8 @@ class TrainedModel:
 
 @dataclass(frozen=True)
 class FamilyResult:
+    """What ``train_family`` made: the models, their quick evaluation, the held-out problems and family.yaml."""
+
     out: Path
     models: tuple[TrainedModel, ...]
     quick_eval: pd.DataFrame
@@ -471,7 +491,13 @@ def _lr_at(step: int, cfg: TrainConfig, peak: float) -> float:
 
 
 def _train_one(
-    size: ModelSize, cfg: TrainConfig, tok, stream, n_positions: int, out_dir: Path, progress: bool
+    size: ModelSize,
+    cfg: TrainConfig,
+    tok: Any,
+    stream: tuple[Any, Any, Any],
+    n_positions: int,
+    out_dir: Path,
+    progress: bool,
 ) -> TrainedModel:
     """Train one size on ``stream`` (padded ids, mask, labels of every training problem, in order)."""
     import torch  # optional heavy dependency (mirage[eval])
@@ -570,7 +596,7 @@ def _cached(size: ModelSize, cfg: TrainConfig, out_dir: Path) -> TrainedModel | 
 # --------------------------------------------------------------------------- quick evaluation
 
 
-def score_heldout(model, tok, problems: Sequence[Problem], batch_size: int = 256) -> pd.DataFrame:
+def score_heldout(model: Any, tok: Any, problems: Sequence[Problem], batch_size: int = 256) -> pd.DataFrame:
     """Teacher-forced scoring of every held-out problem: per-token log-probabilities of the answer
     and whether greedy decoding would produce it exactly (argmax right at every answer position
     and ANSWER_END predicted right after it, which is what greedy generation outputs)."""
@@ -604,7 +630,11 @@ def score_heldout(model, tok, problems: Sequence[Problem], batch_size: int = 256
     return pd.DataFrame(rows)
 
 
-def first_per_cell(problems: Sequence, n: int, cell=lambda p: (p.op, p.digits)) -> list:
+def _op_and_digits(problem: Any) -> tuple[str, int]:
+    return problem.op, problem.digits
+
+
+def first_per_cell(problems: Sequence[T], n: int, cell: Callable[[T], Hashable] = _op_and_digits) -> list[T]:
     """The first ``n`` problems of every (op, digits) cell, in order; ``cell`` gives an item's
     cell (the default reads ``Problem``s; the demo passes one for ``heldout.jsonl`` rows)."""
     seen: dict = {}
@@ -640,14 +670,14 @@ def summarize_scores(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def sharpness_summary(quick_eval: pd.DataFrame, subset: str | None = None) -> dict:
+def sharpness_summary(quick_eval: pd.DataFrame, subset: str | None = None) -> dict[str, Any]:
     """Emergence score and jump share of exact match and of per-token log-probability against
     parameters on multi-digit problems (all problems when there are none): the family shows the
     paper's effect when exact match is the sharper of the two."""
     if subset is None:
         subset = "multi_digit" if (quick_eval["subset"] == "multi_digit").any() else "all"
     q = quick_eval[quick_eval["subset"] == subset].sort_values("params")
-    out = {"subset": subset}
+    out: dict[str, Any] = {"subset": subset}
     for col in ("exact_match", "token_logprob"):
         es = emergence_score(q["params"], q[col])
         js = jump_sharpness(q["params"], q[col])

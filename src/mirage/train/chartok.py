@@ -9,6 +9,7 @@ whose tokens are easy to reason about (the target "69" is exactly two tokens). T
 from __future__ import annotations
 
 import string
+from typing import Any
 
 from ..errors import MirageInputError
 
@@ -16,7 +17,7 @@ DEFAULT_ALPHABET = string.digits + string.ascii_letters + " \n" + "+-*=?:.,!;'\"
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<unk>")
 
 
-def build_char_tokenizer(alphabet: str | None = None):
+def build_char_tokenizer(alphabet: str | None = None) -> Any:
     """Return a fast tokenizer with one token per character of ``alphabet`` (default: digits,
     letters, space, newline and common punctuation). Ids 0, 1, 2 are ``<pad>``, ``<eos>``,
     ``<unk>``; characters follow in alphabet order (duplicates dropped), so the vocabulary is the

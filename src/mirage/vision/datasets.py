@@ -16,8 +16,10 @@ import io
 import math
 import pickle
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +35,7 @@ class ImageSet:
     labels: np.ndarray | None
     class_names: tuple[str, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.images.ndim != 4:
             raise ValueError("images must be (n, height, width, channels)")
         if self.labels is not None and len(self.labels) != len(self.images):
@@ -41,9 +43,11 @@ class ImageSet:
 
     @property
     def n_classes(self) -> int:
+        """Classes in the labels (0 for unlabelled images)."""
         return 0 if self.labels is None else int(self.labels.max()) + 1
 
     def subset(self, index: np.ndarray) -> "ImageSet":
+        """The images (and labels) at ``index``."""
         labels = None if self.labels is None else self.labels[index]
         return ImageSet(self.name, self.images[index], labels, self.class_names)
 
@@ -82,7 +86,7 @@ def load_natural_patches(patch: int = 16, min_std: float = 0.02) -> ImageSet:
     return ImageSet("natural_patches", cut_patches(photos, patch, min_std), None)
 
 
-def cut_patches(photos, patch: int, min_std: float = 0.0) -> np.ndarray:
+def cut_patches(photos: Sequence[np.ndarray], patch: int, min_std: float = 0.0) -> np.ndarray:
     """Cut each (h, w, c) uint8 photo into a grid of non-overlapping patches scaled to [0, 1]."""
     out = []
     for photo in photos:
@@ -98,7 +102,7 @@ def cut_patches(photos, patch: int, min_std: float = 0.0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- MNIST (IDX)
 
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, Any] = {
     0x08: np.uint8,
     0x09: np.int8,
     0x0B: np.dtype(">i2"),
@@ -175,7 +179,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),
     }
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in (("builtins", "bytes"), ("__builtin__", "bytes")):
             return _empty_bytes  # an empty array's buffer is pickled as bytes()
         if (module, name) in self._ALLOWED:
@@ -251,7 +255,7 @@ def load_omniglot(directory: str | Path, size: int = 28, max_classes: int | None
     files = sorted(p for p in directory.rglob("*.png") if p.is_file())
     if not files:
         raise MirageInputError("no .png images found", str(directory))
-    class_of = {}
+    class_of: dict[str, list[Path]] = {}
     for f in files:
         class_of.setdefault(str(f.parent.relative_to(directory)), []).append(f)
     names = sorted(class_of)[: max_classes or None]
@@ -262,7 +266,7 @@ def load_omniglot(directory: str | Path, size: int = 28, max_classes: int | None
         for f in class_of[name]:
             try:
                 with Image.open(f) as img:
-                    gray = img.convert("L").resize((size, size), Image.BILINEAR)
+                    gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
             except (UnidentifiedImageError, OSError) as exc:
                 raise MirageInputError(f"unreadable PNG ({exc})", str(f)) from None
             images.append(1.0 - np.asarray(gray, dtype=np.float32) / 255.0)
@@ -279,7 +283,7 @@ def _read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _existing_dir(directory) -> Path:
+def _existing_dir(directory: str | Path) -> Path:
     directory = Path(directory)
     if not directory.is_dir():
         raise MirageInputError("no such directory", str(directory))

@@ -8,7 +8,9 @@ and seed give the same scores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -141,6 +143,8 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
 
 @dataclass(frozen=True)
 class ExperimentResult:
+    """One trained family: its spec, the dataset's name, its long score table and per-image predictions."""
+
     spec: ExperimentSpec
     task: str
     scores: pd.DataFrame  # long score table, SCORE_COLUMNS
@@ -151,7 +155,8 @@ class ExperimentResult:
 # ----------------------------------------------------------------------------- training
 
 
-def build_model(spec: ExperimentSpec, size, data: ImageSet) -> nn.Module:
+def build_model(spec: ExperimentSpec, size: Any, data: ImageSet) -> nn.Module:
+    """A fresh model of ``spec``'s family at ``size``, shaped for ``data``."""
     _, h, w, c = data.images.shape
     if spec.name == "cnn":
         return LeNet(size, c, data.n_classes)
@@ -165,12 +170,12 @@ def _train(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    loss_fn,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     epochs: int,
     lr: float,
     batch_size: int,
     rng: np.random.Generator,
-    tick,
+    tick: Callable[[], Any],
 ) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     # cosine decay: small models settle instead of oscillating at a large final step size
@@ -247,9 +252,11 @@ def run_experiment(
                 )
                 with torch.no_grad():
                     logprob = torch.log_softmax(model(x_test), dim=-1).numpy().astype(np.float64)
+                labels = test.labels
+                assert labels is not None  # a classifier's data are labelled (checked above)
                 predicted = logprob.argmax(axis=1)
-                true_logprob = logprob[np.arange(len(test.labels)), test.labels]
-                correct = predicted == test.labels
+                true_logprob = logprob[np.arange(len(labels)), labels]
+                correct = predicted == labels
                 metrics = classifier_metrics(correct, true_logprob, spec.ks)
                 pred = dict(label=test.labels, predicted=predicted, correct=correct, true_logprob=true_logprob)
             else:

@@ -14,6 +14,7 @@ from torch import nn
 
 
 def count_params(model: nn.Module) -> int:
+    """Trainable parameters of a model."""
     return int(sum(p.numel() for p in model.parameters()))
 
 
@@ -30,6 +31,7 @@ class CNNSize:
 
     @property
     def name(self) -> str:
+        """The size as it appears in model names."""
         return f"lenet-c{self.conv1}-{self.conv2}-h{self.hidden}"
 
 
@@ -51,6 +53,7 @@ class LeNet(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (n, h, w, c) -> logits
+        """Class logits of images (n, h, w, c)."""
         return self.classifier(self.features(images.permute(0, 3, 1, 2)))
 
 
@@ -59,10 +62,13 @@ class LeNet(nn.Module):
 
 @dataclass(frozen=True)
 class AutoencoderSize:
+    """A one-hidden-layer autoencoder size: its hidden units."""
+
     hidden: int
 
     @property
     def name(self) -> str:
+        """The size as it appears in model names."""
         return f"ae-h{self.hidden}"
 
 
@@ -75,6 +81,7 @@ class ShallowAutoencoder(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(size.hidden, n_inputs), nn.Sigmoid())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # (n, h, w, c) -> same shape
+        """The reconstruction of images (n, h, w, c), in [0, 1]."""
         flat = images.reshape(len(images), -1)
         return self.decoder(self.encoder(flat)).reshape(images.shape)
 
@@ -84,12 +91,15 @@ class ShallowAutoencoder(nn.Module):
 
 @dataclass(frozen=True)
 class TransformerSize:
+    """A causal patch transformer size: width, layers and attention heads."""
+
     d_model: int
     layers: int
     heads: int
 
     @property
     def name(self) -> str:
+        """The size as it appears in model names."""
         return f"tf-d{self.d_model}-l{self.layers}"
 
 
@@ -119,6 +129,7 @@ class PatchTransformer(nn.Module):
         self.register_buffer("causal_mask", nn.Transformer.generate_square_subsequent_mask(n_tokens), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits read at the last position, after every patch of the image."""
         tokens = self.embed(to_patch_sequence(images, self.patch)) + self.position
         hidden = self.blocks(tokens, mask=self.causal_mask, is_causal=True)
         return self.head(self.norm(hidden[:, -1]))

@@ -15,6 +15,8 @@ from scipy.special import gammaln
 
 @dataclass(frozen=True)
 class MetricValue:
+    """One metric of one model: its kind, direction, value, standard error and independent units."""
+
     metric: str
     metric_kind: str  # "discontinuous" | "linear" (the paper's continuous)
     higher_is_better: bool
@@ -68,6 +70,7 @@ def classifier_metrics(correct: np.ndarray, true_logprob: np.ndarray, ks: tuple[
 
 
 def threshold_name(c: float) -> str:
+    """The metric name of the reconstruction threshold ``c`` (``reconstruction_c0.003``)."""
     return f"reconstruction_c{c:g}"
 
 
