@@ -110,6 +110,7 @@ def test_pythia_lambada_orientation_and_smoothness(pythia_table):
     assert row["continuous_metric"] == "ppl" and row["verdict"] == Verdict.NONE
 
 
+@pytest.mark.slow  # two full analyses with 1000 bootstrap draws (~50 s)
 def test_output_contract_and_determinism(tmp_path):
     records = synthetic_records(power_law_p(SCALES, alpha=-0.35), n_samples=120, lengths=(6,), seed=3)
     flat = synthetic_records(
@@ -156,6 +157,7 @@ def test_failure_leaves_no_half_written_output(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # 300 samples x 4 lengths with 200 bootstrap draws (~30 s)
 def test_exact_match_is_predicted_from_the_continuous_metric(tmp_path):
     smooth = synthetic_records(
         power_law_p(SCALES, alpha=-0.35), n_samples=300, lengths=(2, 4, 6, 8), seed=2, logprob_noise=0.2

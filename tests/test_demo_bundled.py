@@ -1,9 +1,12 @@
 """`mirage demo --bundled`: the real Pythia/OPT/BLOOM tables shipped in the package, analysed."""
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from mirage.cli import app
+
+pytestmark = pytest.mark.slow  # analyses every shipped table and writes both reports (~80 s)
 
 
 def test_bundled_demo_analyses_the_shipped_tables(tmp_path):

@@ -15,9 +15,15 @@ from mirage.stats import jump_sharpness
 runner = CliRunner()
 
 
+pytestmark = pytest.mark.slow  # trains (once per session), evaluates and analyses a family
+
+
 @pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory):
+def quick_demo(tmp_path_factory, quick_family_dir):
+    """``mirage demo --quick`` on the family conftest.quick_family_dir trained with the same settings
+    (the demo reuses its weights, as it reuses its own after a first run), then evaluate and analyse."""
     out = tmp_path_factory.mktemp("demo") / "demo"
+    shutil.copytree(quick_family_dir, out / "family", ignore=shutil.ignore_patterns(".complete"))
     result = runner.invoke(app, ["demo", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out, result.stdout

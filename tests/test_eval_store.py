@@ -128,6 +128,7 @@ def _eval_cmd(family: Path, store: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # a subprocess evaluation killed and resumed (~70 s)
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_records(family_dir, tmp_path, one_thread):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     full = tmp_path / "full"

@@ -129,6 +129,7 @@ def test_a_task_file_is_identified_by_its_content_not_its_spelling(models, tmp_p
 # ----------------------------------------------------------------------------- two runs at once
 
 
+@pytest.mark.slow  # two evaluation processes plus a reference run (~40 s)
 def test_two_concurrent_runs_cooperate_and_agree(models, tmp_path):
     fam = _family(tmp_path / "f.yaml", [(k, f"path: {p}") for k, p in models.items()])
     reference = tmp_path / "reference"
@@ -299,6 +300,7 @@ def _hub_cache(root: Path, repo_id: str, snapshots: dict[str, Path], main: str) 
     return root
 
 
+@pytest.mark.slow  # evaluates three hub revisions of a tiny model (~100 s)
 def test_a_moved_branch_recomputes_and_a_missing_revision_fails_up_front(models, tmp_path):
     commit_1, commit_2 = (hashlib.sha1(s.encode()).hexdigest() for s in ("one", "two"))
     cache = _hub_cache(tmp_path / "hub", "org/tiny", {commit_1: models["b"], commit_2: models["c"]}, main=commit_1)

@@ -227,6 +227,7 @@ def test_bracketed_names_survive_the_terminal_output(tmp_path):
     assert "novel_score[first-number]" in res.output  # not eaten as rich markup
 
 
+@pytest.mark.slow  # analyze and meta of a whole lm-eval directory (~45 s)
 def test_cli_analyze_and_meta_read_the_directory(tmp_path):
     res = CliRunner().invoke(app, ["analyze", str(OUT), "--out", str(tmp_path / "a"), "-q", "--bootstrap", "50"])
     assert res.exit_code == 0, res.output

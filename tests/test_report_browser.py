@@ -23,6 +23,8 @@ from typer.testing import CliRunner
 
 from mirage.cli import app
 
+pytestmark = pytest.mark.slow  # headless chromium renders each page (~45 s a page)
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

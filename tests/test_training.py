@@ -30,16 +30,13 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def quick_family(tmp_path_factory):
-    out = tmp_path_factory.mktemp("family") / "fam"
-    # one thread: the suite runs on 2 cores with 2 pytest workers, and oversubscribed torch threads
-    # spin at every small op (measured: 5-10x slower steps)
-    result = runner.invoke(app, ["train-family", "--quick", "--threads", "1", "--out", str(out), "--quiet"])
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip().endswith("family.yaml")
-    return out
+def quick_family(quick_family_dir):
+    """The family ``mirage train-family --quick --threads 1`` trains (once per session, shared with
+    the demo's tests: conftest.quick_family_dir)."""
+    return quick_family_dir
 
 
+@pytest.mark.slow  # the quick family is trained (once per session)
 def test_family_yaml_lists_six_models_over_two_orders_of_magnitude(quick_family):
     spec = yaml.safe_load((quick_family / "family.yaml").read_text())
     assert spec["family"] and len(spec["models"]) >= 6
@@ -56,6 +53,7 @@ def test_family_yaml_lists_six_models_over_two_orders_of_magnitude(quick_family)
         assert log["loss"].iloc[-20:].mean() < log["loss"].iloc[:5].mean()  # it learned something
 
 
+@pytest.mark.slow  # the quick family is trained (once per session)
 def test_models_reload_offline_and_answer_the_eval_prompt(quick_family):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,6 +75,7 @@ def test_models_reload_offline_and_answer_the_eval_prompt(quick_family):
     assert re.match(r"\d+\n", text), f"model output {text!r} is not an answer ended by a newline"
 
 
+@pytest.mark.slow  # the quick family is trained (once per session)
 def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, tmp_path):
     """The family is evaluated by ``mirage eval`` as it is written (family.yaml, the prompt format,
     its generation budget), and its greedy outputs match the teacher-forced exact match."""
@@ -107,6 +106,7 @@ def test_mirage_eval_reads_the_family_and_agrees_with_quick_eval(quick_family, t
     np.testing.assert_array_equal(eval_exact, ours["exact_match"].to_numpy())
 
 
+@pytest.mark.slow  # the quick family is trained (once per session)
 def test_heldout_problems_never_trained_on(quick_family):
     cfg = make_config(quick=True)
     heldout = [json.loads(line) for line in (quick_family / "heldout.jsonl").read_text().splitlines()]
@@ -182,6 +182,7 @@ def test_same_seed_same_weights_and_losses(tmp_path):
     assert not changed.models[0].cached
 
 
+@pytest.mark.slow  # the quick family is trained (once per session)
 def test_quick_family_exact_match_is_sharper_than_logprob(quick_family):
     from mirage.stats import jump_sharpness
 

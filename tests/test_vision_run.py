@@ -20,12 +20,12 @@ from mirage.vision.experiments import EXPERIMENTS
 runner = CliRunner()
 
 
+pytestmark = pytest.mark.slow  # trains three vision families (once per session: conftest.vision_quick_dir)
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vision") / "out"
-    result = runner.invoke(app, ["vision", "--quick", "--seed", "0", "--out", str(out), "-q"])
-    assert result.exit_code == 0, result.output
-    return out
+def quick_run(vision_quick_dir):
+    return vision_quick_dir
 
 
 def _oriented(curve: pd.DataFrame) -> float:

@@ -33,7 +33,14 @@ from .verdicts import verdicts_table
 
 
 def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()) -> AnalysisResult:
-    """Compute curves, emergence scores and verdicts (no files written)."""
+    """Compute curves, emergence scores and verdicts (no files written).
+
+    >>> from mirage import bundled_path, read_inputs
+    >>> inputs = read_inputs([bundled_path("pythia_scaling.csv")], filters={"task": "lambada_openai", "shots": "0"})
+    >>> result = run_analysis(inputs, AnalysisSettings(bootstrap=50))
+    >>> result.verdicts[["family", "discontinuous_metric", "continuous_metric", "verdict"]].values.tolist()
+    [['Pythia', 'acc', 'ppl', 'no apparent emergence'], ['Pythia-deduped', 'acc', 'ppl', 'no apparent emergence']]
+    """
     curves, samples, unknown = collect_curves(inputs, settings)
     if curves.empty:
         raise MirageInputError("the inputs hold no metric values to analyse")

@@ -114,6 +114,13 @@ def read_inputs(
     Training checkpoints: when the scale column (e.g. ``step``) varies within a model, each model
     becomes its own curve over its checkpoints (family ``family/model``, one point per scale
     value), and a note says so.
+
+    >>> from mirage import bundled_path
+    >>> inputs = read_inputs([bundled_path("pythia_scaling.csv")], filters={"task": "lambada_openai"})
+    >>> inputs.scores.groupby("family")["model"].nunique().to_dict()
+    {'Pythia': 8, 'Pythia-deduped': 8}
+    >>> sorted(inputs.scores["metric"].unique())
+    ['acc', 'ppl']
     """
     if not paths:
         raise MirageInputError("no input given")

@@ -163,7 +163,7 @@ CURVES = TableSpec(
         _c(
             "metric_kind",
             STRING,
-            "discontinuous, nonlinear or linear (continuous); unknown for a name mirage does not know",
+            "the metric's kind (linear: the paper's continuous); unknown for a name mirage does not know",
             _KIND_VALUES,
         ),
         _HIGHER,
@@ -785,3 +785,26 @@ def markdown_columns(spec: TableSpec) -> str:
 
 
 assert set(KINDS) <= set(_KIND_VALUES)
+
+
+# the commands' tables as the README lists them (theory's emergence.csv is analyze's)
+README_GROUPS: tuple[tuple[str, tuple[TableSpec, ...]], ...] = (
+    ("mirage analyze", ANALYSIS_TABLES + (INSUFFICIENT,)),
+    ("mirage theory", (THEORY, CROSSINGS)),
+    ("mirage meta", META_TABLES),
+    ("mirage vision", VISION_TABLES),
+    ("mirage train-family", TRAIN_TABLES),
+)
+
+
+def readme_tables() -> str:
+    """The README's "Output tables" section: every spec as a Markdown table, command by command."""
+    parts = []
+    for command, specs in README_GROUPS:
+        parts.append(f"#### `{command}`")
+        if command == "mirage theory":
+            parts.append(
+                "`emergence.csv`: the table of `mirage analyze` (family `theory`, one task per target length)."
+            )
+        parts.extend(markdown_columns(spec) for spec in specs)
+    return "\n\n".join(parts)
