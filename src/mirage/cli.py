@@ -86,6 +86,25 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]  # functools.wraps keeps fn's signature for typer
 
 
+# ----------------------------------------------------------------------------- shared options
+# The reading options of analyze and meta (one definition, so their help cannot drift apart).
+
+_FILTER = typer.Option(
+    [], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."
+)
+_FAMILY = typer.Option(None, help="Family name for lm-eval results and Inspect logs (default: from the model name).")
+_SCALE_FROM = typer.Option(
+    None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."
+)
+_TOKENIZER = typer.Option(
+    None,
+    help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters).",
+)
+_METRIC_KIND = typer.Option(
+    [], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."
+)
+
+
 # ----------------------------------------------------------------------------- commands
 # Each command lives in its own block; add new ones below the last block.
 
@@ -102,22 +121,11 @@ def analyze_cmd(
         None,
         help="Column used as the x axis (params, step, train_flops, ...; default params, for BIG-bench flop-matched non-embedding parameters).",
     ),
-    filter_: List[str] = typer.Option(
-        [], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."
-    ),
-    family: Optional[str] = typer.Option(
-        None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."
-    ),
-    scale_from: Optional[str] = typer.Option(
-        None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."
-    ),
-    tokenizer: Optional[str] = typer.Option(
-        None,
-        help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters).",
-    ),
-    metric_kind: List[str] = typer.Option(
-        [], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."
-    ),
+    filter_: List[str] = _FILTER,
+    family: Optional[str] = _FAMILY,
+    scale_from: Optional[str] = _SCALE_FROM,
+    tokenizer: Optional[str] = _TOKENIZER,
+    metric_kind: List[str] = _METRIC_KIND,
     metrics: Optional[str] = typer.Option(
         None, help="Record metrics to compute, comma-separated (default: all the records support)."
     ),
@@ -264,22 +272,11 @@ def meta_cmd(
         None,
         help="Column used as the x axis (params, non_embedding_params, step, ...; default params, for BIG-bench flop-matched non-embedding parameters).",
     ),
-    filter_: List[str] = typer.Option(
-        [], "--filter", help="Keep rows with COL=VALUE (repeatable), applied before each file's values are checked."
-    ),
-    family: Optional[str] = typer.Option(
-        None, help="Family name for lm-eval results and Inspect logs (default: from the model name)."
-    ),
-    scale_from: Optional[str] = typer.Option(
-        None, help="Scales the files lack: 'config', 'name', a CSV (model, params, ...) or a family YAML."
-    ),
-    tokenizer: Optional[str] = typer.Option(
-        None,
-        help="Tokens of text-only logs (lm-eval, Inspect, BIG-bench): a tokenizer directory, cached hub id or family YAML (default: characters).",
-    ),
-    metric_kind: List[str] = typer.Option(
-        [], "--metric-kind", help="Override a metric's kind: NAME=discontinuous|nonlinear|linear (repeatable)."
-    ),
+    filter_: List[str] = _FILTER,
+    family: Optional[str] = _FAMILY,
+    scale_from: Optional[str] = _SCALE_FROM,
+    tokenizer: Optional[str] = _TOKENIZER,
+    metric_kind: List[str] = _METRIC_KIND,
     top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
 ) -> None:

@@ -85,6 +85,16 @@ class ReadOptions:
         """The x axis asked for, else parameters."""
         return self.scale or DEFAULT_SCALE
 
+    def record_reader_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the per-sample log readers (Inspect, lm-eval samples)."""
+        return dict(
+            family=self.family,
+            scale=self.scale_or_default,
+            scale_from=self.scale_from,
+            scale_table=self.scale_table,
+            tokenizers=self.tokenizers,
+        )
+
 
 # ----------------------------------------------------------------------------- entry point
 
@@ -402,28 +412,12 @@ def _read_one(path: Path, opts: ReadOptions) -> tuple[str, Any, list[str]]:
     src = str(path)
     suffix = path.suffix.lower()
     if suffix == ".eval":
-        table, notes = read_inspect_log(
-            path,
-            family=opts.family,
-            scale=opts.scale_or_default,
-            scale_from=opts.scale_from,
-            scale_table=opts.scale_table,
-            tokenizers=opts.tokenizers,
-        )
-        return "records", table, notes
+        return "records", *read_inspect_log(path, **opts.record_reader_kwargs())
     if suffix == ".json":
         data = load_json(path)
         # an Inspect log also has a 'results' object: it must be told apart before lm-eval
         if looks_like_inspect_log(data):
-            table, notes = read_inspect_log(
-                path,
-                family=opts.family,
-                scale=opts.scale_or_default,
-                scale_from=opts.scale_from,
-                scale_table=opts.scale_table,
-                tokenizers=opts.tokenizers,
-            )
-            return "records", table, notes
+            return "records", *read_inspect_log(path, **opts.record_reader_kwargs())
         if looks_like_bigbench_results(data):
             if is_full_log(path) or (isinstance(data.get("queries"), list) and data["queries"]):
                 table, notes = read_bigbench_full_log(path, data, scale=opts.scale, tokenizers=opts.tokenizers)
@@ -439,15 +433,7 @@ def _read_one(path: Path, opts: ReadOptions) -> tuple[str, Any, list[str]]:
         )
         return "scores", frame, []
     if suffix in (".jsonl", ".ndjson") and looks_like_lm_eval_samples(sniff_jsonl(path)):
-        table, notes = read_lm_eval_samples(
-            path,
-            family=opts.family,
-            scale=opts.scale_or_default,
-            scale_from=opts.scale_from,
-            scale_table=opts.scale_table,
-            tokenizers=opts.tokenizers,
-        )
-        return "records", table, notes
+        return "records", *read_lm_eval_samples(path, **opts.record_reader_kwargs())
     table = read_raw_table(path)
     cols = table.column_names
     if looks_like_records(cols):

@@ -179,6 +179,18 @@ def plot_prediction(ax: Axes, predictions: pd.DataFrame, colour: str = "C0", lab
     ax.set_ylabel("exact match")
 
 
+def exact_match_errorbars(ax: Axes, pos: pd.DataFrame, **style: Any) -> None:
+    """Observed exact match by target length with its interval (rows of the lengths table whose
+    exact match is above zero, for a log axis)."""
+    yerr = np.vstack(
+        [
+            pos["observed_exact_match"] - pos["exact_match_low"],
+            pos["exact_match_high"] - pos["observed_exact_match"],
+        ]
+    )
+    ax.errorbar(pos["length"], pos["observed_exact_match"], yerr=np.clip(yerr, 0, None), ms=4, capsize=2, **style)
+
+
 def plot_length_analysis(ax: Axes, lengths_table: pd.DataFrame) -> None:
     """Observed exact match vs target length (log y, Wilson bars) with each model's ``p_hat ** L``."""
     for i, (model, g) in enumerate(lengths_table.groupby("model", sort=False)):
@@ -186,22 +198,7 @@ def plot_length_analysis(ax: Axes, lengths_table: pd.DataFrame) -> None:
         colour = f"C{i % 10}"
         pos = g[g["observed_exact_match"] > 0]
         if len(pos):
-            yerr = np.vstack(
-                [
-                    pos["observed_exact_match"] - pos["exact_match_low"],
-                    pos["exact_match_high"] - pos["observed_exact_match"],
-                ]
-            )
-            ax.errorbar(
-                pos["length"],
-                pos["observed_exact_match"],
-                yerr=np.clip(yerr, 0, None),
-                fmt="o",
-                color=colour,
-                ms=4,
-                capsize=2,
-                label=str(model),
-            )
+            exact_match_errorbars(ax, pos, fmt="o", color=colour, label=str(model))
         ax.plot(g["length"], g["predicted_exact_match"], "--", color=colour, lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("target length (tokens)")

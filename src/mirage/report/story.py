@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..schema.results import StoryTables
+from .figures import exact_match_errorbars
 from .html import html_document, table_html
 from .png import close, data_uri, encode_png, pyplot
 
@@ -169,22 +170,7 @@ def _figure_prediction3(plt: Any, tables: StoryTables) -> Figure | None:
         colour, marker = styles[model]
         pos = g[g["observed_exact_match"] > 0]
         if len(pos):
-            yerr = np.vstack(
-                [
-                    pos["observed_exact_match"] - pos["exact_match_low"],
-                    pos["exact_match_high"] - pos["observed_exact_match"],
-                ]
-            )
-            ax.errorbar(
-                pos["length"],
-                pos["observed_exact_match"],
-                yerr=np.clip(yerr, 0, None),
-                fmt=marker,
-                color=colour,
-                ms=4,
-                capsize=2,
-                lw=1,
-            )
+            exact_match_errorbars(ax, pos, fmt=marker, color=colour, lw=1)
             observed_pos += list(pos["observed_exact_match"])
         ax.plot(g["length"], g["predicted_exact_match"], "--", color=colour, lw=1)
         t = g["observed_token_edit_distance"].to_numpy(dtype=float)
