@@ -44,7 +44,8 @@ def test_every_column_matches_the_closed_forms():
 
 
 def test_paper_figure_2_numbers():
-    # DESIGN.md: the paper's four models give p = 0.0916, 0.2893, 0.5791, 0.9048 and 5(1-p) = 4.54 ... 0.48
+    # Figure 2 of Schaeffer et al. (alpha = -0.5, c = 2e9, L = 5): the four models give
+    # p = 0.0916, 0.2893, 0.5791, 0.9048 and 5(1-p) = 4.54 ... 0.48
     N = [3.5e8, 1.3e9, 6.7e9, 2.0e11]
     np.testing.assert_allclose(LAW.p_token(N), [0.0916, 0.2893, 0.5791, 0.9048], atol=6e-5)
     np.testing.assert_allclose(LAW.token_edit_distance(N, 5), [4.54, 3.55, 2.10, 0.48], atol=6e-3)
