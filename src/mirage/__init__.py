@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "VerdictSettings": "mirage.schema.settings",
     "MetaSettings": "mirage.schema.settings",
     "TheorySettings": "mirage.schema.settings",
+    "ForecastSettings": "mirage.schema.settings",
     "VisionSettings": "mirage.schema.settings",
     "parse_experiments": "mirage.schema.settings",
     "check_seed": "mirage.schema.checks",
@@ -55,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "AnalysisResult": "mirage.schema.results",
     "MetaResult": "mirage.schema.results",
     "TheoryResult": "mirage.schema.results",
+    "ForecastResult": "mirage.schema.results",
     "VisionResult": "mirage.schema.results",
     "StoryTables": "mirage.schema.results",
     "Verdict": "mirage.schema.vocab",
@@ -72,7 +74,9 @@ _EXPORTS: dict[str, str] = {
     "run_meta": "mirage.analysis.meta",
     "write_meta": "mirage.io.outputs",
     "run_theory": "mirage.analysis.theory",
+    "run_forecast": "mirage.analysis.forecast",
     "write_theory": "mirage.io.outputs",
+    "write_forecast": "mirage.io.outputs",
     "PowerLaw": "mirage.model.power_law",
     "run_vision": "mirage.vision.run",
     "write_vision": "mirage.io.outputs",
@@ -93,6 +97,8 @@ __all__ = [
     "__version__",
     "AnalysisResult",
     "AnalysisSettings",
+    "ForecastResult",
+    "ForecastSettings",
     "Inputs",
     "MetaResult",
     "MetaSettings",
@@ -128,6 +134,7 @@ __all__ = [
     "register_metric",
     "run_analysis",
     "run_demo",
+    "run_forecast",
     "run_meta",
     "run_theory",
     "run_trained_demo",
@@ -136,6 +143,7 @@ __all__ = [
     "story_tables",
     "train_family",
     "write_analysis",
+    "write_forecast",
     "write_meta",
     "write_records",
     "write_story",
@@ -146,6 +154,7 @@ assert sorted(__all__[2:]) == sorted(_EXPORTS)  # one list of names
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .analysis.analyze import run_analysis
+    from .analysis.forecast import run_forecast
     from .analysis.meta import run_meta
     from .analysis.story import story_tables
     from .analysis.theory import run_theory
@@ -157,7 +166,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .io.family import load_family
     from .io.files import ensure_writable
     from .io.inputs import parse_filters, read_inputs
-    from .io.outputs import write_analysis, write_meta, write_story, write_theory, write_vision
+    from .io.outputs import write_analysis, write_forecast, write_meta, write_story, write_theory, write_vision
     from .io.records import read_records, write_records
     from .io.tasks import load_task
     from .metrics import Metric, compute_sample_metrics, metric_kind, parse_kind_overrides, register_metric
@@ -166,7 +175,15 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .report.terminal import print_summary
     from .schema.checks import check_seed
     from .schema.records import normalize_records, records_from_rows
-    from .schema.results import AnalysisResult, Inputs, MetaResult, StoryTables, TheoryResult, VisionResult
+    from .schema.results import (
+        AnalysisResult,
+        ForecastResult,
+        Inputs,
+        MetaResult,
+        StoryTables,
+        TheoryResult,
+        VisionResult,
+    )
     from .schema.settings import (
         AnalysisSettings,
         MetaSettings,

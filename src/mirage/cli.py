@@ -296,6 +296,49 @@ def meta_cmd(
     _done(result, Path(out) / "report.html", quiet)
 
 
+@app.command("forecast")
+@handle_errors
+def forecast_cmd(
+    inputs: List[Path] = typer.Argument(
+        ...,
+        help="Records (or score tables with a continuous metric on a per-token loss scale), as analyze reads them.",
+    ),
+    to: Optional[str] = typer.Option(None, "--to", help="Scales to forecast, comma-separated (e.g. 1e10,1e11)."),
+    out: Path = typer.Option(Path("mirage-forecast"), "--out", "-o", help="Output directory (replaced whole)."),
+    level: float = typer.Option(0.5, help="Level of the discontinuous metric whose crossing scale is reported."),
+    band: float = typer.Option(0.9, help="Coverage of the forecast band."),
+    backtest: int = typer.Option(0, help="Hold out the K largest models and forecast them from the rest."),
+    backtest_above: Optional[float] = typer.Option(
+        None, "--backtest-above", help="Hold out every model above this scale instead."
+    ),
+    bootstrap: int = typer.Option(400, help="Bootstrap replicates (items and models) for the band."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    scale: Optional[str] = typer.Option(None, help="Column used as the x axis (default params)."),
+    filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+) -> None:
+    """Forecast where a discontinuous metric will cross a level from the smooth per-token law of smaller models, with a band and back-tests -> OUT/{forecast,crossings,forecast_fits,backtests}.csv, figures/, report.html."""
+    mirage.check_seed(seed)
+    _writable(out)
+    try:
+        scales = tuple(float(v) for v in to.split(",") if v.strip()) if to else ()
+    except ValueError:
+        raise MirageInputError(f"expected scales separated by commas, got {to!r}", "--to") from None
+    settings = mirage.ForecastSettings(
+        to=scales,
+        level=level,
+        band=band,
+        backtest=backtest,
+        backtest_above=backtest_above,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
+    data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_)
+    result = mirage.run_forecast(data, settings)
+    mirage.write_forecast(result, out)
+    _done(result, Path(out) / "report.html", quiet)
+
+
 @app.command("vision")
 @handle_errors
 def vision_cmd(

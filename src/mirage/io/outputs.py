@@ -17,18 +17,23 @@ from rich.progress import track
 
 from ..report.analysis import analysis_report, task_figures
 from ..report.figures import prediction_overlay
+from ..report.forecast import forecast_figure, forecast_report
 from ..report.meta import meta_report, plot_score_distribution, plot_strongest
 from ..report.png import close, data_uri, encode_png
 from ..report.story import story_page
 from ..report.theory import theory_figure, theory_report
 from ..report.vision import vision_figure, vision_report
-from ..schema.results import AnalysisResult, MetaResult, StoryTables, TheoryResult, VisionResult
+from ..schema.results import AnalysisResult, ForecastResult, MetaResult, StoryTables, TheoryResult, VisionResult
 from ..schema.tables import (
+    BACKTESTS,
     CROSSINGS,
     CURVES,
     EMERGENCE,
     EVIDENCE,
     FIGURES_DIR,
+    FORECAST,
+    FORECAST_CROSSINGS,
+    FORECAST_FITS,
     LENGTHS,
     META_BY_METRIC,
     META_CURVES,
@@ -115,6 +120,31 @@ def write_theory(result: TheoryResult, out_dir: str | Path) -> Path:
         (tmp / FIGURES_DIR).mkdir()
         (tmp / FIGURES_DIR / THEORY_FIGURE).write_bytes(png)
         write_text(tmp / REPORT_FILE, theory_report(result, png))
+    return Path(out_dir)
+
+
+FORECAST_FIGURE = "forecast.png"
+
+
+def write_forecast(result: ForecastResult, out_dir: str | Path, title: str = "mirage forecast") -> Path:
+    """Write ``forecast.csv``, ``crossings.csv``, ``forecast_fits.csv``, ``backtests.csv`` (when
+    back-tested), ``summary.json``, ``figures/forecast.png`` and ``report.html`` atomically; return
+    ``out_dir``."""
+    fig = forecast_figure(result)
+    try:
+        png = encode_png(fig, dpi=110)
+    finally:
+        close(fig)
+    with atomic_dir(out_dir) as tmp:
+        write_csv(tmp / FORECAST.file, result.forecast)
+        write_csv(tmp / FORECAST_CROSSINGS.file, result.crossings)
+        write_csv(tmp / FORECAST_FITS.file, result.fits)
+        if len(result.backtests):
+            write_csv(tmp / BACKTESTS.file, result.backtests)
+        write_json(tmp / SUMMARY_FILE, result.summary)
+        (tmp / FIGURES_DIR).mkdir()
+        (tmp / FIGURES_DIR / FORECAST_FIGURE).write_bytes(png)
+        write_text(tmp / REPORT_FILE, forecast_report(result, png, title))
     return Path(out_dir)
 
 

@@ -3,12 +3,13 @@ metric names such as ``exact_match[first-number]`` print as they are)."""
 
 from __future__ import annotations
 
+import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..schema.results import AnalysisResult, MetaResult, TheoryResult, VisionResult
-from ..schema.vocab import VERDICT_ORDER
+from ..schema.results import AnalysisResult, ForecastResult, MetaResult, TheoryResult, VisionResult
+from ..schema.vocab import VERDICT_ORDER, CrossingKind
 
 
 def print_analysis(result: AnalysisResult) -> None:
@@ -111,7 +112,24 @@ def bundled_demo_paragraph(result: AnalysisResult, elapsed: float) -> str:
     return text
 
 
-def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionResult) -> None:
+def forecast_lines(result: ForecastResult) -> list[str]:
+    """Per forecast, where the metric reaches the level (or why not); then the back-test."""
+    out = []
+    for row in result.crossings[result.crossings["crossing"] == CrossingKind.LEVEL.value].itertuples(index=False):
+        shots = "" if pd.isna(row.shots) else f" ({row.shots}-shot)"
+        where = (
+            f"{row.scale:.3g} (band {row.scale_low:.3g} to {row.scale_high:.3g})"
+            if pd.notna(row.scale)
+            else str(row.note)
+        )
+        out.append(f"{row.family} / {row.task}{shots}: {row.metric} reaches {row.level:g} at {where}")
+    s = result.summary
+    if s["backtest_points"]:
+        out.append(f"back-test: the band covers {s['backtest_covered']} of {s['backtest_points']} held-out points")
+    return out
+
+
+def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionResult | ForecastResult) -> None:
     """What a command prints about its result before the report's path."""
     if isinstance(result, AnalysisResult):
         print_analysis(result)
@@ -121,6 +139,8 @@ def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionRes
         if isinstance(result, MetaResult)
         else theory_lines(result)
         if isinstance(result, TheoryResult)
+        else forecast_lines(result)
+        if isinstance(result, ForecastResult)
         else vision_lines(result)
     )
     for line in lines:

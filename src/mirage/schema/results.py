@@ -148,3 +148,17 @@ class VisionResult:
     emergence: pd.DataFrame
     comparisons: tuple[VisionComparison, ...]
     seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """What ``mirage forecast`` computes (:func:`mirage.analysis.forecast.run_forecast`): the
+    forecast per model, requested scale and curve point (``forecast.csv``), the crossings
+    (``crossings.csv`` of the forecast), the law and transform of each group
+    (``forecast_fits.csv``), the back-test per held-out model (``backtests.csv``) and a summary."""
+
+    forecast: pd.DataFrame
+    crossings: pd.DataFrame
+    fits: pd.DataFrame
+    backtests: pd.DataFrame
+    summary: dict[str, Any]

@@ -287,3 +287,75 @@ class VisionSettings:
     def on_disk(self, experiment: str) -> str | None:
         """The user's dataset for ``experiment``, or None for the built-in one."""
         return {"cnn": self.mnist, "autoencoder": self.cifar, "transformer": self.omniglot}[experiment]
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """The settings of ``mirage forecast`` (``docs/forecast.md``).
+
+    ``to``: scales to forecast (the drawn grid reaches them); ``level``: the level of the
+    discontinuous metric whose crossing scale is reported; ``band``: the band's coverage;
+    ``bootstrap``: replicates over items and models; ``backtest``: hold out the K largest models,
+    or ``backtest_above``: every model above this scale; ``test_level`` and ``loss_tolerance`` as
+    in :class:`VerdictSettings`; ``confidence``: of the observed Wilson intervals; ``n_grid``: points
+    of the drawn curve.
+
+    >>> ForecastSettings(to=(1e10,)).to
+    (10000000000.0,)
+    >>> ForecastSettings(level=1.5)
+    Traceback (most recent call last):
+    ...
+    mirage.errors.MirageInputError: --level: must be strictly between 0 and 1, got 1.5
+    """
+
+    to: tuple[float, ...] = ()
+    level: float = 0.5
+    band: float = 0.9
+    bootstrap: int = 400
+    seed: int = 0
+    backtest: int = 0
+    backtest_above: float | None = None
+    test_level: float = 0.01
+    loss_tolerance: float = 0.05
+    confidence: float = 0.95
+    n_grid: int = 60
+
+    def __post_init__(self) -> None:
+        try:
+            to = tuple(float(v) for v in self.to)
+        except (TypeError, ValueError):
+            raise MirageInputError(f"must be numbers, got {self.to!r}", "--to") from None
+        object.__setattr__(self, "to", to)
+        checks: list[tuple[str, bool, str, Any]] = [
+            ("--to", all(math.isfinite(v) and v > 0 for v in to), "positive scales", self.to),
+            ("--level", 0 < self.level < 1, "strictly between 0 and 1", self.level),
+            ("--band", 0.5 <= self.band < 1, "between 0.5 and 1", self.band),
+            ("--bootstrap", _whole(self.bootstrap) and 20 <= self.bootstrap <= 100_000, "20 to 100000", self.bootstrap),
+            ("--backtest", _whole(self.backtest) and self.backtest >= 0, "a whole number >= 0", self.backtest),
+            (
+                "--backtest-above",
+                self.backtest_above is None or (math.isfinite(self.backtest_above) and self.backtest_above > 0),
+                "a positive scale",
+                self.backtest_above,
+            ),
+            ("test_level", 0 < self.test_level < 0.5, "between 0 and 0.5", self.test_level),
+            (
+                "loss_tolerance",
+                self.loss_tolerance >= 0 and math.isfinite(self.loss_tolerance),
+                ">= 0",
+                self.loss_tolerance,
+            ),
+            ("confidence", 0.5 <= self.confidence < 1, "between 0.5 and 1", self.confidence),
+            ("n_grid", _whole(self.n_grid) and 10 <= self.n_grid <= 10_000, "10 to 10000", self.n_grid),
+        ]
+        for name, ok, what, value in checks:
+            if not ok:
+                raise MirageInputError(f"must be {what}, got {value!r}", name)
+        check_seed(self.seed, "--seed")
+        if self.backtest and self.backtest_above is not None:
+            raise MirageInputError("give --backtest or --backtest-above, not both", "--backtest")
+
+
+def _whole(value: Any) -> bool:
+    """A whole number that is not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))

@@ -24,6 +24,9 @@ import pandas as pd
 from .vocab import (
     KINDS,
     BreakKind,
+    CrossingKind,
+    ForecastRow,
+    ForecastStatus,
     ByMetricLevel,
     CIMethod,
     EvidenceLabel,
@@ -674,11 +677,111 @@ TRAIN_LOG = TableSpec(
     ),
 )
 
+# ----------------------------------------------------------------------------- mirage forecast
+
+_DISC_METRIC = _c("metric", STRING, "the discontinuous metric forecast")
+FORECAST = TableSpec(
+    "forecast",
+    "forecast.csv",
+    "the forecast of the discontinuous metric at every model, requested scale and point of the curve",
+    (
+        _FAMILY,
+        _TASK,
+        _SHOTS,
+        _DISC_METRIC,
+        _c(
+            "row_kind",
+            STRING,
+            "a model the law was fitted on, a held-out model, a requested scale, a curve point",
+            ForecastRow.values(),
+        ),
+        _c("model", STRING, "model (empty for requested scales and curve points)", nullable=True),
+        _SCALE,
+        _c("n_samples", FLOAT, "the model's test items", nullable=True),
+        _c("observed", FLOAT, "observed value", nullable=True),
+        _c("observed_low", FLOAT, "its Wilson interval, low", nullable=True),
+        _c("observed_high", FLOAT, "its Wilson interval, high", nullable=True),
+        _c("predicted", FLOAT, "the forecast: the smooth law pushed through the metric's transform", nullable=True),
+        _c("predicted_low", FLOAT, "the band (bootstrap over items and models), low", nullable=True),
+        _c("predicted_high", FLOAT, "the band, high", nullable=True),
+        _c("covered", BOOLEAN, "the observed interval overlaps the band", nullable=True),
+    ),
+)
+FORECAST_CROSSINGS = TableSpec(
+    "forecast_crossings",
+    "crossings.csv",
+    "where the forecast reaches the level, and where this test set would first show it above its floor",
+    (
+        _FAMILY,
+        _TASK,
+        _SHOTS,
+        _DISC_METRIC,
+        _c("crossing", STRING, "which crossing", CrossingKind.values()),
+        _c("level", FLOAT, "the level (the floor for above_floor)"),
+        _c("scale", FLOAT, "the scale at which it is reached", nullable=True),
+        _c("scale_low", FLOAT, "the band's scales, low", nullable=True),
+        _c("scale_high", FLOAT, "the band's scales, high", nullable=True),
+        _c("n_items", FLOAT, "the test set's items per model", nullable=True),
+        _c("note", STRING, "why a scale is missing, in words", nullable=True),
+    ),
+)
+FORECAST_FITS = TableSpec(
+    "forecast_fits",
+    "forecast_fits.csv",
+    "the smooth law and transform behind each forecast, and what became of it",
+    (
+        _FAMILY,
+        _TASK,
+        _SHOTS,
+        _DISC_METRIC,
+        _c("loss_metric", STRING, "the continuous metric whose per-token loss the law is fitted to"),
+        _c("status", STRING, "forecast, flagged unreliable, or declined", ForecastStatus.values()),
+        _c("reason", STRING, "why it was flagged or declined, in words", nullable=True),
+        _c("n_models", INTEGER, "models the law rests on"),
+        _c("scale_max_fit", FLOAT, "the largest of them", nullable=True),
+        _c("alpha", FLOAT, "fitted exponent of the per-token loss", nullable=True),
+        _c("alpha_se", FLOAT, "its standard error", nullable=True),
+        _c("irreducible", FLOAT, "fitted irreducible loss E", nullable=True),
+        _c("transform", STRING, "the transform's fitted factor, in words", nullable=True),
+        _c("transform_factor", FLOAT, "decoding factor, option sharpness or effective length", nullable=True),
+        _c("break_p_value", FLOAT, "break test of the loss among the models used", nullable=True),
+        _c("lag_p_value", FLOAT, "output-lag test among the models used", nullable=True),
+        _c("n_boot", INTEGER, "bootstrap replicates that gave a law"),
+    ),
+)
+BACKTESTS = TableSpec(
+    "backtests",
+    "backtests.csv",
+    "each held-out model forecast from the others, against what was observed",
+    (
+        _FAMILY,
+        _TASK,
+        _SHOTS,
+        _DISC_METRIC,
+        _c("held_out", INTEGER, "models held out"),
+        _MODEL,
+        _SCALE,
+        _c("observed", FLOAT, "observed value"),
+        _c("observed_low", FLOAT, "its Wilson interval, low", nullable=True),
+        _c("observed_high", FLOAT, "its Wilson interval, high", nullable=True),
+        _c("predicted", FLOAT, "forecast from the other models", nullable=True),
+        _c("predicted_low", FLOAT, "its band, low", nullable=True),
+        _c("predicted_high", FLOAT, "its band, high", nullable=True),
+        _c("covered", BOOLEAN, "the observed interval overlaps the band", nullable=True),
+        _c("miss", BOOLEAN, "not covered", nullable=True),
+        _c("status", STRING, "the forecast's status, and why, in words"),
+        _c("crossing_predicted", FLOAT, "the level's crossing scale forecast from the other models", nullable=True),
+        _c("crossing_observed", FLOAT, "the level's crossing on the observed curve", nullable=True),
+        _c("crossing_ratio", FLOAT, "predicted / observed crossing scale", nullable=True),
+    ),
+)
+
 ANALYSIS_TABLES = (CURVES, EMERGENCE, VERDICTS, EVIDENCE, PREDICTIONS, PREDICTION_FITS, LENGTHS, RESOLUTION, SAMPLES)
 THEORY_TABLES = (THEORY, EMERGENCE, CROSSINGS)
 META_TABLES = (META_CURVES, META_EMERGENCE, META_BY_METRIC, META_PAIRS, META_RESCORE)
 VISION_TABLES = (VISION_SCORES, VISION_EMERGENCE, VISION_PREDICTIONS)
 TRAIN_TABLES = (QUICK_EVAL, TRAIN_LOG)
+FORECAST_TABLES = (FORECAST, FORECAST_CROSSINGS, FORECAST_FITS, BACKTESTS)
 # summary.json beside the tables; manifest.json of a record store
 SUMMARY_FILE = "summary.json"
 MANIFEST_FILE = "manifest.json"

@@ -175,3 +175,31 @@ class PredictionSource(StrEnum):
 
     TARGET_MEAN_LOGPROB = "target_mean_logprob"
     TOKEN_EDIT_DISTANCE = "token_edit_distance"
+
+
+class ForecastStatus(StrEnum):
+    """What became of a forecast (``docs/forecast.md``): made, made but flagged (the verdicts'
+    tests find a breaking loss or lagging outputs among the models it rests on), or declined (the
+    models carry no usable signal)."""
+
+    FORECAST = "forecast"
+    UNRELIABLE = "unreliable"
+    DECLINED = "declined"
+
+
+class ForecastRow(StrEnum):
+    """A row of ``forecast.csv``: a model the law was fitted on, a held-out model (back-test), a
+    requested scale, or a point of the drawn curve."""
+
+    OBSERVED = "observed"
+    HELD_OUT = "held_out"
+    EXTRAPOLATED = "extrapolated"
+    CURVE = "curve"
+
+
+class CrossingKind(StrEnum):
+    """A crossing of ``crossings.csv``: where the forecast reaches the level, or where this test
+    set would first show the model above its floor."""
+
+    LEVEL = "level"
+    ABOVE_FLOOR = "above_floor"
