@@ -39,7 +39,7 @@ def test_demo_ends_with_report_path_and_a_paragraph_of_measurements(quick_demo):
     lines = stdout.strip().splitlines()
     assert lines[-1] == str(out / "report.html")
     assert lines[-2].startswith("Trained, evaluated and analysed 6 models in ")
-    for word in ("Prediction 1", "Prediction 2", "Prediction 3", "verdict: "):
+    for word in ("Prediction 1", "Prediction 2", "Prediction 3", "Prediction 4", "verdict: "):
         assert word in lines[-2]
     # the verdict in the paragraph is the one the analysis wrote
     v = pd.read_csv(out / "analysis" / "verdicts.csv")
@@ -74,9 +74,12 @@ def test_exact_match_looks_emergent_and_sharper_than_edit_distance(quick_demo):
 def test_report_has_the_three_predictions_with_figures(quick_demo):
     out, _ = quick_demo
     page = (out / "report.html").read_text()
-    for heading in ("Prediction 1", "Prediction 2", "Prediction 3"):
+    for heading in ("Prediction 1", "Prediction 2", "Prediction 3", "Prediction 4"):
         assert heading in page
-    assert page.count('src="data:image/png;base64,') >= 3
+    assert page.count('src="data:image/png;base64,') >= 4
+    # the forecast the page shows is on disk too, and its back-test holds out the larger half
+    bt = pd.read_csv(out / "forecast" / "backtests.csv")
+    assert len(bt) == 3 and (out / "forecast" / "report.html").exists()
     assert not re.search(r'(src|href)="https?://', page)
     assert (out / "analysis" / "report.html").exists()
 

@@ -22,13 +22,20 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mirage import AnalysisSettings, Verdict, run_analysis
+from mirage import AnalysisSettings, Inputs, Verdict, run_analysis
 from mirage.analysis.story import STORY_METRICS, story_tables
 from mirage.io.inputs import read_inputs
 from mirage.io.outputs import write_story
 from mirage.io.records import write_records
 from mirage.report.png import pyplot
-from mirage.report.story import HEADINGS, prediction1_heading, prediction1_text, story_figures, story_summary
+from mirage.report.story import (
+    HEADINGS,
+    prediction1_heading,
+    prediction1_text,
+    prediction4_text,
+    story_figures,
+    story_summary,
+)
 from mirage.synthetic import power_law_p, synthetic_records
 
 SCALES = np.geomspace(1e5, 1e8, 8)
@@ -226,8 +233,9 @@ def test_write_story_writes_one_self_contained_page_atomically(result, tmp_path)
     assert set(plt.get_fignums()) == open_before  # every figure closed
     text = (out / "story.html").read_text()
     assert f"<h2>{html.escape(prediction1_heading(tables))}</h2>" in text
-    for heading in HEADINGS[1:]:
+    for heading in HEADINGS[1:3]:
         assert f"<h2>{heading}</h2>" in text
+    assert HEADINGS[3] not in text  # no forecast given: no prediction 4 section
     assert text.count('<img src="data:image/png;base64,') == 3
     assert "<p>INTRO</p>" in text and "<th>final_loss</th>" in text and "<th>seconds</th>" not in text
     assert "<th>model</th>" in text and "<td>smooth-m7</td>" in text  # TrainedModel.name is the model
@@ -249,3 +257,38 @@ def test_story_summary_has_the_key_numbers(smooth):
     assert smooth.verdict["verdict"].iloc[0] in text
     assert f"with {N_STANDARD} problems" in text and f"with {10 * N_STANDARD}" in text
     assert "Prediction 3: log exact match falls by" in text and "\n" not in text
+
+
+# ----------------------------------------------------------------------------- prediction 4
+
+
+def _forecast_of(result_records, family, backtest):
+    from mirage import ForecastSettings, Inputs, run_forecast
+
+    return run_forecast(Inputs(None, result_records), ForecastSettings(backtest=backtest, bootstrap=100))
+
+
+def test_prediction4_forecast_of_the_larger_models_from_the_smaller(tmp_path):
+    from mirage.synthetic import TruthSpec, known_truth_records
+
+    # the paper's model: a smooth law forecasts the larger half; a real jump: the back-test misses
+    for truth, want in (("smooth", "forecast"), ("jump", None)):
+        rec = known_truth_records(TruthSpec(truth, n_models=8, decades=4, lengths=(5,), n_samples=600, seed=2,
+                                            top_p=0.93, task="arithmetic", family=truth))
+        res = run_analysis(Inputs(None, rec), AnalysisSettings(bootstrap=0))
+        fc = _forecast_of(rec, truth, 4)
+        tables = story_tables(res, "arithmetic", "none", family=truth, forecast=fc)
+        assert len(tables.prediction4) == 4 and len(tables.prediction4_fit) == 1
+        text = prediction4_text(tables)
+        covered = int(tables.prediction4["covered"].astype(bool).sum())
+        assert f"covers {covered} of 4 held-out models" in text
+        if want == "forecast":
+            assert tables.prediction4_fit["status"].iloc[0] == "forecast" and covered == 4
+            assert "the metric made it predictable" in text
+        else:
+            assert covered < 4 or tables.prediction4_fit["status"].iloc[0] == "unreliable"
+        page = tmp_path / f"{truth}.html"
+        write_story(tables, page)
+        body = page.read_text()
+        assert f"<h2>{HEADINGS[3]}</h2>" in body and body.count('<img src="data:image/png;base64,') >= 2
+        assert "Prediction 4: forecast from the 4 smaller models" in story_summary(tables)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .analysis.analyze import run_analysis
+from .analysis.forecast import run_forecast
 from .analysis.story import story_tables
 from .api import analyze
 from .evaluate.run import ShardResult, evaluate_family
@@ -28,13 +29,13 @@ from .io.bundled import BUNDLED_TABLES, bundled_path
 from .io.family import load_family
 from .io.files import write_text
 from .io.inputs import read_inputs
-from .io.outputs import write_analysis, write_story
+from .io.outputs import write_analysis, write_forecast, write_story
 from .io.records import read_records, write_records
 from .io.tasks import load_task
 from .report.story import story_summary
 from .report.terminal import bundled_demo_paragraph
 from .schema.results import AnalysisResult, StoryTables
-from .schema.settings import AnalysisSettings
+from .schema.settings import AnalysisSettings, ForecastSettings
 from .train.arithmetic import first_per_cell, make_config, train_family
 
 __all__ = ["BUNDLED_TABLES", "bundled_path", "demo_task_files", "long_subset", "run_demo", "run_trained_demo"]
@@ -155,6 +156,12 @@ def run_trained_demo(
         title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
         progress=not quiet,
     )
+    # Prediction 4: the larger half forecast from the smaller half of the family (a back-test)
+    forecast = run_forecast(
+        read_inputs([derived]),
+        ForecastSettings(backtest=len(fam.models) // 2, bootstrap=200, seed=seed),
+    )
+    write_forecast(forecast, out / "forecast", title="mirage demo: the larger half forecast from the smaller half")
     family_table = pd.DataFrame(
         [
             {"model": m.name, "params": m.params, "train_tokens": m.train_tokens, "final_loss": round(m.final_loss, 4)}
@@ -169,7 +176,7 @@ def run_trained_demo(
         f"<code>mirage eval</code> on held-out problems none of them saw. Train, evaluate and analyse took "
         f"{elapsed:.0f} s.</p>"
     )
-    tables = story_tables(result, LONG_TASK, LARGE_TASK, length_task=MAIN_TASK)
+    tables = story_tables(result, LONG_TASK, LARGE_TASK, length_task=MAIN_TASK, forecast=forecast)
     write_story(
         tables,
         out / "report.html",

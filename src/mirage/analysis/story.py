@@ -25,7 +25,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..schema.results import AnalysisResult, StoryTables
+from ..schema.results import AnalysisResult, ForecastResult, StoryTables
+from ..schema.vocab import CrossingKind
 from ..stats import jump_sharpness, ols_slope, z_value
 
 STORY_METRICS = ("exact_match", "token_edit_distance", "target_mean_logprob")
@@ -152,6 +153,7 @@ def story_tables(
     *,
     family: str | None = None,
     length_task: str | None = None,
+    forecast: ForecastResult | None = None,
 ) -> StoryTables:
     """The tables of the three predictions from an analysis result (pure, no I/O).
 
@@ -173,6 +175,9 @@ def story_tables(
       the least-squares slope of log exact match on L (lengths with exact match > 0) with its
       delta-method standard error, against ``log p_hat``; and of token edit distance on L (with
       its standard error from the per-length intervals) against ``1 - p_hat``.
+    - ``prediction4`` (when ``forecast`` is given, a :class:`~mirage.schema.results.ForecastResult`
+      back-tested on the main task): its back-test rows for the family's exact match, and
+      ``prediction4_fit``: the forecast's status, law and level crossing.
     """
     level = float(result.settings.level)
     if family is None:
@@ -240,7 +245,34 @@ def story_tables(
         prediction3=_prediction3(result, family, length_task),
         prediction3_models=_prediction3_models(result, family, length_task, level),
         models=_models(result, family, main_task),
+        prediction4=_prediction4(forecast, family, main_task),
+        prediction4_fit=_prediction4_fit(forecast, family, main_task),
+        forecast=forecast,
     )
+
+
+def _prediction4(forecast: ForecastResult | None, family: str | None, main_task: str) -> pd.DataFrame:
+    """The forecast's back-test rows for the family's exact match on the main task."""
+    if forecast is None:
+        return pd.DataFrame()
+    bt = _select(forecast.backtests, family, main_task)
+    return bt[bt["metric"] == "exact_match"].reset_index(drop=True) if len(bt) else bt
+
+
+def _prediction4_fit(forecast: ForecastResult | None, family: str | None, main_task: str) -> pd.DataFrame:
+    """One row: the forecast's status and law, with its level crossing (from the held-out split)."""
+    if forecast is None:
+        return pd.DataFrame()
+    fits = _select(forecast.fits, family, main_task)
+    fits = fits[fits["metric"] == "exact_match"] if len(fits) else fits
+    if fits.empty:
+        return fits
+    cr = _select(forecast.crossings, family, main_task)
+    cr = cr[(cr["metric"] == "exact_match") & (cr["crossing"] == CrossingKind.LEVEL.value)] if len(cr) else cr
+    row = fits.iloc[[0]].reset_index(drop=True)
+    for col in ("level", "scale", "scale_low", "scale_high", "note"):
+        row[f"crossing_{col}"] = cr[col].iloc[0] if len(cr) else math.nan
+    return row
 
 
 def _models(result: AnalysisResult, family: str | None, main_task: str) -> pd.DataFrame:

@@ -15,8 +15,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ..schema.results import StoryTables
+from ..schema.results import ForecastResult, StoryTables
 from .figures import exact_match_errorbars
+from .forecast import forecast_figure
 from .html import html_document, table_html
 from .png import close, data_uri, encode_png, pyplot
 
@@ -30,6 +31,7 @@ HEADINGS = (
     "Prediction 1: metric choice",
     "Prediction 2: better statistics",
     "Prediction 3: target length",
+    "Prediction 4: forecast",
 )
 # what prediction 1's heading adds, by verdict: the page's claim is the verdict's
 PREDICTION1_CLAIM = {
@@ -212,9 +214,27 @@ def _figure_prediction3(plt: Any, tables: StoryTables) -> Figure | None:
     return fig
 
 
+def _figure_prediction4(plt: Any, tables: StoryTables) -> Figure | None:
+    """The forecast of the main task's exact match (its one panel of :func:`forecast_figure`)."""
+    f = tables.forecast
+    if f is None or not len(tables.prediction4_fit):
+        return None
+
+    def one(frame: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame):
+            return frame
+        keep = (frame["task"] == tables.main_task) & (frame["metric"] == "exact_match")
+        if tables.family is not None:
+            keep &= frame["family"] == tables.family
+        return frame[keep]
+
+    sub = ForecastResult(one(f.forecast), one(f.crossings), one(f.fits), one(f.backtests), f.summary)
+    return forecast_figure(sub, max_panels=1)
+
+
 def story_figures(tables: StoryTables) -> dict[str, Figure]:
-    """Figures keyed "prediction1", "prediction2", "prediction3" (a key is absent when its table is
-    empty). The caller closes them (:func:`mirage.report.close`)."""
+    """Figures keyed "prediction1" to "prediction4" (a key is absent when its table is empty). The
+    caller closes them (:func:`mirage.report.close`)."""
     plt = pyplot()
     figures = {}
     try:
@@ -222,6 +242,7 @@ def story_figures(tables: StoryTables) -> dict[str, Figure]:
             ("prediction1", _figure_prediction1),
             ("prediction2", _figure_prediction2),
             ("prediction3", _figure_prediction3),
+            ("prediction4", _figure_prediction4),
         ):
             fig = make(plt, tables)
             if fig is not None:
@@ -420,6 +441,45 @@ def prediction3_text(tables: StoryTables) -> str:
     return " ".join(parts)
 
 
+def prediction4_text(tables: StoryTables) -> str:
+    """What the forecast's back-test measured, in plain sentences (no HTML)."""
+    fit, bt = tables.prediction4_fit, tables.prediction4
+    if fit is None or not len(fit):
+        return "Not run: no forecast was made for this task."
+    f = fit.iloc[0]
+    if f["status"] == "declined":
+        return f"The forecast was declined: {f['reason']}."
+    n_fit, held = int(f["n_models"]), len(bt)
+    parts = [
+        f"The smooth per-token law of the {n_fit} smaller models (up to {_num(f['scale_max_fit'])} parameters; "
+        f"alpha {_num(f['alpha'])}) was pushed through exact match's transform and extrapolated to the {held} "
+        "larger ones."
+    ]
+    if pd.notna(f["crossing_scale"]):
+        parts.append(
+            f"It forecasts exact match to reach {_num(f['crossing_level'])} at {_num(f['crossing_scale'])} parameters "
+            f"(band {_num(f['crossing_scale_low'])} to {_num(f['crossing_scale_high'])})."
+        )
+    else:
+        parts.append(f"It does not forecast exact match to reach {_num(f['crossing_level'])}: {f['crossing_note']}.")
+    if held:
+        observed = bt["crossing_observed"].iloc[0]
+        covered = int(bt["covered"].astype("boolean").fillna(False).astype(bool).sum())
+        if pd.notna(observed):
+            ratio = bt["crossing_ratio"].iloc[0]
+            parts.append(
+                f"The family reached it at {_num(observed)}"
+                + (f" (forecast / observed: {_num(ratio)})." if pd.notna(ratio) else ".")
+            )
+        band = tables.forecast.summary["settings"]["band"] if tables.forecast is not None else math.nan
+        parts.append(f"The {_num(100 * band, '.0f')} % band covers {covered} of {held} held-out models.")
+    if f["status"] == "unreliable":
+        parts.append(f"The forecast is flagged unreliable: {f['reason']}.")
+    elif held and covered == held:
+        parts.append("The jump was forecast from the smaller models: the metric made it predictable.")
+    return " ".join(parts)
+
+
 def story_summary(tables: StoryTables) -> str:
     """One paragraph for the terminal with the key numbers of the three predictions."""
     parts = []
@@ -459,6 +519,16 @@ def story_summary(tables: StoryTables) -> str:
         parts.append(text.rstrip(";") + ("" if text.endswith(".") else "."))
     else:
         parts.append("Prediction 3: not measured.")
+    fit, bt = tables.prediction4_fit, tables.prediction4
+    if fit is not None and len(fit) and len(bt):
+        f = fit.iloc[0]
+        covered = int(bt["covered"].astype("boolean").fillna(False).astype(bool).sum())
+        ratio = bt["crossing_ratio"].iloc[0]
+        parts.append(
+            f"Prediction 4: forecast from the {int(f['n_models'])} smaller models, the band covers {covered} of "
+            f"{len(bt)} larger ones" + (f", crossing 0.5 at {_num(ratio)}x the observed scale" if pd.notna(ratio) else "")
+            + f" ({f['status']})."
+        )
     return " ".join(parts)
 
 
@@ -592,6 +662,19 @@ def story_page(
             + table_html(tables.prediction3.drop(columns=["family"]), max_rows=200)
             + "</details>"
         )
+    if len(tables.prediction4_fit):
+        parts.append(f"<h2>{html.escape(HEADINGS[3])}</h2>")
+        parts.append(f"<p>{html.escape(prediction4_text(tables))}</p>")
+        if "prediction4" in uris:
+            parts.append(
+                _figure_html(
+                    uris["prediction4"],
+                    "Exact match forecast from the smaller models (filled points) with its band; the larger "
+                    "models (hollow) were held out.",
+                )
+            )
+        if len(tables.prediction4):
+            parts.append(table_html(_bools_to_str(tables.prediction4.drop(columns=["family"]))))
     parts.append(
         f'<p class="muted">Verdict rule: {html.escape(_rule_text(tables))}. Intervals: Wilson for '
         f"exact match, bootstrap over items for the continuous metrics, at {tables.level:.0%}.</p>"

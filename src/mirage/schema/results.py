@@ -101,6 +101,9 @@ class StoryTables:
     prediction3: pd.DataFrame  # one row per model x target length (main task)
     prediction3_models: pd.DataFrame  # per-model slopes: observed vs theory
     models: pd.DataFrame = field(default_factory=pd.DataFrame)  # the models: params, test problems
+    prediction4: pd.DataFrame = field(default_factory=pd.DataFrame)  # back-test of the forecast, per held-out model
+    prediction4_fit: pd.DataFrame = field(default_factory=pd.DataFrame)  # the forecast's law, status and crossing
+    forecast: "ForecastResult | None" = None  # the forecast of the main task (its figure)
 
 
 @dataclass(frozen=True)
