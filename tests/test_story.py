@@ -273,8 +273,19 @@ def test_prediction4_forecast_of_the_larger_models_from_the_smaller(tmp_path):
 
     # the paper's model: a smooth law forecasts the larger half; a real jump: the back-test misses
     for truth, want in (("smooth", "forecast"), ("jump", None)):
-        rec = known_truth_records(TruthSpec(truth, n_models=8, decades=4, lengths=(5,), n_samples=600, seed=2,
-                                            top_p=0.93, task="arithmetic", family=truth))
+        rec = known_truth_records(
+            TruthSpec(
+                truth,
+                n_models=8,
+                decades=4,
+                lengths=(5,),
+                n_samples=600,
+                seed=2,
+                top_p=0.93,
+                task="arithmetic",
+                family=truth,
+            )
+        )
         res = run_analysis(Inputs(None, rec), AnalysisSettings(bootstrap=0))
         fc = _forecast_of(rec, truth, 4)
         tables = story_tables(res, "arithmetic", "none", family=truth, forecast=fc)

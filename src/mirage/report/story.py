@@ -526,7 +526,8 @@ def story_summary(tables: StoryTables) -> str:
         ratio = bt["crossing_ratio"].iloc[0]
         parts.append(
             f"Prediction 4: forecast from the {int(f['n_models'])} smaller models, the band covers {covered} of "
-            f"{len(bt)} larger ones" + (f", crossing 0.5 at {_num(ratio)}x the observed scale" if pd.notna(ratio) else "")
+            f"{len(bt)} larger ones"
+            + (f", crossing 0.5 at {_num(ratio)}x the observed scale" if pd.notna(ratio) else "")
             + f" ({f['status']})."
         )
     return " ".join(parts)
