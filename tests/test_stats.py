@@ -123,3 +123,17 @@ def test_samples_needed_against_simulation():
     k = rng.binomial(n, rate, size=4000)
     lo, _ = wilson_interval(k, n, level=0.90)  # the 95% one-sided lower bound
     assert 0.72 < np.mean(lo > chance) < 0.88
+
+
+def test_emergence_score_of_huge_finite_values_does_not_overflow():
+    # values near the float64 limit are legitimate input; the score is scale-free, so it equals the
+    # score of the same curve divided by 1e300
+    import warnings
+
+    x = np.geomspace(1e7, 1e10, 4)
+    y = np.array([1.7e308, 1e308, 1e300, 1e200])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge = emergence_score(x, y)
+    assert huge.score == pytest.approx(emergence_score(x, y / 1e300).score)
+    assert np.isfinite(huge.score)

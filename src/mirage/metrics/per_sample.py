@@ -204,9 +204,12 @@ def _choice_token_loss(v: RecordView) -> np.ndarray:
     per_tok = np.where(np.isfinite(mat), mat / lens, -np.inf)
     top = np.max(per_tok, axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    lse = np.log(np.sum(np.exp(per_tok - top), axis=1)) + top[:, 0]
+    # rows with no finite option score (no options, or all -inf) are masked by ok below
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lse = np.log(np.sum(np.exp(per_tok - top), axis=1)) + top[:, 0]
     idx = np.where(ok, correct, 0).astype(np.int64)
-    return np.where(ok, lse - per_tok[np.arange(v.n), idx], np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.where(ok, lse - per_tok[np.arange(v.n), idx], np.nan)
 
 
 def _target_mean_token_prob(v: RecordView) -> np.ndarray:

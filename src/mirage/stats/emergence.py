@@ -29,6 +29,9 @@ class GroupScores:
     insufficient: np.ndarray
 
 
+_HUGE = 1e150  # beyond this a squared step could overflow float64
+
+
 def grouped_emergence_scores(group_ids: ArrayLike, scale: ArrayLike, values: ArrayLike) -> GroupScores:
     """The emergence score of every curve of a long table, in numpy.
 
@@ -50,6 +53,12 @@ def grouped_emergence_scores(group_ids: ArrayLike, scale: ArrayLike, values: Arr
     n_groups = int(g.max()) + 1
     counts = np.bincount(g, minlength=n_groups)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # the score is scale-free: a curve of huge finite values (1e308) is divided by its largest
+    # magnitude first, so its steps squared cannot overflow; ordinary curves are left exactly as they are
+    size = np.maximum.reduceat(np.abs(y), starts)
+    huge = size > _HUGE
+    if huge.any():
+        y = np.where(huge[g], y / np.where(huge, size, 1.0)[g], y)
     ymax = np.maximum.reduceat(y, starts)
     ymin = np.minimum.reduceat(y, starts)
     pos = np.arange(len(y)) - starts[g]
