@@ -46,6 +46,7 @@ PRODUCERS = (
     Producer("analyze_bundled", (T.CURVES, T.EMERGENCE, T.VERDICTS, T.EVIDENCE)),
     Producer("theory", T.THEORY_TABLES),
     Producer("meta", T.META_TABLES),
+    Producer("forecast", T.FORECAST_TABLES),
     Producer("vision", T.VISION_TABLES, slow=True),
     Producer("train_family", T.TRAIN_TABLES, slow=True),
 )
@@ -140,6 +141,20 @@ def _run(name: str, root: Path) -> Path:
             "meta",
             REPO / "tests" / "fixtures" / "bigbench_logs",
             _records(root / "records.parquet"),
+            "--out",
+            out,
+            "-q",
+        )
+    elif name == "forecast":  # records with a back-test: every one of its tables
+        _invoke(
+            "forecast",
+            _records(root / "records.parquet"),
+            "--to",
+            "1e10",
+            "--backtest",
+            2,
+            "--bootstrap",
+            40,
             "--out",
             out,
             "-q",

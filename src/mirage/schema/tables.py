@@ -895,6 +895,7 @@ README_GROUPS: tuple[tuple[str, tuple[TableSpec, ...]], ...] = (
     ("mirage analyze", ANALYSIS_TABLES + (INSUFFICIENT,)),
     ("mirage theory", (THEORY, CROSSINGS)),
     ("mirage meta", META_TABLES),
+    ("mirage forecast", FORECAST_TABLES),
     ("mirage vision", VISION_TABLES),
     ("mirage train-family", TRAIN_TABLES),
 )
