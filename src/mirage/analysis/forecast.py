@@ -542,6 +542,26 @@ def run_forecast(inputs: Inputs, settings: ForecastSettings = ForecastSettings()
     return forecast_from_curves(curves, samples, settings)
 
 
+def _unobserved_row(
+    base: dict[str, Any], kind: ForecastRow, scale: float, point: float, low: float, high: float
+) -> dict[str, Any]:
+    """A forecast row at a scale with no observed model (a requested scale or a point of the drawn curve)."""
+    return dict(
+        base,
+        row_kind=kind.value,
+        model=None,
+        scale=float(scale),
+        n_samples=np.nan,
+        observed=np.nan,
+        observed_low=np.nan,
+        observed_high=np.nan,
+        predicted=float(point),
+        predicted_low=float(low),
+        predicted_high=float(high),
+        covered=pd.NA,
+    )
+
+
 def forecast_from_curves(
     curves: pd.DataFrame, samples: pd.DataFrame | None, settings: ForecastSettings = ForecastSettings()
 ) -> ForecastResult:
@@ -612,41 +632,11 @@ def forecast_from_curves(
                     row["observed_low"] <= row["predicted_high"] and row["predicted_low"] <= row["observed_high"]
                 )
         for N in settings.to:
-            p = float(predict(np.array([N]))[0])
             bl, bh = _boot_at(res, np.array([N]))[:, 0]
-            f_rows.append(
-                dict(
-                    base,
-                    row_kind=ForecastRow.EXTRAPOLATED.value,
-                    model=None,
-                    scale=float(N),
-                    n_samples=np.nan,
-                    observed=np.nan,
-                    observed_low=np.nan,
-                    observed_high=np.nan,
-                    predicted=p,
-                    predicted_low=float(bl),
-                    predicted_high=float(bh),
-                    covered=pd.NA,
-                )
-            )
+            point = float(predict(np.array([N]))[0])
+            f_rows.append(_unobserved_row(base, ForecastRow.EXTRAPOLATED, N, point, bl, bh))
         for N, p, lo, hi in zip(grid, res["point"], res["low"], res["high"], strict=True):
-            f_rows.append(
-                dict(
-                    base,
-                    row_kind=ForecastRow.CURVE.value,
-                    model=None,
-                    scale=float(N),
-                    n_samples=np.nan,
-                    observed=np.nan,
-                    observed_low=np.nan,
-                    observed_high=np.nan,
-                    predicted=float(p),
-                    predicted_low=float(lo),
-                    predicted_high=float(hi),
-                    covered=pd.NA,
-                )
-            )
+            f_rows.append(_unobserved_row(base, ForecastRow.CURVE, N, p, lo, hi))
         c_rows += _crossing_rows(base, g, res, grid, settings, n)
         if held.any():
             _backtest_rows(b_rows, base, g, res, held, obs, olo, ohi, settings, grid)

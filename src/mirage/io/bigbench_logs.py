@@ -28,6 +28,7 @@ import pyarrow as pa
 from ..errors import MirageInputError
 from .bigbench_results import check_model, model_sizes, parse_shots
 from .models import Tokenizers
+from .record_rows import table_from_rows
 
 _COUNTS = ("flop_matched_non_embedding_params", "non_embedding_params", "total_params")
 _COLUMN = {
@@ -177,24 +178,4 @@ def _correct(options: list, values: dict) -> int | None:
 
 
 def _table(rows: list[dict], src: str) -> pa.Table:
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    types = {
-        "choices": pa.list_(pa.string()),
-        "choice_logprobs": pa.list_(pa.float64()),
-        "choice_lengths": pa.list_(pa.int64()),
-        "correct_choice": pa.int64(),
-        "target_tokens": pa.list_(pa.string()),
-        "output_tokens": pa.list_(pa.string()),
-        "targets": pa.list_(pa.string()),
-        "target_logprob_sum": pa.float64(),
-        "shots": pa.int64(),
-        "scale": pa.float64(),
-        "bigbench_correct": pa.float64(),
-        "bigbench_log": pa.bool_(),
-    }
-    try:
-        return pa.table({k: pa.array([r.get(k) for r in rows], type=types.get(k)) for k in names})
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise MirageInputError(f"cannot build records: {exc}", src) from None
+    return table_from_rows(rows, src, {"bigbench_correct": pa.float64(), "bigbench_log": pa.bool_()})

@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..errors import MirageInputError
 from .lm_eval_results import family_from_name, params_from_name
 from .models import ScaleTable, Tokenizers
+from .record_rows import table_from_rows
 
 EXTRA_LINE = "reading Inspect logs needs inspect-ai: pip install 'mirage[inspect]'"
 LIMITS_NOTE = (
@@ -172,24 +173,15 @@ def _as_float(value: Any, to_float: Callable[[Any], float]) -> float | None:
 
 
 def _table(rows: list[dict], src: str) -> pa.Table:
-    names: dict[str, None] = {}
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    types = {
-        "target_tokens": pa.list_(pa.string()),
-        "output_tokens": pa.list_(pa.string()),
-        "targets": pa.list_(pa.string()),
+    types: dict[str, pa.DataType] = {
         "output_token_logprobs": pa.list_(pa.float64()),
         "output_logprob_tokens": pa.list_(pa.string()),
-        "scale": pa.float64(),
         "epoch": pa.int64(),
     }
-    for name in names:
-        if name.startswith("score_"):
-            types[name] = pa.float64()
-        elif name.startswith("answer_"):
-            types[name] = pa.string()
-    try:
-        return pa.table({k: pa.array([r.get(k) for r in rows], type=types.get(k)) for k in names})
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise MirageInputError(f"cannot build records: {exc}", src) from None
+    for row in rows:
+        for name in row:
+            if name.startswith("score_"):
+                types[name] = pa.float64()
+            elif name.startswith("answer_"):
+                types[name] = pa.string()
+    return table_from_rows(rows, src, types)

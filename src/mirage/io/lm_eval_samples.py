@@ -43,6 +43,7 @@ import pyarrow as pa
 from ..errors import MirageInputError
 from .lm_eval_results import family_from_name, lm_eval_scale, model_name
 from .models import ScaleTable, Tokenize, Tokenizers
+from .record_rows import table_from_rows
 from .tables import load_json
 
 SAMPLE_KEYS = frozenset({"doc_id", "doc", "arguments", "resps", "filtered_resps"})
@@ -457,30 +458,4 @@ def _rolling(sample: dict, tokenize: Tokenize, where: str, src: str) -> dict:
 
 
 def _table(rows: list[dict], src: str) -> pa.Table:
-    columns: dict[str, list] = {}
-    for row in rows:
-        for key in row:
-            columns.setdefault(key, [])
-    for row in rows:
-        for key, values in columns.items():
-            values.append(row.get(key))
-    types = {
-        "choices": pa.list_(pa.string()),
-        "choice_logprobs": pa.list_(pa.float64()),
-        "choice_lengths": pa.list_(pa.int64()),
-        "correct_choice": pa.int64(),
-        "target_tokens": pa.list_(pa.string()),
-        "output_tokens": pa.list_(pa.string()),
-        "target_logprob_sum": pa.float64(),
-        "target_is_greedy": pa.bool_(),
-        "shots": pa.int64(),
-        "scale": pa.float64(),
-        "output": pa.string(),
-        "raw_output": pa.string(),
-        "prompt": pa.string(),
-        "target": pa.string(),
-    }
-    try:
-        return pa.table({k: pa.array(v, type=types.get(k)) for k, v in columns.items()})
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise MirageInputError(f"cannot build records: {exc}", src) from None
+    return table_from_rows(rows, src, {"target_is_greedy": pa.bool_(), "raw_output": pa.string()})
