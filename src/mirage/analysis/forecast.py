@@ -743,42 +743,29 @@ def _backtest_rows(
     grid: np.ndarray,
 ) -> None:
     observed_cross = _observed_crossing(g.scales, obs, settings.level)
+    n_held = int(held.sum())
+    idx = np.flatnonzero(held)
     if res["status"] == STATUS_DECLINED:
-        for i in np.flatnonzero(held):
-            rows.append(
-                dict(
-                    base,
-                    held_out=int(held.sum()),
-                    model=g.models[i],
-                    scale=float(g.scales[i]),
-                    observed=obs[i],
-                    observed_low=olo[i],
-                    observed_high=ohi[i],
-                    predicted=np.nan,
-                    predicted_low=np.nan,
-                    predicted_high=np.nan,
-                    covered=pd.NA,
-                    miss=pd.NA,
-                    status=f"declined: {res['reason']}",
-                    crossing_predicted=np.nan,
-                    crossing_observed=observed_cross,
-                    crossing_ratio=np.nan,
-                )
-            )
-        return
-    predict = res["predict"]
-    pred = predict(g.scales)
-    lo = np.interp(np.log(g.scales), np.log(grid), res["low"])
-    hi = np.interp(np.log(g.scales), np.log(grid), res["high"])
-    cross = _crossing(grid, res["point"], settings.level)
-    ratio = cross / observed_cross if np.isfinite(cross) and np.isfinite(observed_cross) else np.nan
-    status = res["status"] if not res["reason"] else f"{res['status']}: {res['reason']}"
-    for i in np.flatnonzero(held):
-        covered = bool(olo[i] <= hi[i] and lo[i] <= ohi[i]) if np.isfinite(olo[i]) else pd.NA
+        nan = np.full(len(g.scales), np.nan)
+        pred, lo, hi = nan, nan, nan
+        covered: list[Any] = [pd.NA] * len(g.scales)
+        cross, ratio = np.nan, np.nan
+        status = f"declined: {res['reason']}"
+    else:
+        pred = res["predict"](g.scales)
+        lo = np.interp(np.log(g.scales), np.log(grid), res["low"])
+        hi = np.interp(np.log(g.scales), np.log(grid), res["high"])
+        covered = [
+            bool(olo[i] <= hi[i] and lo[i] <= ohi[i]) if np.isfinite(olo[i]) else pd.NA for i in range(len(g.scales))
+        ]
+        cross = _crossing(grid, res["point"], settings.level)
+        ratio = cross / observed_cross if np.isfinite(cross) and np.isfinite(observed_cross) else np.nan
+        status = res["status"] if not res["reason"] else f"{res['status']}: {res['reason']}"
+    for i in idx:
         rows.append(
             dict(
                 base,
-                held_out=int(held.sum()),
+                held_out=n_held,
                 model=g.models[i],
                 scale=float(g.scales[i]),
                 observed=obs[i],
@@ -787,8 +774,8 @@ def _backtest_rows(
                 predicted=float(pred[i]),
                 predicted_low=float(lo[i]),
                 predicted_high=float(hi[i]),
-                covered=covered,
-                miss=(not covered) if covered is not pd.NA else pd.NA,
+                covered=covered[i],
+                miss=(not covered[i]) if covered[i] is not pd.NA else pd.NA,
                 status=status,
                 crossing_predicted=cross,
                 crossing_observed=observed_cross,
