@@ -25,6 +25,7 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cpdist
 
 from ..errors import MirageInputError
+from ..schema.answers import answer_matches
 from .registry import METRICS, Metric, PerTokenLoss, register_metric
 from .view import RecordView
 
@@ -45,18 +46,6 @@ def _ones(v: np.ndarray) -> np.ndarray:
 MEAN_LOGPROB_LOSS = PerTokenLoss(_negated, _ones, rank=0)
 
 
-def _normalise_answer(text: str | None, regex: re.Pattern | None) -> str | None:
-    if text is None:
-        return None
-    text = text.strip()
-    if regex is not None:
-        m = regex.search(text)
-        if m is None:
-            return ""
-        text = (m.group(1) if m.groups() else m.group(0)).strip()
-    return text
-
-
 def _exact_match(v: RecordView) -> np.ndarray:
     outputs = v.strings("output")
     targets = v.strings("target")
@@ -71,8 +60,7 @@ def _exact_match(v: RecordView) -> np.ndarray:
         pattern = regexes[i]
         if pattern:
             rx = compiled.setdefault(pattern, re.compile(pattern))
-        # the target is only stripped: it is the reference answer, not text to search
-        out[i] = float(_normalise_answer(o, rx) == (t or "").strip())
+        out[i] = float(answer_matches(o, t, rx))
     return out
 
 
