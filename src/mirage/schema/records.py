@@ -27,7 +27,8 @@ Optional columns with a meaning to mirage: ``shots`` (part of a curve's identity
 ``train_tokens``, ``train_flops``, ``step``, ``seed``, and ``target_logprob_sum`` (float64: the
 target's summed log-probability where the per-token values are unknown, as in lm-eval's
 log-likelihood logs; used only where ``target_logprobs`` is null, with ``target_tokens``
-counting the tokens). Every other column is kept as is.
+counting the tokens). The columns of ``mirage eval --until-pass`` (``attempts``, ``passed``, ...)
+are checked as :mod:`mirage.schema.until_pass` describes. Every other column is kept as is.
 
 Log-probabilities (``target_logprobs``, ``target_logprob_sum``) must be finite and <= 0, and
 option scores (``choice_logprobs``) finite (they may be log-likelihood ratios): NaN, ``+inf``
@@ -49,6 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import MirageInputError
+from .until_pass import check_until_pass
 
 KEY_COLUMNS = ("family", "model", "task", "sample_id")
 # a target's summed log-probability, where the per-token values are unknown (lm-eval log-likelihoods)
@@ -112,6 +114,7 @@ def normalize_records(table: pa.Table | pd.DataFrame, source: str = "records") -
             names.append(name)
     out = pa.Table.from_arrays(columns, names=names)
     _validate(out, source)
+    check_until_pass(out, source)
     return out
 
 
