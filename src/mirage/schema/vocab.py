@@ -68,7 +68,15 @@ class CIMethod(StrEnum):
     WILSON = "wilson"  # a binomial proportion with a known n
     BOOTSTRAP = "bootstrap"  # percentile bootstrap over items
     STDERR = "stderr"  # a score table's standard error, normal interval
+    UNTIL_PASS = "until_pass_exact"  # exact interval of a pass rate from sampling until a pass
     NONE = "none"  # no interval can be given
+
+
+class PassRateMethod(StrEnum):
+    """``pass_rates.csv``: how a pass rate's exact interval was computed (:mod:`mirage.stats.pass_until`)."""
+
+    EXACT = "exact"  # ordered by passes, then attempts (few pass) or by failed attempts (most pass)
+    PASSES_ONLY = "exact, passes only"  # a design too large for the attempts' distributions
 
 
 class TransformCheck(StrEnum):
