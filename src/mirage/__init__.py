@@ -86,6 +86,7 @@ _EXPORTS: dict[str, str] = {
     "print_summary": "mirage.report.terminal",
     "evaluate_family": "mirage.evaluate.run",
     "evaluate_family_ray": "mirage.evaluate.ray_runner",
+    "UntilPass": "mirage.evaluate.until_pass",
     "make_config": "mirage.train.arithmetic",
     "train_family": "mirage.train.arithmetic",
     "run_demo": "mirage.demo",
@@ -108,6 +109,7 @@ __all__ = [
     "StoryTables",
     "TheoryResult",
     "TheorySettings",
+    "UntilPass",
     "Verdict",
     "VerdictSettings",
     "VisionResult",
@@ -162,6 +164,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .demo import run_demo, run_trained_demo
     from .evaluate.ray_runner import evaluate_family_ray
     from .evaluate.run import evaluate_family
+    from .evaluate.until_pass import UntilPass
     from .io.bundled import bundled_path
     from .io.family import load_family
     from .io.files import ensure_writable

@@ -417,9 +417,18 @@ def eval_cmd(
         min=0,
         help="With --ray: times Ray reruns a shard whose worker died (it resumes from finished chunks).",
     ),
+    until_pass: Optional[int] = typer.Option(
+        None,
+        "--until-pass",
+        metavar="K",
+        help="Also sample each item until its first exact match or K attempts (mirage.evaluate.until_pass) -> OUT/<family>/<model>/<task>.until-pass.parquet; analyze estimates pass rates per sample from them.",
+    ),
+    temperature: Optional[float] = typer.Option(None, help="With --until-pass: sampling temperature (default 1)."),
+    seed: Optional[int] = typer.Option(None, help="With --until-pass: seed of the samples (default 0)."),
 ) -> None:
     """Run every model of a family on a task (mirage.evaluate_family) -> OUT/<family>/<model>/<task>.parquet records."""
     spec, tsk = mirage.load_family(family), mirage.load_task(task, view)  # validate both before any model loads
+    sampling = _until_pass(until_pass, temperature, seed)
     _writable(out, replaced_whole=False)  # a store is written into, shard by shard
     kwargs: dict[str, Any] = dict(
         batch_size=batch_size,
@@ -429,6 +438,7 @@ def eval_cmd(
         chunk_size=chunk_size,
         progress=not quiet,
         threads=threads,
+        until_pass=sampling,
     )
     if ray is not None:  # one clear line when the ray extra is missing, before anything starts
         result = mirage.evaluate_family_ray(spec, tsk, out, address=ray, max_retries=ray_retries, **kwargs)
@@ -436,6 +446,16 @@ def eval_cmd(
         result = mirage.evaluate_family(spec, tsk, out, **kwargs)
     for line in result.summary_lines():
         typer.echo(line)
+
+
+def _until_pass(limit: int | None, temperature: float | None, seed: int | None) -> Any:
+    """The sampling settings of ``eval --until-pass`` (None without it), checked."""
+    if limit is None:
+        for name, given in (("--temperature", temperature), ("--seed", seed)):
+            if given is not None:
+                raise MirageInputError("applies to --until-pass sampling only (eval alone decodes greedily)", name)
+        return None
+    return mirage.UntilPass(limit, 1.0 if temperature is None else temperature, 0 if seed is None else seed)
 
 
 @app.command("train-family")

@@ -29,7 +29,8 @@ from typing import Any
 from ..errors import MirageInputError
 from ..io.family import FamilySpec, ModelSpec, load_family
 from ..io.tasks import Task, load_task
-from .run import EvalResult, ShardResult, check_local_weights, evaluate_family, resolve_hub_commits
+from .run import EvalResult, ShardResult, check_local_weights, evaluate_family, resolve_hub_commits, until_pass_task
+from .until_pass import UntilPass
 
 LOCAL = "local"  # --ray with no address: start a cluster on this machine
 
@@ -124,6 +125,7 @@ def evaluate_family_ray(
     progress: bool = True,
     threads: int | None = None,
     max_retries: int = 3,
+    until_pass: UntilPass | None = None,
 ) -> EvalResult:
     """:func:`mirage.evaluation.evaluate_family` with one Ray task per model. ``address``:
     ``"local"`` (or ``None``) starts a cluster here, ``"auto"`` joins the running one, any other
@@ -140,6 +142,8 @@ def evaluate_family_ray(
     # pinned once, here: every worker and the final pass hash the same commit of a hub model
     fam = resolve_hub_commits(fam)
     check_local_weights(fam)
+    if until_pass is not None:
+        until_pass_task(fam, tsk, until_pass)  # checked here; every worker names its shards the same way
     options: dict[str, Any] = {
         "batch_size": batch_size,
         "device": device,
@@ -147,6 +151,7 @@ def evaluate_family_ray(
         "max_new_tokens": max_new_tokens,
         "chunk_size": chunk_size,
         "threads": threads,
+        "until_pass": until_pass,
     }
     started_here = False
     if not ray.is_initialized():
@@ -173,7 +178,14 @@ def evaluate_family_ray(
         if started_here:
             ray.shutdown()
     shards = tuple(
-        replace(s, n_computed=results[s.model].n_computed, seconds=results[s.model].seconds) for s in final.shards
+        replace(
+            s,
+            n_computed=results[s.model].n_computed,
+            seconds=results[s.model].seconds,
+            samples_drawn=results[s.model].samples_drawn,
+            samples_reused=results[s.model].samples_reused,
+        )
+        for s in final.shards
     )
     return EvalResult(final.store, final.task, shards, final.notes)
 

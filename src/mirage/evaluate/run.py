@@ -65,6 +65,7 @@ from .store import (
     update_manifest,
     write_table,
 )
+from .until_pass import UntilPass, UntilPassShard, check_until_pass_task
 
 FORMAT_VERSION = 2  # 2: injective store names, task hashed by content, hub models by commit
 
@@ -78,6 +79,8 @@ class ShardResult:
     n_records: int
     n_computed: int
     seconds: float
+    samples_drawn: int = 0  # --until-pass: samples drawn in this run
+    samples_reused: int = 0  # --until-pass: samples replayed from the journal of a killed run
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ def evaluate_family(
     threads: int | None = None,
     backend_factory: Callable[[ModelSpec], Any] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    until_pass: UntilPass | None = None,
 ) -> EvalResult:
     """Evaluate every model of ``family`` on ``task`` and write one record shard per model under
     ``store``; finished shards and chunks are reused. ``max_new_tokens`` defaults to the longest
@@ -151,7 +155,11 @@ def evaluate_family(
     A model with a ``server`` is evaluated by
     :class:`mirage.evaluate.openai_backend.OpenAICompletionsBackend`, with a request journal kept
     beside the shard's unfinished chunks. ``on_progress(model, done, total)`` is called after every
-    finished chunk (in samples); a backend with a ``close`` method is closed after its model."""
+    finished chunk (in samples); a backend with a ``close`` method is closed after its model.
+
+    With ``until_pass`` every item is also sampled until its first exact match or
+    ``until_pass.limit`` attempts (:mod:`mirage.evaluate.until_pass`), in process only, into
+    shards of their own task name (``<task>.until-pass``)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from tokenizers
     fam = family if isinstance(family, FamilySpec) else load_family(family)
     tsk = task if isinstance(task, Task) else load_task(task, view)
@@ -168,6 +176,8 @@ def evaluate_family(
     store = Path(store)
     if store.exists() and not store.is_dir():
         raise MirageInputError("output exists and is not a directory", str(store))
+    if until_pass is not None:
+        tsk = until_pass_task(fam, tsk, until_pass)
     # everything that can fail for one model fails here, before any shard of another is written
     if backend_factory is None:
         fam = resolve_hub_commits(fam)
@@ -182,14 +192,17 @@ def evaluate_family(
 
     def run(spec: ModelSpec) -> ShardResult:
         config = _shard_config(fam, spec, tsk, dtype, max_new_tokens, chunk_size)
+        if until_pass is not None:
+            config["until_pass"] = until_pass.identity()
         digest = _config_digest(config)
         started = time.perf_counter()
         report = (lambda done, total: on_progress(spec.name, done, total)) if on_progress else None
-        shard, n_records, n_computed = _run_model(
-            fam, spec, tsk, store, digest, chunk_size, max_new_tokens, make_backend, progress, note, report
+        shard, n_records, n_computed, sampled = _run_model(
+            fam, spec, tsk, store, digest, chunk_size, max_new_tokens, make_backend, progress, note, report, until_pass
         )
         _record_in_manifest(store, shard, digest, n_records, config)
-        return ShardResult(spec.name, shard, n_records, n_computed, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return ShardResult(spec.name, shard, n_records, n_computed, seconds, sampled[0], sampled[1])
 
     results: dict[str, ShardResult] = {}
     waiting = []
@@ -209,6 +222,19 @@ def evaluate_family(
         with lock:
             results[spec.name] = run(spec)
     return EvalResult(store, tsk.name, tuple(results[s.name] for s in fam.models), tuple(notes))
+
+
+def until_pass_task(fam: FamilySpec, task: Task, until_pass: UntilPass) -> Task:
+    """The task under its until-pass name; the family must be evaluated in process."""
+    check_until_pass_task(task)
+    served = [m.name for m in fam.models if m.server is not None]
+    if served:
+        raise MirageInputError(
+            f"samples in process only; model {served[0]!r} is evaluated by a server (backend: openai), "
+            "which cannot draw mirage's seeded samples",
+            "--until-pass",
+        )
+    return replace(task, name=until_pass.task_name(task.name))
 
 
 def _shard_config(
@@ -280,8 +306,10 @@ def _run_model(
     progress: bool,
     note: Callable[[str], None],
     report: Callable[[int, int], None] | None = None,
-) -> tuple[Path, int, int]:
-    """Reuse, resume or compute one shard; the caller holds its lock."""
+    until_pass: UntilPass | None = None,
+) -> tuple[Path, int, int, tuple[int, int]]:
+    """Reuse, resume or compute one shard; the caller holds its lock. Returns the shard, its
+    records, the records computed now and (for ``until_pass``) the samples drawn and reused."""
     paths = shard_paths(store, fam.family, spec.name, task.name)
     remove_orphans(paths)
     finished, problem = read_shard(paths, digest, len(task.samples))
@@ -290,7 +318,7 @@ def _run_model(
     if finished is not None:
         drop_stale_parts(paths, keep=None)
         remove_superseded(paths, fam.family, spec.name, task.name)
-        return paths.shard, finished.num_rows, 0
+        return paths.shard, finished.num_rows, 0, (0, 0)
     chunks = [task.samples[i : i + chunk_size] for i in range(0, len(task.samples), chunk_size)]
     drop_stale_parts(paths, keep=digest)  # stale configurations of this (model, task) only
     tables: dict[int, Any] = {}
@@ -302,6 +330,7 @@ def _run_model(
             tables[i] = table
     todo = [i for i in range(len(chunks)) if i not in tables]
     n_computed = 0
+    sampler: UntilPassShard | None = None
     if todo:
         backend = make_backend(spec)
         if hasattr(backend, "use_journal"):  # answered server requests live beside the chunks
@@ -319,8 +348,12 @@ def _run_model(
         try:
             if report:
                 report(done_samples, len(task.samples))
+            if until_pass is not None:  # its finished batches live in the journal beside the chunks
+                sampler = UntilPassShard(backend, task, limit, until_pass, paths.journal(digest))
             for i in todo:
                 tables[i] = _chunk_records(backend, fam, spec, task, chunks[i], scales, limit)
+                if sampler is not None:
+                    tables[i] = sampler.add_columns(tables[i], chunks[i], _sampling_progress(bar))
                 write_table(paths.part(digest, i), tables[i])
                 n_computed += len(chunks[i])
                 done_samples += len(chunks[i])
@@ -329,6 +362,8 @@ def _run_model(
                     report(done_samples, len(task.samples))
         finally:
             bar.close()
+            if sampler is not None:
+                sampler.close()
             if hasattr(backend, "close"):
                 backend.close()
     table = normalize_records(pa.concat_tables([tables[i] for i in range(len(chunks))]), str(paths.parts_dir(digest)))
@@ -338,7 +373,17 @@ def _run_model(
     shutil.rmtree(paths.parts_dir(digest), ignore_errors=True)
     drop_stale_parts(paths, keep=None)
     remove_superseded(paths, fam.family, spec.name, task.name)
-    return paths.shard, table.num_rows, n_computed
+    stats = sampler.stats if sampler is not None else None
+    return paths.shard, table.num_rows, n_computed, (stats.drawn, stats.reused) if stats else (0, 0)
+
+
+def _sampling_progress(bar: Any) -> Callable[[Any], None]:
+    """Show the samples drawn so far beside a shard's bar (until-pass chunks take long)."""
+
+    def show(stats: Any) -> None:
+        bar.set_postfix_str(f"{stats.drawn:,} samples drawn" + (f", {stats.reused:,} reused" if stats.reused else ""))
+
+    return show
 
 
 def _chunk_records(
@@ -417,6 +462,9 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -434,8 +482,13 @@ def summary_lines(result: EvalResult) -> list[str]:
     lines = []
     for s in result.shards:
         reused = s.n_records - s.n_computed
+        sampled = (
+            f"; {s.samples_drawn:,} samples drawn, {s.samples_reused:,} reused"
+            if s.samples_drawn or s.samples_reused
+            else ""
+        )
         lines.append(
-            f"{s.model}: {s.n_records} records ({s.n_computed} computed, {reused} reused) "
+            f"{s.model}: {s.n_records} records ({s.n_computed} computed, {reused} reused{sampled}) "
             f"in {s.seconds:.1f} s -> {s.path}"
         )
     return lines
