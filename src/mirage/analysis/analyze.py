@@ -27,6 +27,7 @@ from ..schema.settings import AnalysisSettings
 from ..schema.vocab import VERDICT_ORDER, RowKind
 from .curves import collect_curves, curve_id
 from .emergence import emergence_table
+from .pass_rates import pass_rate_curves, pass_rate_table
 from .predictions import predict_exact_match
 from .resolution import resolution_table
 from .verdicts import verdicts_table
@@ -42,6 +43,9 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     [['Pythia', 'acc', 'ppl', 'no apparent emergence'], ['Pythia-deduped', 'acc', 'ppl', 'no apparent emergence']]
     """
     curves, samples, unknown = collect_curves(inputs, settings)
+    pass_rates = pass_rate_table(inputs.records, samples, settings) if inputs.records is not None else None
+    if pass_rates is not None:  # sampled until a pass: the pooled rate is a curve of its own
+        curves = _sorted_curves(pd.concat([curves, pass_rate_curves(pass_rates, settings)], ignore_index=True))
     if curves.empty:
         raise MirageInputError("the inputs hold no metric values to analyse")
     emergence, insufficient = emergence_table(curves, tuple(settings.curve_by))
@@ -55,6 +59,13 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     ):
         predictions, fits, lengths = predict_exact_match(samples, settings)
         summary["predictions"] = _prediction_summary(predictions)
+    if pass_rates is not None:
+        agree = pass_rates["agree"].dropna().astype(bool)
+        summary["pass_rates"] = {
+            "models": int(len(pass_rates)),
+            "with_prediction": int(len(agree)),
+            "prediction_in_interval": int(agree.sum()),
+        }
     resolution = resolution_table(curves, samples, predictions, settings) if samples is not None else None
     if resolution is not None and len(resolution):
         summary["above_chance"] = {
@@ -74,7 +85,14 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
         resolution,
         evidence,
         settings,
+        pass_rates,
     )
+
+
+def _sorted_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Curves in the order of ``curves.csv`` (as :func:`mirage.analysis.curves.collect_curves` sorts them)."""
+    order = ["family", "task", "shots", "metric", "scale", "model"]
+    return curves.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def _prediction_summary(predictions: pd.DataFrame) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from ..schema.tables import (
     META_EMERGENCE,
     META_PAIRS,
     META_RESCORE,
+    PASS_RATES,
     PREDICTION_FITS,
     PREDICTIONS,
     REPORT_FILE,
@@ -70,8 +71,8 @@ def write_analysis(
     """Write ``curves.csv``, ``emergence.csv``, ``verdicts.csv``, ``evidence.csv`` (every test behind
     the verdicts), ``summary.json``, ``figures/*.png`` and ``report.html`` (and, from records,
     ``samples.parquet``, ``predictions.csv``, ``prediction_fits.csv``, ``lengths.csv``,
-    ``resolution.csv``) atomically into ``out_dir``; return the result with the figure names in
-    its summary."""
+    ``resolution.csv``, and ``pass_rates.csv`` from until-pass records) atomically into
+    ``out_dir``; return the result with the figure names in its summary."""
     with atomic_dir(out_dir) as tmp:
         write_csv(tmp / CURVES.file, result.curves)
         write_csv(tmp / EMERGENCE.file, result.emergence)
@@ -86,6 +87,8 @@ def write_analysis(
             write_csv(tmp / LENGTHS.file, result.lengths)
         if result.resolution is not None and len(result.resolution):
             write_csv(tmp / RESOLUTION.file, result.resolution)
+        if result.pass_rates is not None:
+            write_csv(tmp / PASS_RATES.file, result.pass_rates)
         figures = task_figures(
             result,
             max_figures=max_figures,

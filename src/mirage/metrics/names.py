@@ -94,6 +94,15 @@ _SCORE_NAMES: tuple[tuple[str, str, bool, dict], ...] = (
     ("ter", "linear", False, {}),
     ("macro_f1", "linear", True, {}),
     ("normalized_aggregate_score", "discontinuous", True, {}),
+    # mirage eval --until-pass, pooled by mirage analyze (pass_rates.csv): passes per sample, a
+    # probability of the whole target (so it compounds like p**L) with no step per item: it is
+    # resolved far below 1 / items
+    (
+        "pass_rate_sampled",
+        "nonlinear",
+        True,
+        dict(description="passes per sample when each item is sampled until its first pass (pooled over items)"),
+    ),
     # BIG-bench only; kinds follow the paper's split (log-probabilities are continuous; a
     # probability of the whole target compounds like p**L)
     ("weighted_log_probabilities", "linear", True, dict(context=Context.BIGBENCH.value)),

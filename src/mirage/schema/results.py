@@ -30,8 +30,8 @@ class Inputs:
 class AnalysisResult:
     """Everything ``mirage analyze`` computes; the tables are what it writes as CSV
     (``curves``, ``emergence``, ``verdicts``, ``evidence``, ``predictions``, ``prediction_fits``,
-    ``lengths``, ``resolution``; ``samples`` as Parquet; ``insufficient`` and ``summary`` in
-    summary.json)."""
+    ``lengths``, ``resolution``, ``pass_rates``; ``samples`` as Parquet; ``insufficient`` and
+    ``summary`` in summary.json)."""
 
     curves: pd.DataFrame
     emergence: pd.DataFrame
@@ -45,6 +45,7 @@ class AnalysisResult:
     resolution: pd.DataFrame | None = None
     evidence: pd.DataFrame | None = None
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)
+    pass_rates: pd.DataFrame | None = None  # from --until-pass records (pass_rates.csv)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from .vocab import (
     NotApparent,
     Origin,
     Outcome,
+    PassRateMethod,
     PredictionSource,
     RateSource,
     Resampling,
@@ -433,6 +434,41 @@ RESOLUTION = TableSpec(
     ),
 )
 
+PASS_RATES = TableSpec(
+    "pass_rates",
+    "pass_rates.csv",
+    "mirage eval --until-pass: each model's pass rate per sample, pooled over items, with its exact "
+    "interval, and what the teacher-forced probabilities predict for the same estimator",
+    (
+        _FAMILY,
+        _TASK,
+        _SHOTS,
+        _MODEL,
+        _SCALE,
+        _c("n_items", INTEGER, "items sampled"),
+        _c("until_pass", INTEGER, "the limit K of attempts per item"),
+        _c("temperature", FLOAT, "sampling temperature"),
+        _c("items_passed", INTEGER, "items with an exact match among their samples"),
+        _c("attempts", INTEGER, "samples counted: up to each item's first pass, else K"),
+        _c("pass_rate", FLOAT, "items_passed / attempts: the maximum-likelihood rate per sample"),
+        _c("ci_low", FLOAT, "exact interval for the until-pass design (mirage.stats.pass_until), low"),
+        _c("ci_high", FLOAT, "exact interval, high"),
+        _c("ci_method", STRING, "exact, or exact from the passes alone for designs too large", PassRateMethod.values()),
+        _c(
+            "predicted_pass_rate",
+            FLOAT,
+            "E[passes] / E[attempts] from each item's exp(target_stop_logprob) (empty when some item lacks it)",
+            nullable=True,
+        ),
+        _c("predicted_passes", FLOAT, "sum over items of 1 - (1 - pi)^K", nullable=True),
+        _c("predicted_attempts", FLOAT, "sum over items of (1 - (1 - pi)^K) / pi", nullable=True),
+        _c("agree", BOOLEAN, "the prediction lies in the interval (empty without a prediction)", nullable=True),
+        _c("n_predicted", INTEGER, "items with a teacher-forced probability"),
+        _c("mean_target_stop_prob", FLOAT, "mean over items of exp(target_stop_logprob)", nullable=True),
+        _c("greedy_exact_match", FLOAT, "exact match of the greedy outputs of the same items", nullable=True),
+    ),
+)
+
 SAMPLES = TableSpec(
     "samples",
     "samples.parquet",
@@ -776,7 +812,18 @@ BACKTESTS = TableSpec(
     ),
 )
 
-ANALYSIS_TABLES = (CURVES, EMERGENCE, VERDICTS, EVIDENCE, PREDICTIONS, PREDICTION_FITS, LENGTHS, RESOLUTION, SAMPLES)
+ANALYSIS_TABLES = (
+    CURVES,
+    EMERGENCE,
+    VERDICTS,
+    EVIDENCE,
+    PREDICTIONS,
+    PREDICTION_FITS,
+    LENGTHS,
+    RESOLUTION,
+    PASS_RATES,
+    SAMPLES,
+)
 THEORY_TABLES = (THEORY, EMERGENCE, CROSSINGS)
 META_TABLES = (META_CURVES, META_EMERGENCE, META_BY_METRIC, META_PAIRS, META_RESCORE)
 VISION_TABLES = (VISION_SCORES, VISION_EMERGENCE, VISION_PREDICTIONS)
