@@ -243,3 +243,25 @@ def test_contradictory_attempts_in_records_are_one_error():
     with pytest.raises(MirageInputError, match="attempts outside 1 .. until_pass"):
         records_from_rows([{**row, "attempts": 11, "passed": True, "first_pass": 10}])
     assert records_from_rows([{**row, "attempts": 10}]).column("attempts").to_pylist() == [10]
+
+
+@pytest.mark.slow
+def test_ray_gives_the_one_process_records(family, sampled, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray (the 'ray' extra) is not installed")
+    from mirage.evaluate.ray_runner import evaluate_family_ray
+
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")  # Ray would replace builtins.print in this process
+    assert not ray.is_initialized()
+    store, _ = sampled
+    result = evaluate_family_ray(
+        family / "family.yaml",
+        str(family / "heldout.jsonl"),
+        tmp_path / "ray",
+        address="local",
+        batch_size=64,
+        threads=1,
+        progress=False,
+        until_pass=UntilPass(64),
+    )
+    assert all(s.samples_drawn > 0 for s in result.shards)
+    assert read_records(tmp_path / "ray").to_pandas().equals(read_records(store).to_pandas())

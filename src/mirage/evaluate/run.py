@@ -65,7 +65,7 @@ from .store import (
     update_manifest,
     write_table,
 )
-from .until_pass import UntilPass, UntilPassShard, check_until_pass_task
+from .until_pass import SamplingStats, UntilPass, UntilPassShard, check_until_pass_task
 
 FORMAT_VERSION = 2  # 2: injective store names, task hashed by content, hub models by commit
 
@@ -377,10 +377,10 @@ def _run_model(
     return paths.shard, table.num_rows, n_computed, (stats.drawn, stats.reused) if stats else (0, 0)
 
 
-def _sampling_progress(bar: Any) -> Callable[[Any], None]:
+def _sampling_progress(bar: Any) -> Callable[[SamplingStats], None]:
     """Show the samples drawn so far beside a shard's bar (until-pass chunks take long)."""
 
-    def show(stats: Any) -> None:
+    def show(stats: SamplingStats) -> None:
         bar.set_postfix_str(f"{stats.drawn:,} samples drawn" + (f", {stats.reused:,} reused" if stats.reused else ""))
 
     return show

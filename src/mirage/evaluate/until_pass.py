@@ -240,8 +240,9 @@ def sample_until_pass(
                     [regexes[i] for i, _ in batch],
                     np.array([a < settings.keep_outputs for _, a in batch]),
                 )
-                if journal is not None:
-                    journal.put(key, [[p, text] for p, text in results])
+                if journal is not None:  # the outputs that are kept, and whether each sample passed
+                    keep = settings.keep_outputs
+                    journal.put(key, [[ok, text if a < keep else None] for (_, a), (ok, text) in zip(batch, results)])
                 drawn += len(batch)
             for (i, a), (ok, text) in zip(batch, results):
                 st = states[i]
