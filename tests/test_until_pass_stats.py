@@ -35,7 +35,7 @@ def _outcomes(n: int, k: int, p: float) -> dict[tuple[int, int], float]:
 @pytest.mark.parametrize(("n", "k"), [(6, 5), (10, 12), (4, 30)])
 def test_coverage_is_at_least_the_level_for_every_rate(n, k):
     """Exact coverage, summed over every outcome of the design, at rates from rare to common
-    passes (both orderings and the switch between them)."""
+    passes (where T carries most of the information and where S does)."""
     bounds: dict[tuple[int, int], tuple[float, float]] = {}
     worst = 1.0
     for p in np.exp(np.linspace(np.log(3e-3), np.log(0.8), 40)):
@@ -55,7 +55,7 @@ def test_limit_one_is_the_clopper_pearson_interval():
     low = stats.beta.ppf(0.025, 7, 34)
     high = stats.beta.ppf(0.975, 8, 33)
     assert est.rate == 7 / 40 and est.attempts == 40
-    assert est.ci_low == pytest.approx(low, rel=1e-7) and est.ci_high == pytest.approx(high, rel=1e-7)
+    assert est.ci_low == pytest.approx(low, rel=2e-6) and est.ci_high == pytest.approx(high, rel=2e-6)  # found to 1e-6
 
 
 def test_every_item_passing_far_below_the_limit_is_the_negative_binomial_interval():
@@ -131,3 +131,65 @@ def test_monotone_in_the_evidence():
     for other in (more, faster):
         assert other.ci_low >= base.ci_low and other.ci_high >= base.ci_high
     assert math.isclose(base.level, 0.95)
+
+
+# ----------------------------------------------------------------------------- in mirage analyze
+
+
+def _sampled_family(until_pass: int = 50, seed: int = 1):
+    from mirage.synthetic import power_law_p, synthetic_records
+
+    scales = np.geomspace(1e6, 1e9, 6)
+    return synthetic_records(
+        power_law_p(scales, c=3e7, alpha=-0.4), n_samples=80, lengths=(1, 2, 3, 4), seed=seed, until_pass=until_pass
+    )
+
+
+def test_analyze_writes_pass_rates_and_a_nonlinear_curve(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from mirage.cli import app
+    from mirage.io.records import write_records
+
+    write_records(_sampled_family(), tmp_path / "records.parquet")
+    res = CliRunner().invoke(app, ["analyze", str(tmp_path / "records.parquet"), "--out", str(tmp_path / "out"), "-q"])
+    assert res.exit_code == 0, res.output
+    rates = pd.read_csv(tmp_path / "out" / "pass_rates.csv")
+    assert len(rates) == 6 and rates["agree"].all()  # the truth: each sample right with probability p ** L
+    assert (rates["ci_low"] < rates["pass_rate"]).all() and (rates["pass_rate"] < rates["ci_high"]).all()
+    curves = pd.read_csv(tmp_path / "out" / "curves.csv")
+    curve = curves[curves["metric"] == "pass_rate_sampled"]
+    assert len(curve) == 6 and set(curve["metric_kind"]) == {"nonlinear"}
+    assert set(curve["ci_method"]) == {"until_pass_exact"}
+    assert np.allclose(curve.sort_values("scale")["value"], rates.sort_values("scale")["pass_rate"])
+    emergence = pd.read_csv(tmp_path / "out" / "emergence.csv")
+    assert "pass_rate_sampled" in set(emergence["metric"])
+    summary = __import__("json").loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pass_rates"] == {"models": 6, "with_prediction": 6, "prediction_in_interval": 6}
+
+
+def test_a_wrong_teacher_forced_probability_disagrees():
+    """Records whose target_stop_logprob is off by a factor of 3 in probability: the check says so."""
+    import pyarrow as pa
+
+    from mirage.analysis.pass_rates import pass_rate_table
+
+    table = _sampled_family(until_pass=200)
+    i = table.column_names.index("target_stop_logprob")
+    shifted = pa.compute.subtract(table.column(i), pa.scalar(np.log(3.0)))
+    rates = pass_rate_table(table.set_column(i, "target_stop_logprob", shifted))
+    informative = rates[rates["items_passed"] >= 40]  # below, most items stop at K and say little
+    assert len(informative) >= 3 and not informative["agree"].any()
+
+
+def test_mixed_limits_in_one_curve_are_one_error():
+    import pyarrow as pa
+
+    from mirage.analysis.pass_rates import pass_rate_table
+
+    a = _sampled_family(until_pass=50)
+    b = _sampled_family(until_pass=60, seed=2)
+    b = b.set_column(b.column_names.index("sample_id"), "sample_id", pa.array([f"b{i}" for i in range(b.num_rows)]))
+    with pytest.raises(MirageInputError, match="mixes until-pass records of different limits"):
+        pass_rate_table(pa.concat_tables([a, b]))

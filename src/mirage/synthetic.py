@@ -37,11 +37,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from .schema.records import normalize_records
+from .schema.until_pass import UNTIL_PASS_COLUMNS, UNTIL_PASS_FIELDS
 from .schema.vocab import Verdict
 
 DIGITS = np.array(list("0123456789"))
@@ -67,6 +69,7 @@ def synthetic_records(
     task: str = "synthetic",
     seed: int = 0,
     logprob_noise: float = 0.0,
+    until_pass: int | None = None,
 ) -> pa.Table:
     """Records for one family: models at the given scales with per-token probability p.
 
@@ -75,8 +78,16 @@ def synthetic_records(
     of every target token is ``log p`` (plus optional Gaussian noise, clipped below 0). Multiple
     choice: the right option has log-probability ``L log p``, each of the others
     ``L log((1 - p) / (n_choices - 1))``, so its grade is a step at p = 1/n_choices.
+
+    With ``until_pass`` = K the records also hold the attempts of ``mirage eval --until-pass K``
+    (:mod:`mirage.schema.until_pass`): each sample is the target with probability ``p ** L``, so the
+    first pass is geometric; the kept outputs are drawn token by token as the greedy one is, and
+    ``target_stop_logprob`` is the sum of the target's log-probabilities (the stop is certain). They
+    come from a random stream of their own: the other columns are the same with or without them.
     """
     rng = np.random.default_rng(seed)
+    sampling = np.random.default_rng([seed, 1])
+    attempts: dict[str, list[Any]] = {name: [] for name in UNTIL_PASS_COLUMNS}
     cycled = np.resize(np.asarray(lengths, dtype=int), n_samples)
     targets = [rng.choice(DIGITS, size=L) for L in cycled]
     cols: dict[str, list] = {
@@ -129,7 +140,45 @@ def synthetic_records(
             cols["choice_logprobs"].append(choice_lp)
             cols["choice_lengths"].append([L] * n_choices)
             cols["correct_choice"].append(correct)
-    return normalize_records(pa.table(cols), f"synthetic:{family}")
+            if until_pass is not None:
+                for name, value in _sampled_until_pass(sampling, tgt, p, until_pass, seed, float(lp.sum())).items():
+                    attempts[name].append(value)
+    table = pa.table(cols)
+    if until_pass is not None:
+        for f in UNTIL_PASS_FIELDS:
+            table = table.append_column(f, pa.array(attempts[f.name], type=f.type))
+    return normalize_records(table, f"synthetic:{family}")
+
+
+def _sampled_until_pass(
+    rng: np.random.Generator, target: np.ndarray, p: float, limit: int, seed: int, logprob: float, keep: int = 8
+) -> dict[str, Any]:
+    """One item sampled until its first pass or ``limit`` samples, each token right with probability p."""
+    failures = int(rng.geometric(p ** len(target))) - 1
+    first = failures if failures < limit else None
+    n = first + 1 if first is not None else limit
+    kept = []
+    for j in range(min(n, keep)):
+        if j == first:
+            kept.append("".join(target))
+            continue
+        for _ in range(100):  # a failed sample: drawn until it differs from the target
+            wrong = np.where(rng.random(len(target)) < p, target, ((target.astype(int) + 1) % 10).astype(str))
+            if (wrong != target).any():
+                break
+        else:
+            wrong = ((target.astype(int) + 1) % 10).astype(str)
+        kept.append("".join(wrong))
+    return {
+        "until_pass": limit,
+        "sampling_temperature": 1.0,
+        "sampling_seed": seed,
+        "attempts": n,
+        "passed": first is not None,
+        "first_pass": first,
+        "sampled_outputs": kept,
+        "target_stop_logprob": min(0.0, logprob),
+    }
 
 
 def power_law_p(scales: Iterable[float], c: float = 2.0e9, alpha: float = -0.5) -> dict[float, float]:

@@ -8,32 +8,34 @@ estimate is ``S / N``, each item weighted by its attempts.
 
 Interval. The sampling distribution of ``(S, N)`` is not binomial, so the interval is built for
 this design: the Clopper-Pearson construction (two one-sided tests at ``(1 - level) / 2`` each,
-inverted, the observed outcome included in both tails), with outcomes ordered by evidence for a
-larger ``p``. Two orderings are used, each where it keeps nearly all the information of the data:
+inverted, the observed outcome counted in both tails) with the outcomes ordered by their
+maximum-likelihood estimate ``S / N`` (the *MLE ordering* of sequential designs, Jennison &
+Turnbull 2000, ch. 8.4). A larger ``p`` makes every item pass sooner on every sample path, so
+``S / N`` grows with ``p`` path by path, each tail probability is monotone in ``p`` and the
+inverted tests form an interval. Its coverage is at least ``level`` for every ``p`` (the tests
+check it by summing over every outcome of small designs, and ``benchmarks/until_pass_interval.py``
+by simulation over a grid of rates, limits and item counts), it contains the estimate in every
+design tried, with
+``K = 1`` it is the Clopper-Pearson interval of a binomial proportion, and when every item passes
+it is the exact interval of inverse (negative-binomial) sampling.
 
-* where ``p K < 1.5`` (few items pass), the **stage-wise ordering** (as for multi-stage designs,
-  Jennison & Turnbull 2000, ch. 8): first by ``S``, which is ``Binomial(n, 1 - (1 - p)**K)``,
-  then, among outcomes with equal ``S``, by ``T``, the failed attempts of the items that passed
-  (given ``S = s``, a sum of ``s`` geometric counts truncated to ``0 .. K - 1``);
-* where ``p K >= 1.5`` (most items pass, and ``S`` says little), by ``F = N - S``, the failed
-  attempts of all items (a sum of ``n`` geometric counts truncated at ``K``).
-
-Both statistics move monotonically with ``p`` on every sample path (a larger ``p`` passes sooner),
-so each test's tail probability is monotone in ``p``; the accepted rates are found on each side of
-``p K = 1.5`` and the interval is their hull, whose coverage is therefore at least ``level`` for
-every ``p`` (checked by simulation in the tests). With ``K = 1`` it is the Clopper-Pearson interval
-of a binomial proportion; when every item passes it is the exact negative-binomial interval. The
-distributions of ``T`` and ``F`` are computed by FFT; where one would exceed :data:`MAX_CELLS`
-values the next coarser ordering is used (``T`` for ``F``, then ``S`` alone: still exact, a little
-wider) and the returned ``method`` says so.
+Computation. ``P(S / N >= c) = sum_s P(S = s) P(T_s <= t_s(c))``: ``S`` is
+``Binomial(n, 1 - (1 - p)**K)``, and given ``S = s`` the failed attempts ``T_s`` of the items that
+passed are a sum of ``s`` geometric counts truncated to ``0 .. K - 1``. The distribution of
+``T_s`` is computed by FFT for the first ``s`` that needs it and by one pass of a linear recursion
+per further ``s`` (each step convolves with a truncated geometric: ``scipy.signal.lfilter``), over
+the values of ``T_s`` with any probability (below ``1e-14`` is dropped, as are the ``S`` whose
+probability is below it: each tail is then within ``n 1e-14`` of its exact value). Designs whose work would
+exceed :data:`MAX_WORK` values per evaluation order the outcomes by ``S`` alone (the
+Clopper-Pearson interval of the passes, mapped to a per-sample rate: still exact, but wider and,
+when the passes and the attempts disagree, not always around the estimate); ``method`` says which.
 
 Prediction. With a per-item probability ``pi_s`` that one sample passes (from the teacher-forced
 log-probability of the target followed by a stop), the same pooled estimator converges to
 ``E[passes] / E[attempts]`` with ``E[passes] = sum_s (1 - (1 - pi_s)**K)`` and ``E[attempts] =
 sum_s (1 - (1 - pi_s)**K) / pi_s`` (:func:`predicted_pass_rate`). Items that differ make the common
-rate a misspecification; the interval then describes the pooled rate, and is conservative when the
-items' own rates differ (the spread of a sum of differing truncated geometrics is smaller than that
-of equal ones with the same mean, as for binomials), which the tests check by simulation.
+rate a misspecification; the interval then describes the pooled rate, and is conservative for it
+(``benchmarks/until_pass_interval.py`` measures how often it covers it).
 
 >>> est = pass_rate_estimate(n_items=2000, passed=12, failures_of_passed=9000, limit=2000)
 >>> round(est.rate, 6), est.attempts
@@ -52,25 +54,24 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import fft as _fft
 from scipy import optimize as _opt
+from scipy import signal as _signal
 from scipy import stats as _sps
 
 from ..errors import MirageInputError
 from ..schema.vocab import PassRateMethod
 
-# the largest distribution (values) of T or F computed by FFT: about 100 MB of buffers
-MAX_CELLS = 2**22
-# rate x limit below which outcomes are ordered by passes first, at and above by failed attempts
-SWITCH = 1.5
-EXACT = PassRateMethod.EXACT.value  # both orderings as described
-PASSES_ONLY = PassRateMethod.PASSES_ONLY.value  # a design too large for the attempts' distributions: S alone
+# values of T's distributions computed per evaluation of a tail, beyond which S alone is used
+MAX_WORK = 4e8
+EXACT = PassRateMethod.EXACT.value  # the MLE ordering
+PASSES_ONLY = PassRateMethod.PASSES_ONLY.value  # the fallback: ordered by S alone
 _P_MIN, _P_MAX = 1e-300, 1.0 - 1e-15
+_NEGLIGIBLE = 1e-14  # probability below which values of T, and of S where T is needed, are left out
 
 
 @dataclass(frozen=True)
 class PassRateEstimate:
     """The pooled pass rate of one model: ``rate = passed / attempts`` and its exact interval at
-    ``level``; ``method`` is :data:`EXACT`, or :data:`PASSES_ONLY` where the design was too large
-    to use the attempts' distributions."""
+    ``level``; ``method`` is :data:`EXACT` or, for designs too large, :data:`PASSES_ONLY`."""
 
     n_items: int
     limit: int
@@ -103,11 +104,24 @@ def pass_rate_estimate(
     if not 0.5 <= level < 1:
         raise MirageInputError(f"level must be in [0.5, 1), got {level}", "level")
     design = _Design(n, s, t, k, (1.0 - level) / 2.0)
-    low = 0.0 if s == 0 else design.lower_bound()
-    high = 1.0 if (s == n and t == 0) else design.upper_bound()
-    method = EXACT if design.stagewise_fits else PASSES_ONLY
-    attempts = s + t + (n - s) * k
-    return PassRateEstimate(n, k, s, attempts, s / attempts, low, high, level, method)
+    exact = design.work() <= MAX_WORK
+    if s == 0:
+        low = 0.0
+    elif exact:
+        low = design.lower_bound()
+    else:
+        low = _cp_low(s, n, k, design.alpha)
+    if s == n and t == 0:
+        high = 1.0
+    elif s == 0:  # P(no item passes) = (1 - p)**(n K): the interval of zero passes, exactly
+        high = _cp_high(0, n, k, design.alpha)
+    elif exact:
+        high = design.upper_bound()
+    else:
+        high = _cp_high(s, n, k, design.alpha)
+    return PassRateEstimate(
+        n, k, s, design.attempts, s / design.attempts, low, high, level, EXACT if exact else PASSES_ONLY
+    )
 
 
 def predicted_pass_rate(pass_probability: ArrayLike, limit: int) -> tuple[float, float, float]:
@@ -128,7 +142,7 @@ def predicted_pass_rate(pass_probability: ArrayLike, limit: int) -> tuple[float,
     return passes, attempts, passes / attempts if attempts > 0 else math.nan
 
 
-# ----------------------------------------------------------------------------- the two orderings
+# ----------------------------------------------------------------------------- the MLE ordering
 
 
 @dataclass(frozen=True)
@@ -143,88 +157,116 @@ class _Design:
     alpha: float
 
     @property
-    def f(self) -> int:
-        """Failed attempts of all items."""
-        return self.t + (self.n - self.s) * self.k
+    def attempts(self) -> int:
+        return self.s + self.t + (self.n - self.s) * self.k
 
-    @property
-    def stagewise_fits(self) -> bool:
-        return self.s * (self.k - 1) + 1 <= MAX_CELLS
-
-    @property
-    def failures_fit(self) -> bool:
-        return self.n * self.k + 1 <= MAX_CELLS
-
-    @property
-    def switch(self) -> float:
-        """The rate at which the ordering changes (1 when the failures cannot be ordered)."""
-        return min(_P_MAX, SWITCH / self.k) if self.failures_fit else _P_MAX
-
-    def at_least(self, p: float, by_failures: bool) -> float:
-        """P_p(an outcome at least as favourable to a large rate as the observed one), ordered by
-        failures (else stage-wise)."""
+    def work(self) -> float:
+        """About how many values of T's distributions one tail evaluation computes near the estimate."""
+        if self.s == 0 or self.k == 1:
+            return 0.0
+        p = self.s / self.attempts
         q = _item_pass(p, self.k)
-        if by_failures:  # fewer failures: fewer failures favour a larger rate (ties included)
-            return float(_failures_cdf(p, self.n, self.k)[self.f])
-        above, at = float(_sps.binom.sf(self.s, self.n, q)), float(_sps.binom.pmf(self.s, self.n, q))
-        if not self.stagewise_fits:
-            return above + at
-        return above + at * float(_truncated_cdf(p, self.s, self.k)[self.t])
+        spread_s = 14.0 * math.sqrt(self.n * q * (1 - q)) + 1
+        spread_t = min(self.s * (self.k - 1) + 1, 40.0 * math.sqrt(self.s) * self.k / 3.4 + self.k)
+        return min(spread_s, self.n + 1) * spread_t
 
-    def at_most(self, p: float, by_failures: bool) -> float:
-        """P_p(an outcome at most as favourable to a large rate as the observed one)."""
-        q = _item_pass(p, self.k)
-        if by_failures:
-            cdf = _failures_cdf(p, self.n, self.k)
-            return 1.0 - float(cdf[self.f - 1]) if self.f > 0 else 1.0
-        below = float(_sps.binom.cdf(self.s - 1, self.n, q)) if self.s > 0 else 0.0
-        at = float(_sps.binom.pmf(self.s, self.n, q))
-        if not self.stagewise_fits or self.t == 0:
-            return below + at
-        return below + at * (1.0 - float(_truncated_cdf(p, self.s, self.k)[self.t - 1]))
+    def thresholds(self, s: np.ndarray, upper: bool) -> np.ndarray:
+        """For each number of passes s, the T at which the estimate s / N equals the observed one:
+        the largest T with an estimate at least it (``upper``), else the smallest T with at most it."""
+        num = s * self.attempts - self.s * (s + (self.n - s) * self.k)  # s_obs times that T, exactly
+        return num // self.s if upper else -((-num) // self.s)
+
+    def tail(self, p: float, upper: bool) -> float:
+        """P_p(S / N >= observed) if ``upper``, else P_p(S / N <= observed) (both include it)."""
+        n, k = self.n, self.k
+        q = _item_pass(p, k)
+        spread = 10.0 * math.sqrt(n * q * (1 - q)) + 10.0  # S beyond it has probability below 1e-20
+        lo, hi = (0, n) if n <= 2000 else (max(0, int(n * q - spread)), min(n, int(n * q + spread) + 1))
+        s = np.arange(lo, hi + 1, dtype=np.int64)
+        weight = _sps.binom.pmf(s, n, q)
+        tau = self.thresholds(s, upper)
+        most = s * (k - 1)
+        if upper:  # T <= tau: none if tau < 0, all if tau >= most
+            total = float(weight[tau >= most].sum())
+            need = (tau >= 0) & (tau < most)
+        else:  # T >= tau: all if tau <= 0, none if tau > most
+            total = float(weight[tau <= 0].sum())
+            need = (tau > 0) & (tau <= most)
+        need &= weight > _NEGLIGIBLE  # what S this unlikely adds cannot move a tail compared with alpha
+        if need.any():
+            total += _weighted_truncated_tails(p, k, s[need], weight[need], tau[need], upper)
+        return min(1.0, total)
+
+    def _brackets(self, upper: bool) -> list[tuple[float, float]]:
+        """Where to look for a bound: first near the normal approximation's (its standard error of
+        log p is about sqrt((1 - p) / S)), then within 10 / sqrt(S) of the estimate on the log scale."""
+        rate = self.s / self.attempts
+        se = math.sqrt(max(1.0 - rate, 1e-12) / self.s)
+        z = float(_sps.norm.isf(self.alpha))
+        near = (math.exp(-(1.5 * z + 1.0) * se), math.exp(-0.5 * z * se))
+        wide = (math.exp(-10.0 / math.sqrt(self.s)), 1.0)
+        if upper:  # the lower bound: below the estimate
+            return [(rate * a, rate * b) for a, b in (near, wide)]
+        return [(rate / b, min(_P_MAX, rate / a)) for a, b in (near, wide)]
 
     def lower_bound(self) -> float:
-        """The smallest rate the upper-tail test accepts (``at_least`` rises with p on each side
-        of the switch)."""
-        split = self.switch
-        below = _first_accepted(lambda p: self.at_least(p, False) - self.alpha, _P_MIN, _prev(split))
-        if below < _prev(split) or split >= _P_MAX:
-            return below
-        return _first_accepted(lambda p: self.at_least(p, True) - self.alpha, split, _P_MAX)
+        """The smallest rate whose upper tail reaches alpha (the tail rises with p)."""
+        return _root(lambda p: self.tail(p, True) - self.alpha, self._brackets(True), increasing=True)
 
     def upper_bound(self) -> float:
-        """The largest rate the lower-tail test accepts (``at_most`` falls with p on each side)."""
-        split = self.switch
-        if split < _P_MAX:
-            above = _last_accepted(lambda p: self.at_most(p, True) - self.alpha, split, _P_MAX)
-            if above > split:
-                return above
-        return _last_accepted(lambda p: self.at_most(p, False) - self.alpha, _P_MIN, _prev(min(split, _P_MAX)))
+        """The largest rate whose lower tail reaches alpha (the tail falls with p)."""
+        return _root(lambda p: self.tail(p, False) - self.alpha, self._brackets(False), increasing=False)
 
 
-def _prev(p: float) -> float:
-    """The rate just below ``p``."""
-    return p * (1.0 - 1e-12)
+def _weighted_truncated_tails(
+    p: float, k: int, s: np.ndarray, weight: np.ndarray, tau: np.ndarray, upper: bool
+) -> float:
+    """sum_j weight_j P(T_{s_j} <= tau_j) (``upper``) or P(T_{s_j} >= tau_j), for consecutive s_j."""
+    one = _geometric_weights(p, k)
+    one /= one.sum()
+    r_k = math.exp(k * math.log1p(-p)) if p < 1 else 0.0
+    c = float(one[0])  # p / (1 - (1 - p)**k): the first weight of the truncated geometric
+    total = 0.0
+    pmf, base, current = np.ones(1), 0, -1
+    for step, (sj, wj, tj) in enumerate(zip(s.tolist(), weight.tolist(), tau.tolist())):
+        if current < 0 or sj != current + 1:
+            pmf, base = _trimmed(_convolution_power(one, sj), 0)
+        else:  # one more item: convolve with the truncated geometric by its recursion, in one pass
+            grown = _signal.lfilter([c], [1.0, -(1.0 - p)], np.concatenate([pmf, np.zeros(k - 1)]))
+            grown[k:] -= r_k * grown[:-k]
+            pmf = np.clip(grown, 0.0, None)
+            if step % 8 == 0:  # the ends that hold (almost) nothing go, every few items
+                pmf, base = _trimmed(pmf, base)
+        current = sj
+        cut = tj - base
+        if upper:
+            part = float(pmf[: max(0, min(len(pmf), cut + 1))].sum())
+        else:
+            part = float(pmf[max(0, min(len(pmf), cut)) :].sum())
+        total += wj * min(1.0, part)
+    return total
 
 
-def _first_accepted(excess: Callable[[float], float], a: float, b: float) -> float:
-    """The smallest p in [a, b] with excess(p) >= 0, excess increasing (b when none is)."""
-    if excess(a) >= 0:
-        return a if a > _P_MIN else 0.0
-    if excess(b) < 0:
-        return b
-    x = _opt.brentq(lambda x: excess(min(b, max(a, math.exp(x)))), math.log(a), math.log(b), xtol=1e-10, rtol=1e-10)
-    return min(b, max(a, math.exp(x)))
+def _trimmed(pmf: np.ndarray, base: int) -> tuple[np.ndarray, int]:
+    """``pmf`` (values from ``base``) without the ends that hold less than 1e-14 of probability."""
+    cum = np.cumsum(pmf)
+    if cum[-1] <= 0:
+        return pmf, base
+    start = int(np.searchsorted(cum, _NEGLIGIBLE))
+    stop = int(np.searchsorted(cum, cum[-1] - _NEGLIGIBLE)) + 1
+    return pmf[start:stop], base + start
 
 
-def _last_accepted(excess: Callable[[float], float], a: float, b: float) -> float:
-    """The largest p in [a, b] with excess(p) >= 0, excess decreasing (a when none is)."""
-    if excess(b) >= 0:
-        return b if b < _P_MAX else 1.0
-    if excess(a) < 0:
-        return a
-    x = _opt.brentq(lambda x: excess(min(b, max(a, math.exp(x)))), math.log(a), math.log(b), xtol=1e-10, rtol=1e-10)
-    return min(b, max(a, math.exp(x)))
+def _root(excess: Callable[[float], float], brackets: list[tuple[float, float]], *, increasing: bool) -> float:
+    """The rate where ``excess`` (increasing or decreasing in p) changes sign, searched in the first
+    of ``brackets`` that holds it and else in (0, 1); found on the log scale of p, to a relative 1e-6."""
+    for a, b in [*brackets, (_P_MIN, _P_MAX)]:
+        lo, hi = math.log(max(a, _P_MIN)), math.log(min(max(b, a), _P_MAX))
+        f_lo, f_hi = excess(math.exp(lo)), excess(math.exp(hi))
+        if (f_lo < 0) != (f_hi < 0):
+            return math.exp(_opt.brentq(lambda x: excess(math.exp(x)), lo, hi, xtol=1e-6, rtol=1e-9))
+    # accepted everywhere or nowhere in (0, 1): the bound is an end of it
+    return 0.0 if (f_lo >= 0) == increasing else 1.0
 
 
 # ----------------------------------------------------------------------------- distributions
@@ -233,6 +275,21 @@ def _last_accepted(excess: Callable[[float], float], a: float, b: float) -> floa
 def _item_pass(p: float, k: int) -> float:
     """1 - (1 - p)**k, accurate for tiny p."""
     return float(-np.expm1(k * np.log1p(-p))) if p < 1 else 1.0
+
+
+def _per_attempt(q: float, k: int) -> float:
+    """The per-attempt rate p with 1 - (1 - p)**k = q."""
+    return float(-np.expm1(np.log1p(-q) / k)) if q < 1 else 1.0
+
+
+def _cp_low(s: int, n: int, k: int, alpha: float) -> float:
+    """Clopper-Pearson lower bound of the per-sample rate from s of n items passing."""
+    return _per_attempt(float(_sps.beta.ppf(alpha, s, n - s + 1)), k) if s > 0 else 0.0
+
+
+def _cp_high(s: int, n: int, k: int, alpha: float) -> float:
+    """Clopper-Pearson upper bound of the per-sample rate from s of n items passing."""
+    return _per_attempt(float(_sps.beta.ppf(1.0 - alpha, s + 1, n - s)), k) if s < n else 1.0
 
 
 def _geometric_weights(p: float, k: int) -> np.ndarray:
@@ -244,21 +301,9 @@ def _geometric_weights(p: float, k: int) -> np.ndarray:
 
 def _convolution_power(pmf: np.ndarray, times: int) -> np.ndarray:
     """The distribution of a sum of ``times`` independent copies of ``pmf`` (on 0, 1, ...)."""
+    if times == 0:
+        return np.ones(1)
     cells = times * (len(pmf) - 1) + 1
     size = _fft.next_fast_len(cells, real=True)
     out = _fft.irfft(_fft.rfft(pmf, n=size) ** times, n=size)[:cells]
     return np.clip(out, 0.0, None)
-
-
-def _truncated_cdf(p: float, s: int, k: int) -> np.ndarray:
-    """P(T <= t) for t = 0 .. s (k - 1): T a sum of s geometric failure counts truncated to 0 .. k - 1."""
-    if k == 1 or s == 0:
-        return np.ones(1)
-    one = _geometric_weights(p, k)
-    return np.clip(np.cumsum(_convolution_power(one / one.sum(), s)), 0.0, 1.0)
-
-
-def _failures_cdf(p: float, n: int, k: int) -> np.ndarray:
-    """P(F <= f) for f = 0 .. n k: F a sum of n geometric failure counts capped at k."""
-    one = np.append(p * _geometric_weights(p, k), math.exp(k * math.log1p(-p)) if p < 1 else 0.0)
-    return np.clip(np.cumsum(_convolution_power(one, n)), 0.0, 1.0)
