@@ -40,7 +40,8 @@ def passes_only_width(n: int, s: int, k: int) -> float:
     """Width of the Clopper-Pearson interval of s of n items passing, as a per-sample rate."""
     low = stats.beta.ppf(0.025, s, n - s + 1) if s > 0 else 0.0
     high = stats.beta.ppf(0.975, s + 1, n - s) if s < n else 1.0
-    return float(-np.expm1(np.log1p(-high) / k) + np.expm1(np.log1p(-low) / k))
+    high_p = 1.0 if high >= 1 else -np.expm1(np.log1p(-high) / k)  # every item passing: no upper bound
+    return float(high_p + np.expm1(np.log1p(-low) / k))
 
 
 def coverage_cell(n: int, k: int, p: float, runs: int, rng: np.random.Generator) -> tuple[float, float, float]:
