@@ -57,8 +57,9 @@ def _invoke(*args: object) -> None:
     assert result.exit_code == 0, result.output
 
 
-def _records(path: Path) -> Path:
-    """Two synthetic families (one smooth, one with a jump) with shots, generation and multiple choice."""
+def _records(path: Path, until_pass: int | None = None) -> Path:
+    """Two synthetic families (one smooth, one with a jump) with shots, generation and multiple
+    choice; with ``until_pass`` also the attempts of ``eval --until-pass`` (for pass_rates.csv)."""
     scales = np.geomspace(1e6, 1e9, 6)
     smooth = synthetic_records(
         power_law_p(scales, c=3e7, alpha=-0.4),
@@ -67,6 +68,7 @@ def _records(path: Path) -> Path:
         family="smooth",
         task="digits",
         seed=1,
+        until_pass=until_pass,
     )
     jumpy = synthetic_records(
         dict(zip(scales, [0.05, 0.06, 0.07, 0.9, 0.93, 0.95])),
@@ -75,6 +77,7 @@ def _records(path: Path) -> Path:
         family="jumpy",
         task="digits",
         seed=2,
+        until_pass=until_pass,
     )
     table = pa.concat_tables([smooth, jumpy])
     write_records(table.append_column("shots", pa.array([2] * table.num_rows, type=pa.int64())), path)
@@ -108,7 +111,15 @@ def _run(name: str, root: Path) -> Path:
     out = root / "out"
     if name == "analyze_records":
         _invoke(
-            "analyze", _records(root / "records.parquet"), "--bootstrap", 50, "--max-figures", 1, "--out", out, "-q"
+            "analyze",
+            _records(root / "records.parquet", until_pass=50),
+            "--bootstrap",
+            50,
+            "--max-figures",
+            1,
+            "--out",
+            out,
+            "-q",
         )
     elif name == "analyze_scores_curve_by":
         _invoke(
