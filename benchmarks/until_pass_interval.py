@@ -10,10 +10,14 @@ as ``mirage analyze`` does (:func:`mirage.stats.pass_until.pass_rate_estimate`, 
    baseline, measured in the same run);
 2. for items that differ (log-uniform pass probabilities): how often the interval covers the
    pooled rate E[passes] / E[attempts] that the teacher-forced check predicts;
-3. the time of one estimate for the design of docs/eval.md (500 items, K = 200) and for 2,000
+3. the exact coverage of one design too large for the tests' enumeration (40 items, K = 32, p K = 1),
+   summed over every outcome of probability above 1e-12: outcomes whose two tails at the true p are
+   both above 10 % are covered by any interval of this ordering; the others get their interval
+   computed by the module;
+4. the time of one estimate for the design of docs/eval.md (500 items, K = 200) and for 2,000
    items x K = 1,000.
 
-    python benchmarks/until_pass_interval.py              # 300 runs per cell, about 6 minutes
+    python benchmarks/until_pass_interval.py              # 300 runs per cell, about 12 minutes on 2 busy cores
     python benchmarks/until_pass_interval.py --runs 100   # quicker
 """
 
@@ -58,6 +62,39 @@ def coverage_cell(n: int, k: int, p: float, runs: int, rng: np.random.Generator)
         widths.append((high - low) / p)
         naive.append(passes_only_width(n, s, k) / p)
     return covered / runs, float(np.median(widths)), float(np.median(naive))
+
+
+def exact_coverage(n: int, k: int, p: float) -> tuple[float, int]:
+    """The coverage of p by the module's intervals, summed over every outcome (s, t) of probability
+    above 1e-12 (enumerated by direct convolution, independently of the module), and how many
+    intervals that took."""
+    q = -np.expm1(k * np.log1p(-p))
+    one = p * np.exp(np.arange(k) * np.log1p(-p)) / q
+    outcomes, pmf = [], np.ones(1)
+    for s in range(n + 1):
+        if s:
+            pmf = np.convolve(pmf, one)
+        prob = stats.binom.pmf(s, n, q) * pmf
+        for t in np.nonzero(prob > 1e-12)[0]:
+            outcomes.append((s, int(t), float(prob[t])))
+    # ordered by the estimate s / N with exact fractions' cross-multiplication left to floats: the
+    # estimates of different outcomes differ by far more than rounding here
+    mle = np.array([s / (s + t + (n - s) * k) for s, t, _ in outcomes])
+    prob = np.array([w for _, _, w in outcomes])
+    order = np.argsort(mle, kind="stable")
+    sorted_mle, sorted_prob = mle[order], prob[order]
+    cum = np.cumsum(sorted_prob)
+    at_most = cum[np.searchsorted(sorted_mle, mle, side="right") - 1]  # P(estimate <= this one)
+    at_least = cum[-1] - np.concatenate([[0.0], cum])[np.searchsorted(sorted_mle, mle, side="left")]
+    covered, computed = 0.0, 0
+    for (s, t, w), up, down in zip(outcomes, at_least, at_most):
+        if up > 0.1 and down > 0.1:
+            covered += w
+            continue
+        est = pass_rate_estimate(n, s, t, k)
+        computed += 1
+        covered += w if est.ci_low <= p <= est.ci_high else 0.0
+    return covered, computed
 
 
 def main() -> None:
@@ -109,7 +146,15 @@ def main() -> None:
             covered += est.ci_low <= truth <= est.ci_high
         print(f"{n_items:5d} {limit:5d} {f'{lo_pi:g} .. {hi_pi:g}':>20} {covered / args.runs:9.3f}", flush=True)
 
-    print("\n3. time of one estimate", flush=True)
+    n_items, limit, lam = 40, 32, 1.0
+    covered, computed = exact_coverage(n_items, limit, lam / limit)
+    print(
+        f"\n3. exact coverage, {n_items} items, K = {limit}, p K = {lam}: {covered:.5f} "
+        f"({computed} intervals computed)",
+        flush=True,
+    )
+
+    print("\n4. time of one estimate", flush=True)
     for n_items, limit, lam in ((500, 200, 0.2), (2000, 1000, 0.3), (2000, 1000, 3.0)):
         s, t = simulate(np.full(n_items, lam / limit), limit, rng)
         began = time.perf_counter()
