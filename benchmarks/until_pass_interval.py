@@ -17,7 +17,7 @@ as ``mirage analyze`` does (:func:`mirage.stats.pass_until.pass_rate_estimate`, 
 4. the time of one estimate for the design of docs/eval.md (500 items, K = 200) and for 2,000
    items x K = 1,000.
 
-    python benchmarks/until_pass_interval.py              # 300 runs per cell, about 12 minutes on 2 busy cores
+    python benchmarks/until_pass_interval.py              # 300 runs per cell, about 17 minutes on 2 busy cores
     python benchmarks/until_pass_interval.py --runs 100   # quicker
 """
 
