@@ -3,7 +3,7 @@
 Every module's imports are parsed (ast, nothing is imported) and checked against :data:`ALLOWED`:
 a package may import itself and the packages listed for it, nothing else of mirage. Lowest first:
 
-    errors < schema < {metrics, stats} < model < analysis < report < io
+    errors < progress < schema < {metrics, stats} < model < analysis < report < io
            < {evaluate, train, vision, synthetic} < {api, demo, mirage (the public API)} < cli
 
 (``stats`` may use ``model``'s pure law; ``model`` uses only ``schema``). The exceptions, each
@@ -26,21 +26,36 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "mirage"
 # package -> the mirage packages it may import (besides itself)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "progress": set(),  # progress on stderr: bars on a terminal, lines in a file (any layer's long work)
     "schema": {"errors"},
     "model": {"errors", "schema"},
     "metrics": {"errors", "schema"},
     "stats": {"errors", "schema", "model"},
-    "analysis": {"errors", "schema", "metrics", "stats", "model"},
-    "report": {"errors", "schema"},
-    "io": {"errors", "schema", "metrics", "report"},
-    "evaluate": {"errors", "schema", "io"},
-    "train": {"errors", "schema", "io", "stats"},  # exception: the quick evaluation's sharpness summary
-    "vision": {"errors", "schema", "io", "stats"},  # exception: the emergence table of the vision scores
+    "analysis": {"errors", "progress", "schema", "metrics", "stats", "model"},
+    "report": {"errors", "progress", "schema"},
+    "io": {"errors", "progress", "schema", "metrics", "report"},
+    "evaluate": {"errors", "progress", "schema", "io"},
+    "train": {"errors", "progress", "schema", "io", "stats"},  # exception: the quick evaluation's sharpness summary
+    "vision": {"errors", "progress", "schema", "io", "stats"},  # exception: the emergence table of the vision scores
     "synthetic": {"errors", "schema"},
     "api": {"errors", "schema", "analysis", "io"},
-    "demo": {"errors", "schema", "metrics", "stats", "model", "analysis", "report", "io", "evaluate", "train", "api"},
+    "demo": {
+        "errors",
+        "progress",
+        "schema",
+        "metrics",
+        "stats",
+        "model",
+        "analysis",
+        "report",
+        "io",
+        "evaluate",
+        "train",
+        "api",
+    },
     "mirage": {
         "errors",
+        "progress",
         "schema",
         "metrics",
         "stats",

@@ -34,6 +34,7 @@ from .errors import MirageInputError
 _EXPORTS: dict[str, str] = {
     # inputs
     "read_inputs": "mirage.io.inputs",
+    "inputs_from_frame": "mirage.io.inputs",
     "parse_filters": "mirage.io.inputs",
     "read_records": "mirage.io.records",
     "write_records": "mirage.io.records",
@@ -121,6 +122,7 @@ __all__ = [
     "ensure_writable",
     "evaluate_family",
     "evaluate_family_ray",
+    "inputs_from_frame",
     "load_family",
     "load_task",
     "make_config",
@@ -168,7 +170,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .io.bundled import bundled_path
     from .io.family import load_family
     from .io.files import ensure_writable
-    from .io.inputs import parse_filters, read_inputs
+    from .io.inputs import inputs_from_frame, parse_filters, read_inputs
     from .io.outputs import write_analysis, write_forecast, write_meta, write_story, write_theory, write_vision
     from .io.records import read_records, write_records
     from .io.tasks import load_task

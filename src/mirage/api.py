@@ -20,6 +20,7 @@ def analyze(
     title: str = "mirage analysis",
     progress: bool = False,
     featured_tasks: Sequence[str] = (),
+    static: bool = False,
 ) -> AnalysisResult:
     """:func:`~mirage.analysis.analyze.run_analysis`, then
     :func:`~mirage.io.outputs.write_analysis` into ``out_dir`` (``mirage analyze``)."""
@@ -30,4 +31,5 @@ def analyze(
         title=title,
         progress=progress,
         featured_tasks=featured_tasks,
+        static=static,
     )

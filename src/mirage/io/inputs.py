@@ -230,6 +230,69 @@ def read_inputs(
     )
 
 
+def inputs_from_frame(
+    frame: pd.DataFrame,
+    *,
+    scale: str | None = None,
+    filters: dict[str, str] | Sequence[str] | None = None,
+    curve_by: Sequence[str] = (),
+    source: str = "DataFrame",
+) -> Inputs:
+    """The :class:`~mirage.schema.results.Inputs` of a pandas DataFrame, checked as a file would be.
+
+    ``frame`` is either a long score table (``family, model, task, metric, value`` and a scale
+    column, optional ``stderr``, ``shots``, ``n_samples``, ``metric_kind``, ``higher_is_better``)
+    or sample records (the record schema: ``family, model, scale, task, sample_id, target`` and
+    outputs or log-probabilities); which one is told from its columns. ``scale`` names the x axis
+    column (default ``params``), ``filters`` keep rows with ``COL=VALUE``, ``curve_by`` as in
+    :func:`read_inputs`; ``source`` is the name errors give.
+
+    >>> import pandas as pd
+    >>> from mirage import AnalysisSettings, inputs_from_frame, run_analysis
+    >>> scores = pd.DataFrame({
+    ...     "family": "pythia", "model": ["70m", "160m", "410m", "1b"],
+    ...     "params": [7e7, 1.6e8, 4.1e8, 1e9], "task": "lambada", "metric": "acc",
+    ...     "value": [0.10, 0.22, 0.41, 0.56], "n_samples": 5153,
+    ... })
+    >>> result = run_analysis(inputs_from_frame(scores), AnalysisSettings(bootstrap=0))
+    >>> print(result.curves[["model", "value", "ci_method"]].head(2).to_string(index=False))
+    model  value ci_method
+      70m   0.10    wilson
+     160m   0.22    wilson
+    >>> inputs_from_frame(scores.drop(columns="value"))
+    Traceback (most recent call last):
+    ...
+    mirage.errors.MirageInputError: DataFrame: missing column(s) 'value' for a score table
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise MirageInputError(f"expected a pandas DataFrame, got {type(frame).__name__}", source)
+    opts = ReadOptions(scale=scale, filters=parse_filters(filters))
+    missing_filters = [c for c in opts.filters if c not in frame.columns]
+    if missing_filters:
+        raise MirageInputError(f"no column {missing_filters[0]!r} to filter on", "filters")
+    if looks_like_records(map(str, frame.columns)):
+        table = _filter_file(normalize_records(frame, source), opts.filters)
+        if table is None:
+            raise MirageInputError(f"no rows left after filters {opts.filters}", "filters")
+        records = _finish_records(table, opts, source)
+        _check_enough_models(None, records)
+        return Inputs(scores=None, records=records, sources=(source,), scale_column=opts.scale_or_default)
+    kept = _filter_file(frame, opts.filters)
+    if kept is None:
+        raise MirageInputError(f"no rows left after filters {opts.filters}", "filters")
+    scores = normalize_score_table(kept, source, scale=opts.scale_or_default)
+    scores, note = per_model_checkpoints(scores, opts.scale_or_default)
+    scores = validate_scores(scores, source, curve_by=curve_by)
+    _check_enough_models(scores, None)
+    return Inputs(
+        scores=scores,
+        records=None,
+        sources=(source,),
+        scale_column=opts.scale_or_default,
+        notes=(note,) if note else (),
+    )
+
+
 def _bigbench_records_axis(records: pa.Table, notes: list[str], axes_seen: list[str]) -> pa.Table:
     """Records from BIG-bench full logs get the x axis their family's score files get."""
     cols = ["family", "params", "non_embedding_params", "flop_matched_non_embedding_params", "bigbench_log", "scale"]

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from rich.progress import track
 
-from ..report.analysis import analysis_report, task_figures
+from ..report.analysis import analysis_report, task_charts, task_figures
 from ..report.figures import prediction_overlay
 from ..report.forecast import forecast_figure, forecast_report
 from ..report.meta import meta_report, plot_score_distribution, plot_strongest
@@ -67,12 +67,14 @@ def write_analysis(
     title: str = "mirage analysis",
     progress: bool = False,
     featured_tasks: Sequence[str] = (),
+    static: bool = False,
 ) -> AnalysisResult:
     """Write ``curves.csv``, ``emergence.csv``, ``verdicts.csv``, ``evidence.csv`` (every test behind
     the verdicts), ``summary.json``, ``figures/*.png`` and ``report.html`` (and, from records,
     ``samples.parquet``, ``predictions.csv``, ``prediction_fits.csv``, ``lengths.csv``,
     ``resolution.csv``, and ``pass_rates.csv`` from until-pass records) atomically into
-    ``out_dir``; return the result with the figure names in its summary."""
+    ``out_dir``; return the result with the figure names in its summary. ``report.html`` is
+    interactive (Plotly, inlined) unless ``static``: then it embeds the PNG figures."""
     with atomic_dir(out_dir) as tmp:
         write_csv(tmp / CURVES.file, result.curves)
         write_csv(tmp / EMERGENCE.file, result.emergence)
@@ -104,7 +106,8 @@ def write_analysis(
             names.append(name)
         summary = dict(result.summary, figures=names)
         write_json(tmp / SUMMARY_FILE, summary)
-        write_text(tmp / REPORT_FILE, analysis_report(result, figures, title=title))
+        charts = None if static else task_charts(result, [key for _t, key, _p in figures])
+        write_text(tmp / REPORT_FILE, analysis_report(result, figures, title=title, charts=charts))
     return dataclasses.replace(result, summary=summary)
 
 

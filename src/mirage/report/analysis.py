@@ -1,24 +1,34 @@
 """The ``mirage analyze`` report: one figure per chosen (task, shots) and the self-contained HTML
 page, from an :class:`~mirage.schema.results.AnalysisResult`. Rendering only: the writer
-(:func:`mirage.io.outputs.write_analysis`) names and writes the files."""
+(:func:`mirage.io.outputs.write_analysis`) names and writes the files.
+
+The page is built one section at a time (one function per section, in page order): the summary,
+the verdicts (decided ones first, then "no apparent emergence", "insufficient evidence" collapsed
+and counted; each row links to its figure and opens the numbers it was decided on), how verdicts
+are reached, the curves (interactive Plotly charts, or PNG figures with ``static``), the
+predictions, the small models' resolution and the highest emergence scores.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.progress import track
 
+from ..progress import progress_iter
 from ..schema.results import AnalysisResult
-from ..schema.vocab import VERDICT_ORDER, CIMethod, RowKind
+from ..schema.vocab import VERDICT_ORDER, CIMethod, RowKind, Verdict
 from .figures import VERDICT_COLOUR, Overlay, plot_length_analysis, plot_task
-from .html import html_document, table_html
+from .html import anchor_id, table_html
+from .interactive import Chart, chart_html, interactive_document, metric_panels, search_box
 from .png import close, data_uri, encode_png, figure_to_data_uri, pyplot
 
 FigureKey = tuple[Any, Any]  # (task, shots)
+DECIDED = (Verdict.NOT_EXPLAINED.value, Verdict.EXPLAINED.value)
 
 
 def _figure_groups(result: AnalysisResult, max_figures: int, featured: Sequence[str] = ()) -> list[FigureKey]:
@@ -43,6 +53,36 @@ def _figure_groups(result: AnalysisResult, max_figures: int, featured: Sequence[
     return [k[-1] for k in keyed[:max_figures]]
 
 
+def _curve_rows(result: AnalysisResult, task: Any, shots: Any) -> pd.DataFrame:
+    curves = result.curves
+    sel = (curves["task"] == task) & (curves["shots"].isna() if pd.isna(shots) else (curves["shots"] == shots))
+    return curves[sel]
+
+
+def figure_title(task: Any, shots: Any) -> str:
+    """A (task, shots) figure's title: ``lambada (0-shot)``."""
+    return f"{task}" + ("" if pd.isna(shots) else f" ({int(shots)}-shot)")
+
+
+def figure_anchor(task: Any, shots: Any) -> str:
+    """The element id of a (task, shots) figure, in either report; verdict rows link to it."""
+    return anchor_id("fig", task, "" if pd.isna(shots) else int(shots))
+
+
+def floors_of(result: AnalysisResult, task: Any, shots: Any) -> dict[str, list[float]]:
+    """The chance levels (verdicts' ``floor``) of each discontinuous metric of a (task, shots)."""
+    v = result.verdicts
+    if not len(v) or "floor" not in v.columns:
+        return {}
+    sel = v[(v["task"] == task) & (v["shots"].isna() if pd.isna(shots) else (v["shots"] == shots))]
+    out: dict[str, list[float]] = {}
+    for metric, g in sel.groupby("discontinuous_metric"):
+        levels = sorted({float(f) for f in g["floor"] if pd.notna(f) and np.isfinite(float(f))})
+        if levels:
+            out[str(metric)] = levels
+    return out
+
+
 def task_figures(
     result: AnalysisResult,
     max_figures: int = 24,
@@ -53,19 +93,49 @@ def task_figures(
     """One PNG per chosen (task, shots): [(title, (task, shots), png bytes)], most informative first."""
     out = []
     groups = _figure_groups(result, max_figures, featured)
-    iterator = track(groups, description="figures") if progress and groups else groups
-    for task, shots in iterator:
-        sel = (result.curves["task"] == task) & (
-            result.curves["shots"].isna() if pd.isna(shots) else (result.curves["shots"] == shots)
-        )
-        sub = result.curves[sel]
-        title = f"{task}" + ("" if pd.isna(shots) else f" ({int(shots)}-shot)")
+    for task, shots in progress_iter(groups, "figures", unit="figure", enabled=progress and bool(groups)):
+        title = figure_title(task, shots)
         overlay = overlay_factory(task, shots) if overlay_factory else None
-        fig = plot_task(sub, title, overlay=overlay)
+        fig = plot_task(_curve_rows(result, task, shots), title, overlay=overlay, floors=floors_of(result, task, shots))
         png = encode_png(fig, dpi=100)
         close(fig)
         out.append((title, (task, shots), png))
     return out
+
+
+def task_charts(result: AnalysisResult, keys: Iterable[FigureKey]) -> list[Chart]:
+    """One interactive chart per (task, shots) of ``keys``: its metrics side by side, a trace per
+    family, the exact match predicted from the continuous metric dashed where there is one."""
+    predictions = result.predictions
+    curve_rows = (
+        predictions[predictions["row_kind"] == RowKind.CURVE.value]
+        if predictions is not None and len(predictions)
+        else None
+    )
+    scale = str(result.summary.get("scale_column", "scale"))
+    charts = []
+    for task, shots in keys:
+        sub = _curve_rows(result, task, shots)
+        pred = None
+        if curve_rows is not None:
+            pred = curve_rows[curve_rows["task"] == task]
+            if "shots" in pred.columns and not pd.isna(shots):
+                pred = pred[pred["shots"] == shots]
+        fig = metric_panels(sub, floors=floors_of(result, task, shots), predictions=pred, scale_label=scale)
+        fig.update_layout(title=dict(text=html.escape(figure_title(task, shots)), x=0.01, font=dict(size=15)))
+        fig.update_layout(margin=dict(t=95))
+        families = tuple(sorted(map(str, sub["family"].unique())))
+        charts.append(
+            Chart(
+                anchor=figure_anchor(task, shots),
+                figure=fig,
+                caption=f"{figure_title(task, shots)}: {len(families)} famil{'y' if len(families) == 1 else 'ies'}; hover a point for its model, "
+                "value, interval and n; click a family to hide or show it, double-click to see it alone.",
+                task=str(task),
+                families=families,
+            )
+        )
+    return charts
 
 
 _RULE_HTML = """
@@ -101,9 +171,34 @@ sharp curves.</p>
 
 
 def analysis_report(
-    result: AnalysisResult, figures: Sequence[tuple[str, FigureKey, bytes]], title: str = "mirage analysis"
+    result: AnalysisResult,
+    figures: Sequence[tuple[str, FigureKey, bytes]],
+    title: str = "mirage analysis",
+    *,
+    charts: Sequence[Chart] | None = None,
 ) -> str:
-    """The self-contained HTML report of an analysis, with ``figures`` of :func:`task_figures` embedded."""
+    """The self-contained HTML report of an analysis: interactive when ``charts`` (of
+    :func:`task_charts`) are given, else the PNG ``figures`` of :func:`task_figures` embedded."""
+    drawn = {key for _t, key, _p in figures} if charts is None else None
+    anchors = (
+        {figure_anchor(task, shots) for task, shots in drawn} if drawn is not None else {c.anchor for c in charts or ()}
+    )
+    parts = [
+        summary_section(result),
+        search_box("filter tasks and families (e.g. lambada, pythia)"),
+        verdicts_section(result, anchors),
+        rule_section(result),
+        curves_section(result, figures, charts),
+        *_prediction_sections(result),
+        *_resolution_section(result),
+        emergence_section(result),
+    ]
+    body = "\n".join(p for p in parts if p)
+    return interactive_document(title, body, plotly=charts is not None)
+
+
+def summary_section(result: AnalysisResult) -> str:
+    """What was analysed and the verdict counts, in the order verdicts are listed."""
     s = result.summary
     counts = s["verdict_counts"]
     parts = [
@@ -134,73 +229,214 @@ def analysis_report(
             + "</p>"
         )
     parts.append("</div>")
-    if len(result.verdicts):
-        v = result.verdicts.copy()  # already in VERDICTS order: decided ones first
-        v["metrics (discontinuous / continuous)"] = v["discontinuous_metric"] + " / " + v["continuous_metric"]
-        v["break p"] = v["break_p_value"]
-        cols = [
-            "family",
-            "task",
-            "shots",
-            "verdict",
-            "metrics (discontinuous / continuous)",
-            "n_models",
-            "rise",
-            "flat_share",
-            "break p",
-            "transform_check",
-            "reason",
-        ]
-        parts.append("<h2>Verdicts</h2>" + table_html(v[cols], max_rows=40))
-    st = s["settings"]
-    parts.append(
-        "<h2>How verdicts are reached</h2>"
-        + _RULE_HTML.format(
-            flat=st["min_flat_share"],
-            band=st["floor_band"],
-            effect=st["min_effect"],
-            tol=st["loss_tolerance"],
-            level=st["test_level"],
-            min_models=st["min_models"],
-            min_samples=st["min_samples"],
-        )
+    return "".join(parts)
+
+
+# the columns of a verdict row on the page; every other column of verdicts.csv is in its details
+_VERDICT_COLUMNS = (
+    ("family", "family"),
+    ("task", "task"),
+    ("shots", "shots"),
+    ("verdict", "verdict"),
+    ("metrics", "discontinuous / continuous"),
+    ("n_models", "models"),
+    ("rise", "rise"),
+    ("flat_share", "flat share"),
+    ("break_p_value", "break p"),
+    ("transform_check", "transform"),
+)
+_EVIDENCE_COLUMNS = ("test", "metric", "statistic", "p_value", "outcome", "detail")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return f"<td>{value}</td>"
+    if isinstance(value, (int, np.integer)):
+        return f'<td class="num">{value}</td>'
+    if isinstance(value, (float, np.floating)):
+        return f'<td class="num">{_fmt(value)}</td>'
+    missing = value is None or (np.ndim(value) == 0 and pd.isna(value))
+    return f"<td>{html.escape('' if missing else str(value))}</td>"
+
+
+def _fmt(value: Any) -> str:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+    if np.isnan(f):
+        return ""
+    if np.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f"{f:.4g}"
+
+
+def _same_group(frame: pd.DataFrame, row: Mapping[str, Any]) -> pd.Series:
+    shots = row.get("shots")
+    return (
+        (frame["family"] == row["family"])
+        & (frame["task"] == row["task"])
+        & (frame["shots"].isna() if pd.isna(shots) else (frame["shots"] == shots))
+        & (frame["discontinuous_metric"] == row["discontinuous_metric"])
     )
-    if figures:
-        no_ci = result.curves["ci_method"].eq(CIMethod.NONE.value)
-        bands = (
-            f"bands are {st['level']:.0%} confidence intervals"
-            if not no_ci.any()
-            else f"bands are {st['level']:.0%} confidence intervals where the inputs allow one; "
-            f"{int(no_ci.sum())} of {len(no_ci)} points have none (no stderr, n_samples or records) and are "
-            "drawn without a band"
+
+
+def verdict_anchor(row: Mapping[str, Any]) -> str:
+    """The element id of one verdict row (family, task, shots, discontinuous metric)."""
+    shots = row.get("shots")
+    return anchor_id(
+        "verdict", row["family"], row["task"], "" if pd.isna(shots) else int(shots), row["discontinuous_metric"]
+    )
+
+
+def _numbers_html(row: Mapping[str, Any], evidence: pd.DataFrame | None) -> str:
+    """Every column of the row's verdicts.csv line and its evidence.csv tests, behind a toggle."""
+    cells = "".join(
+        f"<tr><th>{html.escape(str(k))}</th>{_cell(v)}</tr>"
+        for k, v in row.items()
+        if not (v is None or (np.ndim(v) == 0 and pd.isna(v)))
+    )
+    tests = ""
+    if evidence is not None and len(evidence):
+        ev = evidence[_same_group(evidence, row)]
+        if len(ev):
+            head = "".join(f"<th>{c}</th>" for c in _EVIDENCE_COLUMNS)
+            body = "".join(
+                "<tr>" + "".join(_cell(r[c]) for c in _EVIDENCE_COLUMNS) + "</tr>" for r in ev.to_dict("records")
+            )
+            tests = f"<p>evidence.csv</p><table><tr>{head}</tr>{body}</table>"
+    return f"<details><summary>numbers</summary><p>verdicts.csv</p><table>{cells}</table>{tests}</details>"
+
+
+def verdict_table(rows: pd.DataFrame, evidence: pd.DataFrame | None, anchors: set[str]) -> str:
+    """Verdict rows, each searchable, linked to its figure and opening the numbers it was decided on."""
+    head = (
+        "".join(f"<th>{html.escape(label)}</th>" for _c, label in _VERDICT_COLUMNS) + "<th>figure</th><th>reason</th>"
+    )
+    out = []
+    for row in rows.to_dict("records"):
+        row_view = dict(row, metrics=f"{row['discontinuous_metric']} / {row['continuous_metric']}")
+        colour = VERDICT_COLOUR.get(str(row["verdict"]), "#000")
+        cells = []
+        for col, _label in _VERDICT_COLUMNS:
+            if col == "verdict":
+                cells.append(f'<td class="verdict" style="color:{colour}">{html.escape(str(row["verdict"]))}</td>')
+            else:
+                cells.append(_cell(row_view.get(col)))
+        anchor = figure_anchor(row["task"], row["shots"])
+        link = (
+            f'<td><a href="#{anchor}">figure</a></td>'
+            if anchor in anchors
+            else '<td class="muted">not drawn (--max-figures)</td>'
         )
+        search = " ".join(str(row_view.get(c, "")) for c in ("family", "task", "metrics", "verdict"))
+        # the row's own id, so a figure, a log line or another page can link to one verdict
+        out.append(
+            f'<tr id="{verdict_anchor(row)}" data-search="{html.escape(search, quote=True)}">{"".join(cells)}{link}'
+            f"<td>{html.escape(str(row['reason']))}{_numbers_html(row, evidence)}</td></tr>"
+        )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table>"
+
+
+def verdicts_section(result: AnalysisResult, anchors: set[str]) -> str:
+    """Decided verdicts first, then "no apparent emergence", then "insufficient evidence"
+    collapsed and counted: the order of verdicts.csv and of the terminal."""
+    v = result.verdicts
+    if not len(v):
+        return ""
+    decided = v[v["verdict"].isin(DECIDED)]
+    none = v[v["verdict"] == Verdict.NONE.value]
+    insufficient = v[v["verdict"] == Verdict.INSUFFICIENT.value]
+    parts = ["<h2>Verdicts</h2>"]
+    if len(decided):
+        parts.append(f"<h3>Decided: {len(decided)}</h3>" + verdict_table(decided, result.evidence, anchors))
+    else:
+        parts.append('<p class="muted">No verdict is decided (explained or not explained by the metric).</p>')
+    if len(none):
+        parts.append(f"<h3>No apparent emergence: {len(none)}</h3>" + verdict_table(none, result.evidence, anchors))
+    if len(insufficient):
         parts.append(
-            '<h2>Curves</h2><p class="muted">Discontinuous metrics in red titles; '
-            f"{bands}; x is <code>{html.escape(str(s['scale_column']))}</code> on a log axis.</p>"
+            f'<details class="collapsed"><summary><b>Insufficient evidence: {len(insufficient)}</b> '
+            "(no intervals, too few models or samples, or no continuous metric on a per-token loss scale; "
+            "click to list)</summary>" + verdict_table(insufficient, result.evidence, anchors) + "</details>"
         )
-        for _title, (task, shots), png in figures:
-            uri = data_uri(png)
-            cap = html.escape(f"{task}" + ("" if pd.isna(shots) else f", {int(shots)}-shot"))
-            parts.append(f'<figure><img alt="{cap}" src="{uri}"><figcaption>{cap}</figcaption></figure>')
-    parts.extend(_prediction_sections(result))
-    parts.extend(_resolution_section(result))
+    return "".join(parts)
+
+
+def rule_section(result: AnalysisResult) -> str:
+    """How verdicts are reached, with this run's settings."""
+    st = result.summary["settings"]
+    return "<h2>How verdicts are reached</h2>" + _RULE_HTML.format(
+        flat=st["min_flat_share"],
+        band=st["floor_band"],
+        effect=st["min_effect"],
+        tol=st["loss_tolerance"],
+        level=st["test_level"],
+        min_models=st["min_models"],
+        min_samples=st["min_samples"],
+    )
+
+
+def curves_section(
+    result: AnalysisResult, figures: Sequence[tuple[str, FigureKey, bytes]], charts: Sequence[Chart] | None
+) -> str:
+    """The curves of each drawn (task, shots): interactive charts, or the PNG figures."""
+    if not (charts if charts is not None else figures):
+        return ""
+    s, st = result.summary, result.summary["settings"]
+    no_ci = result.curves["ci_method"].eq(CIMethod.NONE.value)
+    bands = (
+        f"bars are {st['level']:.0%} confidence intervals"
+        if not no_ci.any()
+        else f"bars are {st['level']:.0%} confidence intervals where the inputs allow one; "
+        f"{int(no_ci.sum())} of {len(no_ci)} points have none (no stderr, n_samples or records) and are "
+        "drawn without one"
+    )
+    if charts is None:
+        bands = bands.replace("bars are", "bands are")
+    parts = [
+        '<h2>Curves</h2><p class="muted">Per task, its metrics side by side, discontinuous ones first (red '
+        f"titles); {bands}; x is <code>{html.escape(str(s['scale_column']))}</code> on a log axis. Rates "
+        "(accuracies, exact match) show their whole 0–1 range; a dotted line marks the chance level (floor) "
+        "where it is known. Perplexities are on a log axis.</p>"
+    ]
+    if charts is not None:
+        parts.extend(chart_html(c) for c in charts)
+        return "".join(parts)
+    for _title, (task, shots), png in figures:
+        cap = html.escape(f"{task}" + ("" if pd.isna(shots) else f", {int(shots)}-shot"))
+        families = sorted(map(str, _curve_rows(result, task, shots)["family"].unique()))
+        parts.append(
+            f'<figure class="chart" id="{figure_anchor(task, shots)}" data-task="{html.escape(str(task), quote=True)}" '
+            f'data-families="{html.escape(_json_list(families), quote=True)}"><img alt="{cap}" src="{data_uri(png)}">'
+            f"<figcaption>{cap}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+def _json_list(items: Sequence[str]) -> str:
+    return json.dumps(list(items))
+
+
+def emergence_section(result: AnalysisResult) -> str:
+    """The curves with the highest emergence scores (reported, not deciding)."""
     em = result.emergence.copy()
-    if len(em):
-        em["_abs"] = em["emergence_score"].abs()
-        em = em.sort_values("_abs", ascending=False)
-        cols = [
-            "family",
-            "task",
-            "shots",
-            "metric",
-            "metric_kind",
-            "n_models",
-            "emergence_score",
-            "flat_then_jump",
-            "jump_share",
-        ]
-        parts.append("<h2>Highest emergence scores</h2>" + table_html(em[cols], max_rows=25))
-    return html_document(title, "\n".join(parts))
+    if not len(em):
+        return ""
+    em["_abs"] = em["emergence_score"].abs()
+    em = em.sort_values("_abs", ascending=False)
+    cols = [
+        "family",
+        "task",
+        "shots",
+        "metric",
+        "metric_kind",
+        "n_models",
+        "emergence_score",
+        "flat_then_jump",
+        "jump_share",
+    ]
+    return "<h2>Highest emergence scores</h2>" + table_html(em[cols], max_rows=25)
 
 
 def _prediction_sections(result: AnalysisResult) -> list[str]:
@@ -277,6 +513,7 @@ def _prediction_sections(result: AnalysisResult) -> list[str]:
 
 
 def _resolution_section(result: AnalysisResult) -> list[str]:
+    """Whether the small models are above chance, and how many items would show it."""
     res = result.resolution
     if res is None or res.empty:
         return []

@@ -5,96 +5,182 @@ Nothing here computes a statistic."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullLocator, ScalarFormatter
 
 from ..schema.vocab import MetricKind, RowKind, Verdict
 from .png import pyplot
+from .style import (
+    DISCONTINUOUS_TITLE,
+    KIND_LABEL,
+    family_groups,
+    group_styles,
+    is_log_metric,
+    natural_range,
+    ordered_metrics,
+    padded,
+    scale_label,
+    short_label,
+)
 
-KIND_LABEL = {
-    MetricKind.DISCONTINUOUS.value: "discontinuous",
-    MetricKind.NONLINEAR.value: "nonlinear",
-    MetricKind.LINEAR.value: "continuous (linear)",
-    MetricKind.UNKNOWN.value: "unknown kind",
-}
 VERDICT_COLOUR = {  # keyed by the verdicts themselves, so a renamed verdict cannot lose its colour
     Verdict.EXPLAINED.value: "#1b7f3b",
     Verdict.NOT_EXPLAINED.value: "#b3261e",
     Verdict.NONE.value: "#555555",
     Verdict.INSUFFICIENT.value: "#8a6d00",
 }
-_KIND_ORDER = {
-    MetricKind.DISCONTINUOUS.value: 0,
-    MetricKind.NONLINEAR.value: 1,
-    MetricKind.LINEAR.value: 2,
-    MetricKind.UNKNOWN.value: 3,
-}
-Overlay = Callable[[Axes, str, Mapping[str, Any]], None]
+# overlay(ax, metric, family colours) draws predictions on a panel; True when it drew something
+Overlay = Callable[[Axes, str, Mapping[str, Any]], bool]
+PANEL_WIDTH, PANEL_HEIGHT = 3.3, 2.5  # inches per metric panel
+MAX_COLUMNS = 4  # metric panels per row
+
+
+def _legend_width(labels: Sequence[str]) -> float:
+    """Inches a legend column of these labels needs at font size 7 (about 0.06 in a character)."""
+    return 0.55 + 0.06 * max((len(label) for label in labels), default=8)
+
+
+def _ylim(metric: str, kind: str, sub: pd.DataFrame) -> tuple[float, float] | None:
+    """The panel's y range, the same in every row of small multiples: a rate's natural range,
+    else the range of every family's values and intervals."""
+    values = pd.concat([sub["value"], sub["ci_low"], sub["ci_high"]]).to_numpy(dtype=float)
+    natural = natural_range(kind, values)
+    if natural is not None:
+        return padded(*natural, share=0.03)
+    finite = values[np.isfinite(values)]
+    if is_log_metric(metric):
+        finite = finite[finite > 0]
+        if not finite.size:
+            return None
+        lo, hi = padded(math.log10(finite.min()), math.log10(finite.max()), share=0.05)
+        return 10**lo, 10**hi
+    if not finite.size or finite.min() == finite.max():
+        return None
+    return padded(float(finite.min()), float(finite.max()), share=0.05)
+
+
+def _xlim(scales: pd.Series) -> tuple[float, float] | None:
+    """The x range every panel shares (log axis), a little wider than the scales."""
+    x = scales.to_numpy(dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if not x.size:
+        return None
+    lo, hi = padded(math.log10(x.min()), math.log10(x.max()), share=0.05)
+    if hi - lo < 0.2:  # one scale (or nearly): a fifth of a decade around it
+        lo, hi = lo - 0.1, hi + 0.1
+    return 10**lo, 10**hi
 
 
 def plot_task(
-    curves: pd.DataFrame, title: str, verdicts: pd.DataFrame | None = None, overlay: Overlay | None = None
+    curves: pd.DataFrame,
+    title: str,
+    overlay: Overlay | None = None,
+    floors: Mapping[str, Sequence[float]] | None = None,
 ) -> Figure:
     """One figure for one (task, shots): a panel per metric, discontinuous metrics first.
 
-    Each family is one colour; points are models, bands the confidence intervals, the x axis
-    the scale on a log axis. ``overlay(ax, metric, family_colours)`` may draw predictions.
+    Points are models, bands the confidence intervals, x the scale on a log axis. Up to
+    :data:`~mirage.report.style.GROUP_SIZE` families share a row of panels, each in its own colour
+    and marker; more families become small multiples (one row of panels per group, the same y range
+    in every row) so no colour repeats within a panel. Each row's legend sits in its own column to
+    the right of the panels, never over them. Rates (discontinuous and nonlinear metrics) show their
+    whole range, with the floor (``floors``: metric -> chance levels) dotted.
+    ``overlay(ax, metric, family_colours)`` may draw predictions.
     """
     plt = pyplot()
-    metrics = (
-        curves[["metric", "metric_kind"]]
-        .drop_duplicates()
-        .assign(order=lambda f: f["metric_kind"].map(_KIND_ORDER).fillna(9))
-        .sort_values(["order", "metric"])
-    )
+    metrics = ordered_metrics(curves[["metric", "metric_kind"]].itertuples(index=False, name=None))
+    families = sorted(map(str, curves["family"].unique()))
+    groups = family_groups(families)
     n = len(metrics)
-    ncols = min(4, n)
-    nrows = int(math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
-    families = sorted(curves["family"].unique())
-    cmap = plt.get_cmap("tab10")
-    colours = {f: cmap(i % 10) for i, f in enumerate(families)}
-    for ax, (metric, kind) in zip(axes.ravel(), metrics[["metric", "metric_kind"]].itertuples(index=False)):
-        sub = curves[curves["metric"] == metric]
-        for fam, g in sub.groupby("family"):
-            g = g.sort_values("scale")
-            ax.plot(g["scale"], g["value"], "o-", color=colours[fam], label=fam, ms=4, lw=1.5)
-            if g["ci_low"].notna().any():
-                ax.fill_between(g["scale"], g["ci_low"], g["ci_high"], color=colours[fam], alpha=0.18, lw=0)
-        if overlay is not None:
-            overlay(ax, metric, colours)
-        ax.set_xscale("log")
-        if metric.lower().endswith("perplexity") or metric.lower() == "ppl":
-            ax.set_yscale("log")  # perplexity is exp(loss): on a log axis it reads as the loss
-        better = "↑" if bool(sub["higher_is_better"].iloc[0]) else "↓"
-        ax.set_title(
-            f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}",
-            fontsize=9,
-            color="#b3261e" if kind == "discontinuous" else "#1d1d1f",
-        )
-        ax.tick_params(labelsize=8)
-        ax.grid(alpha=0.25, which="both", lw=0.5)
-        ax.set_xlabel("scale", fontsize=8)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    if len(families) > 1 or n > 1:
-        handles, labels = axes.ravel()[0].get_legend_handles_labels()
-        fig.legend(
-            handles,
-            labels,
-            loc="lower center",
-            ncol=min(len(families), 6),
-            fontsize=8,
+    ncols = min(MAX_COLUMNS, n)
+    rows_per_group = int(math.ceil(n / ncols))
+    labels = [short_label(f) for f in families] + ["predicted (dashed)", "floor (chance)"]
+    legend_w = _legend_width(labels)
+    nrows = rows_per_group * len(groups)
+    fig = plt.figure(
+        figsize=(PANEL_WIDTH * ncols + legend_w, PANEL_HEIGHT * nrows + 0.5),
+        layout="constrained",
+    )
+    grid = fig.add_gridspec(nrows, ncols + 1, width_ratios=[PANEL_WIDTH] * ncols + [legend_w])
+    limits = {m: _ylim(m, k, curves[curves["metric"] == m]) for m, k in metrics}
+    xlim = _xlim(curves["scale"])
+    floors = floors or {}
+    for g, members in enumerate(groups):
+        styles = group_styles(members)
+        colours = {f: s.colour for f, s in styles.items()}
+        drew_prediction = False
+        drew_floor = False
+        for k, (metric, kind) in enumerate(metrics):
+            ax = fig.add_subplot(grid[g * rows_per_group + k // ncols, k % ncols])
+            sub = curves[(curves["metric"] == metric) & curves["family"].astype(str).isin(members)]
+            for fam, fg in sub.groupby("family"):
+                fg = fg.sort_values("scale")
+                style = styles[str(fam)]
+                ax.plot(
+                    fg["scale"],
+                    fg["value"],
+                    marker=style.marker,
+                    ls="-",
+                    color=style.colour,
+                    label=short_label(str(fam)),
+                    ms=4,
+                    lw=1.4,
+                )
+                if fg["ci_low"].notna().any():
+                    ax.fill_between(fg["scale"], fg["ci_low"], fg["ci_high"], color=style.colour, alpha=0.16, lw=0)
+            if overlay is not None:
+                drew_prediction = bool(overlay(ax, metric, colours)) or drew_prediction
+            for level in floors.get(metric, ()):
+                ax.axhline(level, color="#444444", ls=":", lw=1.0, zorder=0)
+                drew_floor = True
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks cost most of the drawing time
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: scale_label(v)))
+            if xlim is not None:
+                ax.set_xlim(*xlim)
+            if is_log_metric(metric):
+                ax.set_yscale("log")  # perplexity is exp(loss): on a log axis it reads as the loss
+                ax.yaxis.set_major_formatter(ScalarFormatter())
+                ax.yaxis.set_minor_locator(NullLocator())
+            if limits[metric] is not None:
+                ax.set_ylim(*limits[metric])
+            everything = curves[curves["metric"] == metric]
+            better = "↑" if bool(everything["higher_is_better"].iloc[0]) else "↓"
+            ax.set_title(
+                f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}",
+                fontsize=9,
+                color=DISCONTINUOUS_TITLE if kind == MetricKind.DISCONTINUOUS.value else "#1d1d1f",
+            )
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.25, lw=0.5)
+            ax.set_xlabel("scale", fontsize=8)
+        legend_ax = fig.add_subplot(grid[g * rows_per_group : (g + 1) * rows_per_group, ncols])
+        legend_ax.axis("off")
+        handles = [
+            Line2D([], [], color=s.colour, marker=s.marker, ms=4, lw=1.4, label=short_label(f))
+            for f, s in styles.items()
+        ]
+        if drew_prediction:
+            handles.append(Line2D([], [], color="#444444", ls="--", lw=1.2, label="predicted (dashed)"))
+        if drew_floor:
+            handles.append(Line2D([], [], color="#444444", ls=":", lw=1.0, label="floor (chance)"))
+        legend_ax.legend(
+            handles=handles,
+            loc="upper left",
+            fontsize=7,
             frameon=False,
-            bbox_to_anchor=(0.5, -0.02),
+            borderaxespad=0.0,
+            title=f"families {g + 1}/{len(groups)}" if len(groups) > 1 else None,
+            title_fontsize=7,
         )
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return fig
 
 
@@ -105,9 +191,13 @@ def draw_prediction(ax: Axes, curve: pd.DataFrame, colour: Any, label: str) -> N
     ax.fill_between(curve["scale"], curve["predicted_low"], curve["predicted_high"], color=colour, alpha=0.08, lw=0)
 
 
-def prediction_overlay(predictions: pd.DataFrame | None) -> Callable[[Any, Any], Overlay | None] | None:
-    """An overlay factory for :func:`write_task_figures`: on the exact-match panel, the exact
-    match predicted from the continuous metric (dashed) with its bootstrap band."""
+OverlayFactory = Callable[[Any, Any], "Overlay | None"]
+
+
+def prediction_overlay(predictions: pd.DataFrame | None) -> OverlayFactory | None:
+    """An overlay factory for :func:`mirage.report.analysis.task_figures`: on the exact-match
+    panel, the exact match predicted from the continuous metric (dashed) with its bootstrap band,
+    for the families drawn on that panel."""
     if predictions is None or predictions.empty:
         return None
     curves = predictions[predictions["row_kind"] == RowKind.CURVE.value]
@@ -119,12 +209,16 @@ def prediction_overlay(predictions: pd.DataFrame | None) -> Callable[[Any, Any],
         if sel.empty:
             return None
 
-        def overlay(ax: Axes, metric: str, colours: Mapping[str, Any]) -> None:
+        def overlay(ax: Axes, metric: str, colours: Mapping[str, Any]) -> bool:
             if metric != "exact_match":
-                return
+                return False
+            drew = False
             for fam, g in sel.groupby("family"):
-                g = g.sort_values("scale")
-                draw_prediction(ax, g, colours.get(fam, "k"), f"{fam}: predicted from {g['source'].iloc[0]}")
+                if str(fam) not in colours:
+                    continue  # another row of the small multiples draws it
+                draw_prediction(ax, g.sort_values("scale"), colours[str(fam)], "_nolegend_")
+                drew = True
+            return drew
 
         return overlay
 

@@ -3,8 +3,11 @@ anywhere with no network access."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,13 +26,26 @@ figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
 """
 
 
-def html_document(title: str, body_html: str) -> str:
-    """A complete, self-contained HTML page (inline CSS, no external resources)."""
+def html_document(title: str, body_html: str, *, css: str = "", scripts: Sequence[str] = ()) -> str:
+    """A complete, self-contained HTML page: inline CSS (``css`` added to the page's own) and
+    inline ``scripts`` at the end of the body; no external resources."""
+    inline = "".join(f"<script>{s}</script>\n" for s in scripts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-        f"<body>\n<h1>{html.escape(title)}</h1>\n{body_html}\n</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}{css}</style></head>"
+        f"<body>\n<h1>{html.escape(title)}</h1>\n{body_html}\n{inline}</body></html>\n"
     )
+
+
+def anchor_id(prefix: str, *parts: Any) -> str:
+    """A stable element id for a figure or row: readable prefix plus a hash of ``parts``.
+
+    >>> anchor_id("fig", "lambada", 0)
+    'fig-fb560fa19c'
+    """
+    digest = hashlib.sha1("\x00".join(map(str, parts)).encode("utf-8")).hexdigest()[:10]
+    return f"{prefix}-{digest}"
 
 
 def table_html(frame: pd.DataFrame, max_rows: int = 60, float_format: str = "{:.4g}") -> str:

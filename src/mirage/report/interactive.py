@@ -1,0 +1,509 @@
+"""Interactive figures in one self-contained page: Plotly charts whose JavaScript is inlined.
+
+Every report that shows curves is, by default, one HTML file holding plotly.js (inlined once, as
+``include_plotlyjs=True`` would; nothing is fetched), each chart's figure as JSON, and a small
+script that draws a chart when it scrolls into view and runs the page's search box. On a chart a
+reader hovers a point for its model, scale, value, interval and n, clicks a family (or a target
+length, a metric) in the legend to hide or show it, double-clicks to see it alone, and zooms with
+the mouse. The search box filters the charts (by task or family: a chart whose task matches shows
+every family; otherwise only the families that match) and the rows of every table marked
+searchable.
+
+The figures themselves are built with plotly.py's graph objects, so every property is checked by
+Plotly's own schema when the report is written.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from .html import html_document
+from .style import (
+    DISCONTINUOUS_TITLE,
+    KIND_LABEL,
+    is_log_metric,
+    natural_range,
+    ordered_metrics,
+    padded,
+)
+
+# 24 colours designed to stay apart (Plotly's Dark24); past 24 families the marker changes too,
+# so every family of a 50-family chart has its own (colour, marker)
+COLOURS: tuple[str, ...] = tuple(qualitative.Dark24)
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "cross")
+MAX_COLUMNS = 4
+PANEL_HEIGHT = 300  # pixels per row of panels
+LEGEND_ROW = 21  # pixels per legend entry
+MAX_HEIGHT = 1000  # past it the legend scrolls
+FONT = "-apple-system, Segoe UI, Helvetica, Arial, sans-serif"
+
+
+@functools.cache
+def plotly_js() -> str:
+    """plotly.js (minified), as plotly.py ships it: inlined once per page, never fetched."""
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One interactive chart of a page.
+
+    ``anchor``: the element id links point at; ``task`` and ``families``: what the search box
+    matches (a chart whose task matches shows whole; otherwise only matching families show);
+    ``caption``: the text under it.
+    """
+
+    anchor: str
+    figure: go.Figure
+    caption: str = ""
+    task: str = ""
+    families: tuple[str, ...] = field(default=())
+
+
+def family_style(index: int) -> tuple[str, str]:
+    """(colour, marker symbol) of the ``index``-th family of a chart: distinct up to 144 families."""
+    return COLOURS[index % len(COLOURS)], SYMBOLS[(index // len(COLOURS)) % len(SYMBOLS)]
+
+
+def _num(v: Any, spec: str = ".4g") -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "" if v is None else str(v)
+    if math.isnan(f):
+        return "n/a"
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return format(f, spec)
+
+
+def _rounded(values: Iterable[Any], digits: int = 6) -> list[float | None]:
+    """Floats to ``digits`` significant digits (a smaller page), NaN as a gap (None)."""
+    out: list[float | None] = []
+    for v in values:
+        f = float(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else math.nan
+        out.append(None if not math.isfinite(f) else float(f"{f:.{digits}g}"))
+    return out
+
+
+def interval_text(low: Any, high: Any) -> str:
+    """``[low, high]`` for a tooltip, or ``none`` when the inputs give no interval."""
+    lo, hi = _num(low), _num(high)
+    return "none" if lo in ("", "n/a") or hi in ("", "n/a") else f"[{lo}, {hi}]"
+
+
+def n_text(n: Any) -> str:
+    """The number of test items behind a point, or ``not given``."""
+    try:
+        f = float(n)
+    except (TypeError, ValueError):
+        return "not given"
+    return "not given" if not math.isfinite(f) else f"{int(round(f)):,}"
+
+
+POINT_HOVER = (
+    "<b>%{fullData.name}</b><br>model %{customdata[0]}<br>scale %{x:.4g}<br>value %{y:.4g}"
+    "<br>interval %{customdata[1]}<br>n %{customdata[2]}<extra>%{customdata[3]}</extra>"
+)
+
+
+def point_trace(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    colour: str,
+    symbol: str = "circle",
+    legendgroup: str | None = None,
+    showlegend: bool = True,
+    metric: str = "",
+    x: str = "scale",
+    mode: str = "lines+markers",
+) -> go.Scatter:
+    """One curve: points (models) joined by a line, asymmetric interval bars from ``ci_low`` and
+    ``ci_high``, and a tooltip with model, scale, value, interval and n. ``frame`` has ``model``,
+    ``x``, ``value`` and optionally ``ci_low``, ``ci_high``, ``n_samples``; sorted by ``x`` here."""
+    g = frame.sort_values(x)
+    y = g["value"].to_numpy(dtype=float)
+    lo = g["ci_low"].to_numpy(dtype=float) if "ci_low" in g else np.full(len(g), np.nan)
+    hi = g["ci_high"].to_numpy(dtype=float) if "ci_high" in g else np.full(len(g), np.nan)
+    n = g["n_samples"] if "n_samples" in g else pd.Series([None] * len(g))
+    custom = [
+        [str(m), interval_text(a, b), n_text(k), metric]
+        for m, a, b, k in zip(g["model"] if "model" in g else [""] * len(g), lo, hi, n)
+    ]
+    has_ci = bool(np.isfinite(lo).any() and np.isfinite(hi).any())
+    error_y = (
+        dict(
+            type="data",
+            symmetric=False,
+            array=_rounded(np.clip(hi - y, 0, None)),
+            arrayminus=_rounded(np.clip(y - lo, 0, None)),
+            thickness=1.2,
+            width=3,
+            color=colour,
+        )
+        if has_ci
+        else None
+    )
+    return go.Scatter(
+        x=_rounded(g[x]),
+        y=_rounded(y),
+        mode=mode,
+        name=name,
+        legendgroup=legendgroup if legendgroup is not None else name,
+        showlegend=showlegend,
+        marker=dict(color=colour, symbol=symbol, size=7),
+        line=dict(color=colour, width=1.6),
+        error_y=error_y,
+        customdata=custom,
+        hovertemplate=POINT_HOVER,
+    )
+
+
+def line_trace(
+    x: Iterable[Any],
+    y: Iterable[Any],
+    *,
+    name: str,
+    colour: str,
+    legendgroup: str | None = None,
+    showlegend: bool = True,
+    dash: str = "solid",
+    hover: str = "%{fullData.name}<br>x %{x:.4g}<br>y %{y:.4g}<extra></extra>",
+    width: float = 1.8,
+) -> go.Scatter:
+    """A drawn line (a theory curve, a prediction): no markers, its own tooltip."""
+    return go.Scatter(
+        x=_rounded(x),
+        y=_rounded(y),
+        mode="lines",
+        name=name,
+        legendgroup=legendgroup if legendgroup is not None else name,
+        showlegend=showlegend,
+        line=dict(color=colour, width=width, dash=dash),
+        hovertemplate=hover,
+    )
+
+
+def band_trace(
+    x: Iterable[Any], low: Iterable[Any], high: Iterable[Any], *, colour: str, legendgroup: str, name: str
+) -> go.Scatter:
+    """A shaded band between ``low`` and ``high`` (one closed polygon), toggled with its group."""
+    xs = _rounded(x)
+    lo, hi = _rounded(low), _rounded(high)
+    return go.Scatter(
+        x=xs + xs[::-1],
+        y=hi + lo[::-1],
+        mode="lines",
+        fill="toself",
+        fillcolor=_transparent(colour, 0.12),
+        line=dict(width=0, color=colour),
+        name=name,
+        legendgroup=legendgroup,
+        showlegend=False,
+        hoverinfo="skip",
+    )
+
+
+def _transparent(colour: str, alpha: float) -> str:
+    c = colour.lstrip("#")
+    r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def style_figure(fig: go.Figure, *, height: int, legend_title: str | None, title: str | None = None) -> go.Figure:
+    """The look every chart shares: white, light grids, the legend outside on the right (Plotly
+    widens the margin for it, so it never covers a panel), click toggles, closest-point hover."""
+    fig.update_layout(
+        template="none",  # no theme JSON in every chart: the page stays small
+        title=dict(text=title, x=0.01, font=dict(size=15)) if title else None,
+        height=height,
+        margin=dict(l=60, r=20, t=70 if title else 40, b=50),
+        font=dict(family=FONT, size=12, color="#1d1d1f"),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        hovermode="closest",
+        hoverlabel=dict(font=dict(family=FONT, size=12)),
+        legend=dict(
+            title=dict(text=legend_title) if legend_title else None,
+            x=1.02,
+            xanchor="left",
+            y=1.0,
+            yanchor="top",
+            itemclick="toggle",
+            itemdoubleclick="toggleothers",
+            groupclick="togglegroup",
+            tracegroupgap=1,  # every family is its own group: no 10-pixel gap between them
+            font=dict(size=11),
+        ),
+    )
+    fig.update_xaxes(
+        showgrid=True, gridcolor="#e6e6e6", zeroline=False, showline=True, linecolor="#999", ticks="outside"
+    )
+    fig.update_yaxes(
+        showgrid=True, gridcolor="#e6e6e6", zeroline=False, showline=True, linecolor="#999", ticks="outside"
+    )
+    return fig
+
+
+def chart_height(n_rows: int, n_legend_entries: int) -> int:
+    """Pixels for ``n_rows`` of panels, tall enough for the legend up to :data:`MAX_HEIGHT`."""
+    return int(
+        min(
+            max(PANEL_HEIGHT * n_rows + 90, LEGEND_ROW * n_legend_entries + 110),
+            max(MAX_HEIGHT, PANEL_HEIGHT * n_rows + 90),
+        )
+    )
+
+
+def metric_panels(
+    curves: pd.DataFrame,
+    *,
+    floors: Mapping[str, Sequence[float]] | None = None,
+    predictions: pd.DataFrame | None = None,
+    scale_label: str = "scale",
+) -> go.Figure:
+    """One task's curves side by side: a panel per metric, discontinuous ones first, a trace per
+    family with its intervals, rates on their whole range with the floor dotted, perplexities on
+    a log axis; clicking a family in the legend hides it in every panel. ``predictions``: the
+    ``row_kind == "curve"`` rows of ``predictions.csv`` for this task (drawn dashed on the
+    exact-match panel, toggled with their family)."""
+    metrics = ordered_metrics(curves[["metric", "metric_kind"]].itertuples(index=False, name=None))
+    n = len(metrics)
+    ncols = min(MAX_COLUMNS, max(n, 1))
+    nrows = math.ceil(n / ncols)
+    titles = []
+    for metric, kind in metrics:
+        sub = curves[curves["metric"] == metric]
+        better = "↑" if bool(sub["higher_is_better"].iloc[0]) else "↓"
+        colour = DISCONTINUOUS_TITLE if kind == "discontinuous" else "#1d1d1f"
+        titles.append(
+            f"<span style='color:{colour}'>{html.escape(metric)} {better}</span><br><sub>{KIND_LABEL.get(kind, kind)}</sub>"
+        )
+    fig = make_subplots(
+        rows=nrows,
+        cols=ncols,
+        subplot_titles=titles,
+        horizontal_spacing=0.07 if ncols > 1 else 0.0,
+        vertical_spacing=min(0.3, 0.55 / max(nrows, 1)) if nrows > 1 else 0.0,
+    )
+    families = sorted(map(str, curves["family"].unique()))
+    styles = {f: family_style(i) for i, f in enumerate(families)}
+    shown: set[str] = set()
+    floors = floors or {}
+    for k, (metric, kind) in enumerate(metrics):
+        row, col = k // ncols + 1, k % ncols + 1
+        sub = curves[curves["metric"] == metric]
+        for fam, g in sub.groupby("family", sort=True):
+            colour, symbol = styles[str(fam)]
+            fig.add_trace(
+                point_trace(
+                    g,
+                    name=str(fam),
+                    colour=colour,
+                    symbol=symbol,
+                    showlegend=str(fam) not in shown,
+                    metric=f"{metric}",
+                ),
+                row=row,
+                col=col,
+            )
+            shown.add(str(fam))
+        if predictions is not None and metric == "exact_match" and len(predictions):
+            for fam, g in predictions.groupby("family", sort=True):
+                if str(fam) not in styles:
+                    continue
+                g = g.sort_values("scale")
+                colour = styles[str(fam)][0]
+                fig.add_trace(
+                    band_trace(
+                        g["scale"],
+                        g["predicted_low"],
+                        g["predicted_high"],
+                        colour=colour,
+                        legendgroup=str(fam),
+                        name=f"{fam} predicted",
+                    ),
+                    row=row,
+                    col=col,
+                )
+                fig.add_trace(
+                    line_trace(
+                        g["scale"],
+                        g["predicted_exact_match"],
+                        name=f"{fam}: predicted from {g['source'].iloc[0]}",
+                        colour=colour,
+                        legendgroup=str(fam),
+                        showlegend=False,
+                        dash="dash",
+                        width=1.3,
+                        hover="%{fullData.name}<br>scale %{x:.4g}<br>predicted %{y:.4g}<extra></extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
+        values = pd.concat([sub["value"], sub["ci_low"], sub["ci_high"]]).to_numpy(dtype=float)
+        natural = natural_range(kind, values)
+        yaxis: dict[str, Any] = {}
+        if is_log_metric(metric):
+            yaxis["type"] = "log"
+        elif natural is not None:
+            yaxis["range"] = list(padded(*natural, share=0.03))
+        for level in floors.get(metric, ()):
+            fig.add_hline(
+                y=float(level),
+                line=dict(color="#555", width=1, dash="dot"),
+                annotation_text=f"floor {level:g}",
+                annotation_position="bottom right",
+                annotation_font=dict(size=10, color="#555"),
+                row=row,
+                col=col,
+            )
+        fig.update_yaxes(row=row, col=col, **yaxis)
+        fig.update_xaxes(type="log", title_text=scale_label, title_standoff=4, row=row, col=col)
+    style_figure(fig, height=chart_height(nrows, len(families)), legend_title="family (click: hide/show)")
+    return fig
+
+
+# ----------------------------------------------------------------------------- page
+
+_CSS = """
+.search{position:sticky;top:0;z-index:10;background:#fff;padding:.5em 0;border-bottom:1px solid #ddd}
+.search input{font-size:1em;padding:.35em .6em;width:26em;max-width:90%;border:1px solid #bbb;border-radius:4px}
+.search .status{color:#666;font-size:.85em;margin-left:1em}
+figure.chart{margin:1.2em 0;border-top:1px solid #eee;padding-top:.4em}
+figure.chart .plot{width:100%;min-height:200px}
+td details{font-size:.85em}td details table{font-size:1em;margin:.3em 0}
+tr.target{outline:2px solid #1f5fbf}
+"""
+
+# Draws each chart when it first scrolls near the viewport (a page of 24 charts opens at once),
+# and runs the search box: charts by task or family, rows of searchable tables by their text.
+_SCRIPT = """
+(function () {
+  var charts = Array.prototype.slice.call(document.querySelectorAll("figure.chart"));
+  var query = "";
+  function spec(fig) { return JSON.parse(document.getElementById(fig.id + "-spec").textContent); }
+  function draw(fig) {
+    if (fig.dataset.drawn || typeof Plotly === "undefined") { return; }
+    var s = spec(fig);
+    fig.dataset.drawn = "1";
+    Plotly.newPlot(fig.querySelector(".plot"), s.data, s.layout, {responsive: true, displaylogo: false});
+    filterChart(fig);
+  }
+  function familiesOf(fig) { return JSON.parse(fig.dataset.families || "[]"); }
+  function filterChart(fig) {
+    var task = (fig.dataset.task || "").toLowerCase();
+    var fams = familiesOf(fig);
+    var wanted = null;  // null: every family
+    var show = true;
+    if (query && task.indexOf(query) < 0) {
+      wanted = fams.filter(function (f) { return f.toLowerCase().indexOf(query) >= 0; });
+      show = wanted.length > 0 || (fams.length === 0 && task.indexOf(query) >= 0);
+    }
+    fig.style.display = show ? "" : "none";
+    if (!fig.dataset.drawn || fams.length === 0) { return; }
+    var div = fig.querySelector(".plot");
+    var visible = div.data.map(function (t) {
+      if (wanted === null || !t.legendgroup || fams.indexOf(t.legendgroup) < 0) { return true; }
+      return wanted.indexOf(t.legendgroup) >= 0 ? true : "legendonly";
+    });
+    if (query || fig.dataset.filtered) {
+      Plotly.restyle(div, {visible: visible});
+      fig.dataset.filtered = query ? "1" : "";
+    }
+  }
+  function filterRows() {
+    var rows = document.querySelectorAll("tr[data-search]");
+    var shown = 0;
+    rows.forEach(function (tr) {
+      var ok = !query || tr.dataset.search.toLowerCase().indexOf(query) >= 0;
+      tr.style.display = ok ? "" : "none";
+      if (ok) { shown += 1; }
+    });
+    // a collapsed group opens while a search finds rows in it, and closes again after
+    document.querySelectorAll("details.collapsed").forEach(function (d) {
+      var hit = query && Array.prototype.some.call(d.querySelectorAll("tr[data-search]"), function (tr) {
+        return tr.style.display !== "none";
+      });
+      if (hit) { d.open = true; d.dataset.searchOpened = "1"; }
+      else if (d.dataset.searchOpened) { d.open = false; d.dataset.searchOpened = ""; }
+    });
+    return [shown, rows.length];
+  }
+  function apply() {
+    charts.forEach(filterChart);
+    var r = filterRows();
+    var figs = charts.filter(function (f) { return f.style.display !== "none"; }).length;
+    var status = document.getElementById("search-status");
+    if (status) {
+      status.textContent = query ? (figs + " of " + charts.length + " figures, " + r[0] + " of " + r[1] + " table rows") : "";
+    }
+  }
+  var box = document.getElementById("search");
+  if (box) { box.addEventListener("input", function () { query = box.value.trim().toLowerCase(); apply(); }); }
+  if ("IntersectionObserver" in window) {
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) { if (e.isIntersecting) { draw(e.target); seen.unobserve(e.target); } });
+    }, {rootMargin: "600px"});
+    charts.forEach(function (c) { seen.observe(c); });
+  } else { charts.forEach(draw); }
+  // a link to a chart draws it before the browser scrolls there
+  document.addEventListener("click", function (ev) {
+    var a = ev.target.closest ? ev.target.closest("a[href^='#']") : null;
+    if (!a) { return; }
+    var target = document.getElementById(a.getAttribute("href").slice(1));
+    if (target && target.classList.contains("chart")) { target.style.display = ""; draw(target); }
+  });
+  window.mirageCharts = {draw: draw, charts: charts};
+})();
+"""
+
+
+def figure_json(figure: go.Figure) -> str:
+    """The figure as compact JSON (Plotly's own encoder: NaN as null) that can sit inside a
+    ``<script>`` element (no ``</`` to end it early)."""
+    return str(figure.to_json(validate=False, pretty=False, engine="json")).replace("</", "<\\/")
+
+
+def chart_html(chart: Chart) -> str:
+    """A chart's element: an empty plot area, its figure as JSON (drawn by the page's script), and
+    its caption; ``data-task``/``data-families`` are what the search box matches."""
+    payload = figure_json(chart.figure)
+    cap = f"<figcaption>{html.escape(chart.caption)}</figcaption>" if chart.caption else ""
+    return (
+        f'<figure class="chart" id="{html.escape(chart.anchor, quote=True)}" '
+        f'data-task="{html.escape(chart.task, quote=True)}" '
+        f'data-families="{html.escape(json.dumps(list(chart.families)), quote=True)}">'
+        f'<div class="plot"></div><script type="application/json" id="{html.escape(chart.anchor, quote=True)}-spec">'
+        f"{payload}</script>{cap}</figure>"
+    )
+
+
+def search_box(placeholder: str = "filter tasks and families") -> str:
+    """The page's search box (filters charts and the rows of searchable tables)."""
+    return (
+        f'<div class="search"><input id="search" type="search" placeholder="{html.escape(placeholder, quote=True)}" '
+        'aria-label="filter"><span class="status" id="search-status"></span></div>'
+    )
+
+
+def interactive_document(title: str, body_html: str, *, plotly: bool = True) -> str:
+    """A complete page: ``body_html`` with its charts, plotly.js inlined (``plotly=False`` for a page
+    with no chart, e.g. ``--static``: the search box still works) and the page's script."""
+    scripts = ([plotly_js()] if plotly else []) + [_SCRIPT]
+    return html_document(title, body_html, css=_CSS, scripts=scripts)
