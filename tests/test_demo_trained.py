@@ -80,6 +80,7 @@ def test_report_has_the_three_predictions_with_figures(quick_demo):
     # the forecast the page shows is on disk too, and its back-test holds out the larger half
     bt = pd.read_csv(out / "forecast" / "backtests.csv")
     assert len(bt) == 3 and (out / "forecast" / "report.html").exists()
+    assert page.count('<figure class="chart"') >= 4  # interactive: the four predictions' charts
     assert not re.search(r'(src|href)="https?://', page)
     assert (out / "analysis" / "report.html").exists()
 

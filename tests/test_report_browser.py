@@ -1,6 +1,7 @@
-"""The reports are real pages (the analysis report and the demo's three-predictions page):
-headless Chromium opens each, every figure has drawn pixels, the
-full-page screenshot is not blank, and nothing is fetched from the network.
+"""The static reports (``--static``: PNG figures, for papers) are real pages (the analysis report
+and the demo's three-predictions page): headless Chromium opens each, every figure has drawn
+pixels, the full-page screenshot is not blank, and nothing is fetched from the network. The
+interactive reports are checked in a driven browser by ``test_report_interactive.py``.
 
 Chromium is the Debian package ``chromium`` (``.ci/run`` installs it when missing). Without it
 the test skips with a clear message, unless ``CI`` is set: there a missing browser is a failure.
@@ -77,7 +78,7 @@ def _story_page(root: Path) -> Path:
     ]
     write_records(pa.concat_tables(tables), root / "store" / "records.parquet")
     result = run_analysis(read_inputs([root / "store"]), AnalysisSettings(seed=0, bootstrap=100))
-    write_story(story_tables(result), root / "report.html", analysis_link=None)
+    write_story(story_tables(result), root / "report.html", analysis_link=None, static=True)
     return root / "report.html"
 
 
@@ -98,6 +99,7 @@ def report(request, tmp_path_factory, pythia_table) -> Path:
             "--bootstrap",
             "50",
             "--quiet",
+            "--static",
         ],
     )
     assert result.exit_code == 0, result.stderr

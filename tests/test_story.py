@@ -165,7 +165,7 @@ def test_missing_large_task_gives_an_empty_table_and_says_not_run(result, jumpy_
     jumpy, text = jumpy_page  # the jumpy family has no arithmetic_10x records
     assert jumpy.prediction2.empty
     assert "Not run: the records hold no task &#x27;arithmetic_10x&#x27;" in text
-    assert text.count('<img src="data:image/png;base64,') == 2  # predictions 1 and 3
+    assert text.count('<figure class="chart"') == 2  # predictions 1 and 3, interactive
 
 
 def test_missing_lengths_and_resolution_do_not_raise(result, tmp_path):
@@ -178,8 +178,11 @@ def test_missing_lengths_and_resolution_do_not_raise(result, tmp_path):
     write_story(tables, tmp_path / "p.html", analysis_link=None)
     text = (tmp_path / "p.html").read_text()
     assert "Not measured: the analysis has no by-length table" in text
-    assert text.count('<img src="data:image/png;base64,') == 2  # predictions 1 and 2
-    assert "href=" not in text  # no link when asked for none
+    assert text.count('<figure class="chart"') == 2  # predictions 1 and 2, interactive
+    write_story(tables, tmp_path / "static.html", analysis_link=None, static=True)
+    static = (tmp_path / "static.html").read_text()
+    assert static.count('<img src="data:image/png;base64,') == 2 and "<script>" not in static
+    assert "href=" not in re.sub(r"<script>.*?</script>", "", text, flags=re.S)  # no link when asked for none
     empty = story_tables(result, main_task="nothing")
     assert empty.prediction1.empty and empty.prediction2.empty and empty.prediction3.empty
     assert story_figures(empty) == {}
@@ -236,7 +239,8 @@ def test_write_story_writes_one_self_contained_page_atomically(result, tmp_path)
     for heading in HEADINGS[1:3]:
         assert f"<h2>{heading}</h2>" in text
     assert HEADINGS[3] not in text  # no forecast given: no prediction 4 section
-    assert text.count('<img src="data:image/png;base64,') == 3
+    assert text.count('<figure class="chart"') == 3
+    text = re.sub(r"<script>.*?</script>", "", text, flags=re.S)  # plotly.js itself names urls it never fetches
     assert "<p>INTRO</p>" in text and "<th>final_loss</th>" in text and "<th>seconds</th>" not in text
     assert "<th>model</th>" in text and "<td>smooth-m7</td>" in text  # TrainedModel.name is the model
     # no external resources: no http(s) or protocol-relative src/href, no CSS url()/@import

@@ -38,7 +38,7 @@ def test_theory_writes_curves_emergence_crossings_figure_and_report(tmp_path):
     png = (out / "figures" / "theory.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and 'src="http' not in html  # self-contained, no network
+    assert '<figure class="chart"' in html and 'src="http' not in html  # interactive, self-contained
     assert not list(out.parent.glob(".th*"))  # no temporary leftovers
 
 

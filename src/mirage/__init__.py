@@ -85,6 +85,8 @@ _EXPORTS: dict[str, str] = {
     "write_story": "mirage.io.outputs",
     "story_summary": "mirage.report.story",
     "print_summary": "mirage.report.terminal",
+    "summary_of": "mirage.io.outputs",
+    "summary_json": "mirage.io.outputs",
     "evaluate_family": "mirage.evaluate.run",
     "evaluate_family_ray": "mirage.evaluate.ray_runner",
     "UntilPass": "mirage.evaluate.until_pass",
@@ -145,6 +147,8 @@ __all__ = [
     "run_vision",
     "story_summary",
     "story_tables",
+    "summary_json",
+    "summary_of",
     "train_family",
     "write_analysis",
     "write_forecast",
@@ -171,7 +175,16 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .io.family import load_family
     from .io.files import ensure_writable
     from .io.inputs import inputs_from_frame, parse_filters, read_inputs
-    from .io.outputs import write_analysis, write_forecast, write_meta, write_story, write_theory, write_vision
+    from .io.outputs import (
+        summary_json,
+        summary_of,
+        write_analysis,
+        write_forecast,
+        write_meta,
+        write_story,
+        write_theory,
+        write_vision,
+    )
     from .io.records import read_records, write_records
     from .io.tasks import load_task
     from .metrics import Metric, compute_sample_metrics, metric_kind, parse_kind_overrides, register_metric

@@ -11,6 +11,7 @@ import functools
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, List, Optional, TypeVar
 
@@ -24,6 +25,27 @@ from .errors import MirageInputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mirage {mirage.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print mirage's version and exit."
+    ),
+) -> None:
+    """Options before the command."""
+
+
+# the options every command shares
+QUIET_HELP = "Print no progress and no summary: only the report path (or, with --json, the JSON)."
+JSON_HELP = "Print the run's summary as one JSON document on stdout (the human summary goes to stderr)."
+STATIC_HELP = "Write report.html with PNG figures (for papers) instead of interactive charts."
 
 
 def _path_errnos() -> frozenset[int]:
@@ -147,7 +169,9 @@ def analyze_cmd(
     ),
     min_models: int = typer.Option(4, help="Fewest models for a verdict (>= 3)."),
     max_figures: int = typer.Option(24, min=0, help="Most task figures to draw (most informative first)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+    static: bool = typer.Option(False, "--static", help=STATIC_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Curves with intervals, emergence scores and verdicts -> OUT/{curves,emergence,verdicts}.csv, summary.json, figures/, report.html."""
     mirage.check_seed(seed)
@@ -175,13 +199,19 @@ def analyze_cmd(
         tokenizer=tokenizer,
     )
     result = mirage.write_analysis(
-        mirage.run_analysis(data, settings), out, max_figures=max_figures, progress=not quiet
+        mirage.run_analysis(data, settings), out, max_figures=max_figures, progress=not quiet, static=static
     )
-    _done(result, Path(out) / "report.html", quiet)
+    _done(result, Path(out) / "report.html", quiet, json_)
 
 
-def _done(result: Any, report: Path, quiet: bool) -> None:
-    """What every command ends with: the result's summary (unless quiet), then the report's path."""
+def _done(result: Any, report: Path, quiet: bool, as_json: bool = False) -> None:
+    """What every command ends with: the result's summary (unless quiet), then the report's path;
+    with ``as_json`` stdout holds only the summary as JSON (the human summary goes to stderr)."""
+    if as_json:
+        if not quiet:
+            mirage.print_summary(result, sys.stderr)
+        typer.echo(mirage.summary_json(result, report=str(report)))
+        return
     if not quiet:
         mirage.print_summary(result)
     typer.echo(str(report))
@@ -213,14 +243,34 @@ def demo_cmd(
     ),
     seed: int = typer.Option(0, help="Seed of training, problem choice and bootstrap."),
     threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these tiny models)."),
+    static: bool = typer.Option(False, "--static", help=STATIC_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The story end to end, no downloads: train a transformer family on arithmetic here, evaluate it on held-out problems, and report the paper's three predictions (or, with --bundled, analyse the real Pythia/OPT/BLOOM tables)."""
     mirage.check_seed(seed)
     _writable(out or Path("mirage-demo-bundled" if bundled else "mirage-demo"), replaced_whole=bundled)
+    target = out or Path("mirage-demo-bundled" if bundled else "mirage-demo")
+    # the demo prints its own paragraph and report path; with --json they go to stderr
     if bundled:
-        mirage.run_demo(out or Path("mirage-demo-bundled"))
+        result = mirage.run_demo(target, quiet=quiet, static=static, stream=sys.stderr if json_ else sys.stdout)
+        summary: Any = result
+        extra: dict[str, Any] = {}
     else:
-        mirage.run_trained_demo(out or Path("mirage-demo"), quick=quick, seed=seed, threads=threads)
+        result, _tables, text = mirage.run_trained_demo(
+            target,
+            quick=quick,
+            seed=seed,
+            threads=threads,
+            quiet=quiet,
+            static=static,
+            stream=sys.stderr if json_ else sys.stdout,
+        )
+        summary, extra = result, {"story": text}
+    if json_:
+        typer.echo(mirage.summary_json(summary, report=str(target / "report.html"), **extra))
+    elif quiet:
+        typer.echo(str(target / "report.html"))
 
 
 @app.command("theory")
@@ -235,7 +285,9 @@ def theory_cmd(
     choices: int = typer.Option(2, help="Options K of the multiple-choice grade."),
     emergence_models: int = typer.Option(8, help="Log-spaced models at which emergence scores are taken."),
     out: Path = typer.Option(Path("mirage-theory"), "--out", "-o", help="Output directory (written atomically)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+    static: bool = typer.Option(False, "--static", help=STATIC_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The paper's model: smooth per-token loss, sharp accuracy -> OUT/{theory,emergence,crossings}.csv, figures/theory.png, report.html (mirage.run_theory)."""
     try:
@@ -254,8 +306,8 @@ def theory_cmd(
     )
     _writable(out)
     result = mirage.run_theory(settings)
-    mirage.write_theory(result, out)
-    _done(result, Path(out) / "report.html", quiet)
+    mirage.write_theory(result, out, static=static)
+    _done(result, Path(out) / "report.html", quiet, json_)
 
 
 @app.command("meta")
@@ -278,7 +330,9 @@ def meta_cmd(
     tokenizer: Optional[str] = _TOKENIZER,
     metric_kind: List[str] = _METRIC_KIND,
     top: int = typer.Option(12, min=0, help="Strongest apparent emergences to plot."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+    static: bool = typer.Option(False, "--static", help=STATIC_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Meta-analysis (mirage.run_meta): emergence score of every curve, where apparent emergence concentrates -> OUT/meta_*.csv, figures/, report.html."""
     settings = mirage.MetaSettings(threshold=threshold, kind_overrides=mirage.parse_kind_overrides(metric_kind))
@@ -292,8 +346,13 @@ def meta_cmd(
         tokenizer=tokenizer,
     )
     result = mirage.run_meta(data, settings)
-    mirage.write_meta(result, out, top=top, progress=not quiet)
-    _done(result, Path(out) / "report.html", quiet)
+    figures = mirage.write_meta(result, out, top=top, progress=not quiet, static=static)
+    _done(
+        replace(result, summary=dict(result.summary, figures=sorted(p.name for p in figures.values()))),
+        Path(out) / "report.html",
+        quiet,
+        json_,
+    )
 
 
 @app.command("forecast")
@@ -360,7 +419,9 @@ def vision_cmd(
         None, help="Omniglot PNG folders for the transformer (default: scikit-learn digits)."
     ),
     max_images: int = typer.Option(5000, min=100, help="Seeded subsample of larger on-disk datasets."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the report path."),
+    static: bool = typer.Option(False, "--static", help=STATIC_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train vision families and score the same predictions with continuous and discontinuous metrics (mirage.run_vision)."""
     names = mirage.parse_experiments(experiment)
@@ -376,7 +437,7 @@ def vision_cmd(
         max_images=max_images,
     )
     result = mirage.run_vision(settings, progress=not quiet)
-    _done(result, mirage.write_vision(result, out), quiet)
+    _done(result, mirage.write_vision(result, out, static=static), quiet, json_)
 
 
 @app.command("eval")
@@ -404,7 +465,8 @@ def eval_cmd(
     threads: Optional[int] = typer.Option(
         None, min=1, help="CPU threads for torch (default: torch's choice; 1 suits small models on a busy machine)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only the store path."),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     ray: Optional[str] = typer.Option(
         None,
         "--ray",
@@ -444,6 +506,15 @@ def eval_cmd(
         result = mirage.evaluate_family_ray(spec, tsk, out, address=ray, max_retries=ray_retries, **kwargs)
     else:
         result = mirage.evaluate_family(spec, tsk, out, **kwargs)
+    if json_:
+        if not quiet:
+            for line in result.summary_lines():
+                typer.echo(line, err=True)
+        typer.echo(mirage.summary_json(result))
+        return
+    if quiet:
+        typer.echo(str(out))
+        return
     for line in result.summary_lines():
         typer.echo(line)
 
@@ -491,7 +562,8 @@ def train_family_cmd(
         "-o",
         help="Output directory (models are reused when already trained with the same settings).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars; print only the family.yaml path."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only the family.yaml path."),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train a GPT-2 family on arithmetic (mirage.train_family) -> OUT/<model>/, family.yaml, heldout.jsonl, quick_eval.csv."""
     if task != "arithmetic":
@@ -516,7 +588,8 @@ def train_family_cmd(
         for m in result.models:
             typer.echo(
                 f"{m.name:>6}: {m.params:>9,} params, final loss {m.final_loss:.3f}, "
-                f"{'reused' if m.cached else f'{m.seconds:.1f} s'}"
+                f"{'reused' if m.cached else f'{m.seconds:.1f} s'}",
+                err=json_,
             )
         s = result.summary
         if s:
@@ -524,9 +597,10 @@ def train_family_cmd(
             typer.echo(
                 f"held-out exact match {em['values']} (jump share {em['jump_share']:.2f}); "
                 f"per-token log-prob {lp['values']} (jump share {lp['jump_share']:.2f}); "
-                f"{len(result.models)} models in {result.seconds:.1f} s"
+                f"{len(result.models)} models in {result.seconds:.1f} s",
+                err=json_,
             )
-    typer.echo(str(result.family_yaml))
+    typer.echo(mirage.summary_json(result) if json_ else str(result.family_yaml))
 
 
 # ----------------------------------------------------------------------------- end of commands

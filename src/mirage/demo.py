@@ -10,11 +10,12 @@ inside the package (``mirage/data``, Apache-2.0, from the EleutherAI/pythia repo
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -41,8 +42,11 @@ from .train.arithmetic import first_per_cell, make_config, train_family
 __all__ = ["BUNDLED_TABLES", "bundled_path", "demo_task_files", "long_subset", "run_demo", "run_trained_demo"]
 
 
-def run_demo(out: str | Path = "mirage-demo", quiet: bool = False) -> AnalysisResult:
-    """``mirage demo --bundled``: analyse the bundled Pythia/OPT/BLOOM tables into ``out``."""
+def run_demo(
+    out: str | Path = "mirage-demo", quiet: bool = False, *, static: bool = False, stream: IO[str] | None = None
+) -> AnalysisResult:
+    """``mirage demo --bundled``: analyse the bundled Pythia/OPT/BLOOM tables into ``out``; unless
+    ``quiet``, print a paragraph and the report's path on ``stream`` (default stdout)."""
     start = time.perf_counter()
     inputs = read_inputs([bundled_path(n) for n in BUNDLED_TABLES])
     result = analyze(
@@ -52,11 +56,12 @@ def run_demo(out: str | Path = "mirage-demo", quiet: bool = False) -> AnalysisRe
         title="mirage demo: Pythia, OPT and BLOOM",
         progress=not quiet,
         featured_tasks=("lambada_openai",),
+        static=static,
     )
     elapsed = time.perf_counter() - start
     if not quiet:
-        print(bundled_demo_paragraph(result, elapsed))
-        print(Path(out) / "report.html")
+        print(bundled_demo_paragraph(result, elapsed), file=stream or sys.stdout)
+        print(Path(out) / "report.html", file=stream or sys.stdout)
     return result
 
 
@@ -127,6 +132,8 @@ def run_trained_demo(
     threads: int = 1,
     quiet: bool = False,
     batch_size: int = 128,
+    static: bool = False,
+    stream: IO[str] | None = None,
 ) -> tuple[AnalysisResult, StoryTables, str]:
     """The whole story on a family trained here: train (or reuse) -> eval -> analyze -> report.
 
@@ -135,7 +142,9 @@ def run_trained_demo(
     under ``OUT/store``), and the smaller half of the family again on ten times as many problems;
     analyses the records (``OUT/analysis``) and writes ``OUT/report.html`` with the paper's three
     predictions (:mod:`mirage.analysis.story`, :mod:`mirage.report.story`). Reports what it measures: if exact match is not sharp for
-    this family the report and the summary say so.
+    this family the report and the summary say so. Both reports are interactive unless ``static``.
+    Unless ``quiet``, prints the summary and the report's path on ``stream`` (default stdout);
+    progress goes to stderr. Returns the analysis, the story's tables and the summary.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -155,6 +164,7 @@ def run_trained_demo(
         out / "analysis",
         title="mirage demo: a transformer family trained here on arithmetic (all analyses)",
         progress=not quiet,
+        static=static,
     )
     # Prediction 4: the larger half forecast from the smaller half of the family (a back-test)
     forecast = run_forecast(
@@ -184,9 +194,10 @@ def run_trained_demo(
         intro_html=intro,
         title="mirage demo: is the jump in exact match real, or made by the metric?",
         analysis_link="analysis/report.html",
+        static=static,
     )
     text = f"Trained, evaluated and analysed {len(fam.models)} models in {elapsed:.0f} s. " + story_summary(tables)
     if not quiet:
-        print(text)
-        print(out / "report.html")
+        print(text, file=stream or sys.stdout)
+        print(out / "report.html", file=stream or sys.stdout)
     return result, tables, text

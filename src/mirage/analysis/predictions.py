@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from rich.progress import track
 
 from ..errors import MirageInputError
+from ..progress import progress_iter
 from ..schema.checks import positive_array, whole_lengths
 from ..schema.results import Predictions
 from ..schema.settings import AnalysisSettings
@@ -157,7 +157,7 @@ def predict_from_sample_metrics(
     pred_rows, fit_rows = [], []
     groups = samples.groupby(keys, sort=True, dropna=False)
     if progress:
-        groups = track(groups, total=groups.ngroups, description="predicting exact match")
+        groups = progress_iter(groups, "predicting exact match", total=groups.ngroups, unit="curve")
     for key, g in groups:
         base = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         base.setdefault("shots", pd.NA)

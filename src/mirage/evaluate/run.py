@@ -49,6 +49,7 @@ import pyarrow as pa
 from ..errors import MirageInputError
 from ..io.family import SCALE_COLUMNS, FamilySpec, ModelSpec, load_family
 from ..io.tasks import Sample, Task, load_task
+from ..progress import ProgressBar, progress_bar
 from ..schema.records import RECORD_SCHEMA, normalize_records
 from .backends import Backend, HFCausalLM, check_checkpoint, checkpoint_fingerprint
 from .hub import resolve_commit
@@ -456,25 +457,9 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-class _NoBar:
-    """What the progress calls do when no bar is shown: nothing."""
-
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix_str(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, initial: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm  # optional dependency (mirage[eval]): a bar only when progress is shown
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="sample", dynamic_ncols=True)
+def _progress(total: int, initial: int, desc: str, enabled: bool) -> ProgressBar:
+    """Samples done of one shard: a bar on a terminal, plain lines in a file, on stderr."""
+    return progress_bar(total, desc, unit="sample", initial=initial, enabled=enabled)
 
 
 def summary_lines(result: EvalResult) -> list[str]:

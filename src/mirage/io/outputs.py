@@ -7,22 +7,24 @@ is. File names come from the table specs (:mod:`mirage.schema.tables`); figures 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.progress import track
 
+from ..progress import progress_iter
 from ..report.analysis import analysis_report, task_charts, task_figures
 from ..report.figures import prediction_overlay
 from ..report.forecast import forecast_figure, forecast_report
-from ..report.meta import meta_report, plot_score_distribution, plot_strongest
+from ..report.meta import meta_report, plot_score_distribution, plot_strongest, strongest_chart
 from ..report.png import close, data_uri, encode_png
 from ..report.story import story_page
-from ..report.theory import theory_figure, theory_report
-from ..report.vision import vision_figure, vision_report
+from ..report.terminal import theory_summary, vision_summary
+from ..report.theory import theory_chart, theory_figure, theory_report
+from ..report.vision import vision_chart, vision_figure, vision_report
 from ..schema.results import AnalysisResult, ForecastResult, MetaResult, StoryTables, TheoryResult, VisionResult
 from ..schema.tables import (
     BACKTESTS,
@@ -53,7 +55,7 @@ from ..schema.tables import (
     VISION_PREDICTIONS,
     VISION_SCORES,
 )
-from .files import atomic_dir, slug, write_csv, write_json, write_parquet, write_text
+from .files import atomic_dir, json_default, slug, write_csv, write_json, write_parquet, write_text
 
 THEORY_FIGURE = "theory.png"
 META_FIGURES = ("emergence_distribution.png", "strongest.png")
@@ -111,9 +113,9 @@ def write_analysis(
     return dataclasses.replace(result, summary=summary)
 
 
-def write_theory(result: TheoryResult, out_dir: str | Path) -> Path:
+def write_theory(result: TheoryResult, out_dir: str | Path, *, static: bool = False) -> Path:
     """Write ``theory.csv``, ``emergence.csv``, ``crossings.csv``, ``figures/theory.png`` and
-    ``report.html`` atomically; return ``out_dir``."""
+    ``report.html`` (interactive unless ``static``) atomically; return ``out_dir``."""
     fig = theory_figure(result)
     try:
         png = encode_png(fig, dpi=110)  # rendered once: the figure file and the report's image
@@ -125,7 +127,7 @@ def write_theory(result: TheoryResult, out_dir: str | Path) -> Path:
         write_csv(tmp / CROSSINGS.file, result.crossings)
         (tmp / FIGURES_DIR).mkdir()
         (tmp / FIGURES_DIR / THEORY_FIGURE).write_bytes(png)
-        write_text(tmp / REPORT_FILE, theory_report(result, png))
+        write_text(tmp / REPORT_FILE, theory_report(result, png, None if static else theory_chart(result)))
     return Path(out_dir)
 
 
@@ -161,10 +163,11 @@ def write_meta(
     top: int = 12,
     title: str = "mirage meta-analysis",
     progress: bool = False,
+    static: bool = False,
 ) -> dict[str, Path]:
     """Write ``meta_curves.csv``, ``meta_emergence.csv``, ``meta_by_metric.csv``, ``meta_pairs.csv``,
-    ``meta_rescore.csv``, ``summary.json``, ``figures/`` and ``report.html`` atomically; return the
-    figure paths."""
+    ``meta_rescore.csv``, ``summary.json``, ``figures/`` and ``report.html`` (interactive unless
+    ``static``) atomically; return the figure paths."""
     steps = [
         (META_FIGURES[0], lambda: plot_score_distribution(result.emergence, result.summary["threshold"])),
         (META_FIGURES[1], lambda: plot_strongest(result.curves, result.emergence, result.pairs, top)),
@@ -177,7 +180,7 @@ def write_meta(
         write_csv(tmp / META_RESCORE.file, result.rescore)
         (tmp / FIGURES_DIR).mkdir()
         uris = {}
-        for name, make in track(steps, description="figures") if progress else steps:
+        for name, make in progress_iter(steps, "figures", unit="figure", enabled=progress):
             fig = make()
             if fig is None:
                 continue
@@ -186,36 +189,15 @@ def write_meta(
             (tmp / FIGURES_DIR / name).write_bytes(png)
             uris[name] = data_uri(png)
         write_json(tmp / SUMMARY_FILE, dict(result.summary, figures=sorted(uris)))
-        write_text(tmp / REPORT_FILE, meta_report(result, uris, title))
+        strongest = None if static else strongest_chart(result.curves, result.emergence, result.pairs, top)
+        write_text(tmp / REPORT_FILE, meta_report(result, uris, title, strongest))
     return {name: Path(out_dir) / FIGURES_DIR / name for name in uris}
 
 
-def vision_summary(result: VisionResult) -> dict[str, Any]:
-    """What ``summary.json`` of ``mirage vision`` holds: settings, timings, experiments, comparisons."""
-    return dict(
-        quick=result.settings.quick,
-        seed=result.settings.seed,
-        seconds=result.seconds,
-        experiments=[
-            dict(
-                name=e.name,
-                family=e.family,
-                task=e.task,
-                epochs=e.epochs,
-                n_models=e.n_models,
-                headline=e.headline,
-                subset_k=list(e.subset_k),
-                reconstruction_c=list(e.reconstruction_c),
-            )
-            for e in result.experiments
-        ],
-        comparisons=[dict(asdict(c), discontinuous_exceeds=c.discontinuous_exceeds) for c in result.comparisons],
-    )
-
-
-def write_vision(result: VisionResult, out_dir: str | Path) -> Path:
+def write_vision(result: VisionResult, out_dir: str | Path, *, static: bool = False) -> Path:
     """Write ``scores.csv``, ``emergence.csv``, ``_predictions.parquet``, ``summary.json``,
-    ``figures/*.png`` and ``report.html`` atomically; return the report path."""
+    ``figures/*.png`` and ``report.html`` (interactive unless ``static``) atomically; return the
+    report path."""
     figures = {}
     for e in result.experiments:
         fig = vision_figure(e, result.emergence)
@@ -233,7 +215,8 @@ def write_vision(result: VisionResult, out_dir: str | Path) -> Path:
         (tmp / FIGURES_DIR).mkdir()
         for name, png in figures.items():
             (tmp / FIGURES_DIR / f"{name}.png").write_bytes(png)
-        write_text(tmp / REPORT_FILE, vision_report(result, figures))
+        charts = None if static else {e.name: vision_chart(e, result.emergence) for e in result.experiments}
+        write_text(tmp / REPORT_FILE, vision_report(result, figures, charts))
     return Path(out_dir) / REPORT_FILE
 
 
@@ -245,10 +228,75 @@ def write_story(
     title: str = "mirage demo",
     intro_html: str = "",
     analysis_link: str | None = "analysis/report.html",
+    static: bool = False,
 ) -> Path:
-    """Write the demo's three-predictions page (one self-contained HTML file) atomically."""
+    """Write the demo's three-predictions page (one self-contained HTML file; interactive unless
+    ``static``) atomically."""
     write_text(
         Path(path),
-        story_page(tables, family_table=family_table, title=title, intro_html=intro_html, analysis_link=analysis_link),
+        story_page(
+            tables,
+            family_table=family_table,
+            title=title,
+            intro_html=intro_html,
+            analysis_link=analysis_link,
+            static=static,
+        ),
     )
     return Path(path)
+
+
+def summary_of(result: Any) -> dict[str, Any]:
+    """A run's summary as JSON-ready data (``--json``): what ``summary.json`` holds for analyze,
+    meta and vision; the law and its crossings for theory; the fields of any other result (eval's
+    shards, train-family's models), tables left out."""
+    if isinstance(result, (AnalysisResult, MetaResult)):
+        return dict(result.summary)
+    if isinstance(result, VisionResult):
+        return vision_summary(result)
+    if isinstance(result, TheoryResult):
+        return theory_summary(result)
+    if isinstance(result, dict):
+        return dict(result)
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return {
+            f.name: _plain(getattr(result, f.name))
+            for f in dataclasses.fields(result)
+            if _kept(getattr(result, f.name))
+        }
+    raise TypeError(f"no summary for a {type(result).__name__}")
+
+
+def _kept(value: Any) -> bool:
+    return not isinstance(value, (pd.DataFrame, pd.Series))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if _kept(getattr(value, f.name))
+        }
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def summary_json(result: Any, **extra: Any) -> str:
+    """:func:`summary_of` ``result`` (and ``extra`` keys, e.g. the report's path) as one JSON
+    document (no NaN: non-finite numbers as strings)."""
+    data = dict(summary_of(result), **extra)
+    return json.dumps(_finite(data), default=json_default, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -123,7 +123,6 @@ def task_charts(result: AnalysisResult, keys: Iterable[FigureKey]) -> list[Chart
                 pred = pred[pred["shots"] == shots]
         fig = metric_panels(sub, floors=floors_of(result, task, shots), predictions=pred, scale_label=scale)
         fig.update_layout(title=dict(text=html.escape(figure_title(task, shots)), x=0.01, font=dict(size=15)))
-        fig.update_layout(margin=dict(t=95))
         families = tuple(sorted(map(str, sub["family"].unique())))
         charts.append(
             Chart(

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from .html import html_document
@@ -53,8 +54,6 @@ FONT = "-apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 @functools.cache
 def plotly_js() -> str:
     """plotly.js (minified), as plotly.py ships it: inlined once per page, never fetched."""
-    from plotly.offline import get_plotlyjs
-
     return str(get_plotlyjs())
 
 
@@ -116,7 +115,7 @@ def n_text(n: Any) -> str:
 
 
 POINT_HOVER = (
-    "<b>%{fullData.name}</b><br>model %{customdata[0]}<br>scale %{x:.4g}<br>value %{y:.4g}"
+    "<b>%{fullData.name}</b><br>model %{customdata[0]}<br>%{customdata[5]} %{customdata[4]}<br>value %{y:.4g}"
     "<br>interval %{customdata[1]}<br>n %{customdata[2]}<extra>%{customdata[3]}</extra>"
 )
 
@@ -132,18 +131,21 @@ def point_trace(
     metric: str = "",
     x: str = "scale",
     mode: str = "lines+markers",
+    dodge: float = 1.0,
 ) -> go.Scatter:
     """One curve: points (models) joined by a line, asymmetric interval bars from ``ci_low`` and
     ``ci_high``, and a tooltip with model, scale, value, interval and n. ``frame`` has ``model``,
-    ``x``, ``value`` and optionally ``ci_low``, ``ci_high``, ``n_samples``; sorted by ``x`` here."""
+    ``x``, ``value`` and optionally ``ci_low``, ``ci_high``, ``n_samples``; sorted by ``x`` here.
+    ``dodge`` multiplies x where it is drawn (two sets of points at one scale side by side on a
+    log axis); the tooltip keeps the true x."""
     g = frame.sort_values(x)
     y = g["value"].to_numpy(dtype=float)
     lo = g["ci_low"].to_numpy(dtype=float) if "ci_low" in g else np.full(len(g), np.nan)
     hi = g["ci_high"].to_numpy(dtype=float) if "ci_high" in g else np.full(len(g), np.nan)
     n = g["n_samples"] if "n_samples" in g else pd.Series([None] * len(g))
     custom = [
-        [str(m), interval_text(a, b), n_text(k), metric]
-        for m, a, b, k in zip(g["model"] if "model" in g else [""] * len(g), lo, hi, n)
+        [str(m), interval_text(a, b), n_text(k), metric, _num(xv), x]
+        for m, a, b, k, xv in zip(g["model"] if "model" in g else [""] * len(g), lo, hi, n, g[x])
     ]
     has_ci = bool(np.isfinite(lo).any() and np.isfinite(hi).any())
     error_y = (
@@ -160,7 +162,7 @@ def point_trace(
         else None
     )
     return go.Scatter(
-        x=_rounded(g[x]),
+        x=_rounded(g[x].to_numpy(dtype=float) * dodge),
         y=_rounded(y),
         mode=mode,
         name=name,
@@ -232,7 +234,7 @@ def style_figure(fig: go.Figure, *, height: int, legend_title: str | None, title
         template="none",  # no theme JSON in every chart: the page stays small
         title=dict(text=title, x=0.01, font=dict(size=15)) if title else None,
         height=height,
-        margin=dict(l=60, r=20, t=70 if title else 40, b=50),
+        margin=dict(l=60, r=20, t=110 if title else 60, b=50),
         font=dict(family=FONT, size=12, color="#1d1d1f"),
         paper_bgcolor="white",
         plot_bgcolor="white",

@@ -6,15 +6,19 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from plotly.subplots import make_subplots
 
 from ..schema.results import MetaResult
 from ..schema.vocab import MetricKind
 from .html import html_document, table_html
+from .interactive import Chart, chart_html, interactive_document, point_trace, style_figure
 from .png import pyplot
+from .style import is_log_metric, natural_range, padded
 
 CURVE_KEY = ["family", "task", "shots", "metric"]
 
@@ -76,61 +80,147 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
     return fig
 
 
+def _partner(pairs: pd.DataFrame, row: Any) -> str | None:
+    """The continuous metric paired with a chosen sharp curve, or None."""
+    sel = pairs[
+        (pairs["family"] == row.family)
+        & (pairs["task"] == row.task)
+        & (pairs["sharp_metric"] == row.metric)
+        & ((pairs["shots"] == row.shots) if not pd.isna(row.shots) else pairs["shots"].isna())
+    ]
+    return str(sel["continuous_metric"].iloc[0]) if len(sel) else None
+
+
+def _curve(index: pd.DataFrame, key: tuple[Any, ...]) -> pd.DataFrame:
+    return index.loc[key].sort_values("scale").reset_index()
+
+
+def _panel_title(row: Any) -> str:
+    score = "inf" if math.isinf(row.relative_score) else f"{row.relative_score:.1f}"
+    shots = "" if pd.isna(row.shots) else f", {int(row.shots)}-shot"
+    return f"#{row.rank} {row.family} · {row.task}{shots}\n{row.metric} (score {score})"
+
+
 def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.DataFrame, top: int = 12) -> Figure | None:
-    """The strongest apparent emergences, one panel each; where a continuous metric of the same
-    family and task exists its curve is drawn too (blue, rescaled onto the panel's range)."""
+    """The strongest apparent emergences, two per row: each sharp curve on its metric's whole range
+    (0-1 for rates), beside it the continuous metric of the same family and task on its own axis
+    (not rescaled), where one exists."""
     plt = pyplot()
     chosen = emergence[emergence["apparent_emergence"]].head(top)
     if chosen.empty:
         return None
     n = len(chosen)
-    ncols = min(4, n)
-    nrows = int(math.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.1 * nrows), squeeze=False)
+    per_row = min(2, n)
+    nrows = int(math.ceil(n / per_row))
+    fig, axes = plt.subplots(nrows, 2 * per_row, figsize=(3.3 * 2 * per_row, 2.8 * nrows), squeeze=False)
     index = curves.set_index(CURVE_KEY).sort_index()
-    for ax, row in zip(axes.ravel(), chosen.itertuples(index=False)):
-        key = (row.family, row.task, row.shots, row.metric)
-        g = index.loc[key].sort_values("scale")
+    for i, row in enumerate(chosen.itertuples(index=False)):
+        ax, ax2 = axes[i // per_row, 2 * (i % per_row)], axes[i // per_row, 2 * (i % per_row) + 1]
+        g = _curve(index, (row.family, row.task, row.shots, row.metric))
         ax.plot(g["scale"], g["value"], "o-", color=_KIND_COLOUR.get(row.metric_kind, "#777"), ms=4)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_locator(plt.NullLocator())  # minor log ticks cost most of the drawing time
-        score = "inf" if math.isinf(row.relative_score) else f"{row.relative_score:.1f}"
-        shots = "" if pd.isna(row.shots) else f", {int(row.shots)}-shot"
-        ax.set_title(f"#{row.rank} {row.family} · {row.task}{shots}\n{row.metric} (score {score})", fontsize=8)
-        ax.tick_params(labelsize=7)
-        partner = pairs[
-            (pairs["family"] == row.family)
-            & (pairs["task"] == row.task)
-            & (pairs["sharp_metric"] == row.metric)
-            & ((pairs["shots"] == row.shots) if not pd.isna(row.shots) else pairs["shots"].isna())
-        ]
-        if len(partner):
-            # the continuous partner, min-max rescaled onto this panel's range and oriented so
-            # improvement goes up: one axis per panel (twin axes double the drawing time)
-            pm = partner["continuous_metric"].iloc[0]
-            pg = index.loc[(row.family, row.task, row.shots, pm)].sort_values("scale")
-            pv = pg["value"].to_numpy(dtype=float)
-            if not bool(pg["higher_is_better"].iloc[0]):
-                pv = -pv
-            span = pv.max() - pv.min()
-            lo, hi = float(g["value"].min()), float(g["value"].max())
-            if span > 0:
-                ax.plot(
-                    pg["scale"],
-                    lo + (pv - pv.min()) / span * (hi - lo),
-                    "s--",
-                    color=_KIND_COLOUR["linear"],
-                    ms=3,
-                    lw=1,
-                    label=f"{pm} (rescaled, better ↑)",
-                )
-                ax.legend(fontsize=6, loc="upper left", frameon=False)
-        ax.grid(alpha=0.25, lw=0.5)
-    for ax in axes.ravel()[n:]:
+        natural = natural_range(str(row.metric_kind), g["value"].to_numpy(dtype=float))
+        if natural is not None:
+            ax.set_ylim(*padded(*natural, share=0.03))
+        ax.set_title(_panel_title(row), fontsize=8)
+        partner = _partner(pairs, row)
+        if partner is None:
+            ax2.axis("off")
+            ax2.text(
+                0.5,
+                0.5,
+                "no continuous metric\nof the same outputs",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#666",
+            )
+        else:
+            pg = _curve(index, (row.family, row.task, row.shots, partner))
+            ax2.plot(pg["scale"], pg["value"], "s-", color=_KIND_COLOUR["linear"], ms=3, lw=1)
+            better = "↑" if bool(pg["higher_is_better"].iloc[0]) else "↓"
+            ax2.set_title(f"same outputs: {partner} {better}\n(continuous, its own axis)", fontsize=8)
+            if is_log_metric(partner):
+                ax2.set_yscale("log")
+        for a in (ax, ax2):
+            if a.axison:
+                a.set_xscale("log")
+                a.xaxis.set_minor_locator(plt.NullLocator())  # minor log ticks cost most of the drawing time
+                a.tick_params(labelsize=7)
+                a.grid(alpha=0.25, lw=0.5)
+    for ax in axes.ravel()[2 * n :]:
         ax.axis("off")
-    # fixed spacing: tight_layout with twin axes costs seconds per figure
-    fig.subplots_adjust(left=0.05, right=0.95, bottom=0.06, top=0.92, wspace=0.3, hspace=0.55)
+    # fixed spacing: tight_layout costs seconds per figure of this size
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.92, wspace=0.35, hspace=0.75)
     return fig
+
+
+def strongest_chart(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.DataFrame, top: int = 12) -> Chart | None:
+    """The strongest apparent emergences as one interactive chart, a row each: the sharp curve on
+    its whole range, beside it the continuous metric of the same family and task on its own axis;
+    hover a point for model, scale, value, interval and n."""
+    chosen = emergence[emergence["apparent_emergence"]].head(top)
+    if chosen.empty:
+        return None
+    index = curves.set_index(CURVE_KEY).sort_index()
+    titles = []
+    rows = list(chosen.itertuples(index=False))
+    partners = [_partner(pairs, row) for row in rows]
+    for row, partner in zip(rows, partners):
+        titles.append(html.escape(_panel_title(row)).replace("\n", "<br>"))
+        titles.append(html.escape(f"same outputs: {partner} (its own axis)") if partner else "no continuous metric")
+    fig = make_subplots(
+        rows=len(rows),
+        cols=2,
+        subplot_titles=titles,
+        horizontal_spacing=0.12,
+        vertical_spacing=min(0.08, 0.5 / len(rows)),
+    )
+    families: list[str] = []
+    for i, (row, partner) in enumerate(zip(rows, partners)):
+        g = _curve(index, (row.family, row.task, row.shots, row.metric))
+        fig.add_trace(
+            point_trace(
+                g,
+                name=f"#{row.rank} {row.family}",
+                colour=_KIND_COLOUR.get(row.metric_kind, "#777"),
+                metric=str(row.metric),
+                showlegend=False,
+            ),
+            row=i + 1,
+            col=1,
+        )
+        natural = natural_range(str(row.metric_kind), g["value"].to_numpy(dtype=float))
+        if natural is not None:
+            fig.update_yaxes(range=list(padded(*natural, share=0.03)), row=i + 1, col=1)
+        if partner is not None:
+            pg = _curve(index, (row.family, row.task, row.shots, partner))
+            fig.add_trace(
+                point_trace(
+                    pg,
+                    name=f"#{row.rank} {row.family}",
+                    colour=_KIND_COLOUR["linear"],
+                    metric=partner,
+                    symbol="square",
+                    showlegend=False,
+                ),
+                row=i + 1,
+                col=2,
+            )
+            if is_log_metric(partner):
+                fig.update_yaxes(type="log", row=i + 1, col=2)
+        families.append(str(row.family))
+    fig.update_xaxes(type="log")
+    style_figure(fig, height=260 * len(rows) + 80, legend_title=None)
+    fig.update_layout(showlegend=False)
+    return Chart(
+        anchor="strongest",
+        figure=fig,
+        caption="Strongest apparent emergences: left, the sharp curve on its metric's whole range; right, a "
+        "continuous metric of the same family, task and outputs on its own axis (not rescaled). Hover a point "
+        "for its model, value, interval and n.",
+        task=" ".join(sorted({str(r.task) for r in rows})),
+        families=(),
+    )
 
 
 _DEFINITIONS_HTML = """
@@ -155,8 +245,10 @@ score (multiple choice) or token edit distance / target log-probability (generat
 """
 
 
-def meta_report(result: MetaResult, figures: Mapping[str, str], title: str) -> str:
-    """The self-contained HTML report of a meta-analysis; ``figures``: file name -> data URI."""
+def meta_report(result: MetaResult, figures: Mapping[str, str], title: str, strongest: Chart | None = None) -> str:
+    """The self-contained HTML report of a meta-analysis; ``figures``: file name -> data URI;
+    ``strongest``: the interactive chart of the strongest apparent emergences (shown instead of
+    their PNG when given)."""
     s = result.summary
     parts = [
         f'<div class="box"><p>{s["n_curves"]} curves ({s["n_scored"]} scored) from {s["n_families"]} families, '
@@ -182,10 +274,13 @@ def meta_report(result: MetaResult, figures: Mapping[str, str], title: str) -> s
         ("emergence_distribution.png", "Distribution of relative emergence scores per metric"),
         (
             "strongest.png",
-            "Strongest apparent emergences (blue dashed: a continuous metric of the same family and task, rescaled)",
+            "Strongest apparent emergences: each sharp curve on its whole range, beside it (blue) a continuous "
+            "metric of the same family and task on its own axis",
         ),
     ):
-        if name in figures:
+        if name == "strongest.png" and strongest is not None:
+            parts.append(chart_html(strongest))
+        elif name in figures:
             parts.append(
                 f'<figure><img alt="{html.escape(caption)}" src="{figures[name]}">'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -220,4 +315,5 @@ def meta_report(result: MetaResult, figures: Mapping[str, str], title: str) -> s
             '<p class="muted">No apparent emergence comes from per-sample records, so nothing could be '
             "re-scored (score tables hold only the metrics they were published with).</p>"
         )
-    return html_document(title, "\n".join(parts))
+    body = "\n".join(parts)
+    return html_document(title, body) if strongest is None else interactive_document(title, body)

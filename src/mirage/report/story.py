@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
+from plotly.subplots import make_subplots
 
 from ..schema.results import ForecastResult, StoryTables
 from .figures import exact_match_errorbars
 from .forecast import forecast_figure
 from .html import html_document, table_html
+from .interactive import Chart, chart_html, family_style, interactive_document, line_trace, point_trace, style_figure
 from .png import close, data_uri, encode_png, pyplot
 
 STORY_METRICS = ("exact_match", "token_edit_distance", "target_mean_logprob")
@@ -252,6 +254,241 @@ def story_figures(tables: StoryTables) -> dict[str, Figure]:
             plt.close(fig)
         raise
     return figures
+
+
+# ----------------------------------------------------------------------------- interactive charts
+
+
+def _chart_prediction1(tables: StoryTables) -> Chart | None:
+    metrics = [m for m in STORY_METRICS if m in set(tables.curves["metric"])] if len(tables.curves) else []
+    if not metrics:
+        return None
+    titles = []
+    for metric in metrics:
+        row = _p1_row(tables, metric)
+        arrow = "↑" if row is not None and bool(row["higher_is_better"]) else "↓"
+        sub = (
+            f"<br><sub>jump share {row['jump_share']:.2f}, emergence {_num(row['emergence_score'], '.1f')}</sub>"
+            if row is not None
+            else ""
+        )
+        titles.append(f"{METRIC_LABEL[metric]} {arrow}{sub}")
+    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=titles, horizontal_spacing=0.08)
+    for i, metric in enumerate(metrics):
+        g = tables.curves[tables.curves["metric"] == metric].sort_values("scale").copy()
+        if metric == "target_mean_logprob":  # shown as the per-token probability exp(mean log p)
+            for c in ("value", "ci_low", "ci_high"):
+                g[c] = np.exp(g[c].to_numpy(dtype=float))
+        colour = PALETTE[1] if metric == "exact_match" else PALETTE[0]
+        fig.add_trace(
+            point_trace(g, name=METRIC_LABEL[metric], colour=colour, metric=metric, showlegend=False), row=1, col=i + 1
+        )
+        if metric in ("exact_match", "target_mean_logprob"):  # rates: their whole 0-1 range
+            fig.update_yaxes(range=[-0.03, 1.03], row=1, col=i + 1)
+        fig.update_yaxes(
+            title_text="per-token probability exp(mean log p)"
+            if metric == "target_mean_logprob"
+            else METRIC_LABEL[metric],
+            row=1,
+            col=i + 1,
+        )
+    fig.update_xaxes(type="log", title_text="parameters")
+    style_figure(
+        fig,
+        height=380,
+        legend_title=None,
+        title=html.escape(f"{tables.family}: {tables.main_task}, one point per model"),
+    )
+    return Chart(
+        anchor="prediction1",
+        figure=fig,
+        caption="Exact match, token edit distance and per-token probability against parameters, with "
+        f"{tables.level:.0%} intervals; hover a point for its model, value, interval and n.",
+    )
+
+
+def _chart_prediction2(tables: StoryTables) -> Chart | None:
+    p2 = tables.prediction2
+    if p2.empty:
+        return None
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.62, 0.38],
+        subplot_titles=[
+            f"small models: exact match with {tables.level:.0%} Wilson intervals",
+            "how much the intervals shrink",
+        ],
+        horizontal_spacing=0.1,
+    )
+    for name, colour, symbol, dodge in (
+        ("standard", PALETTE[0], "circle", 0.95),
+        ("large", PALETTE[1], "square", 1.05),
+    ):
+        n = p2[f"n_{name}"].dropna()
+        task = tables.main_task if name == "standard" else tables.large_task
+        frame = pd.DataFrame(
+            {
+                "model": p2["model"],
+                "params": p2["params"],
+                "value": p2[f"exact_match_{name}"],
+                "ci_low": p2[f"ci_low_{name}"],
+                "ci_high": p2[f"ci_high_{name}"],
+                "n_samples": p2[f"n_{name}"],
+            }
+        )
+        fig.add_trace(
+            point_trace(
+                frame,
+                name=f"{task} (n = {int(n.iloc[0]) if len(n) else '?'})",
+                colour=colour,
+                symbol=symbol,
+                x="params",
+                metric="exact match",
+                mode="markers",
+                dodge=dodge,
+            ),
+            row=1,
+            col=1,
+        )
+    ratio = pd.DataFrame({"model": p2["model"], "params": p2["params"], "value": p2["ci_width_ratio"]})
+    fig.add_trace(
+        point_trace(
+            ratio, name="width ratio large / standard", colour=PALETTE[2], x="params", metric="interval width ratio"
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_hline(
+        y=1 / math.sqrt(10), line=dict(color="#444", dash="dash", width=1), annotation_text="1/√10", row=1, col=2
+    )
+    fig.add_hline(y=1.0, line=dict(color="#999", dash="dot", width=1), annotation_text="no change", row=1, col=2)
+    fig.add_hline(y=0.0, line=dict(color="#444", dash="dot", width=1), row=1, col=1)
+    fig.update_xaxes(type="log", title_text="parameters")
+    fig.update_yaxes(title_text="exact match", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="interval width, large / standard", rangemode="tozero", row=1, col=2)
+    style_figure(fig, height=400, legend_title="test set (click: hide/show)")
+    return Chart(
+        anchor="prediction2",
+        figure=fig,
+        caption=f"Exact match of the small models on {tables.main_task} and {tables.large_task} (the two sets side "
+        "by side at each model; the axis starts at zero, dotted; zoom in with the mouse), and the ratio of "
+        "interval widths.",
+    )
+
+
+def _chart_prediction3(tables: StoryTables) -> Chart | None:
+    p3 = tables.prediction3
+    if p3.empty or p3["length"].nunique() < 2:
+        return None
+    models = list(dict.fromkeys(p3.sort_values(["params", "model"])["model"]))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=[
+            "exact match by target length (log; dashed p̂^L)",
+            "token edit distance by target length (dashed L(1-p̂))",
+        ],
+        horizontal_spacing=0.1,
+    )
+    for i, model in enumerate(models):
+        g = p3[p3["model"] == model].sort_values("length")
+        colour, symbol = family_style(i)
+        em = pd.DataFrame(
+            {
+                "model": g["model"],
+                "length": g["length"],
+                "value": g["observed_exact_match"].where(g["observed_exact_match"] > 0),
+                "ci_low": g["exact_match_low"],
+                "ci_high": g["exact_match_high"],
+                "n_samples": g["n_samples"],
+            }
+        )
+        fig.add_trace(
+            point_trace(
+                em, name=str(model), colour=colour, symbol=symbol, x="length", metric="exact match", mode="markers"
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            line_trace(
+                g["length"],
+                g["predicted_exact_match"],
+                name=f"{model}: p̂^L",
+                colour=colour,
+                legendgroup=str(model),
+                showlegend=False,
+                dash="dash",
+                width=1.2,
+            ),
+            row=1,
+            col=1,
+        )
+        ted = pd.DataFrame(
+            {
+                "model": g["model"],
+                "length": g["length"],
+                "value": g["observed_token_edit_distance"],
+                "ci_low": g["token_edit_distance_low"],
+                "ci_high": g["token_edit_distance_high"],
+                "n_samples": g["n_samples"],
+            }
+        )
+        fig.add_trace(
+            point_trace(
+                ted,
+                name=str(model),
+                colour=colour,
+                symbol=symbol,
+                x="length",
+                metric="token edit distance",
+                mode="markers",
+                showlegend=False,
+            ),
+            row=1,
+            col=2,
+        )
+        fig.add_trace(
+            line_trace(
+                g["length"],
+                g["predicted_token_edit_distance"],
+                name=f"{model}: L(1-p̂)",
+                colour=colour,
+                legendgroup=str(model),
+                showlegend=False,
+                dash="dash",
+                width=1.2,
+            ),
+            row=1,
+            col=2,
+        )
+    observed = p3["observed_exact_match"][p3["observed_exact_match"] > 0]
+    low = math.log10(max(float(observed.min()) / 5, 1e-6)) if len(observed) else -6.0
+    fig.update_yaxes(type="log", range=[low, math.log10(1.5)], title_text="exact match (log)", row=1, col=1)
+    fig.update_yaxes(title_text="token edit distance", rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text="target length L (tokens)", dtick=1)
+    style_figure(fig, height=420, legend_title="model (click: hide/show)")
+    return Chart(
+        anchor="prediction3",
+        figure=fig,
+        caption="By target length, per model (same colour in both panels): observed points with intervals, theory "
+        "dashed. The exact-match axis is logarithmic, starting a fifth below the smallest observed rate.",
+    )
+
+
+def story_charts(tables: StoryTables) -> dict[str, Chart]:
+    """Interactive charts keyed "prediction1", "prediction2", "prediction3" (absent when empty)."""
+    out = {}
+    for key, make in (
+        ("prediction1", _chart_prediction1),
+        ("prediction2", _chart_prediction2),
+        ("prediction3", _chart_prediction3),
+    ):
+        chart = make(tables)
+        if chart is not None:
+            out[key] = chart
+    return out
 
 
 # ----------------------------------------------------------------------------- text
@@ -575,9 +812,10 @@ def story_page(
     title: str = "mirage demo",
     intro_html: str = "",
     analysis_link: str | None = "analysis/report.html",
+    static: bool = False,
 ) -> str:
-    """The three-predictions page: one self-contained HTML document, figures embedded as PNG
-    data URIs.
+    """The three-predictions page: one self-contained HTML document with interactive charts
+    (plotly.js inlined), or with ``static`` its figures embedded as PNG data URIs.
 
     ``family_table``: the trained family (columns ``model`` (or ``name``), ``params``,
     ``train_tokens``, ``final_loss`` are shown where present; all columns if none of them is).
@@ -586,12 +824,22 @@ def story_page(
     full analysis report, or None for no link.
     """
     main_task, large_task = tables.main_task, tables.large_task
-    figures = story_figures(tables)
-    try:
-        uris = {k: data_uri(encode_png(f, dpi=110)) for k, f in figures.items()}
-    finally:
-        for f in figures.values():
-            close(f)
+    charts = {} if static else story_charts(tables)
+    uris: dict[str, str] = {}
+    if static:
+        figures = story_figures(tables)
+        try:
+            uris = {k: data_uri(encode_png(f, dpi=110)) for k, f in figures.items()}
+        finally:
+            for f in figures.values():
+                close(f)
+
+    def figure(key: str, caption: str) -> str | None:
+        if key in charts:
+            return chart_html(charts[key])
+        if key in uris:
+            return _figure_html(uris[key], caption)
+        return None
 
     parts = []
     if intro_html:
@@ -619,14 +867,12 @@ def story_page(
 
     parts.append(f"<h2>{html.escape(prediction1_heading(tables))}</h2>")
     parts.append(f"<p>{html.escape(prediction1_text(tables))}</p>")
-    if "prediction1" in uris:
-        parts.append(
-            _figure_html(
-                uris["prediction1"],
-                "Exact match, token edit distance and per-token probability "
-                f"against parameters, {tables.level:.0%} interval bands.",
-            )
-        )
+    p1 = figure(
+        "prediction1",
+        f"Exact match, token edit distance and per-token probability against parameters, {tables.level:.0%} interval bands.",
+    )
+    if p1:
+        parts.append(p1)
     if len(tables.prediction1):
         parts.append(table_html(_p1_display(tables)))
     if len(tables.verdict):
@@ -634,27 +880,24 @@ def story_page(
 
     parts.append(f"<h2>{html.escape(HEADINGS[1])}</h2>")
     parts.append(f"<p>{html.escape(prediction2_text(tables))}</p>")
-    if "prediction2" in uris:
-        parts.append(
-            _figure_html(
-                uris["prediction2"],
-                f"Exact match of the small models on {main_task} and "
-                f"{large_task} (symlog y; dotted line: zero), and the ratio of interval widths.",
-            )
-        )
+    p2 = figure(
+        "prediction2",
+        f"Exact match of the small models on {main_task} and "
+        f"{large_task} (symlog y; dotted line: zero), and the ratio of interval widths.",
+    )
+    if p2:
+        parts.append(p2)
     if len(tables.prediction2):
         parts.append(table_html(_bools_to_str(tables.prediction2.drop(columns=["family"]))))
 
     parts.append(f"<h2>{html.escape(HEADINGS[2])}</h2>")
     parts.append(f"<p>{html.escape(prediction3_text(tables))}</p>")
-    if "prediction3" in uris:
-        parts.append(
-            _figure_html(
-                uris["prediction3"],
-                "By target length, per model (same colour in both panels): "
-                "observed points with intervals, theory dashed.",
-            )
-        )
+    p3 = figure(
+        "prediction3",
+        "By target length, per model (same colour in both panels): observed points with intervals, theory dashed.",
+    )
+    if p3:
+        parts.append(p3)
     if len(tables.prediction3_models):
         parts.append(table_html(tables.prediction3_models.drop(columns=["family"])))
     if len(tables.prediction3):
@@ -666,18 +909,19 @@ def story_page(
     if len(tables.prediction4_fit):
         parts.append(f"<h2>{html.escape(HEADINGS[3])}</h2>")
         parts.append(f"<p>{html.escape(prediction4_text(tables))}</p>")
-        if "prediction4" in uris:
-            parts.append(
-                _figure_html(
-                    uris["prediction4"],
-                    "Exact match forecast from the smaller models (filled points) with its band; the larger "
-                    "models (hollow) were held out.",
-                )
-            )
+        p4 = figure(
+            "prediction4",
+            "Exact match forecast from the smaller models (filled points) with its band; the larger "
+            "models (hollow) were held out.",
+        )
+        if p4:
+            parts.append(p4)
         if len(tables.prediction4):
             parts.append(table_html(_bools_to_str(tables.prediction4.drop(columns=["family"]))))
     parts.append(
         f'<p class="muted">Verdict rule: {html.escape(_rule_text(tables))}. Intervals: Wilson for '
         f"exact match, bootstrap over items for the continuous metrics, at {tables.level:.0%}.</p>"
     )
-    return html_document(title, "\n".join(parts))
+    if static:
+        return html_document(title, "\n".join(parts))
+    return interactive_document(title, "\n".join(parts))

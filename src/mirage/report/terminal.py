@@ -3,18 +3,26 @@ metric names such as ``exact_match[first-number]`` print as they are)."""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
+from typing import IO, Any
+
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from ..schema.results import AnalysisResult, ForecastResult, MetaResult, TheoryResult, VisionResult
-from ..schema.vocab import VERDICT_ORDER, CrossingKind
+from ..schema.vocab import VERDICT_ORDER, CrossingKind, Verdict
+
+SHOWN_VERDICTS = 15  # verdict rows printed; every row is in verdicts.csv
 
 
-def print_analysis(result: AnalysisResult) -> None:
-    """Counts, notes, unknown metrics and the first verdicts (on stdout)."""
-    console = Console(stderr=False)
+def print_analysis(result: AnalysisResult, stream: IO[str] | None = None) -> None:
+    """Counts, notes, unknown metrics and the verdicts (on ``stream``, default stdout): decided
+    ones first, then "no apparent emergence", the order of ``verdicts.csv``; "insufficient
+    evidence" rows are counted, not listed."""
+    console = Console(file=stream or sys.stdout, highlight=False)
     s = result.summary
     console.print(
         f"[bold]{s['n_curves']}[/] curves from {s['n_families']} families, {s['n_models']} models, {s['n_tasks']} tasks"
@@ -29,26 +37,27 @@ def print_analysis(result: AnalysisResult) -> None:
         )
     v = result.verdicts
     if len(v):
-        table = Table(title="verdicts (decided ones first)")
-        for col in ("family", "task", "shots", "metric pair", "verdict"):
-            table.add_column(col)
         order = {name.value: i for i, name in enumerate(VERDICT_ORDER)}
-        shown = (
-            v.assign(_r=v["verdict"].map(order).fillna(len(order)))
-            .sort_values(["_r", "family", "task"], kind="stable")
-            .head(15)
-        )
-        for row in shown.itertuples(index=False):
-            table.add_row(
-                str(row.family),
-                str(row.task),
-                "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
-                f"{row.discontinuous_metric} / {row.continuous_metric}",
-                str(row.verdict),
-            )
-        console.print(table)
-        if len(v) > 15:
-            console.print(f"... {len(v) - 15} more in verdicts.csv")
+        ranked = v.assign(_r=v["verdict"].map(order).fillna(len(order))).sort_values("_r", kind="stable")
+        listed = ranked[ranked["verdict"] != Verdict.INSUFFICIENT.value]
+        insufficient = int((v["verdict"] == Verdict.INSUFFICIENT.value).sum())
+        if len(listed):
+            table = Table(title="verdicts (decided ones first, as in verdicts.csv)")
+            for col in ("family", "task", "shots", "metric pair", "verdict"):
+                table.add_column(col)
+            for row in listed.head(SHOWN_VERDICTS).itertuples(index=False):
+                table.add_row(
+                    escape(str(row.family)),
+                    escape(str(row.task)),
+                    "" if row.shots is None or str(row.shots) == "<NA>" else str(row.shots),
+                    escape(f"{row.discontinuous_metric} / {row.continuous_metric}"),
+                    str(row.verdict),
+                )
+            console.print(table)
+            if len(listed) > SHOWN_VERDICTS:
+                console.print(f"... {len(listed) - SHOWN_VERDICTS} more decided or no-emergence rows in verdicts.csv")
+        if insufficient:
+            console.print(f"{insufficient} {Verdict.INSUFFICIENT.value} (not listed; last in verdicts.csv)")
         console.print("counts: " + ", ".join(f"{k}: {n}" for k, n in s["verdict_counts"].items() if n))
 
 
@@ -129,10 +138,45 @@ def forecast_lines(result: ForecastResult) -> list[str]:
     return out
 
 
-def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionResult | ForecastResult) -> None:
-    """What a command prints about its result before the report's path."""
+def theory_summary(result: TheoryResult) -> dict[str, Any]:
+    """What ``mirage theory --json`` prints: the law's settings and where accuracy crosses 50 % and 10 %."""
+    return dict(
+        settings=asdict(result.settings),
+        crossings=result.crossings.to_dict("records"),
+        n_points=int(len(result.table)),
+    )
+
+
+def vision_summary(result: VisionResult) -> dict[str, Any]:
+    """What ``summary.json`` of ``mirage vision`` holds: settings, timings, experiments, comparisons."""
+    return dict(
+        quick=result.settings.quick,
+        seed=result.settings.seed,
+        seconds=result.seconds,
+        experiments=[
+            dict(
+                name=e.name,
+                family=e.family,
+                task=e.task,
+                epochs=e.epochs,
+                n_models=e.n_models,
+                headline=e.headline,
+                subset_k=list(e.subset_k),
+                reconstruction_c=list(e.reconstruction_c),
+            )
+            for e in result.experiments
+        ],
+        comparisons=[dict(asdict(c), discontinuous_exceeds=c.discontinuous_exceeds) for c in result.comparisons],
+    )
+
+
+def print_summary(
+    result: AnalysisResult | MetaResult | TheoryResult | VisionResult | ForecastResult,
+    stream: IO[str] | None = None,
+) -> None:
+    """What a command prints about its result before the report's path (on ``stream``, default stdout)."""
     if isinstance(result, AnalysisResult):
-        print_analysis(result)
+        print_analysis(result, stream)
         return
     lines = (
         meta_lines(result)
@@ -144,4 +188,4 @@ def print_summary(result: AnalysisResult | MetaResult | TheoryResult | VisionRes
         else vision_lines(result)
     )
     for line in lines:
-        print(line)
+        print(line, file=stream or sys.stdout)

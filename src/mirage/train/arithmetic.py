@@ -41,6 +41,7 @@ import yaml
 from ..errors import MirageInputError
 from ..io.files import atomic_dir, write_csv, write_text
 from ..io.tasks import OPS, arithmetic_task
+from ..progress import progress_bar
 from ..stats import emergence_score, jump_sharpness
 from .chartok import build_char_tokenizer
 
@@ -516,11 +517,7 @@ def _train_one(
     peak = peak_lr(size, cfg)
     model.train()
     log_rows, tokens = [], 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm  # optional dependency (mirage[eval]): a bar only when progress is shown
-
-        bar = tqdm(total=cfg.steps, desc=f"{size.name} ({params:,} params)", unit="step", leave=True)
+    bar = progress_bar(cfg.steps, f"{size.name} ({params:,} params)", unit="step") if progress else None
     all_ids, all_mask, all_labels = stream
     for step in range(cfg.steps):
         rows = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
@@ -538,7 +535,7 @@ def _train_one(
         if bar is not None:
             bar.update(1)
             if step % 20 == 0 or step == cfg.steps - 1:
-                bar.set_postfix(loss=f"{log_rows[-1][1]:.3f}")
+                bar.set_postfix_str(f"loss={log_rows[-1][1]:.3f}")
     if bar is not None:
         bar.close()
     model.eval()
