@@ -24,7 +24,7 @@ from ..schema.results import AnalysisResult
 from ..schema.vocab import VERDICT_ORDER, CIMethod, RowKind, Verdict
 from .figures import VERDICT_COLOUR, Overlay, plot_length_analysis, plot_task
 from .html import anchor_id, table_html
-from .interactive import Chart, chart_html, interactive_document, metric_panels, search_box
+from .interactive import Chart, chart_html, interactive_document, length_chart, metric_panels, search_box
 from .png import close, data_uri, encode_png, figure_to_data_uri, pyplot
 
 FigureKey = tuple[Any, Any]  # (task, shots)
@@ -188,7 +188,7 @@ def analysis_report(
         verdicts_section(result, anchors),
         rule_section(result),
         curves_section(result, figures, charts),
-        *_prediction_sections(result),
+        *_prediction_sections(result, interactive=charts is not None),
         *_resolution_section(result),
         emergence_section(result),
     ]
@@ -438,8 +438,9 @@ def emergence_section(result: AnalysisResult) -> str:
     return "<h2>Highest emergence scores</h2>" + table_html(em[cols], max_rows=25)
 
 
-def _prediction_sections(result: AnalysisResult) -> list[str]:
-    """Report sections for the exact-match prediction and the target-length analysis."""
+def _prediction_sections(result: AnalysisResult, interactive: bool = False) -> list[str]:
+    """Report sections for the exact-match prediction and the target-length analysis (its charts
+    interactive, or PNG figures)."""
     if result.predictions is None or result.predictions.empty:
         return []
     out = [
@@ -484,31 +485,54 @@ def _prediction_sections(result: AnalysisResult) -> list[str]:
             "with target length (<code>p̂^L</code>, dashed) while token edit distance grows linearly "
             "(<code>L(1-p̂)</code>).</p>"
         )
-        plt = pyplot()
         keys = [k for k in ("family", "task", "shots") if k in lengths.columns]
         for key, g in list(lengths.groupby(keys, dropna=False))[:6]:
-            fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-            plot_length_analysis(axes[0], g)
-            observed = g["observed_exact_match"][g["observed_exact_match"] > 0]
-            if len(observed):  # predictions for tiny models would stretch the axis to 1e-20
-                axes[0].set_ylim(bottom=max(float(observed.min()) / 5, 1e-6), top=1.5)
-            for i, (_model, m) in enumerate(g.groupby("model", sort=False)):
-                m = m.sort_values("length")
-                axes[1].plot(m["length"], m["observed_token_edit_distance"], "o", color=f"C{i % 10}", ms=4)
-                axes[1].plot(m["length"], m["predicted_token_edit_distance"], "--", color=f"C{i % 10}", lw=1)
-            axes[1].set_xlabel("target length (tokens)")
-            axes[1].set_ylabel("token edit distance (dashed: L(1-p̂))")
-            axes[0].legend(fontsize=7, frameon=False)
             title = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if not pd.isna(k))
-            fig.suptitle(title, fontsize=10)
-            fig.tight_layout()
-            out.append(
-                f'<figure><img alt="{html.escape(title)}" src="{figure_to_data_uri(fig)}">'
-                f"<figcaption>{html.escape(title)}: exact match and token edit distance by target length"
-                "</figcaption></figure>"
-            )
-            close(fig)
+            if interactive:
+                out.append(
+                    chart_html(
+                        length_chart(
+                            g,
+                            anchor=anchor_id("lengths", *(key if isinstance(key, tuple) else (key,))),
+                            title=html.escape(title),
+                            caption=f"{title}: exact match and token edit distance by target length, per model; "
+                            "theory dashed; click a model to hide it.",
+                        )
+                    )
+                )
+                continue
+            out.append(_length_figure(g, title))
     return out
+
+
+def _length_figure(g: pd.DataFrame, title: str) -> str:
+    """The static target-length figure of one (family, task, shots)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    plot_length_analysis(axes[0], g)
+    observed = g["observed_exact_match"][g["observed_exact_match"] > 0]
+    if len(observed):  # predictions for tiny models would stretch the axis to 1e-20
+        axes[0].set_ylim(bottom=max(float(observed.min()) / 5, 1e-6), top=1.5)
+    for i, (_model, m) in enumerate(g.groupby("model", sort=False)):
+        m = m.sort_values("length")
+        axes[1].plot(m["length"], m["observed_token_edit_distance"], "o", color=f"C{i % 10}", ms=4)
+        axes[1].plot(m["length"], m["predicted_token_edit_distance"], "--", color=f"C{i % 10}", lw=1)
+    axes[1].set_xlabel("target length (tokens)")
+    axes[1].set_ylabel("token edit distance (dashed: L(1-p̂))")
+    # one legend for both panels, beside them rather than over the points
+    axes[1].legend(
+        *axes[0].get_legend_handles_labels(), fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        return (
+            f'<figure><img alt="{html.escape(title)}" src="{figure_to_data_uri(fig)}">'
+            f"<figcaption>{html.escape(title)}: exact match and token edit distance by target length"
+            "</figcaption></figure>"
+        )
+    finally:
+        close(fig)
 
 
 def _resolution_section(result: AnalysisResult) -> list[str]:

@@ -20,7 +20,7 @@ from ..schema.results import ForecastResult, StoryTables
 from .figures import exact_match_errorbars
 from .forecast import forecast_figure
 from .html import html_document, table_html
-from .interactive import Chart, chart_html, family_style, interactive_document, line_trace, point_trace, style_figure
+from .interactive import Chart, chart_html, interactive_document, length_chart, point_trace, style_figure
 from .png import close, data_uri, encode_png, pyplot
 
 STORY_METRICS = ("exact_match", "token_edit_distance", "target_mean_logprob")
@@ -381,97 +381,9 @@ def _chart_prediction3(tables: StoryTables) -> Chart | None:
     p3 = tables.prediction3
     if p3.empty or p3["length"].nunique() < 2:
         return None
-    models = list(dict.fromkeys(p3.sort_values(["params", "model"])["model"]))
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=[
-            "exact match by target length (log; dashed p̂^L)",
-            "token edit distance by target length (dashed L(1-p̂))",
-        ],
-        horizontal_spacing=0.1,
-    )
-    for i, model in enumerate(models):
-        g = p3[p3["model"] == model].sort_values("length")
-        colour, symbol = family_style(i)
-        em = pd.DataFrame(
-            {
-                "model": g["model"],
-                "length": g["length"],
-                "value": g["observed_exact_match"].where(g["observed_exact_match"] > 0),
-                "ci_low": g["exact_match_low"],
-                "ci_high": g["exact_match_high"],
-                "n_samples": g["n_samples"],
-            }
-        )
-        fig.add_trace(
-            point_trace(
-                em, name=str(model), colour=colour, symbol=symbol, x="length", metric="exact match", mode="markers"
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            line_trace(
-                g["length"],
-                g["predicted_exact_match"],
-                name=f"{model}: p̂^L",
-                colour=colour,
-                legendgroup=str(model),
-                showlegend=False,
-                dash="dash",
-                width=1.2,
-            ),
-            row=1,
-            col=1,
-        )
-        ted = pd.DataFrame(
-            {
-                "model": g["model"],
-                "length": g["length"],
-                "value": g["observed_token_edit_distance"],
-                "ci_low": g["token_edit_distance_low"],
-                "ci_high": g["token_edit_distance_high"],
-                "n_samples": g["n_samples"],
-            }
-        )
-        fig.add_trace(
-            point_trace(
-                ted,
-                name=str(model),
-                colour=colour,
-                symbol=symbol,
-                x="length",
-                metric="token edit distance",
-                mode="markers",
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            line_trace(
-                g["length"],
-                g["predicted_token_edit_distance"],
-                name=f"{model}: L(1-p̂)",
-                colour=colour,
-                legendgroup=str(model),
-                showlegend=False,
-                dash="dash",
-                width=1.2,
-            ),
-            row=1,
-            col=2,
-        )
-    observed = p3["observed_exact_match"][p3["observed_exact_match"] > 0]
-    low = math.log10(max(float(observed.min()) / 5, 1e-6)) if len(observed) else -6.0
-    fig.update_yaxes(type="log", range=[low, math.log10(1.5)], title_text="exact match (log)", row=1, col=1)
-    fig.update_yaxes(title_text="token edit distance", rangemode="tozero", row=1, col=2)
-    fig.update_xaxes(title_text="target length L (tokens)", dtick=1)
-    style_figure(fig, height=420, legend_title="model (click: hide/show)")
-    return Chart(
+    return length_chart(
+        p3,
         anchor="prediction3",
-        figure=fig,
         caption="By target length, per model (same colour in both panels): observed points with intervals, theory "
         "dashed. The exact-match axis is logarithmic, starting a fifth below the smallest observed rate.",
     )
