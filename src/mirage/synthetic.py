@@ -1,6 +1,8 @@
-"""Synthetic sample records from a known truth.
+"""Synthetic sample records from a known truth, and score tables of many families.
 
 Used by the tests, the benchmarks and the docs to produce families whose truth is known.
+:func:`many_families_table` is a long score table of the shape of a published multi-family table
+(25 families of 3-4 models, 7 tasks), for the report's tests and benchmark.
 
 :func:`synthetic_records` is the simple generator: each target token is produced correctly with
 probability ``p`` independently (the approximation the paper states), so exact match is about
@@ -40,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from .schema.records import normalize_records
@@ -427,3 +430,95 @@ def _with_threshold(spec: TruthSpec, u: float) -> TruthSpec:
     pool = good if len(good) else idx[-1:]
     j = int(pool[int(u * len(pool)) % len(pool)])
     return replace(spec, threshold_p=float(max(p[j], min(lowest, p[min(j + 1, k - 1)] * 0.999))))
+
+
+# ----------------------------------------------------------------------------- score tables of many families
+
+SCORE_FAMILY_NAMES = (
+    "Llama-2",
+    "Llama-3",
+    "Qwen1.5",
+    "Qwen2",
+    "Mistral",
+    "Mixtral",
+    "Falcon",
+    "BLOOM",
+    "OPT",
+    "Pythia",
+    "GPT-Neo",
+    "GPT-J",
+    "MPT",
+    "Phi",
+    "Gemma",
+    "StableLM",
+    "Yi",
+    "DeepSeek",
+    "InternLM",
+    "Baichuan",
+    "CodeLlama",
+    "StarCoder",
+    "OLMo",
+    "Cerebras-GPT",
+    "RedPajama",
+)
+# (task, chance level of acc, kind of curve)
+SCORE_TASKS = (
+    ("word_unscramble", 0.0, "sharp"),
+    ("qa_wikidata", 0.0, "smooth"),
+    ("arithmetic_3ds", 0.0, "jump"),
+    ("persian_qa", 0.0, "flat"),
+    ("mmlu", 0.25, "sharp"),
+    ("gsm8k", 0.0, "smooth"),
+    ("hellaswag", 0.25, "smooth"),
+)
+
+
+def family_name(i: int) -> str:
+    """The i-th family's name: real family names first, then numbered ones."""
+    return SCORE_FAMILY_NAMES[i] if i < len(SCORE_FAMILY_NAMES) else f"family-{i + 1:02d}"
+
+
+def many_families_table(n_families: int = 25, n_tasks: int = 7, seed: int = 0) -> pd.DataFrame:
+    """A long score table of the shape of a published multi-family table (ObsScaling's
+    emergent-capability results: 25 families, 84 models, 7 tasks): per family 3 or 4 models over
+    about two decades of parameters; per task ``acc`` (with ``stderr`` and ``n_samples``) and a
+    per-token loss metric (``ppl``, with its ``stderr``) of the same outputs. Tasks have a sharp
+    accuracy over a smooth power-law loss (a mirage), a real jump (the loss itself steps down), a
+    smooth rise, or stay at chance. Columns: ``family, model, params, task, shots, metric, value,
+    stderr, n_samples``. Seeded: the same arguments give the same table.
+
+    >>> table = many_families_table(25)
+    >>> table["family"].nunique(), table["model"].nunique(), table["task"].nunique()
+    (25, 87, 7)
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in range(n_families):
+        family = family_name(f)
+        n_models = 3 + (f % 2)  # 3 or 4 models, as most published families
+        low = 10 ** rng.uniform(8.0, 9.0)
+        params = np.geomspace(low, low * 10 ** rng.uniform(1.6, 2.3), n_models)
+        shift = rng.normal(0.0, 0.25)  # a family's efficiency: where on the axis its curves sit
+        for task, chance, shape in SCORE_TASKS[:n_tasks]:
+            n = int(rng.choice([500, 1000, 2000]))
+            for i, p in enumerate(params):
+                x = np.log10(p) - 9.5 + shift
+                loss = 1.2 * (p * 10**shift / 1e9) ** -0.4  # smooth per-token loss (nats): a power law
+                if shape == "sharp":  # exact match over a 4-token answer: exp(-L * CE), sudden-looking
+                    acc = chance + (1 - chance) * np.exp(-4 * loss)
+                elif shape == "jump":  # a real jump: the loss itself steps down after the second model
+                    loss = loss * (0.35 if i >= 2 else 1.0)
+                    acc = chance + (1 - chance) * np.exp(-4 * loss)
+                elif shape == "smooth":
+                    acc = chance + (1 - chance) / (1 + np.exp(-1.3 * x))
+                else:
+                    acc = chance + 0.004 * i
+                acc = float(np.clip(acc + rng.normal(0, 0.004), 0.0, 1.0))
+                ppl = float(np.exp(loss) * np.exp(rng.normal(0, 0.01)))
+                model = f"{family}-{p / 1e9:.2g}B"
+                common = dict(family=family, model=model, params=float(p), task=task, shots=0, n_samples=n)
+                rows.append(
+                    dict(common, metric="acc", value=acc, stderr=float(np.sqrt(max(acc * (1 - acc), 1e-4) / n)))
+                )
+                rows.append(dict(common, metric="ppl", value=ppl, stderr=0.01 * ppl))
+    return pd.DataFrame(rows)
