@@ -121,8 +121,13 @@ def task_charts(result: AnalysisResult, keys: Iterable[FigureKey]) -> list[Chart
             pred = curve_rows[curve_rows["task"] == task]
             if "shots" in pred.columns and not pd.isna(shots):
                 pred = pred[pred["shots"] == shots]
-        fig = metric_panels(sub, floors=floors_of(result, task, shots), predictions=pred, scale_label=scale)
-        fig.update_layout(title=dict(text=html.escape(figure_title(task, shots)), x=0.01, font=dict(size=15)))
+        fig = metric_panels(
+            sub,
+            floors=floors_of(result, task, shots),
+            predictions=pred,
+            scale_label=scale,
+            title=html.escape(figure_title(task, shots)),
+        )
         families = tuple(sorted(map(str, sub["family"].unique())))
         charts.append(
             Chart(
@@ -282,7 +287,7 @@ def _same_group(frame: pd.DataFrame, row: Mapping[str, Any]) -> pd.Series:
 
 def verdict_anchor(row: Mapping[str, Any]) -> str:
     """The element id of one verdict row (family, task, shots, discontinuous metric)."""
-    shots = row.get("shots")
+    shots: Any = row.get("shots")
     return anchor_id(
         "verdict", row["family"], row["task"], "" if pd.isna(shots) else int(shots), row["discontinuous_metric"]
     )

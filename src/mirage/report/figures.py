@@ -149,8 +149,9 @@ def plot_task(
                 ax.set_yscale("log")  # perplexity is exp(loss): on a log axis it reads as the loss
                 ax.yaxis.set_major_formatter(ScalarFormatter())
                 ax.yaxis.set_minor_locator(NullLocator())
-            if limits[metric] is not None:
-                ax.set_ylim(*limits[metric])
+            ylim = limits[metric]
+            if ylim is not None:
+                ax.set_ylim(*ylim)
             everything = curves[curves["metric"] == metric]
             better = "↑" if bool(everything["higher_is_better"].iloc[0]) else "↓"
             ax.set_title(

@@ -278,6 +278,7 @@ def metric_panels(
     floors: Mapping[str, Sequence[float]] | None = None,
     predictions: pd.DataFrame | None = None,
     scale_label: str = "scale",
+    title: str | None = None,
 ) -> go.Figure:
     """One task's curves side by side: a panel per metric, discontinuous ones first, a trace per
     family with its intervals, rates on their whole range with the floor dotted, perplexities on
@@ -377,7 +378,7 @@ def metric_panels(
             )
         fig.update_yaxes(row=row, col=col, **yaxis)
         fig.update_xaxes(type="log", title_text=scale_label, title_standoff=4, row=row, col=col)
-    style_figure(fig, height=chart_height(nrows, len(families)), legend_title="family (click: hide/show)")
+    style_figure(fig, height=chart_height(nrows, len(families)), legend_title="family (click: hide/show)", title=title)
     return fig
 
 
