@@ -465,7 +465,7 @@ def eval_cmd(
     threads: Optional[int] = typer.Option(
         None, min=1, help="CPU threads for torch (default: torch's choice; 1 suits small models on a busy machine)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress; print only the store path."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (the per-model summary lines still print)."),
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     ray: Optional[str] = typer.Option(
         None,
@@ -511,9 +511,6 @@ def eval_cmd(
             for line in result.summary_lines():
                 typer.echo(line, err=True)
         typer.echo(mirage.summary_json(result))
-        return
-    if quiet:
-        typer.echo(str(out))
         return
     for line in result.summary_lines():
         typer.echo(line)

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..progress import progress_bar
 from ..schema.results import VisionComparison
 from ..schema.tables import VISION_EMERGENCE, VISION_SCORES
 from ..schema.vocab import MetricKind
