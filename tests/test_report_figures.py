@@ -121,3 +121,48 @@ def test_rates_show_their_whole_range_with_the_floor():
         )
     finally:
         close(fig)
+
+
+def _story_tables():
+    import pyarrow as pa
+
+    from mirage import AnalysisSettings, run_analysis, story_tables
+    from mirage.schema.results import Inputs
+    from mirage.synthetic import synthetic_records
+
+    scales = np.geomspace(1e5, 1e8, 8)
+    p = dict(zip(scales, np.linspace(0.05, 0.995, 8)))
+    records = pa.concat_tables(
+        [
+            synthetic_records(p, n_samples=100, lengths=(1, 2, 3, 4, 5), family="f", task="arithmetic", seed=1),
+            synthetic_records(
+                dict(sorted(p.items())[:4]), n_samples=400, lengths=(5,), family="f", task="arithmetic_10x", seed=2
+            ),
+        ]
+    )
+    result = run_analysis(Inputs(scores=None, records=records), AnalysisSettings(bootstrap=50))
+    return story_tables(result)
+
+
+def _static_figures() -> list[tuple[str, Figure]]:
+    from mirage import TheorySettings, run_theory
+    from mirage.report.story import story_figures
+    from mirage.report.theory import theory_figure
+
+    figures = [("theory", theory_figure(run_theory(TheorySettings())))]
+    figures += [(f"story {k}", f) for k, f in story_figures(_story_tables()).items()]
+    return figures
+
+
+def test_no_legend_overlaps_a_panel_in_the_other_static_figures():
+    """theory's Figure 2 and the demo's three predictions: every legend beside or below its panels."""
+    figures = _static_figures()
+    try:
+        assert len(figures) == 4
+        for name, fig in figures:
+            assert _boxes(fig)[0], f"{name} has no legend"
+            problems = legend_overlaps(fig)
+            assert not problems, f"{name}: " + "; ".join(problems)
+    finally:
+        for _name, fig in figures:
+            close(fig)

@@ -100,7 +100,9 @@ def _figure_prediction1(plt: Any, tables: StoryTables) -> Figure | None:
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3, which="major", lw=0.5)
-    axes.ravel()[0].legend(fontsize=7, frameon=False, loc="upper left")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    if handles:  # beside the last panel, never over a curve
+        axes.ravel()[-1].legend(handles, labels, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.suptitle(f"{tables.family}: {tables.main_task}, one point per model", fontsize=10)
     fig.tight_layout()
     return fig
@@ -140,7 +142,7 @@ def _figure_prediction2(plt: Any, tables: StoryTables) -> Figure | None:
     ax.set_xlabel("parameters", fontsize=8)
     ax.set_ylabel("exact match (symlog)", fontsize=8)
     ax.set_title(f"small models: exact match with {tables.level:.0%} Wilson intervals", fontsize=9)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2)  # below its panel
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3, lw=0.5)
     ratio = p2["ci_width_ratio"].to_numpy(dtype=float)
@@ -152,7 +154,7 @@ def _figure_prediction2(plt: Any, tables: StoryTables) -> Figure | None:
     ax2.set_xlabel("parameters", fontsize=8)
     ax2.set_ylabel("interval width, large / standard", fontsize=8)
     ax2.set_title("how much the intervals shrink", fontsize=9)
-    ax2.legend(fontsize=7, frameon=False)
+    ax2.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax2.tick_params(labelsize=7)
     ax2.grid(alpha=0.3, lw=0.5)
     for a in (ax, ax2):  # a span of under a decade gets labelled minor ticks that overlap
