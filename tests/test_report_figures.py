@@ -155,7 +155,7 @@ def _static_figures() -> list[tuple[str, Figure]]:
 
 
 def test_no_legend_overlaps_a_panel_in_the_other_static_figures():
-    """theory's Figure 2 and the demo's three predictions: every legend beside or below its panels."""
+    """The theory's Figure 2 and the demo's three predictions: every legend beside or below its panels."""
     figures = _static_figures()
     try:
         assert len(figures) == 4
