@@ -74,7 +74,9 @@ def plot_score_distribution(emergence: pd.DataFrame, threshold: float, max_metri
         if k in set(scored["metric_kind"])
     ]
     if handles:
-        ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # beside the rows, not over them
+        ax.legend(
+            handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0
+        )  # beside the rows, not over them
     ax.grid(alpha=0.25, axis="x")
     fig.tight_layout()
     return fig

@@ -102,7 +102,9 @@ def _figure_prediction1(plt: Any, tables: StoryTables) -> Figure | None:
         ax.grid(alpha=0.3, which="major", lw=0.5)
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     if handles:  # beside the last panel, never over a curve
-        axes.ravel()[-1].legend(handles, labels, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        axes.ravel()[-1].legend(
+            handles, labels, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0
+        )
     fig.suptitle(f"{tables.family}: {tables.main_task}, one point per model", fontsize=10)
     fig.tight_layout()
     return fig

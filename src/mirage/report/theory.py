@@ -64,7 +64,15 @@ def theory_figure(result: TheoryResult) -> Figure:
         ax.set_xlabel("parameters N")
         ax.grid(alpha=0.25, which="both", lw=0.5)
     # beside the top right panel, not over its curves
-    axes[0, 2].legend(fontsize=8, title="target length", title_fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    axes[0, 2].legend(
+        fontsize=8,
+        title="target length",
+        title_fontsize=8,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+    )
     fig.suptitle(f"CE(N) = (N / {law.c:.3g}) ^ {law.alpha:g}: the metric, not the model, makes the jump", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig

@@ -202,7 +202,6 @@ def run_experiment(
     spec: ExperimentSpec, data: ImageSet, *, quick: bool = False, seed: int = 0, progress: bool = True
 ) -> ExperimentResult:
     """Train every size of ``spec`` on a seeded split of ``data`` and score the test images."""
-
     if spec.kind == "classifier" and (data.labels is None or data.n_classes < 2):
         raise ValueError(f"{spec.name} needs labelled images with at least two classes")
     if spec.name == "transformer":
