@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from mirage.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ("analyze", "demo", "theory", "meta", "vision", "eval", "train-family")
+COMMANDS = ("analyze", "demo", "theory", "meta", "forecast", "vision", "eval", "train-family")
 
 
 def _mirage(*args: str, cwd: Path, columns: int | None = None) -> tuple[int, str, str]:

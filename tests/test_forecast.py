@@ -139,3 +139,30 @@ def test_cli_writes_every_output_and_bad_input_is_one_line(tmp_path):
     ).to_csv(table, index=False)
     bad = runner.invoke(app, ["forecast", str(table), "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "nothing to forecast" in bad.output
+
+
+def test_cli_report_is_interactive_json_on_stdout_and_static_on_request(tmp_path):
+    """One chart per forecast (hover data of every observed model, the band, the crossing), the
+    summary as JSON with --json, and with --static the PNG page without plotly.js."""
+    from mirage.report.interactive import plotly_js
+
+    rec = known_truth_records(
+        TruthSpec("smooth", n_models=8, decades=4, lengths=(5,), n_samples=300, seed=1, top_p=0.93)
+    )
+    path = tmp_path / "records.parquet"
+    write_records(rec, path)
+    args = ["forecast", str(path), "--backtest", "2", "--bootstrap", "40"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "fc"), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)  # stdout is the JSON document alone
+    assert summary["backtest_points"] == 2 and summary["report"].endswith("report.html")
+    page = (tmp_path / "fc" / "report.html").read_text()
+    assert page.count(plotly_js()[:300]) == 1 and page.count('<figure class="chart"') == summary["n_groups"]
+    for needle in ('"name":"held out"', '"name":"observed (fit)"', '"fill":"toself"', 'id="search"'):
+        assert needle in page, needle
+    models = set(rec["model"])
+    assert all(f'"{m}"' in page for m in models)  # every model is in some tooltip
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "st"), "--static", "--quiet"])
+    assert res.exit_code == 0 and res.stdout.strip() == str(tmp_path / "st" / "report.html")
+    static = (tmp_path / "st" / "report.html").read_text()
+    assert "data:image/png;base64," in static and plotly_js()[:300] not in static

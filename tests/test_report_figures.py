@@ -144,21 +144,43 @@ def _story_tables():
     return story_tables(result)
 
 
+def _forecast_result() -> Any:
+    """A forecast of two families (two panels, held-out models and a requested scale)."""
+    import pyarrow as pa
+
+    from mirage import ForecastSettings, run_forecast
+    from mirage.schema.results import Inputs
+    from mirage.synthetic import TruthSpec, known_truth_records
+
+    records = pa.concat_tables(
+        [
+            known_truth_records(
+                TruthSpec("smooth", n_models=8, decades=4, lengths=(5,), n_samples=200, seed=s, family=name)
+            )
+            for s, name in ((1, "a family with a long name"), (2, "b"))
+        ]
+    )
+    return run_forecast(Inputs(None, records), ForecastSettings(backtest=2, bootstrap=30, to=(1e12,)))
+
+
 def _static_figures() -> list[tuple[str, Figure]]:
     from mirage import TheorySettings, run_theory
+    from mirage.report.forecast import forecast_figure
     from mirage.report.story import story_figures
     from mirage.report.theory import theory_figure
 
     figures = [("theory", theory_figure(run_theory(TheorySettings())))]
     figures += [(f"story {k}", f) for k, f in story_figures(_story_tables()).items()]
+    figures.append(("forecast", forecast_figure(_forecast_result())))
     return figures
 
 
 def test_no_legend_overlaps_a_panel_in_the_other_static_figures():
-    """The theory's Figure 2 and the demo's three predictions: every legend beside or below its panels."""
+    """The theory's Figure 2, the demo's three predictions and the forecast's panels: every legend
+    beside or below its panels."""
     figures = _static_figures()
     try:
-        assert len(figures) == 4
+        assert len(figures) == 5
         for name, fig in figures:
             assert _boxes(fig)[0], f"{name} has no legend"
             problems = legend_overlaps(fig)

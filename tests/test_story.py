@@ -305,5 +305,8 @@ def test_prediction4_forecast_of_the_larger_models_from_the_smaller(tmp_path):
         page = tmp_path / f"{truth}.html"
         write_story(tables, page)
         body = page.read_text()
-        assert f"<h2>{HEADINGS[3]}</h2>" in body and body.count('<img src="data:image/png;base64,') >= 2
+        assert f"<h2>{HEADINGS[3]}</h2>" in body and 'id="prediction4"' in body  # its interactive chart
+        assert body.count('<figure class="chart"') >= 2
+        write_story(tables, page, static=True)
+        assert page.read_text().count('<img src="data:image/png;base64,') >= 2  # the static page: PNGs
         assert "Prediction 4: forecast from the 4 smaller models" in story_summary(tables)

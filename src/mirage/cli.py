@@ -374,7 +374,9 @@ def forecast_cmd(
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     scale: Optional[str] = typer.Option(None, help="Column used as the x axis (default params)."),
     filter_: List[str] = typer.Option([], "--filter", help="Keep rows with COL=VALUE (repeatable)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the report path."),
+    static: bool = typer.Option(False, "--static", help=STATIC_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Forecast where a discontinuous metric will cross a level from the smooth per-token law of smaller models, with a band and back-tests -> OUT/{forecast,crossings,forecast_fits,backtests}.csv, figures/, report.html."""
     mirage.check_seed(seed)
@@ -394,8 +396,8 @@ def forecast_cmd(
     )
     data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_)
     result = mirage.run_forecast(data, settings)
-    mirage.write_forecast(result, out)
-    _done(result, Path(out) / "report.html", quiet)
+    mirage.write_forecast(result, out, static=static)
+    _done(result, Path(out) / "report.html", quiet, json_)
 
 
 @app.command("vision")

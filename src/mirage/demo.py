@@ -171,7 +171,9 @@ def run_trained_demo(
         read_inputs([derived]),
         ForecastSettings(backtest=len(fam.models) // 2, bootstrap=200, seed=seed),
     )
-    write_forecast(forecast, out / "forecast", title="mirage demo: the larger half forecast from the smaller half")
+    write_forecast(
+        forecast, out / "forecast", title="mirage demo: the larger half forecast from the smaller half", static=static
+    )
     family_table = pd.DataFrame(
         [
             {"model": m.name, "params": m.params, "train_tokens": m.train_tokens, "final_loss": round(m.final_loss, 4)}

@@ -18,7 +18,7 @@ import pandas as pd
 from ..progress import progress_iter
 from ..report.analysis import analysis_report, task_charts, task_figures
 from ..report.figures import prediction_overlay
-from ..report.forecast import forecast_figure, forecast_report
+from ..report.forecast import forecast_charts, forecast_figure, forecast_report
 from ..report.meta import meta_report, plot_score_distribution, plot_strongest, strongest_chart
 from ..report.png import close, data_uri, encode_png
 from ..report.story import story_page
@@ -134,10 +134,12 @@ def write_theory(result: TheoryResult, out_dir: str | Path, *, static: bool = Fa
 FORECAST_FIGURE = "forecast.png"
 
 
-def write_forecast(result: ForecastResult, out_dir: str | Path, title: str = "mirage forecast") -> Path:
+def write_forecast(
+    result: ForecastResult, out_dir: str | Path, title: str = "mirage forecast", *, static: bool = False
+) -> Path:
     """Write ``forecast.csv``, ``crossings.csv``, ``forecast_fits.csv``, ``backtests.csv`` (when
-    back-tested), ``summary.json``, ``figures/forecast.png`` and ``report.html`` atomically; return
-    ``out_dir``."""
+    back-tested), ``summary.json``, ``figures/forecast.png`` and ``report.html`` (interactive
+    unless ``static``) atomically; return ``out_dir``."""
     fig = forecast_figure(result)
     try:
         png = encode_png(fig, dpi=110)
@@ -152,7 +154,7 @@ def write_forecast(result: ForecastResult, out_dir: str | Path, title: str = "mi
         write_json(tmp / SUMMARY_FILE, result.summary)
         (tmp / FIGURES_DIR).mkdir()
         (tmp / FIGURES_DIR / FORECAST_FIGURE).write_bytes(png)
-        write_text(tmp / REPORT_FILE, forecast_report(result, png, title))
+        write_text(tmp / REPORT_FILE, forecast_report(result, png, title, None if static else forecast_charts(result)))
     return Path(out_dir)
 
 
@@ -248,9 +250,9 @@ def write_story(
 
 def summary_of(result: Any) -> dict[str, Any]:
     """A run's summary as JSON-ready data (``--json``): what ``summary.json`` holds for analyze,
-    meta and vision; the law and its crossings for theory; the fields of any other result (eval's
+    meta, forecast and vision; the law and its crossings for theory; the fields of any other result (eval's
     shards, train-family's models), tables left out."""
-    if isinstance(result, (AnalysisResult, MetaResult)):
+    if isinstance(result, (AnalysisResult, MetaResult, ForecastResult)):
         return dict(result.summary)
     if isinstance(result, VisionResult):
         return vision_summary(result)

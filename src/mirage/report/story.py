@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from ..schema.results import ForecastResult, StoryTables
 from .figures import exact_match_errorbars
-from .forecast import forecast_figure
+from .forecast import forecast_charts, forecast_figure
 from .html import html_document, table_html
 from .interactive import Chart, chart_html, interactive_document, length_chart, point_trace, style_figure
 from .png import close, data_uri, encode_png, pyplot
@@ -220,8 +220,8 @@ def _figure_prediction3(plt: Any, tables: StoryTables) -> Figure | None:
     return fig
 
 
-def _figure_prediction4(plt: Any, tables: StoryTables) -> Figure | None:
-    """The forecast of the main task's exact match (its one panel of :func:`forecast_figure`)."""
+def _main_forecast(tables: StoryTables) -> ForecastResult | None:
+    """The forecast of the main task's exact match alone (None when no forecast was made)."""
     f = tables.forecast
     if f is None or not len(tables.prediction4_fit):
         return None
@@ -234,8 +234,13 @@ def _figure_prediction4(plt: Any, tables: StoryTables) -> Figure | None:
             keep &= frame["family"] == tables.family
         return frame[keep]
 
-    sub = ForecastResult(one(f.forecast), one(f.crossings), one(f.fits), one(f.backtests), f.summary)
-    return forecast_figure(sub, max_panels=1)
+    return ForecastResult(one(f.forecast), one(f.crossings), one(f.fits), one(f.backtests), f.summary)
+
+
+def _figure_prediction4(plt: Any, tables: StoryTables) -> Figure | None:
+    """The forecast of the main task's exact match (its one panel of :func:`forecast_figure`)."""
+    sub = _main_forecast(tables)
+    return None if sub is None else forecast_figure(sub, max_panels=1)
 
 
 def story_figures(tables: StoryTables) -> dict[str, Figure]:
@@ -393,13 +398,20 @@ def _chart_prediction3(tables: StoryTables) -> Chart | None:
     )
 
 
+def _chart_prediction4(tables: StoryTables) -> Chart | None:
+    sub = _main_forecast(tables)
+    charts = [] if sub is None else forecast_charts(sub, max_panels=1, anchor="prediction4")
+    return charts[0] if charts else None
+
+
 def story_charts(tables: StoryTables) -> dict[str, Chart]:
-    """Interactive charts keyed "prediction1", "prediction2", "prediction3" (absent when empty)."""
+    """Interactive charts keyed "prediction1" to "prediction4" (absent when empty)."""
     out = {}
     for key, make in (
         ("prediction1", _chart_prediction1),
         ("prediction2", _chart_prediction2),
         ("prediction3", _chart_prediction3),
+        ("prediction4", _chart_prediction4),
     ):
         chart = make(tables)
         if chart is not None:
