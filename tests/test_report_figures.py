@@ -188,3 +188,31 @@ def test_no_legend_overlaps_a_panel_in_the_other_static_figures():
     finally:
         for _name, fig in figures:
             close(fig)
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_values_near_the_largest_float_are_drawn(tmp_path, static):
+    """Finite values near 1.7e308 (issue 12): analyze and meta exit 0 and write every figure; the
+    panels draw them divided by a power of ten and say so, the tables keep them as they are."""
+    from typer.testing import CliRunner
+
+    from mirage.cli import app
+
+    jump = [1e306, 1.1e306, 1.2e306, 1.3e306, 1.7e308, 1.75e308]  # a sharp, apparently emergent curve
+    rows = [
+        dict(family=fam, model=f"{fam}{i}", params=10.0 ** (7 + i), task="t", metric=metric, value=value)
+        for fam in ("f", "g")
+        for i in range(6)
+        for metric, value in (("exact_match", jump[i]), ("token_edit_distance", 1.7e308 - i * 1e307))
+    ]
+    table = tmp_path / "huge.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    extra = ["--static"] if static else []
+    for command, figures in (("analyze", 1), ("meta", 2)):
+        out = tmp_path / command
+        result = CliRunner().invoke(app, [command, str(table), "--out", str(out), "--quiet", *extra])
+        assert result.exit_code == 0, result.output
+        assert len(list((out / "figures").glob("*.png"))) == figures, command
+        assert (out / "report.html").stat().st_size > 0
+    curves = pd.read_csv(tmp_path / "analyze" / "curves.csv")
+    assert curves["value"].max() == pytest.approx(1.75e308)  # drawn divided, kept whole

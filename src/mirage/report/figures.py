@@ -20,9 +20,12 @@ from .png import pyplot
 from .style import (
     DISCONTINUOUS_TITLE,
     KIND_LABEL,
+    display_factor,
+    factor_label,
     family_groups,
     group_styles,
     is_log_metric,
+    log_limits,
     natural_range,
     ordered_metrics,
     padded,
@@ -59,8 +62,7 @@ def _ylim(metric: str, kind: str, sub: pd.DataFrame) -> tuple[float, float] | No
         finite = finite[finite > 0]
         if not finite.size:
             return None
-        lo, hi = padded(math.log10(finite.min()), math.log10(finite.max()), share=0.05)
-        return 10**lo, 10**hi
+        return log_limits(*padded(math.log10(finite.min()), math.log10(finite.max()), share=0.05))
     if not finite.size or finite.min() == finite.max():
         return None
     return padded(float(finite.min()), float(finite.max()), share=0.05)
@@ -75,7 +77,24 @@ def _xlim(scales: pd.Series) -> tuple[float, float] | None:
     lo, hi = padded(math.log10(x.min()), math.log10(x.max()), share=0.05)
     if hi - lo < 0.2:  # one scale (or nearly): a fifth of a decade around it
         lo, hi = lo - 0.1, hi + 0.1
-    return 10**lo, 10**hi
+    return log_limits(lo, hi)
+
+
+def _drawable(curves: pd.DataFrame, metrics: Sequence[str]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The curves as drawn: a metric whose values pass :data:`~mirage.report.style.HUGE` divided by
+    a power of ten (matplotlib's axis arithmetic overflows near 1.7e308), with each metric's factor."""
+    factors = {
+        m: display_factor(curves.loc[curves["metric"] == m, ["value", "ci_low", "ci_high"]].to_numpy().ravel())
+        for m in metrics
+    }
+    if all(f == 1.0 for f in factors.values()):
+        return curves, factors
+    out = curves.copy()
+    for m, f in factors.items():
+        if f != 1.0:
+            rows = out["metric"] == m
+            out.loc[rows, ["value", "ci_low", "ci_high"]] = out.loc[rows, ["value", "ci_low", "ci_high"]] / f
+    return out, factors
 
 
 def plot_task(
@@ -109,6 +128,7 @@ def plot_task(
         layout="constrained",
     )
     grid = fig.add_gridspec(nrows, ncols + 1, width_ratios=[PANEL_WIDTH] * ncols + [legend_w])
+    curves, factors = _drawable(curves, [m for m, _k in metrics])
     limits = {m: _ylim(m, k, curves[curves["metric"] == m]) for m, k in metrics}
     xlim = _xlim(curves["scale"])
     floors = floors or {}
@@ -138,7 +158,7 @@ def plot_task(
             if overlay is not None:
                 drew_prediction = bool(overlay(ax, metric, colours)) or drew_prediction
             for level in floors.get(metric, ()):
-                ax.axhline(level, color="#444444", ls=":", lw=1.0, zorder=0)
+                ax.axhline(level / factors[metric], color="#444444", ls=":", lw=1.0, zorder=0)
                 drew_floor = True
             ax.set_xscale("log")
             ax.xaxis.set_minor_locator(NullLocator())  # minor log ticks cost most of the drawing time
@@ -155,7 +175,7 @@ def plot_task(
             everything = curves[curves["metric"] == metric]
             better = "↑" if bool(everything["higher_is_better"].iloc[0]) else "↓"
             ax.set_title(
-                f"{metric} {better}\n{KIND_LABEL.get(kind, kind)}",
+                f"{metric} {better}{factor_label(factors[metric])}\n{KIND_LABEL.get(kind, kind)}",
                 fontsize=9,
                 color=DISCONTINUOUS_TITLE if kind == MetricKind.DISCONTINUOUS.value else "#1d1d1f",
             )

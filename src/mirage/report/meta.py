@@ -18,7 +18,7 @@ from ..schema.vocab import MetricKind
 from .html import html_document, table_html
 from .interactive import Chart, chart_html, interactive_document, point_trace, style_figure
 from .png import pyplot
-from .style import is_log_metric, natural_range, padded
+from .style import display_factor, factor_label, is_log_metric, natural_range, padded
 
 CURVE_KEY = ["family", "task", "shots", "metric"]
 
@@ -119,11 +119,13 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
     for i, row in enumerate(chosen.itertuples(index=False)):
         ax, ax2 = axes[i // per_row, 2 * (i % per_row)], axes[i // per_row, 2 * (i % per_row) + 1]
         g = _curve(index, (row.family, row.task, row.shots, row.metric))
-        ax.plot(g["scale"], g["value"], "o-", color=_KIND_COLOUR.get(row.metric_kind, "#777"), ms=4)
-        natural = natural_range(str(row.metric_kind), g["value"].to_numpy(dtype=float))
+        factor = display_factor(g["value"])  # near 1.7e308 matplotlib's axis arithmetic overflows
+        values = g["value"].to_numpy(dtype=float) / factor
+        ax.plot(g["scale"], values, "o-", color=_KIND_COLOUR.get(row.metric_kind, "#777"), ms=4)
+        natural = natural_range(str(row.metric_kind), values)
         if natural is not None:
             ax.set_ylim(*padded(*natural, share=0.03))
-        ax.set_title(_panel_title(row), fontsize=8)
+        ax.set_title(_panel_title(row) + factor_label(factor), fontsize=8)
         partner = _partner(pairs, row)
         if partner is None:
             ax2.axis("off")
@@ -138,9 +140,12 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
             )
         else:
             pg = _curve(index, (row.family, row.task, row.shots, partner))
-            ax2.plot(pg["scale"], pg["value"], "s-", color=_KIND_COLOUR["linear"], ms=3, lw=1)
+            factor = display_factor(pg["value"])
+            ax2.plot(pg["scale"], pg["value"] / factor, "s-", color=_KIND_COLOUR["linear"], ms=3, lw=1)
             better = "↑" if bool(pg["higher_is_better"].iloc[0]) else "↓"
-            ax2.set_title(f"same outputs: {partner} {better}\n(continuous, its own axis)", fontsize=8)
+            ax2.set_title(
+                f"same outputs: {partner} {better}{factor_label(factor)}\n(continuous, its own axis)", fontsize=8
+            )
             if is_log_metric(partner):
                 ax2.set_yscale("log")
         for a in (ax, ax2):
@@ -152,7 +157,8 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
     for ax in axes.ravel()[2 * n :]:
         ax.axis("off")
     # fixed spacing: tight_layout costs seconds per figure of this size
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.92, wspace=0.35, hspace=0.75)
+    height = 2.8 * nrows  # inches: two-line titles need 0.6 in above the top row, tick labels 0.4 in below
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.4 / height, top=1 - 0.6 / height, wspace=0.35, hspace=0.75)
     return fig
 
 

@@ -114,6 +114,40 @@ def padded(lo: float, hi: float, share: float = 0.04) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+# past this magnitude matplotlib's axis arithmetic overflows (limits plus a margin, tick ranges,
+# 10 ** log10 of a limit): values as large as that are drawn divided by a power of ten
+HUGE = 1e300
+
+
+def display_factor(values: Iterable[float]) -> float:
+    """1, or the power of ten that values beyond :data:`HUGE` are divided by where they are drawn
+    (the axis label says so); the tables keep the values as they are.
+
+    >>> display_factor([0.5, 3.0]), display_factor([1.7e308, -2e307])
+    (1.0, 1e+308)
+    """
+    v = np.asarray(list(values), dtype=float)
+    v = np.abs(v[np.isfinite(v)])
+    if not v.size or float(v.max()) <= HUGE:
+        return 1.0
+    return float(10.0 ** math.floor(math.log10(float(v.max()))))
+
+
+def factor_label(factor: float) -> str:
+    """What an axis label adds when its values are drawn divided by ``factor``.
+
+    >>> factor_label(1.0), factor_label(1e308)
+    ('', ' (× 1e308)')
+    """
+    return "" if factor == 1.0 else f" (× 1e{round(math.log10(factor))})"
+
+
+def log_limits(lo: float, hi: float) -> tuple[float, float]:
+    """``10 ** lo, 10 ** hi`` for a log axis's limits, kept inside the finite floats."""
+    top = math.log10(np.finfo(float).max)
+    return 10.0 ** max(min(lo, top), -top), 10.0 ** max(min(hi, top), -top)
+
+
 def is_log_metric(metric: str) -> bool:
     """Perplexities read as their loss on a log axis."""
     name = metric.lower()
