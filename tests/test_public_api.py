@@ -16,6 +16,7 @@ COMMAND_FUNCTIONS = {
     "analyze": ("read_inputs", "run_analysis", "write_analysis", "analyze", "AnalysisSettings"),
     "meta": ("run_meta", "write_meta", "MetaSettings"),
     "theory": ("run_theory", "write_theory", "TheorySettings"),
+    "forecast": ("run_forecast", "write_forecast", "ForecastSettings"),
     "vision": ("run_vision", "write_vision", "VisionSettings"),
     "demo": ("run_demo", "run_trained_demo", "story_tables", "write_story"),
     "eval": ("evaluate_family", "evaluate_family_ray", "load_family", "load_task"),
