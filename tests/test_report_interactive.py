@@ -235,3 +235,37 @@ def test_screenshots_and_page_size(browser: Any, report1: Path, report25: Path, 
         assert not p.network()
         p.page.close()
         print(f"screenshot: {shot}")
+
+
+def test_forecast_page_draws_and_tooltips_without_network(browser: Any, tmp_path: Path):
+    """``mirage forecast``'s page: its chart draws with no network request, a model's tooltip shows
+    its model, scale, value, interval and n, and the search box hides a forecast of another task."""
+    from mirage import write_records
+    from mirage.synthetic import TruthSpec, known_truth_records
+
+    records = tmp_path / "records.parquet"
+    write_records(
+        known_truth_records(TruthSpec("smooth", n_models=8, decades=4, lengths=(5,), n_samples=300, seed=1)), records
+    )
+    out = tmp_path / "fc"
+    args = ["forecast", str(records), "--backtest", "2", "--bootstrap", "40", "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    p = Page(browser, out / "report.html")
+    try:
+        fig = p.chart(0)
+        fig.locator(".scatterlayer .trace .points path").first.hover(force=True)
+        tip = fig.locator(".hoverlayer .hovertext")
+        tip.first.wait_for(timeout=10_000)
+        text = tip.first.text_content() or ""
+        for word in ("model", "scale", "value", "interval", "n "):
+            assert word in text, f"tooltip {text!r} lacks {word!r}"
+        assert not p.network(), p.network()[:5]
+        p.page.fill("#search", "no such task")
+        p.page.wait_for_timeout(300)
+        assert not fig.is_visible()
+        p.page.fill("#search", "smooth")  # the family
+        p.page.wait_for_timeout(300)
+        assert fig.is_visible()
+    finally:
+        p.page.close()

@@ -500,6 +500,7 @@ def _prediction_sections(result: AnalysisResult, interactive: bool = False) -> l
                             g,
                             anchor=anchor_id("lengths", *(key if isinstance(key, tuple) else (key,))),
                             title=html.escape(title),
+                            search=title,  # the search box finds it by family or task
                             caption=f"{title}: exact match and token edit distance by target length, per model; "
                             "theory dashed; click a model to hide it.",
                         )

@@ -382,10 +382,13 @@ def metric_panels(
     return fig
 
 
-def length_chart(lengths: pd.DataFrame, *, anchor: str, caption: str, title: str | None = None) -> Chart:
+def length_chart(
+    lengths: pd.DataFrame, *, anchor: str, caption: str, title: str | None = None, search: str = ""
+) -> Chart:
     """Exact match and token edit distance by target length, a trace per model (click to hide),
     observed points with intervals and the theory (``p̂^L``, ``L(1-p̂)``) dashed: the rows of
-    ``lengths.csv`` (or the demo's prediction 3) of one family and task."""
+    ``lengths.csv`` (or the demo's prediction 3) of one family and task. ``search``: what the
+    page's search box matches to show the chart (e.g. its family and task)."""
     p3 = lengths
     x_col = "params" if "params" in p3.columns else "scale"
     models = list(dict.fromkeys(p3.sort_values([x_col, "model"])["model"]))
@@ -476,7 +479,7 @@ def length_chart(lengths: pd.DataFrame, *, anchor: str, caption: str, title: str
     fig.update_yaxes(title_text="token edit distance", rangemode="tozero", row=1, col=2)
     fig.update_xaxes(title_text="target length L (tokens)", dtick=1)
     style_figure(fig, height=420, legend_title="model (click: hide/show)", title=title)
-    return Chart(anchor=anchor, figure=fig, caption=caption)
+    return Chart(anchor=anchor, figure=fig, caption=caption, task=search)
 
 
 # ----------------------------------------------------------------------------- page
