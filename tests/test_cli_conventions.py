@@ -75,6 +75,33 @@ def test_analyze_progress_is_plain_lines_on_stderr_and_json_on_stdout(scores: Pa
     assert "verdicts" in err  # the human summary went to stderr
 
 
+def test_forecast_progress_is_plain_lines_on_stderr_and_json_on_stdout(tmp_path: Path):
+    from mirage import write_records
+    from mirage.synthetic import TruthSpec, known_truth_records
+
+    records = tmp_path / "records.parquet"
+    write_records(
+        known_truth_records(TruthSpec("smooth", n_models=6, decades=3, lengths=(4,), n_samples=200, seed=1)), records
+    )
+    code, out, err = _mirage(
+        "forecast",
+        str(records),
+        "--backtest",
+        "2",
+        "--bootstrap",
+        "30",
+        "--out",
+        str(tmp_path / "fc"),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["n_groups"] == 1 and summary["report"] == str(tmp_path / "fc" / "report.html")
+    assert "\r" not in err and "\x1b[" not in err
+    assert "forecasts: " in err and "back-test" in err  # a plain progress line, then the human summary
+
+
 def test_analyze_summary_lists_verdicts_in_csv_order_and_counts_insufficient(scores: Path, tmp_path: Path):
     code, out, err = _mirage(
         "analyze", str(scores), "--out", str(tmp_path / "out"), "--bootstrap", "0", cwd=tmp_path, columns=250

@@ -395,7 +395,7 @@ def forecast_cmd(
         seed=seed,
     )
     data = mirage.read_inputs([str(p) for p in inputs], scale=scale, filters=filter_)
-    result = mirage.run_forecast(data, settings)
+    result = mirage.run_forecast(data, settings, progress=not quiet)
     mirage.write_forecast(result, out, static=static)
     _done(result, Path(out) / "report.html", quiet, json_)
 

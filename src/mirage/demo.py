@@ -170,6 +170,7 @@ def run_trained_demo(
     forecast = run_forecast(
         read_inputs([derived]),
         ForecastSettings(backtest=len(fam.models) // 2, bootstrap=200, seed=seed),
+        progress=not quiet,
     )
     write_forecast(
         forecast, out / "forecast", title="mirage demo: the larger half forecast from the smaller half", static=static

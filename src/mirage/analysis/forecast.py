@@ -47,6 +47,7 @@ from scipy.optimize import minimize
 
 from ..errors import MirageInputError
 from ..metrics import canonical_metric_name, loss_rank, per_token_loss_of
+from ..progress import progress_iter
 from ..schema.results import ForecastResult, Inputs
 from ..schema.settings import AnalysisSettings, ForecastSettings
 from ..schema.tables import BACKTESTS, FORECAST, FORECAST_CROSSINGS, FORECAST_FITS, set_shots
@@ -532,14 +533,17 @@ def _held_out_mask(g: _Group, settings: ForecastSettings) -> np.ndarray:
     return held
 
 
-def run_forecast(inputs: Inputs, settings: ForecastSettings = ForecastSettings()) -> ForecastResult:
+def run_forecast(
+    inputs: Inputs, settings: ForecastSettings = ForecastSettings(), *, progress: bool = False
+) -> ForecastResult:
     """Forecast every (family, task[, shots]) of the inputs (pure: writes nothing; seeded).
 
     Records give item-level forecasts; score tables need an exact-match-like metric and a
-    continuous metric with a per-token loss scale (perplexity, log-likelihood, ...).
+    continuous metric with a per-token loss scale (perplexity, log-likelihood, ...). ``progress``
+    reports each forecast done on stderr (:mod:`mirage.progress`).
     """
     curves, samples, _unknown = collect_curves(inputs, AnalysisSettings(bootstrap=0, seed=settings.seed))
-    return forecast_from_curves(curves, samples, settings)
+    return forecast_from_curves(curves, samples, settings, progress=progress)
 
 
 def _unobserved_row(
@@ -563,7 +567,11 @@ def _unobserved_row(
 
 
 def forecast_from_curves(
-    curves: pd.DataFrame, samples: pd.DataFrame | None, settings: ForecastSettings = ForecastSettings()
+    curves: pd.DataFrame,
+    samples: pd.DataFrame | None,
+    settings: ForecastSettings = ForecastSettings(),
+    *,
+    progress: bool = False,
 ) -> ForecastResult:
     """:func:`run_forecast` on curves and per-sample metrics already computed
     (:func:`mirage.analysis.curves.collect_curves`)."""
@@ -579,7 +587,7 @@ def forecast_from_curves(
     c_rows: list[dict[str, Any]] = []
     fit_rows: list[dict[str, Any]] = []
     b_rows: list[dict[str, Any]] = []
-    for g in groups:
+    for g in progress_iter(groups, "forecasts", unit="forecast", enabled=progress):  # each a bootstrap
         base = dict(family=g.family, task=g.task, shots=g.shots, metric=g.metric)
         obs, olo, ohi, n = _observed(g, settings.confidence)
         top = max([float(g.scales.max())] + list(settings.to))
