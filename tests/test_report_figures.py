@@ -191,19 +191,27 @@ def test_no_legend_overlaps_a_panel_in_the_other_static_figures():
 
 
 @pytest.mark.parametrize("static", [False, True])
-def test_values_near_the_largest_float_are_drawn(tmp_path, static):
-    """Finite values near 1.7e308 (issue 12): analyze and meta exit 0 and write every figure; the
-    panels draw them divided by a power of ten and say so, the tables keep them as they are."""
+@pytest.mark.parametrize("huge", ["values", "scales"])
+def test_values_near_the_largest_float_are_drawn(tmp_path, static, huge):
+    """Finite values (or scales) near 1.7e308 (issue 12): analyze and meta exit 0 and write every
+    figure; the panels draw them divided by a power of ten and say so, the tables keep them whole."""
     from typer.testing import CliRunner
 
     from mirage.cli import app
 
-    jump = [1e306, 1.1e306, 1.2e306, 1.3e306, 1.7e308, 1.75e308]  # a sharp, apparently emergent curve
+    if huge == "values":  # a sharp, apparently emergent curve beside a smooth one, both near 1.7e308
+        scales = [10.0 ** (7 + i) for i in range(6)]
+        sharp = [1e306, 1.1e306, 1.2e306, 1.3e306, 1.7e308, 1.75e308]
+        smooth = [1.7e308 - i * 1e307 for i in range(6)]
+    else:  # ordinary values at scales up to the largest float
+        scales = [1e303, 1e304, 1e305, 1e306, 1e307, 1.7e308]
+        sharp = [0.01, 0.02, 0.02, 0.03, 0.7, 0.9]
+        smooth = [3.0 - 0.3 * i for i in range(6)]
     rows = [
-        dict(family=fam, model=f"{fam}{i}", params=10.0 ** (7 + i), task="t", metric=metric, value=value)
+        dict(family=fam, model=f"{fam}{i}", params=scales[i], task="t", metric=metric, value=value)
         for fam in ("f", "g")
         for i in range(6)
-        for metric, value in (("exact_match", jump[i]), ("token_edit_distance", 1.7e308 - i * 1e307))
+        for metric, value in (("exact_match", sharp[i]), ("token_edit_distance", smooth[i]))
     ]
     table = tmp_path / "huge.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
@@ -215,4 +223,5 @@ def test_values_near_the_largest_float_are_drawn(tmp_path, static):
         assert len(list((out / "figures").glob("*.png"))) == figures, command
         assert (out / "report.html").stat().st_size > 0
     curves = pd.read_csv(tmp_path / "analyze" / "curves.csv")
-    assert curves["value"].max() == pytest.approx(1.75e308)  # drawn divided, kept whole
+    column = "value" if huge == "values" else "scale"
+    assert curves[column].max() == pytest.approx(1.75e308 if huge == "values" else 1.7e308)  # kept whole

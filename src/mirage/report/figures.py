@@ -129,6 +129,10 @@ def plot_task(
     )
     grid = fig.add_gridspec(nrows, ncols + 1, width_ratios=[PANEL_WIDTH] * ncols + [legend_w])
     curves, factors = _drawable(curves, [m for m, _k in metrics])
+    xfactor = display_factor(curves["scale"])  # scales near 1.7e308 overflow the log axis's transform
+    if xfactor != 1.0:
+        curves = curves.assign(scale=curves["scale"] / xfactor)
+        overlay = None  # predictions are on the true scale axis: the tables keep them
     limits = {m: _ylim(m, k, curves[curves["metric"] == m]) for m, k in metrics}
     xlim = _xlim(curves["scale"])
     floors = floors or {}
@@ -181,7 +185,7 @@ def plot_task(
             )
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.25, lw=0.5)
-            ax.set_xlabel("scale", fontsize=8)
+            ax.set_xlabel("scale" + factor_label(xfactor), fontsize=8)
         legend_ax = fig.add_subplot(grid[g * rows_per_group : (g + 1) * rows_per_group, ncols])
         legend_ax.axis("off")
         handles = [

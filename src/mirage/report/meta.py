@@ -116,12 +116,13 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
     nrows = int(math.ceil(n / per_row))
     fig, axes = plt.subplots(nrows, 2 * per_row, figsize=(3.3 * 2 * per_row, 2.8 * nrows), squeeze=False)
     index = curves.set_index(CURVE_KEY).sort_index()
+    xfactor = display_factor(curves["scale"])  # scales near 1.7e308 overflow the log axis's transform
     for i, row in enumerate(chosen.itertuples(index=False)):
         ax, ax2 = axes[i // per_row, 2 * (i % per_row)], axes[i // per_row, 2 * (i % per_row) + 1]
         g = _curve(index, (row.family, row.task, row.shots, row.metric))
         factor = display_factor(g["value"])  # near 1.7e308 matplotlib's axis arithmetic overflows
         values = g["value"].to_numpy(dtype=float) / factor
-        ax.plot(g["scale"], values, "o-", color=_KIND_COLOUR.get(row.metric_kind, "#777"), ms=4)
+        ax.plot(g["scale"] / xfactor, values, "o-", color=_KIND_COLOUR.get(row.metric_kind, "#777"), ms=4)
         natural = natural_range(str(row.metric_kind), values)
         if natural is not None:
             ax.set_ylim(*padded(*natural, share=0.03))
@@ -141,7 +142,7 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
         else:
             pg = _curve(index, (row.family, row.task, row.shots, partner))
             factor = display_factor(pg["value"])
-            ax2.plot(pg["scale"], pg["value"] / factor, "s-", color=_KIND_COLOUR["linear"], ms=3, lw=1)
+            ax2.plot(pg["scale"] / xfactor, pg["value"] / factor, "s-", color=_KIND_COLOUR["linear"], ms=3, lw=1)
             better = "↑" if bool(pg["higher_is_better"].iloc[0]) else "↓"
             ax2.set_title(
                 f"same outputs: {partner} {better}{factor_label(factor)}\n(continuous, its own axis)", fontsize=8
@@ -154,6 +155,8 @@ def plot_strongest(curves: pd.DataFrame, emergence: pd.DataFrame, pairs: pd.Data
                 a.xaxis.set_minor_locator(plt.NullLocator())  # minor log ticks cost most of the drawing time
                 a.tick_params(labelsize=7)
                 a.grid(alpha=0.25, lw=0.5)
+                if xfactor != 1.0:
+                    a.set_xlabel("scale" + factor_label(xfactor), fontsize=7)
     for ax in axes.ravel()[2 * n :]:
         ax.axis("off")
     # fixed spacing: tight_layout costs seconds per figure of this size

@@ -143,9 +143,19 @@ def factor_label(factor: float) -> str:
 
 
 def log_limits(lo: float, hi: float) -> tuple[float, float]:
-    """``10 ** lo, 10 ** hi`` for a log axis's limits, kept inside the finite floats."""
-    top = math.log10(np.finfo(float).max)
-    return 10.0 ** max(min(lo, top), -top), 10.0 ** max(min(hi, top), -top)
+    """``10 ** lo, 10 ** hi`` for a log axis's limits, kept inside the positive finite floats.
+
+    >>> log_limits(0.0, 400.0) == (1.0, float(np.finfo(float).max))
+    True
+    """
+    info = np.finfo(float)
+
+    def power(x: float) -> float:
+        if x >= math.log10(info.max):
+            return float(info.max)
+        return max(10.0**x, float(info.tiny))  # 10 ** -400 underflows to 0, not an error
+
+    return power(lo), power(hi)
 
 
 def is_log_metric(metric: str) -> bool:
