@@ -15,26 +15,42 @@ models scores 7; a power-law log-probability scores 10-15). The verdict rule is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import MirageInputError
+from ..schema.record_source import RecordSource
 from ..schema.results import AnalysisResult, Inputs
 from ..schema.settings import AnalysisSettings
+from ..schema.until_pass import has_until_pass
 from ..schema.vocab import VERDICT_ORDER, RowKind
-from .curves import collect_curves, curve_id
+from .curves import combine_curves, curve_id, curves_from_scores
 from .emergence import emergence_table
 from .pass_rates import pass_rate_curves, pass_rate_table
-from .predictions import predict_exact_match
-from .resolution import resolution_table
+from .resolution import resolution_from_stats
+from .stream import SamplesSink, analyse_records
 from .verdicts import verdicts_table
 
 
-def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()) -> AnalysisResult:
+def run_analysis(
+    inputs: Inputs,
+    settings: AnalysisSettings = AnalysisSettings(),
+    *,
+    on_samples: SamplesSink | None = None,
+    on_unit: Callable[[str, str, int], None] | None = None,
+) -> AnalysisResult:
     """Compute curves, emergence scores and verdicts (no files written).
+
+    Records are analysed one (family, task) at a time (:mod:`mirage.analysis.stream`). With
+    ``on_samples`` each unit's per-sample metrics go there (the streaming writer of
+    ``samples.parquet``) and the result holds none, so memory stays bounded; without it the
+    result holds them all, in the records' order. ``on_unit(family, task, n_records)`` reports
+    progress.
 
     >>> from mirage import bundled_path, read_inputs
     >>> inputs = read_inputs([bundled_path("pythia_scaling.csv")], filters={"task": "lambada_openai", "shots": "0"})
@@ -42,22 +58,42 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     >>> result.verdicts[["family", "discontinuous_metric", "continuous_metric", "verdict"]].values.tolist()
     [['Pythia', 'acc', 'ppl', 'no apparent emergence'], ['Pythia-deduped', 'acc', 'ppl', 'no apparent emergence']]
     """
-    curves, samples, unknown = collect_curves(inputs, settings)
-    pass_rates = pass_rate_table(inputs.records, samples, settings) if inputs.records is not None else None
+    score_curves, unknown = curves_from_scores(inputs.scores, settings) if inputs.scores is not None else (None, [])
+    part = None
+    # until-pass records (mirage eval --until-pass) are read whole: their pass rates pool every
+    # item of a model and compare with its greedy exact match, so the samples are kept for them
+    until_pass = inputs.records is not None and has_until_pass(_record_columns(inputs.records))
+    if inputs.records is not None:
+        if settings.curve_by:
+            raise MirageInputError("applies to score tables; split records with --filter instead", "--curve-by")
+        part = analyse_records(
+            inputs.records,
+            settings,
+            score_curves=score_curves,
+            decide=True,
+            on_samples=on_samples,
+            keep_samples=on_samples is None or until_pass,
+            on_unit=on_unit,
+        )
+    curves = combine_curves(part.curves if part is not None else None, score_curves, settings)
+    pass_rates = None
+    if until_pass and part is not None and inputs.records is not None:
+        pass_rates = pass_rate_table(_record_table(inputs.records), part.samples, settings)
+        if on_samples is not None:
+            part.samples = None  # written already; kept only for the pass rates
     if pass_rates is not None:  # sampled until a pass: the pooled rate is a curve of its own
         curves = _sorted_curves(pd.concat([curves, pass_rate_curves(pass_rates, settings)], ignore_index=True))
     if curves.empty:
         raise MirageInputError("the inputs hold no metric values to analyse")
     emergence, insufficient = emergence_table(curves, tuple(settings.curve_by))
-    verdicts, evidence = verdicts_table(curves, samples, settings.verdict_settings())
-    summary = _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknown)
+    verdicts, evidence = verdicts_table(
+        curves, None, settings.verdict_settings(), decided=part.verdicts if part is not None else None
+    )
+    n_records = part.n_records if part is not None else 0
+    summary = _summary(inputs, settings, curves, emergence, verdicts, insufficient, unknown, n_records)
     predictions = fits = lengths = None
-    if (
-        samples is not None
-        and "exact_match" in samples.columns
-        and (samples.columns.intersection(["target_mean_logprob", "token_edit_distance"]).size)
-    ):
-        predictions, fits, lengths = predict_exact_match(samples, settings)
+    if part is not None and part.predictions is not None:
+        predictions, fits, lengths = part.predictions, part.prediction_fits, part.lengths
         summary["predictions"] = _prediction_summary(predictions)
     if pass_rates is not None:
         agree = pass_rates["agree"].dropna().astype(bool)
@@ -66,7 +102,10 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
             "with_prediction": int(len(agree)),
             "prediction_in_interval": int(agree.sum()),
         }
-    resolution = resolution_table(curves, samples, predictions, settings) if samples is not None else None
+    resolution = None
+    if part is not None:
+        stats = part.resolution_stats if part.resolution_stats is not None else _no_stats()
+        resolution = resolution_from_stats(curves, stats, predictions, settings)
     if resolution is not None and len(resolution):
         summary["above_chance"] = {
             "models": int(len(resolution)),
@@ -77,7 +116,7 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
         emergence,
         verdicts,
         insufficient,
-        samples,
+        part.samples if part is not None else None,
         summary,
         predictions,
         fits,
@@ -89,10 +128,27 @@ def run_analysis(inputs: Inputs, settings: AnalysisSettings = AnalysisSettings()
     )
 
 
+def _record_columns(records: pa.Table | RecordSource) -> list[str]:
+    """The column names of records, however they are held."""
+    if isinstance(records, RecordSource):
+        return sorted({c for f in records.fragments for c in f.column_names})
+    return list(records.column_names)
+
+
+def _record_table(records: pa.Table | RecordSource) -> pa.Table:
+    """Records as one table in memory."""
+    return records.to_table() if isinstance(records, RecordSource) else records
+
+
 def _sorted_curves(curves: pd.DataFrame) -> pd.DataFrame:
     """Curves in the order of ``curves.csv`` (as :func:`mirage.analysis.curves.collect_curves` sorts them)."""
     order = ["family", "task", "shots", "metric", "scale", "model"]
     return curves.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def _no_stats() -> pd.DataFrame:
+    """The per-model resolution numbers of an input without samples."""
+    return pd.DataFrame(columns=["family", "task", "shots", "model", "mean_length", "chance_mc"])
 
 
 def _prediction_summary(predictions: pd.DataFrame) -> dict[str, Any]:
@@ -115,6 +171,7 @@ def _summary(
     verdicts: pd.DataFrame,
     insufficient: pd.DataFrame,
     unknown: list[str],
+    n_records: int = 0,
 ) -> dict[str, Any]:
     counts = {v.value: int((verdicts["verdict"] == v.value).sum()) for v in VERDICT_ORDER}
     finite = emergence["emergence_score"].replace([np.inf, -np.inf], np.nan)
@@ -130,7 +187,7 @@ def _summary(
         "n_metrics": int(curves["metric"].nunique()),
         "n_curves": int(curves.groupby(curve_id(settings), dropna=False).ngroups),
         "has_records": inputs.records is not None,
-        "n_records": int(inputs.records.num_rows) if inputs.records is not None else 0,
+        "n_records": int(n_records),
         "verdict_counts": counts,
         "flat_then_jump_curves": int(emergence["flat_then_jump"].sum()),
         "max_finite_emergence_score": float(finite.abs().max()) if finite.notna().any() else None,

@@ -10,7 +10,7 @@ and normal ones from ``stderr``. Pure: tables in, tables out (the ``curves.csv``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import MirageInputError
-from ..metrics import METRICS, canonical_metric_name, compute_sample_metrics, metric_kind
+from ..metrics import METRICS, canonical_metric_name, metric_kind
 from ..schema.results import Inputs
 from ..schema.settings import AnalysisSettings
 from ..schema.tables import CURVES, set_shots
@@ -35,65 +35,75 @@ def curves_from_records(
 
     Binary metrics (exact match, multiple-choice grade) get Wilson intervals, which stay
     honest at 0 of n; the others a percentile bootstrap over items, paired across models and
-    metrics (one set of resamples per family and task), seeded by ``settings.seed``.
+    metrics (one set of resamples per family and task), seeded by ``settings.seed``. The records
+    are processed one (family, task) at a time (:mod:`mirage.analysis.stream`); the samples come
+    back in the records' order.
     """
-    samples = compute_sample_metrics(records, settings.metrics, settings.answer_regex)
-    set_shots(samples)
-    metric_names = [c for c in samples.columns if c in METRICS]
-    rows = []
-    for g_idx, ((family, task, shots), group) in enumerate(
-        samples.groupby(["family", "task", "shots"], sort=True, dropna=False)
-    ):
-        models = group[["model", "scale"]].drop_duplicates().sort_values(["scale", "model"])
-        boot_metrics = [m for m in metric_names if not METRICS[m].binary and group[m].notna().any()]
-        boot = {}
-        if boot_metrics and settings.bootstrap > 0:
-            # items x (models * metrics) matrix, NaN where a model lacks an item
-            wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
-            wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
-            b_lo, b_hi = bootstrap_mean_ci(
-                wide.to_numpy(dtype=float), settings.bootstrap, settings.level, seed=_group_seed(settings.seed, g_idx)
-            )
-            for j, key in enumerate(wide.columns):
-                boot[key] = (b_lo[j], b_hi[j])
-        by_model = group.groupby("model", sort=False)
-        for metric in metric_names:
-            meta = METRICS[metric]
-            kind = settings.kind_overrides.get(metric, meta.kind)
-            for model, scale in models.itertuples(index=False):
-                vals = by_model.get_group(model)[metric].to_numpy(dtype=float)
-                vals = vals[np.isfinite(vals)]
-                if len(vals) == 0:
-                    continue
-                value = float(vals.mean())
-                if meta.binary:
-                    w_lo, w_hi = wilson_interval(vals.sum(), len(vals), settings.level)
-                    lo, hi, method = float(w_lo), float(w_hi), CIMethod.WILSON.value
-                elif (metric, model) in boot:
-                    lo, hi = boot[(metric, model)]
-                    method = CIMethod.BOOTSTRAP.value
-                else:
-                    lo = hi = math.nan
-                    method = CIMethod.NONE.value
-                rows.append(
-                    dict(
-                        family=family,
-                        model=model,
-                        scale=float(scale),
-                        task=task,
-                        shots=shots,
-                        metric=metric,
-                        metric_kind=kind,
-                        higher_is_better=meta.higher_is_better,
-                        value=value,
-                        ci_low=lo,
-                        ci_high=hi,
-                        n_samples=len(vals),
-                        ci_method=method,
-                        stderr=float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else math.nan,
-                    )
+    from .stream import analyse_records  # the stream builds on this module's per-group curves
+
+    part = analyse_records(records, settings, keep_samples=True)
+    assert part.samples is not None
+    return part.curves, part.samples
+
+
+def record_group_curves(
+    family: Any, task: Any, shots: Any, group: pd.DataFrame, settings: AnalysisSettings, group_index: int
+) -> list[dict[str, Any]]:
+    """The curve points (``curves.csv`` rows) of one (family, task, shots) group of per-sample
+    metrics; ``group_index`` is the group's place among all groups in sorted order, which seeds its
+    bootstrap, so a group's intervals do not depend on how the input was split."""
+    metric_names = [c for c in group.columns if c in METRICS]
+    rows: list[dict[str, Any]] = []
+    models = group[["model", "scale"]].drop_duplicates().sort_values(["scale", "model"])
+    boot_metrics = [m for m in metric_names if not METRICS[m].binary and group[m].notna().any()]
+    boot: dict[tuple[str, Any], tuple[float, float]] = {}
+    if boot_metrics and settings.bootstrap > 0:
+        # items x (models * metrics) matrix, NaN where a model lacks an item
+        wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
+        wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
+        b_lo, b_hi = bootstrap_mean_ci(
+            wide.to_numpy(dtype=float), settings.bootstrap, settings.level, seed=_group_seed(settings.seed, group_index)
+        )
+        for j, key in enumerate(wide.columns):
+            boot[key] = (b_lo[j], b_hi[j])
+    by_model = group.groupby("model", sort=False)
+    for metric in metric_names:
+        meta = METRICS[metric]
+        kind = settings.kind_overrides.get(metric, meta.kind)
+        for model, scale in models.itertuples(index=False):
+            vals = by_model.get_group(model)[metric].to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
+            if len(vals) == 0:
+                continue
+            value = float(vals.mean())
+            if meta.binary:
+                w_lo, w_hi = wilson_interval(vals.sum(), len(vals), settings.level)
+                lo, hi, method = float(w_lo), float(w_hi), CIMethod.WILSON.value
+            elif (metric, model) in boot:
+                lo, hi = boot[(metric, model)]
+                method = CIMethod.BOOTSTRAP.value
+            else:
+                lo = hi = math.nan
+                method = CIMethod.NONE.value
+            rows.append(
+                dict(
+                    family=family,
+                    model=model,
+                    scale=float(scale),
+                    task=task,
+                    shots=shots,
+                    metric=metric,
+                    metric_kind=kind,
+                    higher_is_better=meta.higher_is_better,
+                    value=value,
+                    ci_low=lo,
+                    ci_high=hi,
+                    n_samples=len(vals),
+                    ci_method=method,
+                    stderr=float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else math.nan,
                 )
-    return _curve_frame(rows), samples
+            )
+    return rows
 
 
 def _group_seed(seed: int, index: int) -> np.random.SeedSequence:
@@ -111,20 +121,7 @@ def curves_from_scores(
     """
     frame = scores.copy()
     set_shots(frame)
-    kinds, higher, unknown = [], [], set()
-    explicit = frame["metric_kind"] if "metric_kind" in frame.columns else pd.Series([None] * len(frame))
-    for name, given in zip(frame["metric"], explicit):
-        known = metric_kind(name, settings.kind_overrides)
-        if isinstance(given, str) and given and canonical_metric_name(name) not in settings.kind_overrides:
-            kinds.append(given)
-            higher.append(known[1] if known else True)
-        elif known is None:
-            kinds.append(MetricKind.UNKNOWN.value)
-            higher.append(True)
-            unknown.add(name)
-        else:
-            kinds.append(known[0])
-            higher.append(known[1])
+    kinds, higher, unknown = _score_kinds(frame, settings.kind_overrides)
     frame["metric_kind"] = kinds
     if "higher_is_better" in frame.columns:
         frame["higher_is_better"] = frame["higher_is_better"].fillna(pd.Series(higher)).astype(bool)
@@ -153,10 +150,32 @@ def curves_from_scores(
     missing = [c for c in settings.curve_by if c not in frame.columns]
     if missing:
         raise MirageInputError(f"no column(s) {', '.join(map(repr, missing))} in the score table", "--curve-by")
-    return _curve_frame(frame, tuple(settings.curve_by)), sorted(unknown)
+    return curve_frame(frame, tuple(settings.curve_by)), sorted(unknown)
 
 
-def _curve_frame(rows: list[dict[str, Any]] | pd.DataFrame, curve_by: Sequence[str] = ()) -> pd.DataFrame:
+def _score_kinds(frame: pd.DataFrame, overrides: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """(kind, higher-is-better, unknown names) per score row: a row's own ``metric_kind`` unless the
+    metric's kind is overridden, else the registry's; names the registry does not know are unknown.
+    Looked up once per distinct name, not once per row."""
+    names = frame["metric"].to_numpy(dtype=object)
+    distinct, inverse = np.unique(names, return_inverse=True)
+    known = [metric_kind(n, overrides) for n in distinct]
+    known_kind = np.array([k[0] if k else MetricKind.UNKNOWN.value for k in known], dtype=object)[inverse]
+    known_higher = np.array([k[1] if k else True for k in known], dtype=bool)[inverse]
+    is_known = np.array([k is not None for k in known], dtype=bool)[inverse]
+    overridden = np.array([canonical_metric_name(n) in overrides for n in distinct], dtype=bool)[inverse]
+    if "metric_kind" in frame.columns:
+        given = frame["metric_kind"].to_numpy(dtype=object)
+        usable = np.array([isinstance(v, str) and bool(v) for v in given], dtype=bool) & ~overridden
+    else:
+        given = np.full(len(frame), None, dtype=object)
+        usable = np.zeros(len(frame), dtype=bool)
+    kinds = np.where(usable, given, known_kind)
+    unknown = set(names[~usable & ~is_known].tolist())
+    return kinds, known_higher, unknown
+
+
+def curve_frame(rows: list[dict[str, Any]] | pd.DataFrame, curve_by: Sequence[str] = ()) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=CURVE_COLUMNS + list(curve_by))
@@ -174,22 +193,28 @@ def curve_id(settings: AnalysisSettings) -> list[str]:
 
 def collect_curves(inputs: Inputs, settings: AnalysisSettings) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str]]:
     """(curves, per-sample metrics or None, unknown metric names)."""
-    parts: list[pd.DataFrame] = []
-    samples: pd.DataFrame | None = None
-    unknown: list[str] = []
+    from .stream import analyse_records  # the stream builds on this module's per-group curves
+
+    rec_curves, samples = None, None
     if inputs.records is not None:
         if settings.curve_by:
             raise MirageInputError("applies to score tables; split records with --filter instead", "--curve-by")
-        rec_curves, samples = curves_from_records(inputs.records, settings)
-        parts.append(rec_curves)
-    if inputs.scores is not None:
-        sc_curves, unknown = curves_from_scores(inputs.scores, settings)
-        parts.append(sc_curves)
-    curves = (
-        pd.concat([p for p in parts if not p.empty], ignore_index=True, sort=False)
-        if parts
-        else pd.DataFrame(columns=CURVE_COLUMNS)
-    )
+        part = analyse_records(inputs.records, settings, keep_samples=True)
+        rec_curves, samples = part.curves, part.samples
+    sc_curves, unknown = curves_from_scores(inputs.scores, settings) if inputs.scores is not None else (None, [])
+    return combine_curves(rec_curves, sc_curves, settings), samples, unknown
+
+
+def combine_curves(
+    record_curves: pd.DataFrame | None, score_curves: pd.DataFrame | None, settings: AnalysisSettings
+) -> pd.DataFrame:
+    """The curves table: the record curves, then the score tables' (checked: no point twice)."""
+    parts = [p for p in (record_curves, score_curves) if p is not None]
+    filled = [p for p in parts if not p.empty]
+    if filled:
+        curves = pd.concat(filled, ignore_index=True, sort=False)
+    else:
+        curves = parts[0] if parts else pd.DataFrame(columns=CURVE_COLUMNS)
     dup = curves.duplicated(curve_id(settings) + ["model"])
     if dup.any():
         row = curves[dup].iloc[0]
@@ -198,4 +223,4 @@ def collect_curves(inputs: Inputs, settings: AnalysisSettings) -> tuple[pd.DataF
             f"the same curve point comes twice: family {row['family']!r}, model {row['model']!r}, "
             f"task {row['task']!r}, metric {row['metric']!r}{hint}"
         )
-    return curves, samples, unknown
+    return curves

@@ -52,7 +52,8 @@ from ..schema.vocab import (
 )
 from ..stats import grouped_emergence_scores
 from ..stats.evidence import apparent_emergence
-from .curves import collect_curves
+from .curves import combine_curves, curves_from_scores
+from .stream import analyse_records
 
 CURVE_KEY = ["family", "task", "shots", "metric"]
 REQUIRED_CURVE_COLUMNS = ("family", "model", "scale", "task", "metric", "metric_kind", "value")
@@ -414,14 +415,23 @@ def meta_analysis(curves: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) ->
 
 def meta_curves(inputs: Inputs, settings: AnalysisSettings | None = None) -> pd.DataFrame:
     """Curves of the inputs (the one code path of ``mirage analyze``), with ``origin``
-    = ``records`` for curves computed from per-sample records, else ``scores``."""
-    curves, samples, _unknown = collect_curves(inputs, settings or AnalysisSettings())
+    = ``records`` for curves computed from per-sample records, else ``scores``. Records are
+    streamed one (family, task) at a time and no sample is kept."""
+    settings = settings or AnalysisSettings()
+    rec_curves, groups = None, []
+    if inputs.records is not None:
+        if settings.curve_by:
+            raise MirageInputError("applies to score tables; split records with --filter instead", "--curve-by")
+        part = analyse_records(inputs.records, settings)
+        rec_curves, groups = part.curves, part.groups
+    sc_curves = curves_from_scores(inputs.scores, settings)[0] if inputs.scores is not None else None
+    curves = combine_curves(rec_curves, sc_curves, settings)
     if curves.empty:
         raise MirageInputError("the inputs hold no metric values")
     curves = curves.copy()
     curves["origin"] = Origin.SCORES.value
-    if samples is not None:
-        keys = samples[["family", "task", "shots"]].drop_duplicates()
+    if inputs.records is not None:
+        keys = pd.DataFrame(groups, columns=["family", "task", "shots"])
         set_shots(keys)
         hit = curves[["family", "task", "shots"]].merge(
             keys.assign(_rec=True), how="left", on=["family", "task", "shots"]

@@ -23,7 +23,7 @@ from ..progress import progress_iter
 from ..schema.checks import positive_array, whole_lengths
 from ..schema.results import Predictions
 from ..schema.settings import AnalysisSettings
-from ..schema.tables import LENGTHS, PREDICTION_FITS, PREDICTIONS, set_shots
+from ..schema.tables import LENGTHS, PREDICTIONS, PREDICTION_FITS, set_shots
 from ..schema.vocab import PredictionSource, RowKind
 from ..stats import PowerLawFit, fit_power_law, wilson_interval, z_value
 
@@ -34,9 +34,7 @@ def _mixture_accuracy(ce: np.ndarray, lengths: np.ndarray, weights: np.ndarray) 
     return terms @ weights
 
 
-def predict_accuracy(
-    fit: PowerLawFit, scale: ArrayLike, lengths: ArrayLike, level: float | None = None
-) -> pd.DataFrame:
+def predict_accuracy(fit: PowerLawFit, scale, lengths, level: float | None = None) -> pd.DataFrame:
     """Predicted accuracy ``exp(-L CE_fit(N))`` at every (scale, length), with a bootstrap band.
 
     Columns: scale, length, cross_entropy, p_token, accuracy, accuracy_low, accuracy_high (band:
@@ -75,7 +73,7 @@ PREDICTION_COLUMNS = list(PREDICTIONS.names)
 FIT_COLUMNS = list(PREDICTION_FITS.names)
 
 
-def _check_samples(samples: Any) -> pd.DataFrame:
+def _check_samples(samples) -> pd.DataFrame:
     if not isinstance(samples, pd.DataFrame):
         raise MirageInputError("expected the per-sample table of mirage.metrics.compute_sample_metrics", "samples")
     missing = [c for c in SAMPLE_KEY_COLUMNS if c not in samples.columns]
@@ -154,110 +152,146 @@ def predict_from_sample_metrics(
         raise MirageInputError(f"must be 'samples' or 'models', got {bootstrap!r}", "bootstrap")
     extra = positive_array(extrapolate, "extrapolate").ravel() if len(extrapolate) else np.array([])
     keys = _group_keys(samples)
-    pred_rows, fit_rows = [], []
+    pred_rows: list[dict[str, Any]] = []
+    fit_rows: list[dict[str, Any]] = []
     groups = samples.groupby(keys, sort=True, dropna=False)
     if progress:
         groups = progress_iter(groups, "predicting exact match", total=groups.ngroups, unit="curve")
     for key, g in groups:
         base = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        base.setdefault("shots", pd.NA)
-        src = _pick_source(g, source)
-        if src is None:
-            fit_rows.append(dict(base, source=source, note=f"no {source if source != 'auto' else 'continuous'} metric"))
-            continue
-        scales, matrix, kind = _per_token_matrix(g, src)
-        arg = matrix if bootstrap == "samples" else np.nanmean(matrix, axis=0)
-        try:
-            fit = fit_power_law(
-                scales,
-                **{"per_token_ce" if kind == "ce" else "per_token_error": arg},
-                n_boot=n_boot,
-                seed=seed,
-                level=level,
-            )
-        except MirageInputError as exc:
-            fit_rows.append(dict(base, source=src, note=str(exc).split(": ", 1)[-1]))
-            continue
-        fit_rows.append(dict(base, source=src, **fit.as_row(), note=""))
-        lengths_all = pd.to_numeric(g["target_length"], errors="coerce")
-        mix_l, mix_w = _length_mixture(lengths_all)
-        q = [(1 - level) / 2, 1 - (1 - level) / 2]
+        rows, fits = prediction_rows(
+            base,
+            g,
+            source=source,
+            bootstrap=bootstrap,
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+            extra=extra,
+            n_grid=n_grid,
+        )
+        pred_rows += rows
+        fit_rows += fits
+    return prediction_frames(pred_rows, fit_rows, "shots" in samples.columns)
 
-        for model, m in g.groupby(g["model"].astype(str), sort=False):
-            n = float(m["scale"].iloc[0])
-            ml, mw = _length_mixture(pd.to_numeric(m["target_length"], errors="coerce"))
-            point = float(_mixture_accuracy(fit.cross_entropy([n]), ml, mw)[0])
-            band = np.quantile(_mixture_accuracy(fit.boot_cross_entropy([n]), ml, mw)[:, 0], q)
-            obs = lo = hi = np.nan
-            if "exact_match" in m.columns and m["exact_match"].notna().any():
-                em = pd.to_numeric(m["exact_match"], errors="coerce").dropna()
-                obs = float(em.mean())
-                lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level))
+
+def prediction_rows(
+    base: dict[str, Any],
+    g: pd.DataFrame,
+    *,
+    source: str = "auto",
+    bootstrap: str = "samples",
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    extra: np.ndarray | None = None,
+    n_grid: int = 40,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``predictions.csv`` and ``prediction_fits.csv`` rows of one (family, task[, shots]) group
+    of per-sample metrics (``base``: its key columns); see :func:`predict_from_sample_metrics`."""
+    extra = np.array([]) if extra is None else extra
+    base = dict(base)
+    base.setdefault("shots", pd.NA)
+    pred_rows: list[dict[str, Any]] = []
+    fit_rows: list[dict[str, Any]] = []
+    src = _pick_source(g, source)
+    if src is None:
+        fit_rows.append(dict(base, source=source, note=f"no {source if source != 'auto' else 'continuous'} metric"))
+        return pred_rows, fit_rows
+    scales, matrix, kind = _per_token_matrix(g, src)
+    arg = matrix if bootstrap == "samples" else np.nanmean(matrix, axis=0)
+    try:
+        fit = fit_power_law(
+            scales,
+            **{"per_token_ce" if kind == "ce" else "per_token_error": arg},
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+        )
+    except MirageInputError as exc:
+        fit_rows.append(dict(base, source=src, note=str(exc).split(": ", 1)[-1]))
+        return pred_rows, fit_rows
+    fit_rows.append(dict(base, source=src, **fit.as_row(), note=""))
+    lengths_all = pd.to_numeric(g["target_length"], errors="coerce")
+    mix_l, mix_w = _length_mixture(lengths_all)
+    q = [(1 - level) / 2, 1 - (1 - level) / 2]
+
+    def predicted(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        point = _mixture_accuracy(fit.cross_entropy(n), mix_l, mix_w)
+        lo, hi = np.quantile(_mixture_accuracy(fit.boot_cross_entropy(n), mix_l, mix_w), q, axis=0)
+        return point, lo, hi
+
+    for model, m in g.groupby(g["model"].astype(str), sort=False):
+        n = float(m["scale"].iloc[0])
+        ml, mw = _length_mixture(pd.to_numeric(m["target_length"], errors="coerce"))
+        point = float(_mixture_accuracy(fit.cross_entropy([n]), ml, mw)[0])
+        band = np.quantile(_mixture_accuracy(fit.boot_cross_entropy([n]), ml, mw)[:, 0], q)
+        obs = lo = hi = np.nan
+        if "exact_match" in m.columns and m["exact_match"].notna().any():
+            em = pd.to_numeric(m["exact_match"], errors="coerce").dropna()
+            obs = float(em.mean())
+            lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level))
+        pred_rows.append(
+            dict(
+                base,
+                row_kind=RowKind.MODEL.value,
+                model=model,
+                scale=n,
+                n_samples=len(m),
+                mean_target_length=float(m["target_length"].mean()),
+                observed_exact_match=obs,
+                observed_low=lo,
+                observed_high=hi,
+                predicted_exact_match=point,
+                predicted_low=float(band[0]),
+                predicted_high=float(band[1]),
+                prediction_error=point - obs,
+                # the band is for the expected value; the observation has its own interval
+                consistent=bool(lo <= band[1] and band[0] <= hi) if np.isfinite(obs) else pd.NA,
+                source=src,
+            )
+        )
+    span = np.log10(scales)
+    top = max(span.max(), np.log10(extra).max()) if len(extra) else span.max()
+    grid = np.geomspace(10 ** (span.min() - 0.1), 10 ** (top + 0.1), n_grid) if n_grid > 0 else np.array([])
+    for kind_name, xs in ((RowKind.CURVE.value, grid), (RowKind.EXTRAPOLATED.value, extra)):
+        if not len(xs):
+            continue
+        point, lo_a, hi_a = predicted(xs)
+        for n, pt, a, b in zip(xs, point, lo_a, hi_a):
             pred_rows.append(
                 dict(
                     base,
-                    row_kind=RowKind.MODEL.value,
-                    model=model,
-                    scale=n,
-                    n_samples=len(m),
-                    mean_target_length=float(m["target_length"].mean()),
-                    observed_exact_match=obs,
-                    observed_low=lo,
-                    observed_high=hi,
-                    predicted_exact_match=point,
-                    predicted_low=float(band[0]),
-                    predicted_high=float(band[1]),
-                    prediction_error=point - obs,
-                    # the band is for the expected value; the observation has its own interval
-                    consistent=bool(lo <= band[1] and band[0] <= hi) if np.isfinite(obs) else pd.NA,
+                    row_kind=kind_name,
+                    model=None,
+                    scale=float(n),
+                    n_samples=0,
+                    mean_target_length=float(lengths_all.mean()),
+                    observed_exact_match=np.nan,
+                    observed_low=np.nan,
+                    observed_high=np.nan,
+                    predicted_exact_match=float(pt),
+                    predicted_low=float(a),
+                    predicted_high=float(b),
+                    prediction_error=np.nan,
+                    consistent=pd.NA,
                     source=src,
                 )
             )
-        span = np.log10(scales)
-        top = max(span.max(), np.log10(extra).max()) if len(extra) else span.max()
-        grid = np.geomspace(10 ** (span.min() - 0.1), 10 ** (top + 0.1), n_grid) if n_grid > 0 else np.array([])
-        for kind_name, xs in ((RowKind.CURVE.value, grid), (RowKind.EXTRAPOLATED.value, extra)):
-            if not len(xs):
-                continue
-            points, lows, highs = _predicted(fit, mix_l, mix_w, q, xs)
-            for n, pt, a, b in zip(xs, points, lows, highs):
-                pred_rows.append(
-                    dict(
-                        base,
-                        row_kind=kind_name,
-                        model=None,
-                        scale=float(n),
-                        n_samples=0,
-                        mean_target_length=float(lengths_all.mean()),
-                        observed_exact_match=np.nan,
-                        observed_low=np.nan,
-                        observed_high=np.nan,
-                        predicted_exact_match=float(pt),
-                        predicted_low=float(a),
-                        predicted_high=float(b),
-                        prediction_error=np.nan,
-                        consistent=pd.NA,
-                        source=src,
-                    )
-                )
+    return pred_rows, fit_rows
+
+
+def prediction_frames(pred_rows: list[dict[str, Any]], fit_rows: list[dict[str, Any]], has_shots: bool) -> Predictions:
+    """The predictions and fits tables from the rows of :func:`prediction_rows`."""
     preds = pd.DataFrame(pred_rows, columns=PREDICTION_COLUMNS)
     fits = pd.DataFrame(fit_rows, columns=FIT_COLUMNS)
     preds["consistent"] = preds["consistent"].astype("boolean")
-    if "shots" not in samples.columns:
+    if not has_shots:
         preds, fits = preds.drop(columns="shots"), fits.drop(columns="shots")
     else:
         set_shots(preds)
         set_shots(fits)
     return Predictions(predictions=preds, fits=fits)
-
-
-def _predicted(
-    fit: PowerLawFit, lengths: np.ndarray, weights: np.ndarray, q: list[float], scales: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted exact match at ``scales`` over a length mixture, and its band (quantiles ``q``)."""
-    point = _mixture_accuracy(fit.cross_entropy(scales), lengths, weights)
-    lo, hi = np.quantile(_mixture_accuracy(fit.boot_cross_entropy(scales), lengths, weights), q, axis=0)
-    return point, lo, hi
 
 
 def _length_mixture(lengths: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -285,60 +319,72 @@ def length_analysis(samples: pd.DataFrame, *, source: str = "auto", level: float
     """
     samples = _check_samples(samples)
     keys = _group_keys(samples) + ["model"]
-    z = z_value(level)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key, m in samples.groupby(keys, sort=True, dropna=False):
-        base = dict(zip(keys, key))
-        base.setdefault("shots", pd.NA)
-        src = _pick_source(m, source)
-        p_hat = np.nan
-        if src == "target_mean_logprob":
-            p_hat = float(np.exp(pd.to_numeric(m[src], errors="coerce").mean()))
-        elif src == "token_edit_distance":
-            rate = (pd.to_numeric(m[src], errors="coerce") / m["target_length"]).clip(upper=1.0)
-            p_hat = float(1.0 - rate.mean())
-        group_rows = []
-        for length, s in m.groupby("target_length", sort=True):
-            em = (
-                pd.to_numeric(s["exact_match"], errors="coerce").dropna()
-                if "exact_match" in s
-                else pd.Series([], dtype=float)
+        rows += length_rows(dict(zip(keys, key)), m, source=source, level=level)
+    return length_frame(rows, "shots" in samples.columns)
+
+
+def length_rows(
+    base: dict[str, Any], m: pd.DataFrame, *, source: str = "auto", level: float = 0.95
+) -> list[dict[str, Any]]:
+    """The ``lengths.csv`` rows of one model of one group (``base``: its key columns and model)."""
+    z = z_value(level)
+    base = dict(base)
+    base.setdefault("shots", pd.NA)
+    src = _pick_source(m, source)
+    p_hat = np.nan
+    if src == "target_mean_logprob":
+        p_hat = float(np.exp(pd.to_numeric(m[src], errors="coerce").mean()))
+    elif src == "token_edit_distance":
+        rate = (pd.to_numeric(m[src], errors="coerce") / m["target_length"]).clip(upper=1.0)
+        p_hat = float(1.0 - rate.mean())
+    group_rows = []
+    for length, s in m.groupby("target_length", sort=True):
+        em = (
+            pd.to_numeric(s["exact_match"], errors="coerce").dropna()
+            if "exact_match" in s
+            else pd.Series([], dtype=float)
+        )
+        obs = float(em.mean()) if len(em) else np.nan
+        lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level)) if len(em) else (np.nan, np.nan)
+        ted = (
+            pd.to_numeric(s["token_edit_distance"], errors="coerce").dropna()
+            if "token_edit_distance" in s
+            else pd.Series([], dtype=float)
+        )
+        t_mean = float(ted.mean()) if len(ted) else np.nan
+        t_half = z * float(ted.std(ddof=1)) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
+        group_rows.append(
+            dict(
+                base,
+                scale=float(s["scale"].iloc[0]),
+                length=int(length),
+                n_samples=len(s),
+                observed_exact_match=obs,
+                exact_match_low=lo,
+                exact_match_high=hi,
+                observed_token_edit_distance=t_mean,
+                token_edit_distance_low=t_mean - t_half,
+                token_edit_distance_high=t_mean + t_half,
+                p_token_hat=p_hat,
+                predicted_exact_match=p_hat ** int(length) if np.isfinite(p_hat) else np.nan,
+                predicted_token_edit_distance=int(length) * (1 - p_hat),
+                source=src,
             )
-            obs = float(em.mean()) if len(em) else np.nan
-            lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level)) if len(em) else (np.nan, np.nan)
-            ted = (
-                pd.to_numeric(s["token_edit_distance"], errors="coerce").dropna()
-                if "token_edit_distance" in s
-                else pd.Series([], dtype=float)
-            )
-            t_mean = float(ted.mean()) if len(ted) else np.nan
-            t_half = z * float(ted.std(ddof=1)) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
-            group_rows.append(
-                dict(
-                    base,
-                    scale=float(s["scale"].iloc[0]),
-                    length=int(length),
-                    n_samples=len(s),
-                    observed_exact_match=obs,
-                    exact_match_low=lo,
-                    exact_match_high=hi,
-                    observed_token_edit_distance=t_mean,
-                    token_edit_distance_low=t_mean - t_half,
-                    token_edit_distance_high=t_mean + t_half,
-                    p_token_hat=p_hat,
-                    predicted_exact_match=p_hat ** int(length) if np.isfinite(p_hat) else np.nan,
-                    predicted_token_edit_distance=int(length) * (1 - p_hat),
-                    source=src,
-                )
-            )
-        ls = np.array([r["length"] for r in group_rows], dtype=float)
-        acc = np.array([r["observed_exact_match"] for r in group_rows], dtype=float)
-        ok = np.isfinite(acc) & (acc > 0)
-        slope = float(np.polyfit(ls[ok], np.log(acc[ok]), 1)[0]) if len(np.unique(ls[ok])) >= 2 else np.nan
-        log_p = math.log(p_hat) if np.isfinite(p_hat) and p_hat > 0 else np.nan
-        rows += [dict(r, log_accuracy_slope=slope, log_p_token_hat=log_p) for r in group_rows]
+        )
+    ls = np.array([r["length"] for r in group_rows], dtype=float)
+    acc = np.array([r["observed_exact_match"] for r in group_rows], dtype=float)
+    ok = np.isfinite(acc) & (acc > 0)
+    slope = float(np.polyfit(ls[ok], np.log(acc[ok]), 1)[0]) if len(np.unique(ls[ok])) >= 2 else np.nan
+    log_p = math.log(p_hat) if np.isfinite(p_hat) and p_hat > 0 else np.nan
+    return [dict(r, log_accuracy_slope=slope, log_p_token_hat=log_p) for r in group_rows]
+
+
+def length_frame(rows: list[dict[str, Any]], has_shots: bool) -> pd.DataFrame:
+    """The lengths table from the rows of :func:`length_rows`."""
     out = pd.DataFrame(rows, columns=LENGTH_COLUMNS)
-    return out if "shots" in samples.columns else out.drop(columns="shots")
+    return out if has_shots else out.drop(columns="shots")
 
 
 def predict_exact_match(

@@ -29,20 +29,42 @@ def resolution_table(
     answer), else the observed rate. ``resolution`` is 1/(items x mean target length), the
     smallest per-token change the test set can register (Schaeffer et al., Sec. 3).
     """
+    return resolution_from_stats(curves, resolution_model_stats(samples), predictions, settings, power)
+
+
+_KEYS = ["family", "task", "shots", "model"]
+
+
+def resolution_model_stats(samples: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, task, shots, model): mean target length and chance of multiple choice (mean
+    1/n_choices) — all :func:`resolution_from_stats` needs of the per-sample metrics, so a
+    streamed analysis keeps these few numbers per model instead of every sample."""
+    s = samples.copy()
+    set_shots(s)
+    if "n_choices" not in s.columns:
+        s["n_choices"] = np.nan
+    s["inverse_choices"] = np.where(s["n_choices"] > 0, 1.0 / s["n_choices"], np.nan)
+    return (
+        s.groupby(_KEYS, dropna=False)
+        .agg(mean_length=("target_length", "mean"), chance_mc=("inverse_choices", "mean"))
+        .reset_index()
+    )
+
+
+def resolution_from_stats(
+    curves: pd.DataFrame,
+    per_model: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    settings: AnalysisSettings = AnalysisSettings(),
+    power: float = 0.8,
+) -> pd.DataFrame:
+    """:func:`resolution_table` from the per-model numbers of :func:`resolution_model_stats`."""
     binary = curves[curves["ci_method"] == CIMethod.WILSON.value]
     binary = binary[binary["metric"].isin(["exact_match", "multiple_choice_grade"])]
     if binary.empty:
         return pd.DataFrame()  # no binary record metric: no table (the file is not written)
-    s = samples.copy()
-    set_shots(s)
-    keys = ["family", "task", "shots", "model"]
-    if "n_choices" not in s.columns:
-        s["n_choices"] = np.nan
-    s["inverse_choices"] = np.where(s["n_choices"] > 0, 1.0 / s["n_choices"], np.nan)
-    per_model = s.groupby(keys, dropna=False).agg(
-        mean_length=("target_length", "mean"), chance_mc=("inverse_choices", "mean")
-    )
-    table = binary.merge(per_model.reset_index(), on=keys, how="left")
+    keys = _KEYS
+    table = binary.merge(per_model, on=keys, how="left")
     table["predicted"] = np.nan
     if predictions is not None and len(predictions):
         p = predictions[predictions["row_kind"] == RowKind.MODEL.value].copy()

@@ -21,13 +21,21 @@ failure cases in ``docs/verdicts.md``):
 Verdicts: *explained by metric* (emergent-looking; smooth and implied), *not explained by metric
 choice* (emergent-looking; a break, a lag or a transform that fails), *no apparent emergence*,
 *insufficient evidence*. Every row carries the numbers it was decided on and a reason in words.
+
+Two paths give the same rows bit for bit. Groups with per-sample records are decided one group at
+a time (:func:`record_group_verdicts`, called while the group's samples are in memory). Groups of
+score-table curves, which can number hundreds of thousands, are decided together: every step runs
+on arrays of all their verdicts at once (:class:`_ScoreBatch`), verdicts with the same number of
+models side by side (so each one meets exactly the arithmetic it meets alone), identical loss
+curves tested once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,8 +56,9 @@ from ..schema.vocab import (
     Verdict,
     VerdictTest,
 )
-from ..stats import emergence_score, jump_sharpness, z_value
+from ..stats import emergence_score, grouped_emergence_scores, grouped_jump_sharpness, jump_sharpness, z_value
 from ..stats.evidence import (
+    BreakTest,
     TransformTest,
     apparent_emergence,
     exact_match_transform_test,
@@ -223,42 +232,97 @@ def _score_channels(g: pd.DataFrame, models: list[str]) -> list[_Channel]:
 # ----------------------------------------------------------------------------- the rule
 
 
+GroupKey = tuple[Hashable, ...]
+VerdictEntry = tuple[dict[str, Any], list[dict[str, Any]]]  # a verdict row and its evidence rows
+
+
+def group_key(values: Iterable[Any]) -> GroupKey:
+    """A verdict group's key as a hashable tuple: missing values as ``pd.NA``, numpy scalars as
+    Python ones (so keys from groupby, from rows and from a record unit compare equal)."""
+    out: list[Hashable] = []
+    for v in values:
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            out.append(pd.NA)
+        elif isinstance(v, np.generic):
+            out.append(v.item())
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+def verdict_keys(settings: VerdictSettings) -> list[str]:
+    """The columns of one verdict group: family, task, shots and the curve-by columns."""
+    return ["family", "task", "shots"] + list(settings.curve_by)
+
+
+def record_group_verdicts(
+    g: pd.DataFrame, recs: pd.DataFrame | None, settings: VerdictSettings = VerdictSettings()
+) -> list[VerdictEntry]:
+    """The verdicts of one group (every curve of one family, task[, shots, curve-by]), decided with
+    the group's per-sample metrics ``recs`` (None: from the curves alone); one entry per
+    discontinuous metric, in name order. ``g`` keeps the row order of the whole curves table."""
+    keys = verdict_keys(settings)
+    kinds = g.drop_duplicates("metric").set_index("metric")["metric_kind"]
+    disc = sorted(m for m, k in kinds.items() if k == MetricKind.DISCONTINUOUS.value)
+    cont = sorted(m for m, k in kinds.items() if k in CONTINUOUS_KINDS)
+    if not disc or not cont:
+        return []
+    head = g.iloc[0]
+    base = {k: head[k] for k in keys}
+    return [_verdict(base, d, cont, g, recs, settings) for d in disc]
+
+
 def verdicts_table(
-    curves: pd.DataFrame, samples: pd.DataFrame | None = None, settings: VerdictSettings = VerdictSettings()
+    curves: pd.DataFrame,
+    samples: pd.DataFrame | None = None,
+    settings: VerdictSettings = VerdictSettings(),
+    *,
+    decided: Mapping[GroupKey, list[VerdictEntry]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(verdicts, evidence): one verdict per group and discontinuous metric with a continuous partner.
 
     ``curves`` in the ``curves.csv`` format; ``samples`` the per-sample metrics of
     :func:`mirage.metrics.compute_sample_metrics` when records were given (the record-level
-    tests need them). ``evidence`` has one row per test run (tidy: test, metric, statistic,
-    p-value, outcome, detail).
+    tests need them). ``decided``: groups already decided by :func:`record_group_verdicts` while
+    their samples were in memory (the streaming analysis), by group key. ``evidence`` has one row
+    per test run (tidy: test, metric, statistic, p-value, outcome, detail), group by group.
     """
-    keys = ["family", "task", "shots"] + list(settings.curve_by)
-    rows: list[dict] = []
-    evidence: list[dict] = []
-    sample_groups: dict = {}
+    keys = verdict_keys(settings)
+    decided = {group_key(k): v for k, v in (decided or {}).items()}
+    sample_groups: dict[GroupKey, pd.DataFrame] = {}
     if samples is not None and len(samples):
         s = samples.copy()
         set_shots(s)
         present = [k for k in keys if k in s.columns]
         if len(present) == len(keys):
             sample_groups = {
-                k if isinstance(k, tuple) else (k,): g for k, g in s.groupby(keys, sort=False, dropna=False)
+                group_key(k if isinstance(k, tuple) else (k,)): grp
+                for k, grp in s.groupby(keys, sort=False, dropna=False)
             }
-    for key, g in curves.groupby(keys, sort=True, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        kinds = g.drop_duplicates("metric").set_index("metric")["metric_kind"]
-        disc = sorted(m for m, k in kinds.items() if k == MetricKind.DISCONTINUOUS.value)
-        cont = sorted(m for m, k in kinds.items() if k in CONTINUOUS_KINDS)
-        if not disc or not cont:
-            continue
-        base = dict(zip(keys, key))
-        recs = sample_groups.get(key)
-        for d in disc:
-            row, ev = _verdict(base, d, cont, g, recs, settings)
-            rows.append(row)
-            evidence += ev
-    table = pd.DataFrame(rows, columns=VERDICTS.columns_for(settings.curve_by))
+    entries: list[tuple[int, VerdictEntry]] = []
+    if len(curves):
+        ordinal = curves.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
+        heads = curves.iloc[np.unique(ordinal, return_index=True)[1]]
+        key_of = [group_key(row) for row in heads[keys].itertuples(index=False, name=None)]
+        per_group = [k in decided or k in sample_groups for k in key_of]
+        if any(per_group):
+            by_ordinal = np.flatnonzero(per_group)
+            selected = np.isin(ordinal, by_ordinal)
+            for o, g in curves[selected].groupby(ordinal[selected], sort=True):
+                key = key_of[int(o)]
+                found = decided[key] if key in decided else record_group_verdicts(g, sample_groups.get(key), settings)
+                entries.extend((int(o), e) for e in found)
+        batch = ~np.isin(ordinal, np.flatnonzero(per_group))
+        if batch.any():
+            entries.extend(_ScoreBatch(curves[batch], ordinal[batch], keys, settings).entries())
+    entries.sort(key=lambda e: (e[0], str(e[1][0]["discontinuous_metric"])))
+    return _verdict_frames([e for _, e in entries], settings)
+
+
+def _verdict_frames(entries: Sequence[VerdictEntry], settings: VerdictSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The verdicts table (decided verdicts first) and the evidence table, from verdict entries."""
+    keys = verdict_keys(settings)
+    table = pd.DataFrame([row for row, _ in entries], columns=VERDICTS.columns_for(settings.curve_by))
     set_shots(table)
     order = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
     table = (
@@ -267,14 +331,16 @@ def verdicts_table(
         .drop(columns="_o")
         .reset_index(drop=True)
     )
+    evidence = [ev for _, evs in entries for ev in evs]
     ev_table = pd.DataFrame(evidence, columns=EVIDENCE.columns_for(settings.curve_by))
     set_shots(ev_table)
     return table, ev_table
 
 
 def _verdict(
-    base: dict, d: str, cont: list[str], g: pd.DataFrame, recs: pd.DataFrame | None, st: VerdictSettings
-) -> tuple[dict, list[dict]]:
+    base: dict[str, Any], d: str, cont: list[str], g: pd.DataFrame, recs: pd.DataFrame | None, st: VerdictSettings
+) -> VerdictEntry:
+    """One verdict of a group, decided on its own (the path of groups with records)."""
     gd = g[g["metric"] == d].sort_values(["scale", "model"], kind="stable")
     models = gd["model"].astype(str).tolist()
     x = gd["scale"].to_numpy(float)
@@ -323,7 +389,8 @@ def _verdict(
     min_samples = (
         float(gd["n_samples"].min()) if "n_samples" in gd.columns and gd["n_samples"].notna().any() else math.nan
     )
-    row = dict(
+    rise, flat_share = float(ae.rise[0]), float(ae.flat_share[0])
+    row: dict[str, Any] = dict(
         base,
         discontinuous_metric=d,
         continuous_metric=partner,
@@ -333,9 +400,9 @@ def _verdict(
         floor=floor,
         value_first=float(y[0]) if len(y) else math.nan,
         value_top=float(ae.top[0]),
-        rise=float(ae.rise[0]),
+        rise=rise,
         rise_resolved=bool(ae.rise_resolved[0]),
-        flat_share=float(ae.flat_share[0]),
+        flat_share=flat_share,
         emergence_score_discontinuous=emergence_score(x, y).score if len(y) >= 3 else math.nan,
         emergence_score_continuous=es_c,
         jump_share_discontinuous=jump_sharpness(x, y).jump_share if len(y) >= 2 else math.nan,
@@ -356,104 +423,58 @@ def _verdict(
         transform_factor=math.nan,
         tests=0,
     )
-    ev: list[dict] = []
+    ev: list[dict[str, Any]] = []
     ev_base = dict(base, discontinuous_metric=d)
-
-    def decide(verdict: str, reason: str) -> tuple[dict, list[dict]]:
-        return dict(row, verdict=verdict, reason=reason), ev
-
-    reason = ae.reason[0]
+    reason = str(ae.reason[0])
     span = f"{_fmt(float(ae.base[0]))} -> {_fmt(float(ae.top[0]))}"
     ev.append(
         dict(
             ev_base,
             test=VerdictTest.APPARENT_EMERGENCE.value,
             metric=d,
-            statistic=float(ae.rise[0]),
+            statistic=rise,
             p_value=math.nan,
             outcome=Outcome.APPARENT.value if ae.apparent[0] else (reason or Outcome.NOT_APPARENT.value),
-            detail=f"rise {span}, flat over {_fmt(float(ae.flat_share[0]), '.2f')} of the log-scale range",
+            detail=f"rise {span}, flat over {_fmt(flat_share, '.2f')} of the log-scale range",
         )
     )
-    if reason == NotApparent.TOO_FEW_MODELS:
-        return decide(Verdict.INSUFFICIENT.value, f"{len(models)} model(s) with {d}; at least {st.min_models} needed")
-    if reason == NotApparent.NO_INTERVALS:
-        return decide(
-            Verdict.INSUFFICIENT.value,
-            f"no intervals for {d}: the table has no stderr or n_samples for every "
-            "model and there are no records, so no change can be resolved",
-        )
-    if np.isfinite(min_samples) and min_samples < st.min_samples:
-        return decide(
-            Verdict.INSUFFICIENT.value,
-            f"a model has only {int(min_samples)} sample(s); at least {st.min_samples} needed",
-        )
-    if reason == NotApparent.NOT_RESOLVED:
-        return decide(Verdict.NONE.value, f"{d} goes {span}: the change is within the intervals")
-    if reason == NotApparent.SMALL_EFFECT:
-        eff = st.min_effect * (100.0 if percent else 1.0)
-        return decide(
-            Verdict.NONE.value,
-            f"{d} rises only {_fmt(float(ae.rise[0]))} ({span}), below the minimum effect {_fmt(eff)}",
-        )
-    if reason == NotApparent.NO_FLAT_START:
-        return decide(
-            Verdict.NONE.value,
-            f"{d} ({span}) rises from the start: it stays near its smallest model's value over "
-            f"only {_fmt(float(ae.flat_share[0]), '.2f')} of the log-scale range "
-            f"(apparent emergence needs {st.min_flat_share:.2f})",
-        )
+    decided = _step_one_decision(d, reason, span, len(models), min_samples, rise, flat_share, percent, st)
+    if decided is not None:
+        return dict(row, verdict=decided[0], reason=decided[1]), ev
     # ---- step 2: a smooth per-token loss?
     usable = [c for c in channels if int(np.sum(np.isfinite(c.loss) & (c.loss > 0))) >= st.min_models]
     if not usable:
-        have = ", ".join(cont)
-        why = (
-            (
-                "no continuous metric on a per-token loss scale (cross-entropy, log-probability, perplexity, the "
-                f"outputs' token errors or option margins) among {have}"
-            )
-            if not channels
-            else (f"fewer than {st.min_models} models with a usable per-token loss ({channels[0].metric})")
-        )
-        return decide(Verdict.INSUFFICIENT.value, f"{d} looks emergent ({span}), but there is {why}")
+        reason_text = _no_loss_reason(d, span, [c.metric for c in channels], cont, st)
+        return dict(row, verdict=Verdict.INSUFFICIENT.value, reason=reason_text), ev
     primary = usable[0]
     failures: list[str] = []
-    bt_primary = None
+    bt_primary: BreakTest | None = None
     for ch in usable:
         bt = power_law_break_test(x, ch.loss, ch.loss_var, tolerance=st.loss_tolerance, min_models=st.min_models)
         p = float(bt.break_p[0])
         at = float(x[bt.break_index[0]]) if bt.break_index[0] >= 0 else math.nan
-        broke = np.isfinite(p) and p < st.test_level
-        ev.append(
-            dict(
-                ev_base,
-                test=VerdictTest.LOSS_BREAK.value,
-                metric=ch.metric,
-                statistic=float(bt.break_z[0]),
-                p_value=p,
-                outcome=(Outcome.BREAK if broke else Outcome.SMOOTH).value,
-                detail=f"alpha {_fmt(float(bt.alpha[0]))} ± {_fmt(float(bt.alpha_se[0]))}; strongest "
-                f"{bt.break_kind[0]} before scale {_fmt(at)} (size {_fmt(float(bt.break_size[0]))})",
-            )
+        broke = bool(np.isfinite(p) and p < st.test_level)
+        alpha, alpha_se, kind, size = (
+            float(bt.alpha[0]),
+            float(bt.alpha_se[0]),
+            str(bt.break_kind[0]),
+            float(bt.break_size[0]),
         )
+        ev.append(_break_evidence(ev_base, ch.metric, alpha, alpha_se, p, float(bt.break_z[0]), kind, size, at, broke))
         row["tests"] += 1
         if ch is primary:
             bt_primary = bt
             row.update(
                 loss_metric=ch.metric,
-                loss_alpha=float(bt.alpha[0]),
-                loss_alpha_se=float(bt.alpha_se[0]),
+                loss_alpha=alpha,
+                loss_alpha_se=alpha_se,
                 break_p_value=p,
-                break_kind=str(bt.break_kind[0]),
+                break_kind=kind,
                 break_at_scale=at,
-                break_size=float(bt.break_size[0]),
+                break_size=size,
             )
         if broke:
-            what = "drops" if bt.break_kind[0] == BreakKind.STEP else "starts falling faster"
-            failures.append(
-                f"the per-token loss ({ch.metric}) is not a smooth power law: it {what} before scale "
-                f"{_fmt(at)} ({_p(p)})"
-            )
+            failures.append(_break_failure(ch.metric, kind, at, p))
     assert bt_primary is not None
     # ---- step 3: does the smooth law imply the curve? does the model's output follow its probabilities?
     if items.token_accuracy is not None and items.expected_token_accuracy is not None:
@@ -504,82 +525,663 @@ def _verdict(
             tr = exact_match_transform_test(em, tl, fitted, fitted_var, primary.loss, tolerance=st.transform_tolerance)
             row["transform_kind"] = "exact match from the smooth loss, known target lengths"
     elif not from_records and compounds and all(np.isfinite(primary.loss)):
-        tr = _fitted_length_transform(y, lo, hi, gd, fitted, fitted_var, st)
+        n = gd["n_samples"].to_numpy(float) if "n_samples" in gd.columns else np.full(len(y), np.nan)
+        tr = _fitted_length_transforms(
+            y[None, :],
+            lo[None, :],
+            hi[None, :],
+            n[None, :],
+            fitted[None, :],
+            fitted_var[None, :],
+            z_value(st.level),
+            st,
+        )[0]
         row["transform_kind"] = "exact match from the smooth loss, one fitted effective length"
     if tr is not None:
-        row["tests"] += 1
-        passed = tr.p_value >= st.test_level
-        row.update(
-            transform_check=(TransformCheck.PASSED if passed else TransformCheck.FAILED).value,
-            transform_p_value=tr.p_value,
-            transform_worst_z=tr.worst_z,
-            transform_factor=tr.factor,
-        )
-        worst = int(np.argmax(np.abs(tr.z)))
-        ev.append(
-            dict(
-                ev_base,
-                test=VerdictTest.TRANSFORM.value,
-                metric=primary.metric,
-                statistic=tr.chi2,
-                p_value=tr.p_value,
-                outcome=row["transform_check"],
-                detail=f"{row['transform_kind']}: chi2 {_fmt(tr.chi2)} on {tr.dof} df; worst model at scale "
-                f"{_fmt(float(x[worst]))}, z {_fmt(tr.worst_z)}; factor {_fmt(tr.factor)}",
-            )
-        )
-        if not passed:
-            side = "below" if tr.worst_z < 0 else "above"
-            failures.append(
-                f"the smooth law of {primary.metric} does not reproduce {d}: the observed curve is "
-                f"{side} it by z = {_fmt(tr.worst_z, '.1f')} at scale {_fmt(float(x[worst]))} "
-                f"({_p(tr.p_value)})"
-            )
-    if failures:
-        return decide(Verdict.NOT_EXPLAINED.value, f"{d} looks emergent ({span}), but " + "; and ".join(failures))
-    tail = ""
-    if tr is not None:
-        tail = f", and it reproduces {d} (transform {_p(tr.p_value)})"
-    return decide(
-        Verdict.EXPLAINED.value,
-        f"{d} looks emergent ({span}) while the per-token loss ({primary.metric}) follows a smooth power "
-        f"law (alpha {_fmt(float(bt_primary.alpha[0]))}, no break: {_p(float(bt_primary.break_p[0]))})" + tail,
+        failure = _transform_outcome(row, ev, ev_base, tr, x, d, primary.metric, st)
+        if failure:
+            failures.append(failure)
+    return _final_decision(
+        row, ev, d, span, failures, primary.metric, float(bt_primary.alpha[0]), float(bt_primary.break_p[0]), tr
     )
 
 
-def _fitted_length_transform(
+# ----------------------------------------------------------------------------- shared by both paths
+
+
+def _step_one_decision(
+    d: str,
+    reason: str,
+    span: str,
+    n_models: int,
+    min_samples: float,
+    rise: float,
+    flat_share: float,
+    percent: bool,
+    st: VerdictSettings,
+) -> tuple[str, str] | None:
+    """(verdict, reason) when step 1 decides (no apparent emergence, or not enough to judge), else None."""
+    if reason == NotApparent.TOO_FEW_MODELS:
+        return Verdict.INSUFFICIENT.value, f"{n_models} model(s) with {d}; at least {st.min_models} needed"
+    if reason == NotApparent.NO_INTERVALS:
+        return (
+            Verdict.INSUFFICIENT.value,
+            f"no intervals for {d}: the table has no stderr or n_samples for every "
+            "model and there are no records, so no change can be resolved",
+        )
+    if np.isfinite(min_samples) and min_samples < st.min_samples:
+        return (
+            Verdict.INSUFFICIENT.value,
+            f"a model has only {int(min_samples)} sample(s); at least {st.min_samples} needed",
+        )
+    if reason == NotApparent.NOT_RESOLVED:
+        return Verdict.NONE.value, f"{d} goes {span}: the change is within the intervals"
+    if reason == NotApparent.SMALL_EFFECT:
+        eff = st.min_effect * (100.0 if percent else 1.0)
+        return (
+            Verdict.NONE.value,
+            f"{d} rises only {_fmt(rise)} ({span}), below the minimum effect {_fmt(eff)}",
+        )
+    if reason == NotApparent.NO_FLAT_START:
+        return (
+            Verdict.NONE.value,
+            f"{d} ({span}) rises from the start: it stays near its smallest model's value over "
+            f"only {_fmt(flat_share, '.2f')} of the log-scale range "
+            f"(apparent emergence needs {st.min_flat_share:.2f})",
+        )
+    return None
+
+
+def _no_loss_reason(d: str, span: str, channels: list[str], cont: list[str], st: VerdictSettings) -> str:
+    """Why a curve that looks emergent gets no verdict: no loss-scale channel, or too few models on one."""
+    have = ", ".join(cont)
+    why = (
+        (
+            "no continuous metric on a per-token loss scale (cross-entropy, log-probability, perplexity, the "
+            f"outputs' token errors or option margins) among {have}"
+        )
+        if not channels
+        else (f"fewer than {st.min_models} models with a usable per-token loss ({channels[0]})")
+    )
+    return f"{d} looks emergent ({span}), but there is {why}"
+
+
+def _break_evidence(
+    ev_base: dict[str, Any],
+    metric: str,
+    alpha: float,
+    alpha_se: float,
+    p: float,
+    z: float,
+    kind: str,
+    size: float,
+    at: float,
+    broke: bool,
+) -> dict[str, Any]:
+    """The evidence row of one power-law break test."""
+    return dict(
+        ev_base,
+        test=VerdictTest.LOSS_BREAK.value,
+        metric=metric,
+        statistic=z,
+        p_value=p,
+        outcome=(Outcome.BREAK if broke else Outcome.SMOOTH).value,
+        detail=f"alpha {_fmt(alpha)} ± {_fmt(alpha_se)}; strongest {kind} before scale {_fmt(at)} (size {_fmt(size)})",
+    )
+
+
+def _break_failure(metric: str, kind: str, at: float, p: float) -> str:
+    what = "drops" if kind == BreakKind.STEP else "starts falling faster"
+    return f"the per-token loss ({metric}) is not a smooth power law: it {what} before scale {_fmt(at)} ({_p(p)})"
+
+
+def _transform_outcome(
+    row: dict[str, Any],
+    ev: list[dict[str, Any]],
+    ev_base: dict[str, Any],
+    tr: TransformTest,
+    x: np.ndarray,
+    d: str,
+    primary: str,
+    st: VerdictSettings,
+) -> str | None:
+    """Record a transform test in the row and the evidence; the failure text when it fails."""
+    row["tests"] += 1
+    passed = tr.p_value >= st.test_level
+    row.update(
+        transform_check=(TransformCheck.PASSED if passed else TransformCheck.FAILED).value,
+        transform_p_value=tr.p_value,
+        transform_worst_z=tr.worst_z,
+        transform_factor=tr.factor,
+    )
+    worst = int(np.argmax(np.abs(tr.z)))
+    ev.append(
+        dict(
+            ev_base,
+            test=VerdictTest.TRANSFORM.value,
+            metric=primary,
+            statistic=tr.chi2,
+            p_value=tr.p_value,
+            outcome=row["transform_check"],
+            detail=f"{row['transform_kind']}: chi2 {_fmt(tr.chi2)} on {tr.dof} df; worst model at scale "
+            f"{_fmt(float(x[worst]))}, z {_fmt(tr.worst_z)}; factor {_fmt(tr.factor)}",
+        )
+    )
+    if passed:
+        return None
+    side = "below" if tr.worst_z < 0 else "above"
+    return (
+        f"the smooth law of {primary} does not reproduce {d}: the observed curve is "
+        f"{side} it by z = {_fmt(tr.worst_z, '.1f')} at scale {_fmt(float(x[worst]))} "
+        f"({_p(tr.p_value)})"
+    )
+
+
+def _final_decision(
+    row: dict[str, Any],
+    ev: list[dict[str, Any]],
+    d: str,
+    span: str,
+    failures: list[str],
+    primary: str,
+    alpha: float,
+    break_p: float,
+    tr: TransformTest | None,
+) -> VerdictEntry:
+    """Steps 2 and 3 done: not explained when anything failed, else explained by the metric."""
+    if failures:
+        reason = f"{d} looks emergent ({span}), but " + "; and ".join(failures)
+        return dict(row, verdict=Verdict.NOT_EXPLAINED.value, reason=reason), ev
+    tail = f", and it reproduces {d} (transform {_p(tr.p_value)})" if tr is not None else ""
+    reason = (
+        f"{d} looks emergent ({span}) while the per-token loss ({primary}) follows a smooth power "
+        f"law (alpha {_fmt(alpha)}, no break: {_p(break_p)})" + tail
+    )
+    return dict(row, verdict=Verdict.EXPLAINED.value, reason=reason), ev
+
+
+def _fitted_length_transforms(
     y: np.ndarray,
     lo: np.ndarray,
     hi: np.ndarray,
-    gd: pd.DataFrame,
+    n: np.ndarray,
     fitted: np.ndarray,
     fitted_var: np.ndarray,
+    z_: float,
     st: VerdictSettings,
-) -> TransformTest:
-    """Score tables: accuracy = exp(-L * loss) with one fitted L (the target lengths are unknown)."""
-    z_ = z_value(st.level)
-    n = gd["n_samples"].to_numpy(float) if "n_samples" in gd.columns else np.full(len(y), np.nan)
+) -> list[TransformTest]:
+    """Score tables: accuracy = exp(-L * loss) with one fitted L (the target lengths are unknown),
+    for many curves at once (rows; all with the same number of models): every length of the grid
+    at once, the first smallest chi-square kept."""
     se_ci = (hi - lo) / (2 * z_)
-    loss = np.exp(fitted)
-    best = None
-    for L in np.geomspace(0.05, 50, 200):
-        pred = np.exp(-L * loss)
-        var_bin = np.where(np.isfinite(n) & (n > 0), pred * (1 - pred) / np.where(n > 0, n, 1), se_ci**2)
-        var = var_bin + (pred * L * loss) ** 2 * fitted_var + st.transform_tolerance**2
-        z = (y - pred) / np.sqrt(np.maximum(var, 1e-18))
-        chi2 = float(np.sum(z**2))
-        if best is None or chi2 < best[0]:
-            best = (chi2, float(L), pred, z)
-    assert best is not None  # the grid of lengths is not empty
-    chi2, L, pred, z = best
-    dof = max(len(y) - 1, 1)
-    worst = int(np.argmax(np.abs(z)))
-    return TransformTest(
-        chi2=chi2,
-        dof=dof,
-        p_value=float(sps.chi2.sf(chi2, dof)),
-        worst_z=float(z[worst]),
-        factor=float(L),
-        predicted=pred,
-        z=z,
-    )
+    loss = np.exp(fitted)[:, None, :]
+    L = _LENGTH_GRID[None, :, None]
+    pred = np.exp(-L * loss)
+    n3 = n[:, None, :]
+    var_bin = np.where(np.isfinite(n3) & (n3 > 0), pred * (1 - pred) / np.where(n3 > 0, n3, 1), (se_ci**2)[:, None, :])
+    var = var_bin + (pred * L * loss) ** 2 * fitted_var[:, None, :] + st.transform_tolerance**2
+    z = (y[:, None, :] - pred) / np.sqrt(np.maximum(var, 1e-18))
+    chi2 = np.sum(z**2, axis=2)
+    dof = max(y.shape[1] - 1, 1)
+    out = []
+    for r in range(len(y)):
+        best = _first_smallest_index(chi2[r])
+        zb = z[r, best]
+        worst = int(np.argmax(np.abs(zb)))
+        c = float(chi2[r, best])
+        out.append(
+            TransformTest(
+                chi2=c,
+                dof=dof,
+                p_value=float(sps.chi2.sf(c, dof)),
+                worst_z=float(zb[worst]),
+                factor=float(_LENGTH_GRID[best]),
+                predicted=pred[r, best],
+                z=zb,
+            )
+        )
+    return out
+
+
+def _first_smallest_index(chi2: np.ndarray) -> int:
+    """The grid point a running ``if chi2 < best`` keeps: the first smallest (the first point when it
+    is NaN, since no comparison with NaN succeeds)."""
+    if np.isnan(chi2[0]):
+        return 0
+    return int(np.argmin(np.where(np.isnan(chi2), np.inf, chi2)))
+
+
+# ----------------------------------------------------------------------------- score tables, all at once
+
+# power-law break tests per call (each is profiled over the irreducible-loss grid: 24 fits a row)
+_BREAK_CHUNK = 4096
+# verdicts per block of the fitted-length transform (a verdicts x lengths x models array)
+_TRANSFORM_CHUNK = 1024
+_LENGTH_GRID = np.geomspace(0.05, 50, 200)
+
+
+class _ScoreBatch:
+    """The verdicts of many groups of score-table curves, decided together.
+
+    The same rule as :func:`_verdict` for a group without records, step for step: every verdict's
+    curve and loss channels are laid out as arrays (one row per verdict, one column per model),
+    each test runs on all rows that reach it, verdicts with the same number of models side by
+    side, and the rows and reasons are written from the results. ``ordinal`` is each curve point's
+    group number in the sorted order of all groups.
+    """
+
+    def __init__(self, curves: pd.DataFrame, ordinal: np.ndarray, keys: list[str], st: VerdictSettings) -> None:
+        self.st = st
+        self.keys = keys
+        frame = curves.reset_index(drop=True)
+        frame["_g"] = ordinal
+        self.frame = frame
+        # a metric's kind in a group is that of its first row there; verdict groups need both kinds
+        first = frame.drop_duplicates(["_g", "metric"])
+        disc = first[first["metric_kind"] == MetricKind.DISCONTINUOUS.value]
+        cont = first[first["metric_kind"].isin(CONTINUOUS_KINDS)]
+        both = np.intersect1d(disc["_g"].unique(), cont["_g"].unique())
+        disc = disc[disc["_g"].isin(both)]
+        self.cont_names: dict[int, list[str]] = {
+            int(g): sorted(map(str, grp["metric"])) for g, grp in cont[cont["_g"].isin(both)].groupby("_g")
+        }
+        verdicts = sorted(zip(disc["_g"].astype(int), disc["metric"].astype(str)))
+        self.v_group = np.array([g for g, _ in verdicts], dtype=np.int64)
+        self.v_metric = [d for _, d in verdicts]
+        self.n_verdicts = len(verdicts)
+
+    # ------------------------------------------------------------------ layout
+    def entries(self) -> list[tuple[int, VerdictEntry]]:
+        """(group ordinal, (row, evidence)) for every verdict, in group and metric order."""
+        if self.n_verdicts == 0:
+            return []
+        self._layout()
+        self._channels()
+        self._step_one()
+        self._step_two()
+        self._step_three()
+        return [(int(self.v_group[v]), self._entry(v)) for v in range(self.n_verdicts)]
+
+    def _layout(self) -> None:
+        """Each verdict's discontinuous curve, models by (scale, model) as :func:`_verdict` sorts them."""
+        f = self.frame
+        vid = pd.DataFrame({"_g": self.v_group, "metric": self.v_metric, "_v": np.arange(self.n_verdicts)})
+        pts = f.merge(vid, on=["_g", "metric"], how="inner", sort=False)
+        pts = pts.sort_values(["_v", "scale", "model"], kind="stable").reset_index(drop=True)
+        v = pts["_v"].to_numpy()
+        counts = np.bincount(v, minlength=self.n_verdicts)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.pts, self.pv, self.counts, self.starts = pts, v, counts, starts
+        self.pk = np.arange(len(v)) - starts[v]
+        self.x = pts["scale"].to_numpy(dtype=float)
+        self.y = pts["value"].to_numpy(dtype=float)
+        self.lo = pts["ci_low"].to_numpy(dtype=float)
+        self.hi = pts["ci_high"].to_numpy(dtype=float)
+        self.models = pts["model"].astype(str).to_numpy(dtype=object)
+        head = pts.iloc[starts]
+        self.head = head
+        self.higher = (
+            head["higher_is_better"].astype(bool).to_numpy()
+            if "higher_is_better" in pts.columns
+            else np.ones(self.n_verdicts, dtype=bool)
+        )
+        self.n_samples = (
+            pts["n_samples"].to_numpy(dtype=float) if "n_samples" in pts.columns else np.full(len(v), np.nan)
+        )
+        # a verdict's points side by side, grouped by its number of models (one bucket per count)
+        self.buckets: dict[int, np.ndarray] = {int(k): np.flatnonzero(counts == k) for k in np.unique(counts)}
+
+    def _matrix(self, values: np.ndarray, verdicts: np.ndarray, k: int) -> np.ndarray:
+        """The points of ``verdicts`` (all with ``k`` models) as a len(verdicts) x k matrix."""
+        idx = self.starts[verdicts][:, None] + np.arange(k)[None, :]
+        return values[idx]
+
+    def _channels(self) -> None:
+        """Loss-scale channels of each verdict (its group's continuous curves with a per-token loss,
+        by preference), on the verdict's models; and the partner metric's values."""
+        f = self.frame
+        cont = f[f["metric_kind"].isin(CONTINUOUS_KINDS) & f["_g"].isin(np.unique(self.v_group))]
+        parts = []
+        for name in pd.unique(cont["metric"]):
+            rows = cont[cont["metric"] == name]
+            got = per_token_loss_of(
+                str(name),
+                rows["value"].to_numpy(float),
+                rows["stderr"].to_numpy(float) if "stderr" in rows.columns else None,
+            )
+            if got is not None:
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "_g": rows["_g"].to_numpy(),
+                            "metric": str(name),
+                            "model": rows["model"].astype(str).to_numpy(),
+                            "_loss": got[0],
+                            "_var": got[1],
+                        }
+                    )
+                )
+        # per group: its channel names by preference
+        self.channel_names: dict[int, list[str]] = {}
+        n_pts = len(self.pv)
+        if parts:
+            ch = pd.concat(parts, ignore_index=True)
+            for g, grp in ch.drop_duplicates(["_g", "metric"]).groupby("_g"):
+                self.channel_names[int(g)] = sorted(map(str, grp["metric"].unique()), key=lambda m: (_rank(m), m))
+            pts = pd.DataFrame({"_g": self.v_group[self.pv], "model": self.models, "_i": np.arange(n_pts)})
+            joined = pts.merge(ch, on=["_g", "model"], how="inner", sort=False)
+            self.channel_points = joined
+        else:
+            self.channel_points = pd.DataFrame(columns=["_g", "model", "_i", "metric", "_loss", "_var"])
+        # per verdict: its channels (as pair ids) and their loss arrays over the verdict's points
+        pair_of: dict[tuple[int, str], int] = {}
+        self.v_channels: list[list[int]] = []
+        pair_verdict, pair_metric = [], []
+        for v in range(self.n_verdicts):
+            ids = []
+            for name in self.channel_names.get(int(self.v_group[v]), []):
+                pair_of[(v, name)] = len(pair_metric)
+                ids.append(len(pair_metric))
+                pair_verdict.append(v)
+                pair_metric.append(name)
+            self.v_channels.append(ids)
+        self.pair_verdict = np.array(pair_verdict, dtype=np.int64)
+        self.pair_metric = pair_metric
+        n_pairs = len(pair_metric)
+        # pair p's value at its verdict's k-th model: flat index offset[p] + k
+        sizes = self.counts[self.pair_verdict] if n_pairs else np.array([], dtype=np.int64)
+        self.pair_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.pair_loss = np.full(int(sizes.sum()), np.nan)
+        self.pair_var = np.full(int(sizes.sum()), np.nan)
+        cp = self.channel_points
+        if len(cp):
+            i = cp["_i"].to_numpy()
+            v = self.pv[i]
+            metric = cp["metric"].to_numpy(dtype=object)
+            pid = np.array([pair_of[(int(a), str(b))] for a, b in zip(v, metric)], dtype=np.int64)
+            flat = self.pair_offset[pid] + self.pk[i]
+            self.pair_loss[flat] = cp["_loss"].to_numpy(float)
+            self.pair_var[flat] = cp["_var"].to_numpy(float)
+        # the continuous metric named in the row: the first channel, else the first partner present
+        partner = []
+        for v in range(self.n_verdicts):
+            names = self.channel_names.get(int(self.v_group[v]), [])
+            if names:
+                partner.append(names[0])
+                continue
+            cont_names = self.cont_names[int(self.v_group[v])]
+            d = self.v_metric[v]
+            partner.append(next((p for p in partners_of(d) if p in cont_names), cont_names[0]))
+        self.partner = partner
+        pv = pd.DataFrame({"_g": self.v_group[self.pv], "metric": np.array(partner, dtype=object)[self.pv]})
+        pv["model"] = self.models
+        pv["_i"] = np.arange(n_pts)
+        other = f[["_g", "metric", "model", "value"]].assign(model=f["model"].astype(str))
+        hit = pv.merge(other, on=["_g", "metric", "model"], how="inner", sort=False)
+        self.partner_value = np.full(n_pts, np.nan)
+        self.partner_value[hit["_i"].to_numpy()] = hit["value"].to_numpy(float)
+        self.partner_present = np.array(
+            [p in self.present_metrics(int(g)) for p, g in zip(partner, self.v_group)], dtype=bool
+        )
+
+    def present_metrics(self, g: int) -> set[str]:
+        """The metrics of group ``g`` (cached)."""
+        if not hasattr(self, "_present"):
+            self._present = {int(k): set(map(str, grp.unique())) for k, grp in self.frame.groupby("_g")["metric"]}
+        return self._present[g]
+
+    # ------------------------------------------------------------------ step 1
+    def _step_one(self) -> None:
+        st = self.st
+        V = self.n_verdicts
+        self.canon = [canonical_metric_name(d) for d in self.v_metric]
+        entries = [facts(c) for c in self.canon]
+        self.compounds = np.array([e is not None and e.compounds for e in entries], dtype=bool)
+        floor = np.full(V, np.nan)
+        zero = np.array([e is not None and e.zero_floor for e in entries], dtype=bool)
+        floor[zero] = 0.0
+        if "chance" in self.pts.columns:
+            chance = self.pts["chance"]
+            for v in np.flatnonzero(~zero):
+                c = chance.iloc[self.starts[v] : self.starts[v] + self.counts[v]]
+                if c.notna().all():
+                    floor[v] = float(c.mean())
+        self.floor = floor
+        ay = np.where(np.isfinite(self.y), np.abs(self.y), -np.inf)
+        top = np.maximum.reduceat(ay, self.starts)
+        self.percent = top > 1.5
+        self.effect = st.min_effect * np.where(self.percent, 100.0, 1.0)
+        self.ae: dict[str, np.ndarray] = {
+            name: np.empty(V, dtype=object if name == "reason" else float)
+            for name in ("base", "top", "rise", "flat_share", "reason")
+        }
+        self.apparent = np.zeros(V, dtype=bool)
+        self.rise_resolved = np.zeros(V, dtype=bool)
+        for k, vs in self.buckets.items():
+            ae = apparent_emergence(
+                self._matrix(self.x, vs, k),
+                self._matrix(self.y, vs, k),
+                self._matrix(self.lo, vs, k),
+                self._matrix(self.hi, vs, k),
+                higher_is_better=self.higher[vs],
+                floor=floor[vs],
+                min_effect=self.effect[vs],
+                floor_band=st.floor_band,
+                min_flat_share=st.min_flat_share,
+                min_models=st.min_models,
+            )
+            for name in ("base", "top", "rise", "flat_share", "reason"):
+                self.ae[name][vs] = getattr(ae, name)
+            self.apparent[vs] = ae.apparent
+            self.rise_resolved[vs] = ae.rise_resolved
+        # emergence scores and largest step of the discontinuous curve and of its partner
+        self.es_d = np.where(self.counts >= 3, grouped_emergence_scores(self.pv, self.x, self.y).score, np.nan)
+        self.jump_d = np.where(self.counts >= 2, grouped_jump_sharpness(self.pv, self.x, self.y).jump_share, np.nan)
+        okc = ~np.isnan(self.partner_value)
+        n_c = np.bincount(self.pv[okc], minlength=V)
+        self.es_c = np.full(V, np.nan)
+        if okc.any():
+            # ids 0..V-1 must all be present: verdicts without partner points get none scored
+            ids = np.concatenate([self.pv[okc], np.arange(V)])
+            xs = np.concatenate([self.x[okc], np.zeros(V)])
+            ys = np.concatenate([self.partner_value[okc], np.zeros(V)])
+            keep = np.concatenate([np.ones(int(okc.sum()), dtype=bool), n_c == 0])
+            scores = grouped_emergence_scores(ids[keep], xs[keep], ys[keep]).score
+            self.es_c = np.where(self.partner_present & (n_c >= 3), scores, np.nan)
+        if "n_samples" in self.pts.columns:
+            n = self.n_samples
+            anyn = np.bitwise_or.reduceat(~np.isnan(n), self.starts) if len(n) else np.zeros(V, dtype=bool)
+            mins = np.fmin.reduceat(n, self.starts)
+            self.min_samples = np.where(anyn, mins, np.nan)
+        else:
+            self.min_samples = np.full(V, np.nan)
+
+    # ------------------------------------------------------------------ step 2
+    def _step_two(self) -> None:
+        st = self.st
+        reason = self.ae["reason"]
+        small = np.isfinite(self.min_samples) & (self.min_samples < st.min_samples)
+        early = np.isin(reason, [NotApparent.TOO_FEW_MODELS.value, NotApparent.NO_INTERVALS.value])
+        self.reaches_two = (reason == "") & ~small & ~early
+        # usable channels: at least min_models models with a finite positive loss
+        self.usable: list[list[int]] = []
+        for v in range(self.n_verdicts):
+            use = []
+            if self.reaches_two[v]:
+                for p in self.v_channels[v]:
+                    seg = self.pair_loss[self.pair_offset[p] : self.pair_offset[p] + self.counts[v]]
+                    if int(np.sum(np.isfinite(seg) & (seg > 0))) >= st.min_models:
+                        use.append(p)
+            self.usable.append(use)
+        tested = np.array([p for use in self.usable for p in use], dtype=np.int64)
+        self.bt: dict[int, tuple[Any, ...]] = {}
+        self.bt_fit: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if not len(tested):
+            return
+        k_of = self.counts[self.pair_verdict[tested]]
+        for k in np.unique(k_of):
+            ps = tested[k_of == k]
+            idx = self.pair_offset[ps][:, None] + np.arange(k)[None, :]
+            x = self._matrix(self.x, self.pair_verdict[ps], int(k))
+            loss, var = self.pair_loss[idx], self.pair_var[idx]
+            # identical curves (the same loss under several discontinuous metrics) are tested once
+            rows = np.ascontiguousarray(np.concatenate([x, loss, var], axis=1))
+            as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+            _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
+            inverse = inverse.ravel()
+            for a in range(0, len(first), _BREAK_CHUNK):
+                sel = first[a : a + _BREAK_CHUNK]
+                bt = power_law_break_test(
+                    x[sel], loss[sel], var[sel], tolerance=st.loss_tolerance, min_models=st.min_models
+                )
+                self._store_breaks(ps, inverse, a, sel, bt)
+
+    def _store_breaks(self, ps: np.ndarray, inverse: np.ndarray, a: int, sel: np.ndarray, bt: BreakTest) -> None:
+        """Results of unique rows ``a .. a + len(sel)`` for every pair that shares them."""
+        in_chunk = (inverse >= a) & (inverse < a + len(sel))
+        for p, u in zip(ps[in_chunk], inverse[in_chunk] - a):
+            self.bt[int(p)] = (
+                float(bt.alpha[u]),
+                float(bt.alpha_se[u]),
+                float(bt.break_p[u]),
+                int(bt.break_index[u]),
+                float(bt.break_z[u]),
+                str(bt.break_kind[u]),
+                float(bt.break_size[u]),
+            )
+            self.bt_fit[int(p)] = (bt.fitted[u], bt.fitted_var[u])
+
+    # ------------------------------------------------------------------ step 3
+    def _step_three(self) -> None:
+        """The fitted-length transform of exact-match-like curves, against the primary channel's law."""
+        st = self.st
+        todo = [
+            v
+            for v in range(self.n_verdicts)
+            if self.usable[v]
+            and self.compounds[v]
+            and bool(np.all(np.isfinite(self._pair_values(self.usable[v][0], self.pair_loss))))
+        ]
+        self.transform: dict[int, TransformTest] = {}
+        if not todo:
+            return
+        todo_arr = np.array(todo, dtype=np.int64)
+        z_ = z_value(st.level)
+        for k in np.unique(self.counts[todo_arr]):
+            vs = todo_arr[self.counts[todo_arr] == k]
+            for a in range(0, len(vs), _TRANSFORM_CHUNK):
+                chunk = vs[a : a + _TRANSFORM_CHUNK]
+                y = self._matrix(self.y, chunk, int(k))
+                lo = self._matrix(self.lo, chunk, int(k))
+                hi = self._matrix(self.hi, chunk, int(k))
+                n = self._matrix(self.n_samples, chunk, int(k))
+                fitted = np.stack([self.bt_fit[self.usable[v][0]][0] for v in chunk])
+                fitted_var = np.stack([self.bt_fit[self.usable[v][0]][1] for v in chunk])
+                for v, tr in zip(chunk, _fitted_length_transforms(y, lo, hi, n, fitted, fitted_var, z_, st)):
+                    self.transform[int(v)] = tr
+
+    def _pair_values(self, p: int, values: np.ndarray) -> np.ndarray:
+        v = self.pair_verdict[p]
+        return values[self.pair_offset[p] : self.pair_offset[p] + self.counts[v]]
+
+    # ------------------------------------------------------------------ rows
+    def _entry(self, v: int) -> VerdictEntry:
+        """The row and evidence of verdict ``v``, as :func:`_verdict` writes them."""
+        st = self.st
+        d = self.v_metric[v]
+        head = self.head.iloc[v]
+        base = {k: head[k] for k in self.keys}
+        k = int(self.counts[v])
+        sl = slice(int(self.starts[v]), int(self.starts[v]) + k)
+        x = self.x[sl]
+        ae_base, ae_top = float(self.ae["base"][v]), float(self.ae["top"][v])
+        rise, flat_share = float(self.ae["rise"][v]), float(self.ae["flat_share"][v])
+        row: dict[str, Any] = dict(
+            base,
+            discontinuous_metric=d,
+            continuous_metric=self.partner[v],
+            n_models=k,
+            min_samples=float(self.min_samples[v]),
+            apparent_emergence=bool(self.apparent[v]),
+            floor=float(self.floor[v]),
+            value_first=float(self.y[sl][0]) if k else math.nan,
+            value_top=ae_top,
+            rise=rise,
+            rise_resolved=bool(self.rise_resolved[v]),
+            flat_share=flat_share,
+            emergence_score_discontinuous=float(self.es_d[v]),
+            emergence_score_continuous=float(self.es_c[v]),
+            jump_share_discontinuous=float(self.jump_d[v]),
+            loss_metric="",
+            loss_alpha=math.nan,
+            loss_alpha_se=math.nan,
+            break_p_value=math.nan,
+            break_kind="",
+            break_at_scale=math.nan,
+            break_size=math.nan,
+            lag_p_value=math.nan,
+            lag_worst_gap=math.nan,
+            lag_at_scale=math.nan,
+            transform_check=TransformCheck.NOT_APPLICABLE.value,
+            transform_kind="",
+            transform_p_value=math.nan,
+            transform_worst_z=math.nan,
+            transform_factor=math.nan,
+            tests=0,
+        )
+        ev: list[dict[str, Any]] = []
+        ev_base = dict(base, discontinuous_metric=d)
+        reason = str(self.ae["reason"][v])
+        span = f"{_fmt(ae_base)} -> {_fmt(ae_top)}"
+        ev.append(
+            dict(
+                ev_base,
+                test=VerdictTest.APPARENT_EMERGENCE.value,
+                metric=d,
+                statistic=rise,
+                p_value=math.nan,
+                outcome=Outcome.APPARENT.value if self.apparent[v] else (reason or Outcome.NOT_APPARENT.value),
+                detail=f"rise {span}, flat over {_fmt(flat_share, '.2f')} of the log-scale range",
+            )
+        )
+        channel_names = [self.pair_metric[p] for p in self.v_channels[v]]
+        decided = _step_one_decision(
+            d, reason, span, k, float(self.min_samples[v]), rise, flat_share, bool(self.percent[v]), st
+        )
+        if decided is not None:
+            return dict(row, verdict=decided[0], reason=decided[1]), ev
+        usable = self.usable[v]
+        if not usable:
+            return dict(
+                row,
+                verdict=Verdict.INSUFFICIENT.value,
+                reason=_no_loss_reason(d, span, channel_names, self.cont_names[int(self.v_group[v])], st),
+            ), ev
+        failures: list[str] = []
+        primary = usable[0]
+        for p in usable:
+            alpha, alpha_se, bp, bi, bz, bk, bs = self.bt[p]
+            at = float(x[bi]) if bi >= 0 else math.nan
+            broke = bool(np.isfinite(bp) and bp < st.test_level)
+            ev.append(_break_evidence(ev_base, self.pair_metric[p], alpha, alpha_se, bp, bz, bk, bs, at, broke))
+            row["tests"] += 1
+            if p == primary:
+                row.update(
+                    loss_metric=self.pair_metric[p],
+                    loss_alpha=alpha,
+                    loss_alpha_se=alpha_se,
+                    break_p_value=bp,
+                    break_kind=bk,
+                    break_at_scale=at,
+                    break_size=bs,
+                )
+            if broke:
+                failures.append(_break_failure(self.pair_metric[p], bk, at, bp))
+        tr = self.transform.get(v)
+        if tr is not None:
+            row["transform_kind"] = "exact match from the smooth loss, one fitted effective length"
+            failure = _transform_outcome(row, ev, ev_base, tr, x, d, self.pair_metric[primary], st)
+            if failure:
+                failures.append(failure)
+        alpha_primary, bp_primary = self.bt[primary][0], self.bt[primary][2]
+        return _final_decision(row, ev, d, span, failures, self.pair_metric[primary], alpha_primary, bp_primary, tr)

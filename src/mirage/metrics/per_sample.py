@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cpdist
 
@@ -46,36 +48,116 @@ def _ones(v: np.ndarray) -> np.ndarray:
 MEAN_LOGPROB_LOSS = PerTokenLoss(_negated, _ones, rank=0)
 
 
+# the characters Python's str.strip() removes from an ASCII string (\x1c-\x1f included)
+_ASCII_WHITESPACE = "".join(c for c in map(chr, range(128)) if c.isspace())
+
+
+def _stripped(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(the strings with surrounding whitespace removed as ``str.strip`` removes it, which rows
+    are ASCII): in Arrow for ASCII strings; a non-ASCII row is left for the caller to strip in
+    Python, whose idea of Unicode whitespace Arrow does not share exactly."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    ascii_rows = pc.fill_null(pc.string_is_ascii(arr), False).to_numpy(zero_copy_only=False)
+    return pc.utf8_trim(arr, characters=_ASCII_WHITESPACE), ascii_rows
+
+
 def _exact_match(v: RecordView) -> np.ndarray:
-    outputs = v.strings("output")
-    targets = v.strings("target")
-    regexes = v.strings("output_regex") if "output_regex" in v.table.column_names else [None] * v.n
-    default = re.compile(v.answer_regex) if v.answer_regex else None
-    compiled: dict[str, re.Pattern] = {}
     out = np.full(v.n, np.nan)
-    for i, (o, t) in enumerate(zip(outputs, targets)):
-        if o is None:
-            continue
-        rx = default
-        pattern = regexes[i]
-        if pattern:
-            rx = compiled.setdefault(pattern, re.compile(pattern))
-        out[i] = float(answer_matches(o, t, rx))
+    output = v.table.column("output").combine_chunks()
+    target = v.table.column("target").combine_chunks()
+    has_output = ~np.asarray(output.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    regex_rows = np.zeros(v.n, dtype=bool)
+    if "output_regex" in v.table.column_names:
+        rx = v.table.column("output_regex").combine_chunks()
+        regex_rows = pc.fill_null(pc.greater(pc.utf8_length(rx), 0), False).to_numpy(zero_copy_only=False)
+    if v.answer_regex:
+        regex_rows = np.ones(v.n, dtype=bool)
+    out_s, out_ascii = _stripped(output)
+    tgt_s, tgt_ascii = _stripped(target)
+    # the common case in Arrow: no answer extraction, ASCII text
+    fast = has_output & ~regex_rows & out_ascii & tgt_ascii
+    if fast.any():
+        same = pc.fill_null(pc.equal(out_s, tgt_s), False).to_numpy(zero_copy_only=False)
+        out[fast] = same[fast].astype(float)
+    slow = np.flatnonzero(has_output & ~fast)
+    if len(slow):
+        take = pa.array(slow)
+        outputs = output.take(take).to_pylist()
+        targets = target.take(take).to_pylist()
+        regexes = (
+            v.table.column("output_regex").combine_chunks().take(take).to_pylist()
+            if "output_regex" in v.table.column_names
+            else [None] * len(slow)
+        )
+        default = re.compile(v.answer_regex) if v.answer_regex else None
+        compiled: dict[str, re.Pattern[str]] = {}
+        for i, o, t, r in zip(slow, outputs, targets, regexes):
+            rx = default
+            if r:
+                rx = compiled.setdefault(r, re.compile(r))
+            out[i] = float(answer_matches(o, t, rx))
     return out
 
 
 def _levenshtein(a_col: str, b_col: str, v: RecordView, strip: bool = False) -> np.ndarray:
-    a = v.strings(a_col)
-    b = v.strings(b_col)
-    if strip:  # surrounding whitespace of a generation is formatting, not an error
-        a = [x.strip() if x is not None else None for x in a]
-        b = [x.strip() if x is not None else None for x in b]
-    ok = np.array([x is not None and y is not None for x, y in zip(a, b)], dtype=bool)
+    a_arr = v.table.column(a_col).combine_chunks()
+    b_arr = v.table.column(b_col).combine_chunks()
+    ok = ~np.asarray(a_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool) & ~np.asarray(
+        b_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool
+    )
     out = np.full(v.n, np.nan)
-    if ok.any():
-        idx = np.flatnonzero(ok)
-        out[idx] = cpdist([a[i] for i in idx], [b[i] for i in idx], scorer=Levenshtein.distance, workers=1)
+    if not ok.any():
+        return out
+    idx = np.flatnonzero(ok)
+    if len(idx) < v.n:
+        take = pa.array(idx)
+        a_arr, b_arr = a_arr.take(take), b_arr.take(take)
+    if pa.types.is_list(a_arr.type):
+        a, b = _token_strings(a_arr, b_arr)
+    else:
+        a, b = _texts(a_arr, strip), _texts(b_arr, strip)
+    out[idx] = cpdist(a, b, scorer=Levenshtein.distance, workers=1)
     return out
+
+
+def _texts(arr: pa.Array, strip: bool) -> list[str]:
+    """Python strings, stripped as ``str.strip`` strips (surrounding whitespace of a generation is
+    formatting, not an error)."""
+    if not strip:
+        return arr.to_pylist()
+    trimmed, ascii_rows = _stripped(arr)
+    texts = trimmed.to_pylist()
+    if not ascii_rows.all():
+        raw = arr.to_pylist()
+        for i in np.flatnonzero(~ascii_rows):
+            texts[i] = raw[i].strip()
+    return texts
+
+
+# token codes become characters: one per distinct token, the surrogate range left out
+_SURROGATES = 0xD800
+_MAX_TOKENS = 0x10FFFF - 0x800
+
+
+def _token_strings(a: pa.Array, b: pa.Array) -> tuple[list[Any], list[Any]]:
+    """Two columns of token lists as strings with one character per distinct token, so that the
+    Levenshtein distance of two strings is that of the token sequences (a bijection of tokens),
+    computed in C on strings instead of on Python lists of tokens. Inputs with more distinct
+    tokens than there are characters fall back to the lists."""
+    flat = pa.chunked_array([a.flatten(), b.flatten()]).combine_chunks()
+    codes = flat.dictionary_encode(null_encoding="encode")
+    if len(codes.dictionary) >= _MAX_TOKENS:
+        return a.to_pylist(), b.to_pylist()
+    cp = codes.indices.to_numpy(zero_copy_only=False).astype(np.uint32) + 1
+    cp = np.where(cp >= _SURROGATES, cp + 0x800, cp).astype("<u4")
+    text = cp.tobytes().decode("utf-32-le")
+    n_a = len(a.flatten())
+    a_off = a.offsets.to_numpy() - a.offsets[0].as_py()
+    b_off = b.offsets.to_numpy() - b.offsets[0].as_py() + n_a
+    return (
+        [text[i:j] for i, j in zip(a_off[:-1].tolist(), a_off[1:].tolist())],
+        [text[i:j] for i, j in zip(b_off[:-1].tolist(), b_off[1:].tolist())],
+    )
 
 
 def _token_edit_distance(v: RecordView) -> np.ndarray:
@@ -192,12 +274,9 @@ def _choice_token_loss(v: RecordView) -> np.ndarray:
     per_tok = np.where(np.isfinite(mat), mat / lens, -np.inf)
     top = np.max(per_tok, axis=1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
-    # rows with no finite option score (no options, or all -inf) are masked by ok below
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lse = np.log(np.sum(np.exp(per_tok - top), axis=1)) + top[:, 0]
+    lse = np.log(np.sum(np.exp(per_tok - top), axis=1)) + top[:, 0]
     idx = np.where(ok, correct, 0).astype(np.int64)
-    with np.errstate(invalid="ignore"):
-        return np.where(ok, lse - per_tok[np.arange(v.n), idx], np.nan)
+    return np.where(ok, lse - per_tok[np.arange(v.n), idx], np.nan)
 
 
 def _target_mean_token_prob(v: RecordView) -> np.ndarray:
@@ -359,14 +438,20 @@ def available_metrics(view: RecordView, names: Sequence[str] | None = None) -> l
 
 
 def compute_sample_metrics(
-    table: pa.Table, names: Sequence[str] | None = None, answer_regex: str | None = None
+    table: pa.Table,
+    names: Sequence[str] | None = None,
+    answer_regex: str | None = None,
+    *,
+    present: frozenset[str] | None = None,
 ) -> pd.DataFrame:
     """Per-sample metric values (wide: one column per metric) with the record keys.
 
     Columns: family, model, scale, task, sample_id, [shots], target_length, then one column per
-    metric. Metrics whose inputs a record lacks are NaN for that record.
+    metric. Metrics whose inputs a record lacks are NaN for that record. ``present``: the columns
+    with values anywhere in the input when ``table`` is one part of it (the same metrics and
+    columns for every part, as for the whole).
     """
-    view = RecordView(table, answer_regex)
+    view = RecordView(table, answer_regex, present)
     chosen = available_metrics(view, names)
     keys = ["family", "model", "scale", "task", "sample_id"] + (["shots"] if "shots" in table.column_names else [])
     frame = table.select(keys).to_pandas()

@@ -15,12 +15,15 @@ from ..schema.records import SUM_COLUMN, list_lengths
 class RecordView:
     """Lazily computed, cached per-sample arrays of a record table (pyarrow)."""
 
-    def __init__(self, table: pa.Table, answer_regex: str | None = None):
+    def __init__(self, table: pa.Table, answer_regex: str | None = None, present: frozenset[str] | None = None):
+        """``present``: the columns that have values somewhere in the whole input, when ``table``
+        is one part of it (a unit of a streamed input): metrics are then chosen and computed as for
+        the whole input, not for what this part happens to hold."""
         self.table = table
         self.n = table.num_rows
         self.answer_regex = answer_regex
-        self._cache: dict[str, np.ndarray] = {}
-        self._strings: dict[str, list[Any]] = {}
+        self.present = present
+        self._cache: dict[str, Any] = {}
 
     def _cached(self, key: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
         if key not in self._cache:
@@ -28,10 +31,13 @@ class RecordView:
         return self._cache[key]
 
     def _has_column(self, column: str) -> bool:
-        return column in self.table.column_names and self.table.column(column).null_count < self.n
+        if column not in self.table.column_names:
+            return False
+        if self.present is not None:
+            return column in self.present
+        return self.table.column(column).null_count < self.n
 
     def has(self, column: str) -> bool:
-        """Whether some record has a value in ``column``."""
         if column == "target_logprobs" and self._has_column(SUM_COLUMN):
             return True  # summed log-probabilities stand in where per-token values are unknown
         return self._has_column(column)
@@ -45,7 +51,7 @@ class RecordView:
         """Tokens behind each target log-probability: the length of ``target_logprobs``, or, for
         a row that has only ``target_logprob_sum``, of ``target_tokens`` (NaN when neither)."""
 
-        def f() -> np.ndarray:
+        def f():
             lengths = self.list_lengths("target_logprobs")
             if self._has_column(SUM_COLUMN):
                 use = np.isnan(lengths) & np.isfinite(self._sum_column())
@@ -65,7 +71,7 @@ class RecordView:
         a cumulative sum across rows, so one extreme value stays in its own row. For
         ``target_logprobs``, rows with a null list take ``target_logprob_sum`` when present."""
 
-        def f() -> np.ndarray:
+        def f():
             col = self.table.column(column).combine_chunks()
             lengths = list_lengths(self.table.column(column))
             flat = col.flatten().to_numpy(zero_copy_only=False).astype(float)
@@ -85,7 +91,7 @@ class RecordView:
     def choice_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows × max_choices) log-prob matrix padded with -inf, and the number of choices."""
 
-        def f() -> np.ndarray:
+        def f():
             col = self.table.column("choice_logprobs").combine_chunks()
             lengths = np.nan_to_num(self.list_lengths("choice_logprobs"), nan=0).astype(np.int64)
             width = int(lengths.max()) if len(lengths) else 0
@@ -101,13 +107,8 @@ class RecordView:
         return mat, np.nan_to_num(self.list_lengths("choice_logprobs"), nan=0).astype(np.int64)
 
     def correct_choice(self) -> np.ndarray:
-        """Index of each record's correct option as floats (NaN where none)."""
         v = self.table.column("correct_choice").to_numpy(zero_copy_only=False)
         return np.asarray(pd.array(v, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
 
-    def strings(self, column: str) -> list[Any]:
-        """A column as Python values (strings or None), cached."""
-        key = f"str:{column}"
-        if key not in self._strings:
-            self._strings[key] = self.table.column(column).to_pylist()
-        return self._strings[key]
+    def strings(self, column: str) -> list:
+        return self._cached(f"str:{column}", lambda: self.table.column(column).to_pylist())

@@ -10,7 +10,16 @@
 
 from __future__ import annotations
 
-from .emergence import EmergenceScore, GroupScores, Sharpness, emergence_score, grouped_emergence_scores, jump_sharpness
+from .emergence import (
+    EmergenceScore,
+    GroupScores,
+    GroupSharpness,
+    Sharpness,
+    emergence_score,
+    grouped_emergence_scores,
+    grouped_jump_sharpness,
+    jump_sharpness,
+)
 from .fits import LogLogFit, PowerLawFit, fit_loglog, fit_power_law, ols_slope
 from .intervals import bootstrap_counts, bootstrap_mean_ci, stderr_interval, wilson_interval, z_value
 from .power import samples_needed
@@ -18,6 +27,7 @@ from .power import samples_needed
 __all__ = [
     "EmergenceScore",
     "GroupScores",
+    "GroupSharpness",
     "LogLogFit",
     "PowerLawFit",
     "Sharpness",
@@ -27,6 +37,7 @@ __all__ = [
     "fit_loglog",
     "fit_power_law",
     "grouped_emergence_scores",
+    "grouped_jump_sharpness",
     "jump_sharpness",
     "ols_slope",
     "samples_needed",

@@ -89,6 +89,74 @@ def grouped_emergence_scores(group_ids: ArrayLike, scale: ArrayLike, values: Arr
 
 
 @dataclass(frozen=True)
+class GroupSharpness:
+    """The largest step of many curves at once (one entry per group id; see :class:`Sharpness`)."""
+
+    jump_share: np.ndarray
+    jump_index: np.ndarray
+    resolved: np.ndarray
+    n_models: np.ndarray
+
+
+def grouped_jump_sharpness(
+    group_ids: ArrayLike,
+    scale: ArrayLike,
+    values: ArrayLike,
+    ci_low: ArrayLike | None = None,
+    ci_high: ArrayLike | None = None,
+) -> GroupSharpness:
+    """:func:`jump_sharpness` of every curve of a long table, in numpy, bit for bit.
+
+    ``group_ids`` are 0..G-1 (every id present); points are ordered by (group, scale) with a stable
+    sort, as the per-curve function orders them. ``jump_index`` counts positions in that order.
+    """
+    g = np.asarray(group_ids, dtype=np.int64)
+    x = np.asarray(scale, dtype=float)
+    y = np.asarray(values, dtype=float)
+    if len(g) == 0:
+        empty = np.array([], dtype=float)
+        return GroupSharpness(empty, empty.astype(np.int64), empty.astype(bool), empty.astype(np.int64))
+    order = np.lexsort((x, g))
+    g, y = g[order], y[order]
+    n_groups = int(g.max()) + 1
+    counts = np.bincount(g, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    spread = np.maximum.reduceat(y, starts) - np.minimum.reduceat(y, starts)
+    same = g[1:] == g[:-1]
+    steps = np.abs(np.diff(y))
+    step_group = g[1:][same]
+    steps = steps[same]
+    m = counts - 1
+    has = m > 0
+    step_start = np.concatenate([[0], np.cumsum(m)[:-1]])
+    big = np.iinfo(np.int64).max
+    i = np.zeros(n_groups, dtype=np.int64)
+    if len(steps):
+        top = np.full(n_groups, -np.inf)
+        top[has] = np.maximum.reduceat(steps, step_start[has])
+        pos = np.arange(len(steps)) - step_start[step_group]
+        first = np.full(n_groups, big)
+        first[has] = np.minimum.reduceat(np.where(steps == top[step_group], pos, big), step_start[has])
+        i = np.where(has, first, 0)
+    flat = spread == 0.0
+    safe_spread = np.where(flat, 1.0, spread)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        step_at = np.where(has, steps[np.minimum(step_start + i, max(len(steps) - 1, 0))] if len(steps) else 0.0, 0.0)
+        share = np.where(has & ~flat, step_at / safe_spread, 0.0)
+    ok = has & ~flat
+    resolved = ok.copy()
+    if ci_low is not None and ci_high is not None:
+        lo = np.asarray(ci_low, dtype=float)[order]
+        hi = np.asarray(ci_high, dtype=float)[order]
+        a = np.minimum(starts + i, len(y) - 1)
+        b = np.minimum(a + 1, len(y) - 1)
+        known = np.isfinite(lo[a]) & np.isfinite(hi[a]) & np.isfinite(lo[b]) & np.isfinite(hi[b])
+        disjoint = ~known | (hi[a] < lo[b]) | (hi[b] < lo[a])
+        resolved = ok & disjoint
+    return GroupSharpness(jump_share=share, jump_index=np.where(ok, i + 1, 0), resolved=resolved, n_models=counts)
+
+
+@dataclass(frozen=True)
 class EmergenceScore:
     """Emergence score of one curve (Srivastava et al. 2022, as used by Schaeffer et al.).
 

@@ -41,30 +41,40 @@ def log_interp_position(x: np.ndarray, y: np.ndarray, mask: np.ndarray, level: n
     """Per row, the share of the log-scale range before ``y`` first exceeds ``level``.
 
     Linear interpolation between neighbouring models on ``log x``; 1.0 when the curve never
-    exceeds the level, 0.0 when the first model already does. Rows need at least two models.
+    exceeds the level, 0.0 when the first model already does. Rows need at least two models
+    (NaN otherwise, and for rows whose models all sit at one scale). Only the models in ``mask``
+    count; all rows at once, in the same arithmetic as one row at a time.
     """
     G, K = y.shape
     out = np.full(G, np.nan)
-    for g in range(G):
-        m = mask[g]
-        xs, ys = np.log(x[g, m]), y[g, m]
-        if len(xs) < 2:
-            continue
-        span = xs[-1] - xs[0]
-        above = np.flatnonzero(ys > level[g])
-        if span <= 0:
-            continue
-        if len(above) == 0:
-            out[g] = 1.0
-            continue
-        j = int(above[0])
-        if j == 0:
-            out[g] = 0.0
-            continue
-        y0, y1 = ys[j - 1], ys[j]
-        t = (level[g] - y0) / (y1 - y0) if y1 != y0 else 0.0
-        xc = xs[j - 1] + np.clip(t, 0.0, 1.0) * (xs[j] - xs[j - 1])
-        out[g] = float((xc - xs[0]) / span)
+    if G == 0 or K == 0:
+        return out
+    mask = np.asarray(mask, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx = np.log(np.where(mask, x, 1.0))
+    rows = np.arange(G)
+    cols = np.arange(K)
+    n = mask.sum(axis=1)
+    first = np.argmax(mask, axis=1)
+    last = K - 1 - np.argmax(mask[:, ::-1], axis=1)
+    span = lx[rows, last] - lx[rows, first]
+    above = mask & (y > np.asarray(level, dtype=float)[:, None])
+    has_above = above.any(axis=1)
+    j = np.argmax(above, axis=1)
+    # the valid model before each position: a running maximum of valid column indices
+    valid_index = np.where(mask, cols[None, :], -1)
+    before = np.concatenate([np.full((G, 1), -1), np.maximum.accumulate(valid_index, axis=1)[:, :-1]], axis=1)
+    p = np.maximum(before[rows, j], 0)
+    y0, y1 = y[rows, p], y[rows, j]
+    x0, x1 = lx[rows, p], lx[rows, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(y1 != y0, (level - y0) / np.where(y1 != y0, y1 - y0, 1.0), 0.0)
+        xc = x0 + np.clip(t, 0.0, 1.0) * (x1 - x0)
+        share = (xc - lx[rows, first]) / span
+    share = np.where(j == first, 0.0, share)
+    share = np.where(has_above, share, 1.0)
+    usable = (n >= 2) & ~(span <= 0)
+    out[usable] = share[usable]
     return out
 
 
@@ -453,40 +463,60 @@ def exact_match_transform_test(
     paper's model predicts under independent token errors. Observed and predicted are paired on
     the same items; the variance is the binomial one under the prediction,
     ``sum pi (1 - pi) / n^2``, plus the fit's uncertainty (delta method) and ``tolerance**2``.
-    ``kappa`` in (0, 1] is fitted (see :data:`KAPPA_GRID`).
+    ``kappa`` in (0, 1] is fitted (see :data:`KAPPA_GRID`): every ``kappa`` of the grid at once
+    (a kappa x items matrix per model, in blocks that bound memory), the first smallest
+    chi-square chosen.
     """
     K = len(correct)
-    best: TransformTest | None = None
+    kappas = np.asarray(kappa_grid, dtype=float)
     r = np.exp(fitted_log_loss) / observed_loss
-    for kappa in kappa_grid:
-        pred = np.empty(K)
-        z = np.empty(K)
-        for i in range(K):
-            lp = kappa * r[i] * target_logprob[i]
+    pred = np.empty((len(kappas), K))
+    z = np.empty((len(kappas), K))
+    for i in range(K):
+        tl = np.asarray(target_logprob[i], dtype=float)
+        n = len(tl)
+        observed = float(correct[i].mean())
+        block = max(1, _TRANSFORM_BLOCK // max(n, 1))
+        for a in range(0, len(kappas), block):
+            scale = kappas[a : a + block] * r[i]
+            lp = scale[:, None] * tl[None, :]
             pi = np.exp(lp)
-            n = len(pi)
-            pred[i] = pi.mean()
-            dpred = float(np.mean(pi * lp))  # d pred / d log fitted loss
-            var = float(np.sum(pi * (1 - pi))) / n**2 + dpred**2 * fitted_log_loss_var[i] + tolerance**2
-            diff = float(correct[i].mean()) - pred[i]
-            z[i] = diff / np.sqrt(var) if var > 0 else (0.0 if diff == 0 else np.sign(diff) * np.inf)
-        chi2 = float(np.sum(z**2))
-        if best is None or chi2 < best.chi2:
-            worst = int(np.argmax(np.abs(z)))
-            best = TransformTest(
-                chi2=chi2, dof=K, p_value=np.nan, worst_z=float(z[worst]), factor=float(kappa), predicted=pred, z=z
-            )
-    assert best is not None
-    dof = K - 1 if best.factor < kappa_grid[-1] else K
+            mean = pi.mean(axis=1)
+            dpred = np.mean(pi * lp, axis=1)  # d pred / d log fitted loss
+            var = np.sum(pi * (1 - pi), axis=1) / n**2 + dpred**2 * fitted_log_loss_var[i] + tolerance**2
+            diff = observed - mean
+            with np.errstate(divide="ignore", invalid="ignore"):
+                zi = np.where(var > 0, diff / np.sqrt(np.where(var > 0, var, 1.0)), np.sign(diff) * np.inf)
+            pred[a : a + block, i] = mean
+            z[a : a + block, i] = np.where((var > 0) | (diff != 0), zi, 0.0)
+    chi2 = np.sum(z**2, axis=1)
+    best = _first_smallest(chi2)
+    zb = z[best]
+    worst = int(np.argmax(np.abs(zb)))
+    factor = float(kappas[best])
+    dof = K - 1 if factor < kappas[-1] else K
     return TransformTest(
-        chi2=best.chi2,
+        chi2=float(chi2[best]),
         dof=dof,
-        p_value=float(_sps.chi2.sf(best.chi2, max(dof, 1))),
-        worst_z=best.worst_z,
-        factor=best.factor,
-        predicted=best.predicted,
-        z=best.z,
+        p_value=float(_sps.chi2.sf(float(chi2[best]), max(dof, 1))),
+        worst_z=float(zb[worst]),
+        factor=factor,
+        predicted=pred[best].copy(),
+        z=zb.copy(),
     )
+
+
+# entries of one kappa x items block of the exact-match transform (8M floats: 64 MB per array)
+_TRANSFORM_BLOCK = 8_000_000
+
+
+def _first_smallest(chi2: np.ndarray) -> int:
+    """The grid point a running ``if chi2 < best`` keeps: the first smallest, and the first point when
+    it is NaN (no comparison with NaN succeeds)."""
+    if not len(chi2) or np.isnan(chi2[0]):
+        return 0
+    finite = np.where(np.isnan(chi2), np.inf, chi2)
+    return int(np.argmin(finite))
 
 
 @dataclass(frozen=True)
