@@ -157,8 +157,10 @@ def test_records_scale_column_choice(tmp_path):
     t = synthetic_records({1e6: 0.5, 1e7: 0.7, 1e8: 0.9}, n_samples=4)
     t = t.append_column("step", pa.array([1000.0 * (i // 4 + 1) for i in range(t.num_rows)]))
     write_records(t, tmp_path / "r.parquet")
-    assert sorted(set(read_inputs([tmp_path / "r.parquet"]).records.column("scale").to_pylist())) == [1e6, 1e7, 1e8]
-    by_step = read_inputs([tmp_path / "r.parquet"], scale="step").records
+    # a Parquet record file is read lazily (a RecordSource, one fragment per row group)
+    by_params = read_inputs([tmp_path / "r.parquet"]).records.to_table()
+    assert sorted(set(by_params.column("scale").to_pylist())) == [1e6, 1e7, 1e8]
+    by_step = read_inputs([tmp_path / "r.parquet"], scale="step").records.to_table()
     assert sorted(set(by_step.column("scale").to_pylist())) == [1000.0, 2000.0, 3000.0]
     with pytest.raises(MirageInputError, match="no scale column 'train_flops'"):
         read_inputs([tmp_path / "r.parquet"], scale="train_flops")

@@ -198,9 +198,7 @@ def analyze_cmd(
         curve_by=settings.curve_by,
         tokenizer=tokenizer,
     )
-    result = mirage.write_analysis(
-        mirage.run_analysis(data, settings), out, max_figures=max_figures, progress=not quiet, static=static
-    )
+    result = mirage.analyze(data, out, settings, max_figures=max_figures, progress=not quiet, static=static)
     _done(result, Path(out) / "report.html", quiet, json_)
 
 

@@ -105,7 +105,7 @@ def analyse_records(
             if len(g):
                 part.verdicts[key] = record_group_verdicts(g, group, vsettings)
             if predicting:
-                s = group if has_shots else group.drop(columns="shots")
+                s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
                 s = s[s["exact_match"].notna()]
                 if len(s):
                     base = {"family": unit.family, "task": unit.task}
@@ -135,6 +135,21 @@ def analyse_records(
         part.predictions, part.prediction_fits = preds.predictions, preds.fits
         part.lengths = length_frame(len_rows, has_shots)
     return part
+
+
+# what the exact-match predictions and the target-length rows read of a group's samples
+_PREDICTION_COLUMNS = (
+    "family",
+    "model",
+    "scale",
+    "task",
+    "sample_id",
+    "shots",
+    "target_length",
+    "exact_match",
+    "target_mean_logprob",
+    "token_edit_distance",
+)
 
 
 def _chosen_metrics(source: RecordSource, settings: AnalysisSettings) -> list[str] | None:

@@ -113,9 +113,25 @@ def _token_weighted_loss(nll: np.ndarray, length: np.ndarray) -> tuple[float, fl
     return loss, var
 
 
+# the per-sample columns the record channels read (the rest of a group's samples are not copied)
+_RECORD_CHANNEL_COLUMNS = (
+    "model",
+    "choice_token_loss",
+    "correct_choice_mean_logprob",
+    "correct_choice_length",
+    "n_choices",
+    "exact_match",
+    "target_length",
+    "target_logprob",
+    "token_edit_distance",
+    "target_mean_token_prob",
+)
+
+
 def _record_channels(group: pd.DataFrame, models: list[str], disc: str) -> tuple[list[_Channel], _Items]:
     """Loss-scale channels and item arrays of one group's per-sample metrics."""
-    by_model = {m: g for m, g in group.groupby("model", sort=False)}
+    used = [c for c in _RECORD_CHANNEL_COLUMNS if c in group.columns]
+    by_model = {m: g for m, g in group[used].groupby("model", sort=False)}
     items = _Items()
     channels: list[_Channel] = []
 

@@ -123,6 +123,52 @@ def write_parquet(path: str | os.PathLike, table: Any, *, hidden: bool = True) -
         pq.write_table(table, tmp)
 
 
+class ParquetSink:
+    """Tables appended one after another to one Parquet file (a row group or more each), so a
+    table too large for memory is written piece by piece; the file appears whole at
+    :meth:`close` (written under a temporary name, then renamed) or not at all."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._tmp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self.rows = 0
+
+    def write(self, table: pd.DataFrame | pa.Table) -> None:
+        """Append ``table`` (a DataFrame is converted with the first one's schema)."""
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, schema=self._schema, preserve_index=False)
+        if self._writer is None:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".parquet", dir=self.path.parent)
+            os.close(fd)
+            self._tmp = Path(tmp)
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self._tmp, self._schema)
+        elif table.schema != self._schema:
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> bool:
+        """Finish the file and move it into place; False (and no file) when nothing was written."""
+        if self._writer is None or self._tmp is None:
+            return False
+        self._writer.close()
+        os.chmod(self._tmp, 0o666 & ~_umask())
+        os.replace(self._tmp, self.path)
+        self._writer = None
+        return True
+
+    def abort(self) -> None:
+        """Drop what was written."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+
+
 # ----------------------------------------------------------------------------- directories
 
 

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from ..errors import MirageInputError
 from ..metrics import METRICS, facts
+from ..schema.record_source import RecordFragment, RecordSource, table_fragment
 from ..schema.records import looks_like_records, normalize_records
 from ..schema.results import Inputs
 from ..schema.tables import ANALYSIS_TABLES, MANIFEST_FILE, META_TABLES, SUMMARY_FILE, THEORY_TABLES
@@ -57,6 +58,7 @@ from .inspect_logs import looks_like_inspect_log, read_inspect_log
 from .lm_eval_results import lm_eval_rows
 from .lm_eval_samples import looks_like_lm_eval_samples, read_lm_eval_samples, sniff_jsonl
 from .models import ScaleTable, Tokenizers, read_scale_table
+from .record_files import parquet_record_fragments, parquet_records_schema
 from .scores import DEFAULT_SCALE, SCORE_REQUIRED, normalize_score_table, per_model_checkpoints, validate_scores
 from .tables import load_json, read_raw_table
 
@@ -150,8 +152,16 @@ def read_inputs(
     skip = {Path(p).resolve() for p in exclude}
     filter_columns_seen: set[str] = set()
     axes_seen: list[str] = []  # the x axes in use (BIG-bench chooses one per family)
+    lazy: list[tuple[Path, pa.Schema]] = []  # Parquet record files, read a row group at a time
     for path, found_in_dir in expand_inputs(paths):
         if path.resolve() in skip:
+            continue
+        schema = parquet_records_schema(path) if path.suffix.lower() == ".parquet" else None
+        if schema is not None:
+            sources.append(str(path))
+            filter_columns_seen |= set(schema.names)
+            lazy.append((path, schema))
+            axes_seen.append(opts.scale_or_default)
             continue
         try:
             kind, obj, file_notes = _read_one(path, opts)
@@ -195,7 +205,7 @@ def read_inputs(
         raise MirageInputError(f"no column {missing_filters[0]!r} in any input to filter on", "--filter")
     if not sources:
         raise MirageInputError("no score table, results, sample log or records among the inputs")
-    if opts.filters and not score_frames and not record_tables:
+    if opts.filters and not score_frames and not record_tables and not lazy:
         raise MirageInputError(f"no rows left after --filter {opts.filters}", "--filter")
     scores = None
     if score_frames:
@@ -213,6 +223,10 @@ def read_inputs(
         if scale is None and "bigbench_log" in records.column_names:
             records = _bigbench_records_axis(records, notes, axes_seen)
         records = normalize_records(records, "records")
+    if lazy:
+        records = _lazy_records(records, lazy, opts)
+        if records is None and opts.filters and not score_frames:
+            raise MirageInputError(f"no rows left after --filter {opts.filters}", "--filter")
     if scores is not None and records is not None:
         scores, note = _prefer_records(scores, records)
         if note:
@@ -293,6 +307,46 @@ def inputs_from_frame(
     )
 
 
+def _lazy_records(
+    records: pa.Table | None, lazy: list[tuple[Path, pa.Schema]], opts: ReadOptions
+) -> RecordSource | pa.Table | None:
+    """Records of the Parquet files as fragments read on demand, after those read whole (which come
+    first in input order); checked across files: one scale per model."""
+    fragments: list[RecordFragment] = []
+    offset = 0
+    if records is not None:
+        fragments.append(table_fragment(records, "records"))
+        offset = records.num_rows
+    for path, schema in lazy:
+        found = parquet_record_fragments(path, schema, opts.scale_or_default, opts.filters, offset)
+        fragments += found
+        offset += sum(f.num_rows for f in found)
+    if not fragments:
+        return records
+    source = RecordSource(tuple(fragments))
+    per_model = source.keys()[["family", "model", "scale"]].drop_duplicates()
+    bad = ~np.isfinite(per_model["scale"].to_numpy(float)) | (per_model["scale"].to_numpy(float) <= 0)
+    if bad.any():
+        raise MirageInputError(
+            f"column 'scale' must be finite and positive; model {per_model[bad].iloc[0]['model']!r} has "
+            f"{per_model[bad].iloc[0]['scale']!r}",
+            "records",
+        )
+    clash = per_model.duplicated(["family", "model"])
+    if clash.any():
+        row = per_model[clash].iloc[0]
+        raise MirageInputError(f"model {row['model']!r} of family {row['family']!r} has more than one scale", "records")
+    return source
+
+
+def _record_keys(records: pa.Table | RecordSource, columns: list[str]) -> pd.DataFrame:
+    """Distinct key columns (family, model, task, shots) of the records, however they are held."""
+    if isinstance(records, RecordSource):
+        keys = records.keys()
+        return keys[[c for c in columns if c in keys.columns]].drop_duplicates()
+    return records.select([c for c in columns if c in records.column_names]).to_pandas().drop_duplicates()
+
+
 def _bigbench_records_axis(records: pa.Table, notes: list[str], axes_seen: list[str]) -> pa.Table:
     """Records from BIG-bench full logs get the x axis their family's score files get."""
     cols = ["family", "params", "non_embedding_params", "flop_matched_non_embedding_params", "bigbench_log", "scale"]
@@ -316,7 +370,7 @@ def _same_as_tool(metric: str) -> bool:
     return entry is not None and entry.same_as_tool
 
 
-def _prefer_records(scores: pd.DataFrame, records: pa.Table) -> tuple[pd.DataFrame | None, str | None]:
+def _prefer_records(scores: pd.DataFrame, records: pa.Table | RecordSource) -> tuple[pd.DataFrame | None, str | None]:
     """Score rows of a metric that the records of the same run compute too.
 
     Where mirage's definition is the tool's own (the metric's ``same_as_tool`` fact), the row gives way to
@@ -340,8 +394,8 @@ def _prefer_records(scores: pd.DataFrame, records: pa.Table) -> tuple[pd.DataFra
             + shots
         )
 
-    rec = records.select([c for c in ("family", "model", "task", "shots") if c in records.column_names]).to_pandas()
-    have = set(keys(rec.drop_duplicates()))
+    rec = _record_keys(records, ["family", "model", "task", "shots"])
+    have = set(keys(rec))
     clash = scores["metric"].isin(list(METRICS)) & keys(scores).isin(have)
     if not clash.any():
         return scores, None
@@ -534,13 +588,13 @@ def _records_scale(table: pa.Table, scale: str, src: str) -> pa.Table:
     return table.append_column("scale", arr)
 
 
-def _check_enough_models(scores: pd.DataFrame | None, records: pa.Table | None) -> None:
+def _check_enough_models(scores: pd.DataFrame | None, records: pa.Table | RecordSource | None) -> None:
     counts: dict[str, set] = {}
     if scores is not None:
         for fam, model in scores[["family", "model"]].drop_duplicates().itertuples(index=False):
             counts.setdefault(fam, set()).add(model)
     if records is not None:
-        pairs = records.select(["family", "model"]).to_pandas().drop_duplicates()
+        pairs = _record_keys(records, ["family", "model"])
         for fam, model in pairs.itertuples(index=False):
             counts.setdefault(fam, set()).add(model)
     if not counts:

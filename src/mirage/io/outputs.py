@@ -78,38 +78,62 @@ def write_analysis(
     ``out_dir``; return the result with the figure names in its summary. ``report.html`` is
     interactive (Plotly, inlined) unless ``static``: then it embeds the PNG figures."""
     with atomic_dir(out_dir) as tmp:
-        write_csv(tmp / CURVES.file, result.curves)
-        write_csv(tmp / EMERGENCE.file, result.emergence)
-        write_csv(tmp / VERDICTS.file, result.verdicts)
-        if result.evidence is not None:
-            write_csv(tmp / EVIDENCE.file, result.evidence)
-        if result.samples is not None:
-            write_parquet(tmp / SAMPLES.file, result.samples)
-        if result.predictions is not None:
-            write_csv(tmp / PREDICTIONS.file, result.predictions)
-            write_csv(tmp / PREDICTION_FITS.file, result.prediction_fits)
-            write_csv(tmp / LENGTHS.file, result.lengths)
-        if result.resolution is not None and len(result.resolution):
-            write_csv(tmp / RESOLUTION.file, result.resolution)
-        if result.pass_rates is not None:
-            write_csv(tmp / PASS_RATES.file, result.pass_rates)
-        figures = task_figures(
+        return write_analysis_into(
             result,
+            tmp,
             max_figures=max_figures,
+            title=title,
             progress=progress,
-            featured=featured_tasks,
-            overlay_factory=prediction_overlay(result.predictions),
+            featured_tasks=featured_tasks,
+            static=static,
         )
-        (tmp / FIGURES_DIR).mkdir()
-        names = []
-        for fig_title, _key, png in figures:
-            name = slug(fig_title) + ".png"  # readable + hash of the title: tasks αβ and γδ get two files
-            (tmp / FIGURES_DIR / name).write_bytes(png)
-            names.append(name)
-        summary = dict(result.summary, figures=names)
-        write_json(tmp / SUMMARY_FILE, summary)
-        charts = None if static else task_charts(result, [key for _t, key, _p in figures])
-        write_text(tmp / REPORT_FILE, analysis_report(result, figures, title=title, charts=charts))
+
+
+def write_analysis_into(
+    result: AnalysisResult,
+    directory: Path,
+    *,
+    max_figures: int = 24,
+    title: str = "mirage analysis",
+    progress: bool = False,
+    featured_tasks: Sequence[str] = (),
+    static: bool = False,
+) -> AnalysisResult:
+    """:func:`write_analysis` into a directory being built (the caller swaps it in); the samples
+    are written only when the result holds them (a streamed analysis wrote them already)."""
+    tmp = Path(directory)
+    write_csv(tmp / CURVES.file, result.curves)
+    write_csv(tmp / EMERGENCE.file, result.emergence)
+    write_csv(tmp / VERDICTS.file, result.verdicts)
+    if result.evidence is not None:
+        write_csv(tmp / EVIDENCE.file, result.evidence)
+    if result.samples is not None:
+        write_parquet(tmp / SAMPLES.file, result.samples)
+    if result.predictions is not None:
+        write_csv(tmp / PREDICTIONS.file, result.predictions)
+        write_csv(tmp / PREDICTION_FITS.file, result.prediction_fits)
+        write_csv(tmp / LENGTHS.file, result.lengths)
+    if result.resolution is not None and len(result.resolution):
+        write_csv(tmp / RESOLUTION.file, result.resolution)
+    if result.pass_rates is not None:
+        write_csv(tmp / PASS_RATES.file, result.pass_rates)
+    figures = task_figures(
+        result,
+        max_figures=max_figures,
+        progress=progress,
+        featured=featured_tasks,
+        overlay_factory=prediction_overlay(result.predictions),
+    )
+    (tmp / FIGURES_DIR).mkdir()
+    names = []
+    for fig_title, _key, png in figures:
+        name = slug(fig_title) + ".png"  # readable + hash of the title: tasks αβ and γδ get two files
+        (tmp / FIGURES_DIR / name).write_bytes(png)
+        names.append(name)
+    summary = dict(result.summary, figures=names)
+    write_json(tmp / SUMMARY_FILE, summary)
+    charts = None if static else task_charts(result, [key for _t, key, _p in figures])
+    write_text(tmp / REPORT_FILE, analysis_report(result, figures, title=title, charts=charts))
     return dataclasses.replace(result, summary=summary)
 
 

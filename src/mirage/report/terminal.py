@@ -4,6 +4,7 @@ metric names such as ``exact_match[first-number]`` print as they are)."""
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict
 from typing import IO, Any
 
@@ -189,3 +190,37 @@ def print_summary(
     )
     for line in lines:
         print(line, file=stream or sys.stdout)
+
+
+class UnitProgress:
+    """Progress of a streamed analysis on stderr, one (family, task) unit at a time: a line
+    rewritten in place on a terminal, a plain line every few seconds when stderr is a file."""
+
+    def __init__(self, enabled: bool = True, every: float = 5.0) -> None:
+        self.enabled = enabled
+        self.every = every
+        self.units = 0
+        self.records = 0
+        self.start = time.perf_counter()
+        self._last = 0.0
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, family: str, task: str, n_records: int) -> None:
+        """Count one finished unit."""
+        self.units += 1
+        self.records += n_records
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self._tty or now - self._last >= self.every:
+            self._last = now
+            line = (
+                f"records: {self.units:,} family/task units, {self.records:,} records "
+                f"({now - self.start:.0f} s; last {family} / {task})"
+            )
+            print(("\r" + line[:160] + "\033[K") if self._tty else line, end="" if self._tty else "\n", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """End the progress line."""
+        if self.enabled and self._tty and self.units:
+            print(file=sys.stderr, flush=True)

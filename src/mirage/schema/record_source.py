@@ -16,6 +16,7 @@ order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,28 +98,61 @@ class RecordSource:
         """Every (family, task), sorted."""
         return sorted({u for f in self.fragments for u in f.units})
 
-    def iter_units(self) -> Iterator[UnitRecords]:
-        """Each unit's records in sorted unit order; every fragment is read once."""
+    def iter_units(self, prefetch: bool = True) -> Iterator[UnitRecords]:
+        """Each unit's records in sorted unit order; every fragment is read once. ``prefetch``:
+        the next fragment is read in a background thread while a unit is analysed (Arrow reads
+        and decodes without the interpreter lock), one fragment ahead at most."""
         pending: dict[int, set[UnitKey]] = {i: set(f.units) for i, f in enumerate(self.fragments)}
-        loaded: dict[int, tuple[pa.Table, dict[UnitKey, np.ndarray]]] = {}
         holders: dict[UnitKey, list[int]] = {}
         for i, f in enumerate(self.fragments):
             for u in f.units:
                 holders.setdefault(u, []).append(i)
-        for unit in sorted(holders):
-            pieces, positions = [], []
+        units = sorted(holders)
+        # the order fragments are first needed in
+        reads: list[int] = []
+        seen: set[int] = set()
+        for unit in units:
             for i in holders[unit]:
-                if i not in loaded:
-                    table = self.fragments[i].read()
-                    loaded[i] = (table, unit_rows(table))
-                table, rows_of = loaded[i]
-                rows = rows_of.get(unit, np.array([], dtype=np.int64))
-                pieces.append(table if len(rows) == table.num_rows else table.take(pa.array(rows)))
-                positions.append(self.fragments[i].offset + rows)
-                pending[i].discard(unit)
-                if not pending[i]:
-                    del loaded[i]  # every unit it holds is out: let it go
-            yield UnitRecords(unit[0], unit[1], _concat(pieces), np.concatenate(positions), len(pieces))
+                if i not in seen:
+                    seen.add(i)
+                    reads.append(i)
+        loaded: dict[int, tuple[pa.Table, dict[UnitKey, np.ndarray]]] = {}
+        pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(reads) > 1 else None
+        futures: dict[int, Future[tuple[pa.Table, dict[UnitKey, np.ndarray]]]] = {}
+        next_read = 0
+
+        def load(i: int) -> tuple[pa.Table, dict[UnitKey, np.ndarray]]:
+            table = self.fragments[i].read()
+            return table, unit_rows(table)
+
+        def ahead() -> None:
+            nonlocal next_read
+            while next_read < len(reads) and (reads[next_read] in loaded or reads[next_read] in futures):
+                next_read += 1
+            if pool is not None and next_read < len(reads) and not futures:
+                i = reads[next_read]
+                futures[i] = pool.submit(load, i)
+
+        try:
+            for unit in units:
+                pieces, positions = [], []
+                for i in holders[unit]:
+                    if i not in loaded:
+                        loaded[i] = futures.pop(i).result() if i in futures else load(i)
+                    ahead()
+                    table, rows_of = loaded[i]
+                    rows = rows_of.get(unit, np.array([], dtype=np.int64))
+                    pieces.append(table if len(rows) == table.num_rows else table.take(pa.array(rows)))
+                    positions.append(self.fragments[i].offset + rows)
+                    pending[i].discard(unit)
+                    if not pending[i]:
+                        del loaded[i]  # every unit it holds is out: let it go
+                yield UnitRecords(unit[0], unit[1], _concat(pieces), np.concatenate(positions), len(pieces))
+        finally:
+            if pool is not None:
+                for f in futures.values():
+                    f.cancel()
+                pool.shutdown(wait=True)
 
     def to_table(self) -> pa.Table:
         """Every record in input order, in memory (for small inputs and for code that wants a table)."""

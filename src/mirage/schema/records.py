@@ -88,11 +88,13 @@ def looks_like_records(columns: Iterable[str]) -> bool:
     )
 
 
-def normalize_records(table: pa.Table | pd.DataFrame, source: str = "records") -> pa.Table:
+def normalize_records(table: pa.Table | pd.DataFrame, source: str = "records", *, first_row: int = 0) -> pa.Table:
     """Validate and cast a table to the record schema; extra columns are kept.
 
     Raises :class:`MirageInputError` naming ``source`` for missing columns, NaN or duplicated
-    keys, non-positive scales and inconsistent lists.
+    keys, non-positive scales and inconsistent lists. ``first_row``: the row number in its file
+    of the table's first row, when the table is one piece of a file (row numbers in messages
+    are the file's).
     """
     if isinstance(table, pd.DataFrame):
         table = _table_from_pandas(table, source)
@@ -113,7 +115,7 @@ def normalize_records(table: pa.Table | pd.DataFrame, source: str = "records") -
             columns.append(pa.nulls(table.num_rows, _SCHEMA_FIELDS[name].type))
             names.append(name)
     out = pa.Table.from_arrays(columns, names=names)
-    _validate(out, source)
+    _validate(out, source, first_row)
     check_until_pass(out, source)
     return out
 
@@ -139,7 +141,7 @@ def _cast(col: pa.ChunkedArray, typ: pa.DataType, name: str, source: str) -> pa.
         raise MirageInputError(f"column {name!r} cannot be read as {typ}: {exc}", source) from None
 
 
-def _validate(table: pa.Table, source: str) -> None:
+def _validate(table: pa.Table, source: str, first_row: int = 0) -> None:
     for name in ("family", "model", "task", "sample_id", "target"):
         if table.column(name).null_count:
             raise MirageInputError(f"column {name!r} has {table.column(name).null_count} missing value(s)", source)
@@ -151,11 +153,11 @@ def _validate(table: pa.Table, source: str) -> None:
             source,
         )
     lp = table.column("target_logprobs")
-    _check_logprob_lists(table, "target_logprobs", source)
+    _check_logprob_lists(table, "target_logprobs", source, first_row=first_row)
     # option scores may be log-likelihood ratios (mutual information), so only finiteness
-    _check_logprob_lists(table, "choice_logprobs", source, allow_positive=True)
+    _check_logprob_lists(table, "choice_logprobs", source, allow_positive=True, first_row=first_row)
     if "target_logprob_sum" in table.column_names:
-        _check_logprob_values(table, "target_logprob_sum", source)
+        _check_logprob_values(table, "target_logprob_sum", source, first_row)
     if lp.null_count < len(lp):
         tl = list_lengths(table.column("target_tokens"))
         ll = list_lengths(lp)
@@ -163,7 +165,8 @@ def _validate(table: pa.Table, source: str) -> None:
         if (tl[both] != ll[both]).any():
             i = int(np.flatnonzero(both & (tl != ll))[0])
             raise MirageInputError(
-                f"row {i}: target_logprobs has {int(ll[i])} values but target_tokens has {int(tl[i])} tokens", source
+                f"row {i + first_row}: target_logprobs has {int(ll[i])} values but target_tokens has {int(tl[i])} tokens",
+                source,
             )
     keys = table.select(list(KEY_COLUMNS)).to_pandas()
     dup = keys.duplicated()
@@ -180,9 +183,9 @@ def _validate(table: pa.Table, source: str) -> None:
         raise MirageInputError(f"model {row['model']!r} of family {row['family']!r} has more than one scale", source)
 
 
-def _row_label(table: pa.Table, i: int) -> str:
+def _row_label(table: pa.Table, i: int, first_row: int = 0) -> str:
     keys = {k: table.column(k)[i].as_py() for k in ("model", "task", "sample_id") if k in table.column_names}
-    return f"row {i + 1} ({', '.join(f'{k} {v!r}' for k, v in keys.items())})"
+    return f"row {i + 1 + first_row} ({', '.join(f'{k} {v!r}' for k, v in keys.items())})"
 
 
 def _bad_value_message(name: str, value: float) -> str:
@@ -195,7 +198,9 @@ def _bad_value_message(name: str, value: float) -> str:
     return f"{name} has positive log-probabilities (first {float(value)!r})"
 
 
-def _check_logprob_lists(table: pa.Table, name: str, source: str, allow_positive: bool = False) -> None:
+def _check_logprob_lists(
+    table: pa.Table, name: str, source: str, allow_positive: bool = False, first_row: int = 0
+) -> None:
     """Every value of a list column of log-probabilities finite (and <= 0); the row is named."""
     col = table.column(name)
     if col.null_count == len(col):
@@ -208,10 +213,11 @@ def _check_logprob_lists(table: pa.Table, name: str, source: str, allow_positive
     lengths = np.nan_to_num(list_lengths(col), nan=0).astype(np.int64)
     rows = np.repeat(np.arange(len(lengths)), lengths)
     j = int(np.flatnonzero(bad)[0])
-    raise MirageInputError(f"{_row_label(table, int(rows[j]))}: {_bad_value_message(name, flat[j])}", source)
+    label = _row_label(table, int(rows[j]), first_row)
+    raise MirageInputError(f"{label}: {_bad_value_message(name, flat[j])}", source)
 
 
-def _check_logprob_values(table: pa.Table, name: str, source: str) -> None:
+def _check_logprob_values(table: pa.Table, name: str, source: str, first_row: int = 0) -> None:
     try:
         values = table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -220,7 +226,7 @@ def _check_logprob_values(table: pa.Table, name: str, source: str) -> None:
     bad = given & (~np.isfinite(np.where(given, values, 0.0)) | (np.where(given, values, 0.0) > 1e-6))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise MirageInputError(f"{_row_label(table, i)}: {_bad_value_message(name, values[i])}", source)
+        raise MirageInputError(f"{_row_label(table, i, first_row)}: {_bad_value_message(name, values[i])}", source)
 
 
 def list_lengths(col: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from .record_source import RecordSource
 from .settings import AnalysisSettings, TheorySettings, VisionSettings
 
 
@@ -20,7 +21,7 @@ class Inputs:
     files they came from, the x axis and what reading them decided (``notes``)."""
 
     scores: pd.DataFrame | None
-    records: pa.Table | None
+    records: pa.Table | RecordSource | None  # a table in memory, or files read a unit at a time
     sources: tuple[str, ...] = ()
     scale_column: str = "params"
     notes: tuple[str, ...] = field(default=())
