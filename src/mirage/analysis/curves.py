@@ -66,12 +66,13 @@ def record_group_curves(
         )
         for j, key in enumerate(wide.columns):
             boot[key] = (b_lo[j], b_hi[j])
-    by_model = group.groupby("model", sort=False)
+    rows_of = group.groupby("model", sort=False).indices  # each model's rows, in input order
     for metric in metric_names:
         meta = METRICS[metric]
         kind = settings.kind_overrides.get(metric, meta.kind)
+        column = group[metric].to_numpy(dtype=float)
         for model, scale in models.itertuples(index=False):
-            vals = by_model.get_group(model)[metric].to_numpy(dtype=float)
+            vals = column[rows_of[model]]
             vals = vals[np.isfinite(vals)]
             if len(vals) == 0:
                 continue
@@ -176,6 +177,8 @@ def _score_kinds(frame: pd.DataFrame, overrides: Mapping[str, str]) -> tuple[np.
 
 
 def curve_frame(rows: list[dict[str, Any]] | pd.DataFrame, curve_by: Sequence[str] = ()) -> pd.DataFrame:
+    """Curve points as the ``curves.csv`` table: its columns first, then any extra ones, sorted by
+    family, task, shots, curve-by columns, metric, scale and model."""
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=CURVE_COLUMNS + list(curve_by))

@@ -116,7 +116,7 @@ def _levenshtein(a_col: str, b_col: str, v: RecordView, strip: bool = False) -> 
         a, b = _token_strings(a_arr, b_arr)
     else:
         a, b = _texts(a_arr, strip), _texts(b_arr, strip)
-    out[idx] = cpdist(a, b, scorer=Levenshtein.distance, workers=1)
+    out[idx] = cpdist(a, b, scorer=Levenshtein.distance, workers=-1)
     return out
 
 
@@ -150,14 +150,24 @@ def _token_strings(a: pa.Array, b: pa.Array) -> tuple[list[Any], list[Any]]:
         return a.to_pylist(), b.to_pylist()
     cp = codes.indices.to_numpy(zero_copy_only=False).astype(np.uint32) + 1
     cp = np.where(cp >= _SURROGATES, cp + 0x800, cp).astype("<u4")
-    text = cp.tobytes().decode("utf-32-le")
+    data = cp.tobytes().decode("utf-32-le").encode("utf-8")
+    # each row's characters as UTF-8 bytes: Arrow builds the Python strings (no slicing loop)
+    width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
+    byte_at = np.concatenate([[0], np.cumsum(width)])
     n_a = len(a.flatten())
-    a_off = a.offsets.to_numpy() - a.offsets[0].as_py()
-    b_off = b.offsets.to_numpy() - b.offsets[0].as_py() + n_a
-    return (
-        [text[i:j] for i, j in zip(a_off[:-1].tolist(), a_off[1:].tolist())],
-        [text[i:j] for i, j in zip(b_off[:-1].tolist(), b_off[1:].tolist())],
-    )
+    a_off = byte_at[a.offsets.to_numpy() - a.offsets[0].as_py()]
+    b_off = byte_at[b.offsets.to_numpy() - b.offsets[0].as_py() + n_a]
+    buffer = pa.py_buffer(data)
+    return _utf8_strings(a_off, buffer), _utf8_strings(b_off, buffer)
+
+
+def _utf8_strings(offsets: np.ndarray, data: pa.Buffer) -> list[Any]:
+    """Python strings of the UTF-8 ``data`` between consecutive ``offsets``."""
+    if offsets[-1] < 2**31:
+        arr = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets.astype(np.int32)), data)
+    else:
+        arr = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets.astype(np.int64)), data)
+    return arr.to_pylist()
 
 
 def _token_edit_distance(v: RecordView) -> np.ndarray:

@@ -192,10 +192,13 @@ def fit_power_law(
         maskf = mask.astype(float)
         b_slope, b_int = np.empty(n_boot), np.empty(n_boot)
         row = 0
+        complete = bool(mask.all())
         for counts in bootstrap_counts(matrix.shape[0], n_boot, rng):
             counts = counts.astype(float)
+            # with every item present, each resample's count is the number of items, exactly
+            ns = float(matrix.shape[0]) if complete else counts @ maskf
             with np.errstate(invalid="ignore", divide="ignore"):
-                bmeans = (counts @ filled) / (counts @ maskf)
+                bmeans = (counts @ filled) / ns
             bce = np.log(_column_ce(bmeans, kind))
             s, i = _weighted_lines(log_x, bce, np.ones_like(bce))
             b_slope[row : row + len(s)], b_int[row : row + len(s)] = s, i
