@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """The unvectorised, unstreamed analysis as it was before issue 15, kept verbatim as the reference
 the fast path is compared with (``tests/test_perf_equivalence.py``, ``benchmarks/analyze_scale.py``).
 

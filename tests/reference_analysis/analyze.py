@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """``mirage analyze`` as one pure function: inputs -> curves, emergence scores, verdicts,
 predictions and the better-statistics table, with a JSON-ready summary (:func:`run_analysis`).
 Nothing here writes a file: :func:`mirage.io.outputs.write_analysis` does.
@@ -25,6 +26,7 @@ from mirage.errors import MirageInputError
 from mirage.schema.results import AnalysisResult, Inputs
 from mirage.schema.settings import AnalysisSettings
 from mirage.schema.vocab import VERDICT_ORDER, RowKind
+
 from .curves import collect_curves, curve_id
 from .emergence import emergence_table
 from .predictions import predict_exact_match

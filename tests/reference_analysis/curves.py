@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """Curves: a metric against scale for one (family, task, shots, metric), with intervals.
 
 From records: per-sample metrics (:func:`mirage.metrics.compute_sample_metrics`) averaged per
@@ -19,14 +20,14 @@ import pyarrow as pa
 
 from mirage.errors import MirageInputError
 from mirage.metrics import METRICS, canonical_metric_name, metric_kind
-
-from .intervals import bootstrap_mean_ci
-from .per_sample import compute_sample_metrics
 from mirage.schema.results import Inputs
 from mirage.schema.settings import AnalysisSettings
 from mirage.schema.tables import CURVES, set_shots
 from mirage.schema.vocab import CIMethod, MetricKind
 from mirage.stats import stderr_interval, wilson_interval
+
+from .intervals import bootstrap_mean_ci
+from .per_sample import compute_sample_metrics
 
 CURVE_COLUMNS = list(CURVES.names)
 

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """The emergence table: the emergence score and largest step of every curve of at least three
 models (the ``emergence.csv`` of ``mirage analyze`` and ``mirage theory``,
 :data:`mirage.schema.tables.EMERGENCE`)."""

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """The statistical tests behind a verdict, on arrays (many curves at once).
 
 Each function takes one row per curve and one column per model (sorted by scale, NaN or a
@@ -343,7 +344,7 @@ def break_test(
     wr = w * resid
 
     def suffix(a: np.ndarray) -> np.ndarray:
-        """sum over the points after each position (exclusive)."""
+        """Sum over the points after each position (exclusive)."""
         c = np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
         return np.concatenate([c[:, 1:], np.zeros((G, 1))], axis=1)
 

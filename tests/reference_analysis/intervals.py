@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """Confidence intervals: Wilson score intervals for proportions, normal intervals from a standard
 error, and a paired, seeded percentile bootstrap of means (resample counts as matrix products).
 
@@ -7,7 +8,6 @@ error, and a paired, seeded percentile bootstrap of means (resample counts as ma
 """
 
 from __future__ import annotations
-
 
 import numpy as np
 from scipy import stats as _sps

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """Per-sample metrics computed from records, and their entries in the metric registry.
 
 Every metric here is a function of a :class:`~mirage.metrics.view.RecordView` returning one value
@@ -26,6 +27,7 @@ from rapidfuzz.process import cpdist
 
 from mirage.errors import MirageInputError
 from mirage.metrics.registry import METRICS
+
 from .view import RecordView
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """The paper's model applied to a family's records: exact match predicted from the smooth
 per-token loss of the same outputs, and exact match and edit distance by target length.
 
@@ -21,7 +22,7 @@ from mirage.errors import MirageInputError
 from mirage.schema.checks import positive_array, whole_lengths
 from mirage.schema.results import Predictions
 from mirage.schema.settings import AnalysisSettings
-from mirage.schema.tables import LENGTHS, PREDICTIONS, PREDICTION_FITS, set_shots
+from mirage.schema.tables import LENGTHS, PREDICTION_FITS, PREDICTIONS, set_shots
 from mirage.schema.vocab import PredictionSource, RowKind
 from mirage.stats import PowerLawFit, fit_power_law, wilson_interval, z_value  # noqa: F401
 

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """Better statistics: is each model above chance, and how many test items would show it
 (``resolution.csv``, :data:`mirage.schema.tables.RESOLUTION`)."""
 

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """Verdicts: is an apparent emergence the metric's doing, or the model's?
 
 One verdict per (family, task[, shots, curve-by columns]) and discontinuous metric that has a
@@ -48,6 +49,7 @@ from mirage.schema.vocab import (
     VerdictTest,
 )
 from mirage.stats import emergence_score, jump_sharpness, z_value
+
 from .evidence import (
     TransformTest,
     apparent_emergence,

@@ -1,3 +1,4 @@
+# ruff: noqa: B023
 """Lazily computed, cached per-sample arrays of a record table: what every per-sample metric reads."""
 
 from __future__ import annotations

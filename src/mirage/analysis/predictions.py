@@ -23,7 +23,7 @@ from ..progress import progress_iter
 from ..schema.checks import positive_array, whole_lengths
 from ..schema.results import Predictions
 from ..schema.settings import AnalysisSettings
-from ..schema.tables import LENGTHS, PREDICTIONS, PREDICTION_FITS, set_shots
+from ..schema.tables import LENGTHS, PREDICTION_FITS, PREDICTIONS, set_shots
 from ..schema.vocab import PredictionSource, RowKind
 from ..stats import PowerLawFit, fit_power_law, wilson_interval, z_value
 
