@@ -60,7 +60,9 @@ REC_FAMILIES, REC_TASKS = 5, 5
 # ----------------------------------------------------------------------------- inputs
 
 
-def make_scores(n_families: int, n_tasks: int, n_models: int = MODELS, n_samples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def make_scores(
+    n_families: int, n_tasks: int, n_models: int = MODELS, n_samples: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """A long score table: n_families x n_tasks x 10 metrics curves of n_models points."""
     rng = np.random.default_rng(seed)
     G = n_families * n_tasks
@@ -244,7 +246,9 @@ def baseline(path: str, bootstrap: int, share: float) -> dict:
     if inputs.scores is not None:
         tasks = sorted(inputs.scores["task"].unique())
         keep = set(tasks[: max(1, int(round(len(tasks) * share)))])
-        subset = dataclasses.replace(inputs, scores=inputs.scores[inputs.scores["task"].isin(keep)].reset_index(drop=True))
+        subset = dataclasses.replace(
+            inputs, scores=inputs.scores[inputs.scores["task"].isin(keep)].reset_index(drop=True)
+        )
         ref_inputs = subset
     else:
         source = inputs.records
@@ -262,7 +266,12 @@ def baseline(path: str, bootstrap: int, share: float) -> dict:
         for name in ("curves", "emergence", "verdicts", "evidence")
         if getattr(ref, name) is not None
     )
-    return {"reference_s": t1 - t0, "share": share, "identical": bool(same), "subset_curves": int(ref.summary["n_curves"])}
+    return {
+        "reference_s": t1 - t0,
+        "share": share,
+        "identical": bool(same),
+        "subset_curves": int(ref.summary["n_curves"]),
+    }
 
 
 def child(args: list[str]) -> tuple[dict, float, float]:
@@ -317,9 +326,13 @@ def main() -> None:
         print(f"input: {what}; {path.stat().st_size / 2**20:.0f} MiB, made in {time.perf_counter() - t:.0f} s")
         runs = []
         for r in range(args.repeats):
-            got, wall, rss = child(["--measure", str(path), str(Path(tmp) / f"out{r}"), "--bootstrap", str(args.bootstrap)])
+            got, wall, rss = child(
+                ["--measure", str(path), str(Path(tmp) / f"out{r}"), "--bootstrap", str(args.bootstrap)]
+            )
             runs.append(dict(got, wall_s=wall, child_rss_gib=rss))
-        base, base_wall, _ = child(["--baseline", str(path), "--bootstrap", str(args.bootstrap), "--baseline-share", str(share)])
+        base, base_wall, _ = child(
+            ["--baseline", str(path), "--bootstrap", str(args.bootstrap), "--baseline-share", str(share)]
+        )
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(f"curves: {int(med['curves']):,}   verdicts: {int(med['verdicts']):,}   records: {int(med['records']):,}")
     print(f"read + validate:     {med['read_s']:6.1f} s")

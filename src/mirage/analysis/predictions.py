@@ -34,7 +34,9 @@ def _mixture_accuracy(ce: np.ndarray, lengths: np.ndarray, weights: np.ndarray) 
     return terms @ weights
 
 
-def predict_accuracy(fit: PowerLawFit, scale, lengths, level: float | None = None) -> pd.DataFrame:
+def predict_accuracy(
+    fit: PowerLawFit, scale: ArrayLike, lengths: ArrayLike, level: float | None = None
+) -> pd.DataFrame:
     """Predicted accuracy ``exp(-L CE_fit(N))`` at every (scale, length), with a bootstrap band.
 
     Columns: scale, length, cross_entropy, p_token, accuracy, accuracy_low, accuracy_high (band:
@@ -73,7 +75,7 @@ PREDICTION_COLUMNS = list(PREDICTIONS.names)
 FIT_COLUMNS = list(PREDICTION_FITS.names)
 
 
-def _check_samples(samples) -> pd.DataFrame:
+def _check_samples(samples: Any) -> pd.DataFrame:
     if not isinstance(samples, pd.DataFrame):
         raise MirageInputError("expected the per-sample table of mirage.metrics.compute_sample_metrics", "samples")
     missing = [c for c in SAMPLE_KEY_COLUMNS if c not in samples.columns]
@@ -257,8 +259,8 @@ def prediction_rows(
     for kind_name, xs in ((RowKind.CURVE.value, grid), (RowKind.EXTRAPOLATED.value, extra)):
         if not len(xs):
             continue
-        point, lo_a, hi_a = predicted(xs)
-        for n, pt, a, b in zip(xs, point, lo_a, hi_a):
+        points, lo_a, hi_a = predicted(xs)
+        for n, pt, a, b in zip(xs, points, lo_a, hi_a):
             pred_rows.append(
                 dict(
                     base,

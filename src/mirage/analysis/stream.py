@@ -108,7 +108,7 @@ def analyse_records(
                 s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
                 s = s[s["exact_match"].notna()]
                 if len(s):
-                    base = {"family": unit.family, "task": unit.task}
+                    base: dict[str, Any] = {"family": unit.family, "task": unit.task}
                     if has_shots:
                         base["shots"] = key[2]
                     rows_p, rows_f = prediction_rows(

@@ -892,7 +892,8 @@ class _ScoreBatch:
         # per verdict: its channels (as pair ids) and their loss arrays over the verdict's points
         pair_of: dict[tuple[int, str], int] = {}
         self.v_channels: list[list[int]] = []
-        pair_verdict, pair_metric = [], []
+        pair_verdict: list[int] = []
+        pair_metric: list[str] = []
         for v in range(self.n_verdicts):
             ids = []
             for name in self.channel_names.get(int(self.v_group[v]), []):

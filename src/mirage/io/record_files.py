@@ -75,9 +75,7 @@ def parquet_record_fragments(
             if col in keys_table.column_names and keys_table.column(col).null_count:
                 raise MirageInputError(f"column {col!r} has {keys_table.column(col).null_count} missing value(s)", src)
         keys = _keys(keys_table, scale_column, src)
-        units: tuple[UnitKey, ...] = tuple(
-            sorted({(str(f), str(t)) for f, t in zip(keys["family"], keys["task"])})
-        )
+        units: tuple[UnitKey, ...] = tuple(sorted({(str(f), str(t)) for f, t in zip(keys["family"], keys["task"])}))
         present = _present(pf, i, wanted, keep)
         fragments.append(
             RecordFragment(

@@ -23,7 +23,8 @@ class RecordView:
         self.n = table.num_rows
         self.answer_regex = answer_regex
         self.present = present
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, np.ndarray] = {}
+        self._strings: dict[str, list[Any]] = {}
 
     def _cached(self, key: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
         if key not in self._cache:
@@ -38,6 +39,7 @@ class RecordView:
         return self.table.column(column).null_count < self.n
 
     def has(self, column: str) -> bool:
+        """Whether some record has a value in ``column``."""
         if column == "target_logprobs" and self._has_column(SUM_COLUMN):
             return True  # summed log-probabilities stand in where per-token values are unknown
         return self._has_column(column)
@@ -51,7 +53,7 @@ class RecordView:
         """Tokens behind each target log-probability: the length of ``target_logprobs``, or, for
         a row that has only ``target_logprob_sum``, of ``target_tokens`` (NaN when neither)."""
 
-        def f():
+        def f() -> np.ndarray:
             lengths = self.list_lengths("target_logprobs")
             if self._has_column(SUM_COLUMN):
                 use = np.isnan(lengths) & np.isfinite(self._sum_column())
@@ -71,7 +73,7 @@ class RecordView:
         a cumulative sum across rows, so one extreme value stays in its own row. For
         ``target_logprobs``, rows with a null list take ``target_logprob_sum`` when present."""
 
-        def f():
+        def f() -> np.ndarray:
             col = self.table.column(column).combine_chunks()
             lengths = list_lengths(self.table.column(column))
             flat = col.flatten().to_numpy(zero_copy_only=False).astype(float)
@@ -91,7 +93,7 @@ class RecordView:
     def choice_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows × max_choices) log-prob matrix padded with -inf, and the number of choices."""
 
-        def f():
+        def f() -> np.ndarray:
             col = self.table.column("choice_logprobs").combine_chunks()
             lengths = np.nan_to_num(self.list_lengths("choice_logprobs"), nan=0).astype(np.int64)
             width = int(lengths.max()) if len(lengths) else 0
@@ -107,8 +109,13 @@ class RecordView:
         return mat, np.nan_to_num(self.list_lengths("choice_logprobs"), nan=0).astype(np.int64)
 
     def correct_choice(self) -> np.ndarray:
+        """Index of each record's correct option as floats (NaN where none)."""
         v = self.table.column("correct_choice").to_numpy(zero_copy_only=False)
         return np.asarray(pd.array(v, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
 
-    def strings(self, column: str) -> list:
-        return self._cached(f"str:{column}", lambda: self.table.column(column).to_pylist())
+    def strings(self, column: str) -> list[Any]:
+        """A column as Python values (strings or None), cached."""
+        key = f"str:{column}"
+        if key not in self._strings:
+            self._strings[key] = self.table.column(column).to_pylist()
+        return self._strings[key]

@@ -218,7 +218,12 @@ class UnitProgress:
                 f"records: {self.units:,} family/task units, {self.records:,} records "
                 f"({now - self.start:.0f} s; last {family} / {task})"
             )
-            print(("\r" + line[:160] + "\033[K") if self._tty else line, end="" if self._tty else "\n", file=sys.stderr, flush=True)
+            print(
+                ("\r" + line[:160] + "\033[K") if self._tty else line,
+                end="" if self._tty else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         """End the progress line."""

@@ -150,8 +150,8 @@ class RecordSource:
                 yield UnitRecords(unit[0], unit[1], _concat(pieces), np.concatenate(positions), len(pieces))
         finally:
             if pool is not None:
-                for f in futures.values():
-                    f.cancel()
+                for pending_read in futures.values():
+                    pending_read.cancel()
                 pool.shutdown(wait=True)
 
     def to_table(self) -> pa.Table:
