@@ -200,23 +200,19 @@ def measure(path: str, out: str, bootstrap: int) -> dict:
     """In a fresh process: what ``mirage analyze PATH --out OUT`` does, stage by stage."""
     sys.path.insert(0, str(ROOT / "src"))
     from mirage.analysis.analyze import run_analysis
-    from mirage.io.files import ParquetSink, atomic_dir
     from mirage.io.inputs import read_inputs
-    from mirage.io.outputs import write_analysis_into
+    from mirage.io.outputs import open_analysis_output, write_analysis_into
     from mirage.schema.settings import AnalysisSettings
-    from mirage.schema.tables import SAMPLES
 
     t0 = time.perf_counter()
     inputs = read_inputs([path])
     t1 = time.perf_counter()
-    with atomic_dir(out) as tmp:
-        sink = ParquetSink(tmp / SAMPLES.file)
-        result = run_analysis(
-            inputs, AnalysisSettings(bootstrap=bootstrap), on_samples=sink.write if inputs.records is not None else None
-        )
-        sink.close()
+    with open_analysis_output(out) as output:
+        streamed = output.samples.write if inputs.records is not None else None
+        result = run_analysis(inputs, AnalysisSettings(bootstrap=bootstrap), on_samples=streamed)
+        output.samples.close()
         t2 = time.perf_counter()
-        write_analysis_into(result, tmp)
+        write_analysis_into(result, output.directory)
     t3 = time.perf_counter()
     return {
         "read_s": t1 - t0,

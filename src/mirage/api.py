@@ -6,12 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .analysis.analyze import run_analysis
-from .io.files import ParquetSink, atomic_dir
-from .io.outputs import write_analysis_into
-from .report.terminal import UnitProgress
+from .io.outputs import open_analysis_output, write_analysis_into
 from .schema.results import AnalysisResult, Inputs
 from .schema.settings import AnalysisSettings
-from .schema.tables import SAMPLES
 
 
 def analyze(
@@ -32,22 +29,14 @@ def analyze(
     one (family, task) at a time as the records are analysed, and are not kept: memory stays
     bounded whatever the number of records (the returned result's ``samples`` is None).
     """
-    with atomic_dir(out_dir) as tmp:
-        sink = ParquetSink(tmp / SAMPLES.file)
-        shown = UnitProgress(enabled=progress)
-        try:
-            result = run_analysis(
-                inputs, settings, on_samples=sink.write if inputs.records is not None else None, on_unit=shown
-            )
-            sink.close()
-        except BaseException:
-            sink.abort()
-            raise
-        finally:
-            shown.close()
+    with open_analysis_output(out_dir, progress=progress) as out:
+        streamed = out.samples.write if inputs.records is not None else None
+        result = run_analysis(inputs, settings, on_samples=streamed, on_unit=out.progress)
+        out.samples.close()
+        out.progress.close()
         return write_analysis_into(
             result,
-            tmp,
+            out.directory,
             max_figures=max_figures,
             title=title,
             progress=progress,

@@ -29,7 +29,7 @@ from ..schema.record_source import RecordSource, UnitRecords, as_record_source, 
 from ..schema.records import SUM_COLUMN
 from ..schema.settings import AnalysisSettings
 from ..schema.tables import set_shots
-from .curves import curve_frame, record_group_curves
+from .curve_points import curve_frame, record_group_curves
 from .predictions import length_frame, length_rows, prediction_frames, prediction_rows
 from .resolution import resolution_model_stats
 from .verdicts import GroupKey, VerdictEntry, group_key, record_group_verdicts, verdict_keys

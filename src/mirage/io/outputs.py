@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from ..report.forecast import forecast_charts, forecast_figure, forecast_report
 from ..report.meta import meta_report, plot_score_distribution, plot_strongest, strongest_chart
 from ..report.png import close, data_uri, encode_png
 from ..report.story import story_page
-from ..report.terminal import theory_summary, vision_summary
+from ..report.terminal import UnitProgress, theory_summary, vision_summary
 from ..report.theory import theory_chart, theory_figure, theory_report
 from ..report.vision import vision_chart, vision_figure, vision_report
 from ..schema.results import AnalysisResult, ForecastResult, MetaResult, StoryTables, TheoryResult, VisionResult
@@ -55,10 +57,37 @@ from ..schema.tables import (
     VISION_PREDICTIONS,
     VISION_SCORES,
 )
-from .files import atomic_dir, json_default, slug, write_csv, write_json, write_parquet, write_text
+from .files import ParquetSink, atomic_dir, json_default, slug, write_csv, write_json, write_parquet, write_text
 
 THEORY_FIGURE = "theory.png"
 META_FIGURES = ("emergence_distribution.png", "strongest.png")
+
+
+@dataclasses.dataclass
+class AnalysisOutput:
+    """An analysis output directory being built (:func:`open_analysis_output`): the streamed
+    analysis appends each unit's per-sample metrics to ``samples`` and reports each unit to
+    ``progress``; :func:`write_analysis_into` then writes the rest into ``directory``."""
+
+    directory: Path
+    samples: ParquetSink
+    progress: UnitProgress
+
+
+@contextmanager
+def open_analysis_output(out_dir: str | Path, *, progress: bool = False) -> Iterator[AnalysisOutput]:
+    """Build ``out_dir`` as :func:`write_analysis` does (swapped in whole on success, left as it
+    was on error), opened before the analysis runs so that ``samples.parquet`` is written unit by
+    unit while the records stream and no per-sample table is held in memory."""
+    with atomic_dir(out_dir) as tmp:
+        out = AnalysisOutput(tmp, ParquetSink(tmp / SAMPLES.file), UnitProgress(enabled=progress))
+        try:
+            yield out
+        except BaseException:
+            out.samples.abort()
+            raise
+        finally:
+            out.progress.close()
 
 
 def write_analysis(

@@ -204,6 +204,7 @@ class UnitProgress:
         self.start = time.perf_counter()
         self._last = 0.0
         self._tty = sys.stderr.isatty()
+        self._closed = False
 
     def __call__(self, family: str, task: str, n_records: int) -> None:
         """Count one finished unit."""
@@ -226,6 +227,7 @@ class UnitProgress:
             )
 
     def close(self) -> None:
-        """End the progress line."""
-        if self.enabled and self._tty and self.units:
+        """End the progress line (once; closing again does nothing)."""
+        if self.enabled and self._tty and self.units and not self._closed:
             print(file=sys.stderr, flush=True)
+        self._closed = True

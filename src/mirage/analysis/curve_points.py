@@ -1,0 +1,100 @@
+"""Curve points of per-sample metrics: one (family, task, shots) group's ``curves.csv`` rows with
+their intervals (:func:`record_group_curves`), and the points as the curves table
+(:func:`curve_frame`). The streamed record analysis (:mod:`mirage.analysis.stream`) calls these one
+unit at a time; :mod:`mirage.analysis.curves` builds the whole table on it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import METRICS
+from ..schema.settings import AnalysisSettings
+from ..schema.tables import CURVES, set_shots
+from ..schema.vocab import CIMethod
+from ..stats import bootstrap_mean_ci, wilson_interval
+
+CURVE_COLUMNS = list(CURVES.names)
+
+
+def record_group_curves(
+    family: Any, task: Any, shots: Any, group: pd.DataFrame, settings: AnalysisSettings, group_index: int
+) -> list[dict[str, Any]]:
+    """The curve points (``curves.csv`` rows) of one (family, task, shots) group of per-sample
+    metrics; ``group_index`` is the group's place among all groups in sorted order, which seeds its
+    bootstrap, so a group's intervals do not depend on how the input was split."""
+    metric_names = [c for c in group.columns if c in METRICS]
+    rows: list[dict[str, Any]] = []
+    models = group[["model", "scale"]].drop_duplicates().sort_values(["scale", "model"])
+    boot_metrics = [m for m in metric_names if not METRICS[m].binary and group[m].notna().any()]
+    boot: dict[tuple[str, Any], tuple[float, float]] = {}
+    if boot_metrics and settings.bootstrap > 0:
+        # items x (models * metrics) matrix, NaN where a model lacks an item
+        wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
+        wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
+        b_lo, b_hi = bootstrap_mean_ci(
+            wide.to_numpy(dtype=float), settings.bootstrap, settings.level, seed=_group_seed(settings.seed, group_index)
+        )
+        for j, key in enumerate(wide.columns):
+            boot[key] = (b_lo[j], b_hi[j])
+    rows_of = group.groupby("model", sort=False).indices  # each model's rows, in input order
+    for metric in metric_names:
+        meta = METRICS[metric]
+        kind = settings.kind_overrides.get(metric, meta.kind)
+        column = group[metric].to_numpy(dtype=float)
+        for model, scale in models.itertuples(index=False):
+            vals = column[rows_of[model]]
+            vals = vals[np.isfinite(vals)]
+            if len(vals) == 0:
+                continue
+            value = float(vals.mean())
+            if meta.binary:
+                w_lo, w_hi = wilson_interval(vals.sum(), len(vals), settings.level)
+                lo, hi, method = float(w_lo), float(w_hi), CIMethod.WILSON.value
+            elif (metric, model) in boot:
+                lo, hi = boot[(metric, model)]
+                method = CIMethod.BOOTSTRAP.value
+            else:
+                lo = hi = math.nan
+                method = CIMethod.NONE.value
+            rows.append(
+                dict(
+                    family=family,
+                    model=model,
+                    scale=float(scale),
+                    task=task,
+                    shots=shots,
+                    metric=metric,
+                    metric_kind=kind,
+                    higher_is_better=meta.higher_is_better,
+                    value=value,
+                    ci_low=lo,
+                    ci_high=hi,
+                    n_samples=len(vals),
+                    ci_method=method,
+                    stderr=float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else math.nan,
+                )
+            )
+    return rows
+
+
+def _group_seed(seed: int, index: int) -> np.random.SeedSequence:
+    """One seed per (family, task, shots) group: its bootstrap is the same whatever else is analysed."""
+    return np.random.SeedSequence([seed, index])
+
+
+def curve_frame(rows: list[dict[str, Any]] | pd.DataFrame, curve_by: Sequence[str] = ()) -> pd.DataFrame:
+    """Curve points as the ``curves.csv`` table: its columns first, then any extra ones, sorted by
+    family, task, shots, curve-by columns, metric, scale and model."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=CURVE_COLUMNS + list(curve_by))
+    extra = [c for c in frame.columns if c not in CURVE_COLUMNS and c not in ("source",)]
+    frame = frame[CURVE_COLUMNS + extra]
+    set_shots(frame)
+    order = ["family", "task", "shots", *curve_by, "metric", "scale", "model"]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
