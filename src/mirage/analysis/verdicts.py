@@ -759,6 +759,12 @@ def _fitted_length_transforms(
     return out
 
 
+def _column_values(column: pd.Series) -> list[Any]:
+    """A column's values as single-element access gives them (``series.iloc[i]``), all at once."""
+    arr = column.array
+    return [arr[i] for i in range(len(arr))]
+
+
 def _first_smallest_index(chi2: np.ndarray) -> int:
     """The grid point a running ``if chi2 < best`` keeps: the first smallest (the first point when it
     is NaN, since no comparison with NaN succeeds)."""
@@ -836,6 +842,9 @@ class _ScoreBatch:
         self.models = pts["model"].astype(str).to_numpy(dtype=object)
         head = pts.iloc[starts]
         self.head = head
+        # each verdict's key values, read column by column (a row of a wide frame is slow to take)
+        columns = [_column_values(head[k]) for k in self.keys]
+        self.head_keys: list[dict[str, Any]] = [dict(zip(self.keys, values)) for values in zip(*columns)]
         self.higher = (
             head["higher_is_better"].astype(bool).to_numpy()
             if "higher_is_better" in pts.columns
@@ -1106,8 +1115,7 @@ class _ScoreBatch:
         """The row and evidence of verdict ``v``, as :func:`_verdict` writes them."""
         st = self.st
         d = self.v_metric[v]
-        head = self.head.iloc[v]
-        base = {k: head[k] for k in self.keys}
+        base = dict(self.head_keys[v])
         k = int(self.counts[v])
         sl = slice(int(self.starts[v]), int(self.starts[v]) + k)
         x = self.x[sl]
