@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 
 from ..errors import MirageInputError
 from ..schema.record_source import RecordFragment, UnitKey
-from ..schema.until_pass import has_until_pass
 from ..schema.records import RECORD_COLUMNS, SUM_COLUMN, looks_like_records, normalize_records
+from ..schema.until_pass import has_until_pass
 
 # columns the analysis reads (the prompt and the option texts are not needed to score records)
 _UNUSED = frozenset({"prompt", "choices"})
