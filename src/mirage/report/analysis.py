@@ -275,14 +275,27 @@ def _fmt(value: Any) -> str:
     return f"{f:.4g}"
 
 
-def _same_group(frame: pd.DataFrame, row: Mapping[str, Any]) -> pd.Series:
-    shots = row.get("shots")
-    return (
-        (frame["family"] == row["family"])
-        & (frame["task"] == row["task"])
-        & (frame["shots"].isna() if pd.isna(shots) else (frame["shots"] == shots))
-        & (frame["discontinuous_metric"] == row["discontinuous_metric"])
-    )
+# verdict rows listed per section of the page; the rest are counted and left to verdicts.csv, so a
+# page of 100,000 verdicts stays a page a browser opens (the search box filters what is listed)
+MAX_VERDICT_ROWS = 2000
+
+_GroupKey = tuple[Any, Any, Any, Any]
+
+
+def _group_key(row: Mapping[str, Any]) -> _GroupKey:
+    shots: Any = row.get("shots")
+    return (row["family"], row["task"], None if pd.isna(shots) else int(shots), row["discontinuous_metric"])
+
+
+def evidence_by_group(evidence: pd.DataFrame | None) -> dict[_GroupKey, list[dict[str, Any]]]:
+    """evidence.csv rows by the verdict they belong to (family, task, shots, discontinuous metric),
+    grouped once so a page of many verdicts does not scan the whole table per row."""
+    groups: dict[_GroupKey, list[dict[str, Any]]] = {}
+    if evidence is None or not len(evidence):
+        return groups
+    for rec in evidence.to_dict("records"):
+        groups.setdefault(_group_key(rec), []).append(rec)
+    return groups
 
 
 def verdict_anchor(row: Mapping[str, Any]) -> str:
@@ -293,7 +306,7 @@ def verdict_anchor(row: Mapping[str, Any]) -> str:
     )
 
 
-def _numbers_html(row: Mapping[str, Any], evidence: pd.DataFrame | None) -> str:
+def _numbers_html(row: Mapping[str, Any], evidence: Mapping[_GroupKey, list[dict[str, Any]]]) -> str:
     """Every column of the row's verdicts.csv line and its evidence.csv tests, behind a toggle."""
     cells = "".join(
         f"<tr><th>{html.escape(str(k))}</th>{_cell(v)}</tr>"
@@ -301,24 +314,28 @@ def _numbers_html(row: Mapping[str, Any], evidence: pd.DataFrame | None) -> str:
         if not (v is None or (np.ndim(v) == 0 and pd.isna(v)))
     )
     tests = ""
-    if evidence is not None and len(evidence):
-        ev = evidence[_same_group(evidence, row)]
-        if len(ev):
-            head = "".join(f"<th>{c}</th>" for c in _EVIDENCE_COLUMNS)
-            body = "".join(
-                "<tr>" + "".join(_cell(r[c]) for c in _EVIDENCE_COLUMNS) + "</tr>" for r in ev.to_dict("records")
-            )
-            tests = f"<p>evidence.csv</p><table><tr>{head}</tr>{body}</table>"
+    ev = evidence.get(_group_key(row), [])
+    if ev:
+        head = "".join(f"<th>{c}</th>" for c in _EVIDENCE_COLUMNS)
+        body = "".join("<tr>" + "".join(_cell(r[c]) for c in _EVIDENCE_COLUMNS) + "</tr>" for r in ev)
+        tests = f"<p>evidence.csv</p><table><tr>{head}</tr>{body}</table>"
     return f"<details><summary>numbers</summary><p>verdicts.csv</p><table>{cells}</table>{tests}</details>"
 
 
-def verdict_table(rows: pd.DataFrame, evidence: pd.DataFrame | None, anchors: set[str]) -> str:
-    """Verdict rows, each searchable, linked to its figure and opening the numbers it was decided on."""
+def verdict_table(
+    rows: pd.DataFrame,
+    evidence: Mapping[_GroupKey, list[dict[str, Any]]],
+    anchors: set[str],
+    max_rows: int = MAX_VERDICT_ROWS,
+) -> str:
+    """Verdict rows, each searchable, linked to its figure and opening the numbers it was decided on;
+    past ``max_rows`` the rest are counted and left to verdicts.csv."""
+    shown = rows.iloc[:max_rows]
     head = (
         "".join(f"<th>{html.escape(label)}</th>" for _c, label in _VERDICT_COLUMNS) + "<th>figure</th><th>reason</th>"
     )
     out = []
-    for row in rows.to_dict("records"):
+    for row in shown.to_dict("records"):
         row_view = dict(row, metrics=f"{row['discontinuous_metric']} / {row['continuous_metric']}")
         colour = VERDICT_COLOUR.get(str(row["verdict"]), "#000")
         cells = []
@@ -339,7 +356,13 @@ def verdict_table(rows: pd.DataFrame, evidence: pd.DataFrame | None, anchors: se
             f'<tr id="{verdict_anchor(row)}" data-search="{html.escape(search, quote=True)}">{"".join(cells)}{link}'
             f"<td>{html.escape(str(row['reason']))}{_numbers_html(row, evidence)}</td></tr>"
         )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table>"
+    more = (
+        f'<p class="muted">{len(rows) - len(shown)} more rows of this kind are in verdicts.csv '
+        f"(the page lists the first {len(shown)}, in the file's order).</p>"
+        if len(rows) > len(shown)
+        else ""
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table>{more}"
 
 
 def verdicts_section(result: AnalysisResult, anchors: set[str]) -> str:
@@ -352,17 +375,18 @@ def verdicts_section(result: AnalysisResult, anchors: set[str]) -> str:
     none = v[v["verdict"] == Verdict.NONE.value]
     insufficient = v[v["verdict"] == Verdict.INSUFFICIENT.value]
     parts = ["<h2>Verdicts</h2>"]
+    evidence = evidence_by_group(result.evidence)
     if len(decided):
-        parts.append(f"<h3>Decided: {len(decided)}</h3>" + verdict_table(decided, result.evidence, anchors))
+        parts.append(f"<h3>Decided: {len(decided)}</h3>" + verdict_table(decided, evidence, anchors))
     else:
         parts.append('<p class="muted">No verdict is decided (explained or not explained by the metric).</p>')
     if len(none):
-        parts.append(f"<h3>No apparent emergence: {len(none)}</h3>" + verdict_table(none, result.evidence, anchors))
+        parts.append(f"<h3>No apparent emergence: {len(none)}</h3>" + verdict_table(none, evidence, anchors))
     if len(insufficient):
         parts.append(
             f'<details class="collapsed"><summary><b>Insufficient evidence: {len(insufficient)}</b> '
             "(no intervals, too few models or samples, or no continuous metric on a per-token loss scale; "
-            "click to list)</summary>" + verdict_table(insufficient, result.evidence, anchors) + "</details>"
+            "click to list)</summary>" + verdict_table(insufficient, evidence, anchors) + "</details>"
         )
     return "".join(parts)
 
