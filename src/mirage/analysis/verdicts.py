@@ -70,6 +70,27 @@ VERDICT_COLUMNS = list(VERDICTS.names)
 EVIDENCE_COLUMNS = list(EVIDENCE.names)
 
 
+# a verdict row's test columns before any test ran (and where none applies)
+_NOT_YET_TESTED: dict[str, Any] = dict(
+    loss_metric="",
+    loss_alpha=math.nan,
+    loss_alpha_se=math.nan,
+    break_p_value=math.nan,
+    break_kind="",
+    break_at_scale=math.nan,
+    break_size=math.nan,
+    lag_p_value=math.nan,
+    lag_worst_gap=math.nan,
+    lag_at_scale=math.nan,
+    transform_check=TransformCheck.NOT_APPLICABLE.value,
+    transform_kind="",
+    transform_p_value=math.nan,
+    transform_worst_z=math.nan,
+    transform_factor=math.nan,
+    tests=0,
+)
+
+
 def _fmt(v: float, spec: str = ".3g") -> str:
     return "nan" if v is None or not np.isfinite(v) else format(v, spec)
 
@@ -422,22 +443,7 @@ def _verdict(
         emergence_score_discontinuous=emergence_score(x, y).score if len(y) >= 3 else math.nan,
         emergence_score_continuous=es_c,
         jump_share_discontinuous=jump_sharpness(x, y).jump_share if len(y) >= 2 else math.nan,
-        loss_metric="",
-        loss_alpha=math.nan,
-        loss_alpha_se=math.nan,
-        break_p_value=math.nan,
-        break_kind="",
-        break_at_scale=math.nan,
-        break_size=math.nan,
-        lag_p_value=math.nan,
-        lag_worst_gap=math.nan,
-        lag_at_scale=math.nan,
-        transform_check=TransformCheck.NOT_APPLICABLE.value,
-        transform_kind="",
-        transform_p_value=math.nan,
-        transform_worst_z=math.nan,
-        transform_factor=math.nan,
-        tests=0,
+        **_NOT_YET_TESTED,
     )
     ev: list[dict[str, Any]] = []
     ev_base = dict(base, discontinuous_metric=d)
@@ -1137,22 +1143,7 @@ class _ScoreBatch:
             emergence_score_discontinuous=float(self.es_d[v]),
             emergence_score_continuous=float(self.es_c[v]),
             jump_share_discontinuous=float(self.jump_d[v]),
-            loss_metric="",
-            loss_alpha=math.nan,
-            loss_alpha_se=math.nan,
-            break_p_value=math.nan,
-            break_kind="",
-            break_at_scale=math.nan,
-            break_size=math.nan,
-            lag_p_value=math.nan,
-            lag_worst_gap=math.nan,
-            lag_at_scale=math.nan,
-            transform_check=TransformCheck.NOT_APPLICABLE.value,
-            transform_kind="",
-            transform_p_value=math.nan,
-            transform_worst_z=math.nan,
-            transform_factor=math.nan,
-            tests=0,
+            **_NOT_YET_TESTED,
         )
         ev: list[dict[str, Any]] = []
         ev_base = dict(base, discontinuous_metric=d)

@@ -404,75 +404,51 @@ def length_chart(
     for i, model in enumerate(models):
         g = p3[p3["model"] == model].sort_values("length")
         colour, symbol = family_style(i)
-        em = pd.DataFrame(
-            {
-                "model": g["model"],
-                "length": g["length"],
-                "value": g["observed_exact_match"].where(g["observed_exact_match"] > 0),
-                "ci_low": g["exact_match_low"],
-                "ci_high": g["exact_match_high"],
-                "n_samples": g["n_samples"],
-            }
+        # exact match (zeros left out of its log axis) and token edit distance, each with its theory line
+        panels = (
+            ("exact_match", "exact match", f"{model}: p̂^L", True),
+            ("token_edit_distance", "token edit distance", f"{model}: L(1-p̂)", False),
         )
-        fig.add_trace(
-            point_trace(
-                em, name=str(model), colour=colour, symbol=symbol, x="length", metric="exact match", mode="markers"
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            line_trace(
-                g["length"],
-                g["predicted_exact_match"],
-                name=f"{model}: p̂^L",
-                colour=colour,
-                legendgroup=str(model),
-                showlegend=False,
-                dash="dash",
-                width=1.2,
-            ),
-            row=1,
-            col=1,
-        )
-        ted = pd.DataFrame(
-            {
-                "model": g["model"],
-                "length": g["length"],
-                "value": g["observed_token_edit_distance"],
-                "ci_low": g["token_edit_distance_low"],
-                "ci_high": g["token_edit_distance_high"],
-                "n_samples": g["n_samples"],
-            }
-        )
-        fig.add_trace(
-            point_trace(
-                ted,
-                name=str(model),
-                colour=colour,
-                symbol=symbol,
-                x="length",
-                metric="token edit distance",
-                mode="markers",
-                showlegend=False,
-            ),
-            row=1,
-            col=2,
-        )
-        fig.add_trace(
-            line_trace(
-                g["length"],
-                g["predicted_token_edit_distance"],
-                name=f"{model}: L(1-p̂)",
-                colour=colour,
-                legendgroup=str(model),
-                showlegend=False,
-                dash="dash",
-                width=1.2,
-            ),
-            row=1,
-            col=2,
-        )
+        for col, (key, label, theory, legend) in enumerate(panels, start=1):
+            observed_values = g[f"observed_{key}"]
+            points = pd.DataFrame(
+                {
+                    "model": g["model"],
+                    "length": g["length"],
+                    "value": observed_values.where(observed_values > 0) if key == "exact_match" else observed_values,
+                    "ci_low": g[f"{key}_low"],
+                    "ci_high": g[f"{key}_high"],
+                    "n_samples": g["n_samples"],
+                }
+            )
+            fig.add_trace(
+                point_trace(
+                    points,
+                    name=str(model),
+                    colour=colour,
+                    symbol=symbol,
+                    x="length",
+                    metric=label,
+                    mode="markers",
+                    showlegend=legend,
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                line_trace(
+                    g["length"],
+                    g[f"predicted_{key}"],
+                    name=theory,
+                    colour=colour,
+                    legendgroup=str(model),
+                    showlegend=False,
+                    dash="dash",
+                    width=1.2,
+                ),
+                row=1,
+                col=col,
+            )
     observed = p3["observed_exact_match"][p3["observed_exact_match"] > 0]
     low = math.log10(max(float(observed.min()) / 5, 1e-6)) if len(observed) else -6.0
     fig.update_yaxes(type="log", range=[low, math.log10(1.5)], title_text="exact match (log)", row=1, col=1)
