@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import MirageInputError
-from .records import KEY_COLUMNS, SUM_COLUMN
+from .records import SUM_COLUMN, check_unique_keys
 
 UnitKey = tuple[str, str]  # (family, task)
 
@@ -226,14 +226,7 @@ def check_unit(unit: UnitRecords) -> None:
     """What one unit's records must satisfy across the fragments they came from: no record twice
     (the same family, model, task and sample_id) and one scale per model."""
     table = unit.table
-    keys = table.select(list(KEY_COLUMNS)).to_pandas()
-    dup = keys.duplicated()
-    if dup.any():
-        first = keys[dup].iloc[0].to_dict()
-        raise MirageInputError(
-            f"{int(dup.sum())} duplicate record(s) for the same (family, model, task, sample_id), first {first}",
-            "records",
-        )
+    check_unique_keys(table, "records")
     per_model = table.select(["family", "model", "scale"]).to_pandas().drop_duplicates()
     clash = per_model.duplicated(["family", "model"])
     if clash.any():

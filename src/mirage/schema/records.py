@@ -168,14 +168,7 @@ def _validate(table: pa.Table, source: str, first_row: int = 0) -> None:
                 f"row {i + first_row}: target_logprobs has {int(ll[i])} values but target_tokens has {int(tl[i])} tokens",
                 source,
             )
-    keys = table.select(list(KEY_COLUMNS)).to_pandas()
-    dup = keys.duplicated()
-    if dup.any():
-        first = keys[dup].iloc[0].to_dict()
-        raise MirageInputError(
-            f"{int(dup.sum())} duplicate record(s) for the same (family, model, task, sample_id), first {first}",
-            source,
-        )
+    check_unique_keys(table, source)
     per_model = table.select(["family", "model", "scale"]).to_pandas().drop_duplicates()
     clash = per_model.duplicated(["family", "model"])
     if clash.any():
@@ -238,3 +231,16 @@ def list_lengths(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def records_from_rows(rows: list[dict], source: str = "records") -> pa.Table:
     """Build a validated record table from Python dicts (handy in notebooks and tests)."""
     return normalize_records(pa.Table.from_pylist(rows), source)
+
+
+def check_unique_keys(table: pa.Table, source: str) -> None:
+    """No record twice: one row per (family, model, task, sample_id), else one error line naming
+    how many and the first."""
+    keys = table.select(list(KEY_COLUMNS)).to_pandas()
+    dup = keys.duplicated()
+    if dup.any():
+        first = keys[dup].iloc[0].to_dict()
+        raise MirageInputError(
+            f"{int(dup.sum())} duplicate record(s) for the same (family, model, task, sample_id), first {first}",
+            source,
+        )
