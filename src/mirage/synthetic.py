@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .schema.records import normalize_records
+from .schema.records import RECORD_COLUMNS, normalize_records
 from .schema.until_pass import UNTIL_PASS_COLUMNS, UNTIL_PASS_FIELDS
 from .schema.vocab import Verdict
 
@@ -93,26 +93,7 @@ def synthetic_records(
     attempts: dict[str, list[Any]] = {name: [] for name in UNTIL_PASS_COLUMNS}
     cycled = np.resize(np.asarray(lengths, dtype=int), n_samples)
     targets = [rng.choice(DIGITS, size=L) for L in cycled]
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "family",
-            "model",
-            "scale",
-            "task",
-            "sample_id",
-            "prompt",
-            "target",
-            "output",
-            "target_tokens",
-            "output_tokens",
-            "target_logprobs",
-            "choices",
-            "choice_logprobs",
-            "choice_lengths",
-            "correct_choice",
-        )
-    }
+    cols: dict[str, list] = {k: [] for k in RECORD_COLUMNS}
     for m, (scale, p) in enumerate(sorted(p_by_scale.items())):
         if not 0 < p <= 1:
             raise ValueError(f"p must be in (0, 1], got {p}")

@@ -91,6 +91,21 @@ _NOT_YET_TESTED: dict[str, Any] = dict(
 )
 
 
+def _apparent_emergence_evidence(
+    ev_base: dict[str, Any], metric: str, rise: float, apparent: bool, reason: str, span: str, flat_share: float
+) -> dict[str, Any]:
+    """The evidence.csv row of step 1 (apparent emergence), for one curve or a batch alike."""
+    return dict(
+        ev_base,
+        test=VerdictTest.APPARENT_EMERGENCE.value,
+        metric=metric,
+        statistic=rise,
+        p_value=math.nan,
+        outcome=Outcome.APPARENT.value if apparent else (reason or Outcome.NOT_APPARENT.value),
+        detail=f"rise {span}, flat over {_fmt(flat_share, '.2f')} of the log-scale range",
+    )
+
+
 def _fmt(v: float, spec: str = ".3g") -> str:
     return "nan" if v is None or not np.isfinite(v) else format(v, spec)
 
@@ -449,17 +464,7 @@ def _verdict(
     ev_base = dict(base, discontinuous_metric=d)
     reason = str(ae.reason[0])
     span = f"{_fmt(float(ae.base[0]))} -> {_fmt(float(ae.top[0]))}"
-    ev.append(
-        dict(
-            ev_base,
-            test=VerdictTest.APPARENT_EMERGENCE.value,
-            metric=d,
-            statistic=rise,
-            p_value=math.nan,
-            outcome=Outcome.APPARENT.value if ae.apparent[0] else (reason or Outcome.NOT_APPARENT.value),
-            detail=f"rise {span}, flat over {_fmt(flat_share, '.2f')} of the log-scale range",
-        )
-    )
+    ev.append(_apparent_emergence_evidence(ev_base, d, rise, bool(ae.apparent[0]), reason, span, flat_share))
     decided = _step_one_decision(d, reason, span, len(models), min_samples, rise, flat_share, percent, st)
     if decided is not None:
         return dict(row, verdict=decided[0], reason=decided[1]), ev
@@ -1149,17 +1154,7 @@ class _ScoreBatch:
         ev_base = dict(base, discontinuous_metric=d)
         reason = str(self.ae["reason"][v])
         span = f"{_fmt(ae_base)} -> {_fmt(ae_top)}"
-        ev.append(
-            dict(
-                ev_base,
-                test=VerdictTest.APPARENT_EMERGENCE.value,
-                metric=d,
-                statistic=rise,
-                p_value=math.nan,
-                outcome=Outcome.APPARENT.value if self.apparent[v] else (reason or Outcome.NOT_APPARENT.value),
-                detail=f"rise {span}, flat over {_fmt(flat_share, '.2f')} of the log-scale range",
-            )
-        )
+        ev.append(_apparent_emergence_evidence(ev_base, d, rise, bool(self.apparent[v]), reason, span, flat_share))
         channel_names = [self.pair_metric[p] for p in self.v_channels[v]]
         decided = _step_one_decision(
             d, reason, span, k, float(self.min_samples[v]), rise, flat_share, bool(self.percent[v]), st
