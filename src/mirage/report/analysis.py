@@ -97,7 +97,7 @@ def task_figures(
         title = figure_title(task, shots)
         overlay = overlay_factory(task, shots) if overlay_factory else None
         fig = plot_task(_curve_rows(result, task, shots), title, overlay=overlay, floors=floors_of(result, task, shots))
-        png = encode_png(fig, dpi=100)
+        png = encode_png(fig, dpi=100, tight=False)  # the layout is fixed: nothing to crop
         close(fig)
         out.append((title, (task, shots), png))
     return out

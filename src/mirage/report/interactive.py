@@ -9,8 +9,11 @@ the mouse. The search box filters the charts (by task or family: a chart whose t
 every family; otherwise only the families that match) and the rows of every table marked
 searchable.
 
-The figures themselves are built with plotly.py's graph objects, so every property is checked by
-Plotly's own schema when the report is written.
+Small charts are built with plotly.py's graph objects, so every property is checked by Plotly's
+own schema when the report is written. The task charts of ``mirage analyze`` (up to
+``--max-figures`` of 100 traces each) are built as plain figure dicts on a ``make_subplots``
+layout: graph objects validated every property of every trace and took most of the page's
+writing time; the tests put those dicts through ``go.Figure`` so Plotly's schema still checks them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
@@ -67,7 +71,7 @@ class Chart:
     """
 
     anchor: str
-    figure: go.Figure
+    figure: go.Figure | dict[str, Any]  # a graph object, or the figure's JSON dict (data, layout)
     caption: str = ""
     task: str = ""
     families: tuple[str, ...] = field(default=())
@@ -132,12 +136,12 @@ def point_trace(
     x: str = "scale",
     mode: str = "lines+markers",
     dodge: float = 1.0,
-) -> go.Scatter:
+) -> dict[str, Any]:
     """One curve: points (models) joined by a line, asymmetric interval bars from ``ci_low`` and
     ``ci_high``, and a tooltip with model, scale, value, interval and n. ``frame`` has ``model``,
     ``x``, ``value`` and optionally ``ci_low``, ``ci_high``, ``n_samples``; sorted by ``x`` here.
     ``dodge`` multiplies x where it is drawn (two sets of points at one scale side by side on a
-    log axis); the tooltip keeps the true x."""
+    log axis); the tooltip keeps the true x. A trace dict (``fig.add_trace`` takes it)."""
     g = frame.sort_values(x)
     y = g["value"].to_numpy(dtype=float)
     lo = g["ci_low"].to_numpy(dtype=float) if "ci_low" in g else np.full(len(g), np.nan)
@@ -161,7 +165,8 @@ def point_trace(
         if has_ci
         else None
     )
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=_rounded(g[x].to_numpy(dtype=float) * dodge),
         y=_rounded(y),
         mode=mode,
@@ -187,9 +192,10 @@ def line_trace(
     dash: str = "solid",
     hover: str = "%{fullData.name}<br>x %{x:.4g}<br>y %{y:.4g}<extra></extra>",
     width: float = 1.8,
-) -> go.Scatter:
+) -> dict[str, Any]:
     """A drawn line (a theory curve, a prediction): no markers, its own tooltip."""
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=_rounded(x),
         y=_rounded(y),
         mode="lines",
@@ -203,11 +209,12 @@ def line_trace(
 
 def band_trace(
     x: Iterable[Any], low: Iterable[Any], high: Iterable[Any], *, colour: str, legendgroup: str, name: str
-) -> go.Scatter:
+) -> dict[str, Any]:
     """A shaded band between ``low`` and ``high`` (one closed polygon), toggled with its group."""
     xs = _rounded(x)
     lo, hi = _rounded(low), _rounded(high)
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=xs + xs[::-1],
         y=hi + lo[::-1],
         mode="lines",
@@ -227,10 +234,15 @@ def _transparent(colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def style_figure(fig: go.Figure, *, height: int, legend_title: str | None, title: str | None = None) -> go.Figure:
-    """The look every chart shares: white, light grids, the legend outside on the right (Plotly
+AXIS_STYLE: dict[str, Any] = dict(
+    showgrid=True, gridcolor="#e6e6e6", zeroline=False, showline=True, linecolor="#999", ticks="outside"
+)
+
+
+def layout_style(*, height: int, legend_title: str | None, title: str | None = None) -> dict[str, Any]:
+    """The layout every chart shares: white, light grids, the legend outside on the right (Plotly
     widens the margin for it, so it never covers a panel), click toggles, closest-point hover."""
-    fig.update_layout(
+    return dict(
         template="none",  # no theme JSON in every chart: the page stays small
         title=dict(text=title, x=0.01, font=dict(size=15)) if title else None,
         height=height,
@@ -253,12 +265,13 @@ def style_figure(fig: go.Figure, *, height: int, legend_title: str | None, title
             font=dict(size=11),
         ),
     )
-    fig.update_xaxes(
-        showgrid=True, gridcolor="#e6e6e6", zeroline=False, showline=True, linecolor="#999", ticks="outside"
-    )
-    fig.update_yaxes(
-        showgrid=True, gridcolor="#e6e6e6", zeroline=False, showline=True, linecolor="#999", ticks="outside"
-    )
+
+
+def style_figure(fig: go.Figure, *, height: int, legend_title: str | None, title: str | None = None) -> go.Figure:
+    """:func:`layout_style` and :data:`AXIS_STYLE` applied to a graph-object figure."""
+    fig.update_layout(layout_style(height=height, legend_title=legend_title, title=title))
+    fig.update_xaxes(AXIS_STYLE)
+    fig.update_yaxes(AXIS_STYLE)
     return fig
 
 
@@ -279,107 +292,129 @@ def metric_panels(
     predictions: pd.DataFrame | None = None,
     scale_label: str = "scale",
     title: str | None = None,
-) -> go.Figure:
+) -> dict[str, Any]:
     """One task's curves side by side: a panel per metric, discontinuous ones first, a trace per
     family with its intervals, rates on their whole range with the floor dotted, perplexities on
     a log axis; clicking a family in the legend hides it in every panel. ``predictions``: the
     ``row_kind == "curve"`` rows of ``predictions.csv`` for this task (drawn dashed on the
-    exact-match panel, toggled with their family)."""
+    exact-match panel, toggled with their family). The figure as its JSON dict (``data``,
+    ``layout``): ``go.Figure(metric_panels(...))`` validates it."""
     metrics = ordered_metrics(curves[["metric", "metric_kind"]].itertuples(index=False, name=None))
     n = len(metrics)
     ncols = min(MAX_COLUMNS, max(n, 1))
     nrows = math.ceil(n / ncols)
+    by_metric = dict(tuple(curves.groupby("metric", sort=False)))
     titles = []
     for metric, kind in metrics:
-        sub = curves[curves["metric"] == metric]
-        better = "↑" if bool(sub["higher_is_better"].iloc[0]) else "↓"
+        better = "↑" if bool(by_metric[metric]["higher_is_better"].iloc[0]) else "↓"
         colour = DISCONTINUOUS_TITLE if kind == "discontinuous" else "#1d1d1f"
         titles.append(
             f"<span style='color:{colour}'>{html.escape(metric)} {better}</span><br><sub>{KIND_LABEL.get(kind, kind)}</sub>"
         )
-    fig = make_subplots(
+    # the grid (axis domains, subplot titles) from Plotly; traces, shapes and axes added as dicts
+    layout: dict[str, Any] = make_subplots(
         rows=nrows,
         cols=ncols,
         subplot_titles=titles,
         horizontal_spacing=0.07 if ncols > 1 else 0.0,
         vertical_spacing=min(0.3, 0.55 / max(nrows, 1)) if nrows > 1 else 0.0,
-    )
+    ).layout.to_plotly_json()
     families = sorted(map(str, curves["family"].unique()))
     styles = {f: family_style(i) for i, f in enumerate(families)}
     shown: set[str] = set()
     floors = floors or {}
+    data: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = list(layout.get("annotations", ()))
+    pred_by_family = (
+        {str(f): g.sort_values("scale") for f, g in predictions.groupby("family", sort=True)}
+        if predictions is not None and len(predictions)
+        else {}
+    )
     for k, (metric, kind) in enumerate(metrics):
-        row, col = k // ncols + 1, k % ncols + 1
-        sub = curves[curves["metric"] == metric]
+        suffix = "" if k == 0 else str(k + 1)  # make_subplots numbers the axes row by row
+        xref, yref = f"x{suffix}", f"y{suffix}"
+        sub = by_metric[metric]
         for fam, g in sub.groupby("family", sort=True):
             colour, symbol = styles[str(fam)]
-            fig.add_trace(
-                point_trace(
-                    g,
-                    name=str(fam),
-                    colour=colour,
-                    symbol=symbol,
-                    showlegend=str(fam) not in shown,
-                    metric=f"{metric}",
-                ),
-                row=row,
-                col=col,
+            trace = point_trace(
+                g, name=str(fam), colour=colour, symbol=symbol, showlegend=str(fam) not in shown, metric=f"{metric}"
             )
+            data.append(dict(trace, xaxis=xref, yaxis=yref))
             shown.add(str(fam))
-        if predictions is not None and metric == "exact_match" and len(predictions):
-            for fam, g in predictions.groupby("family", sort=True):
-                if str(fam) not in styles:
+        if metric == "exact_match":
+            for fam, g in pred_by_family.items():
+                if fam not in styles:
                     continue
-                g = g.sort_values("scale")
-                colour = styles[str(fam)][0]
-                fig.add_trace(
-                    band_trace(
-                        g["scale"],
-                        g["predicted_low"],
-                        g["predicted_high"],
-                        colour=colour,
-                        legendgroup=str(fam),
-                        name=f"{fam} predicted",
-                    ),
-                    row=row,
-                    col=col,
+                colour = styles[fam][0]
+                band = band_trace(
+                    g["scale"],
+                    g["predicted_low"],
+                    g["predicted_high"],
+                    colour=colour,
+                    legendgroup=fam,
+                    name=f"{fam} predicted",
                 )
-                fig.add_trace(
-                    line_trace(
-                        g["scale"],
-                        g["predicted_exact_match"],
-                        name=f"{fam}: predicted from {g['source'].iloc[0]}",
-                        colour=colour,
-                        legendgroup=str(fam),
-                        showlegend=False,
-                        dash="dash",
-                        width=1.3,
-                        hover="%{fullData.name}<br>scale %{x:.4g}<br>predicted %{y:.4g}<extra></extra>",
-                    ),
-                    row=row,
-                    col=col,
+                line = line_trace(
+                    g["scale"],
+                    g["predicted_exact_match"],
+                    name=f"{fam}: predicted from {g['source'].iloc[0]}",
+                    colour=colour,
+                    legendgroup=fam,
+                    showlegend=False,
+                    dash="dash",
+                    width=1.3,
+                    hover="%{fullData.name}<br>scale %{x:.4g}<br>predicted %{y:.4g}<extra></extra>",
                 )
+                data.extend(dict(t, xaxis=xref, yaxis=yref) for t in (band, line))
         values = pd.concat([sub["value"], sub["ci_low"], sub["ci_high"]]).to_numpy(dtype=float)
         natural = natural_range(kind, values)
-        yaxis: dict[str, Any] = {}
+        yaxis: dict[str, Any] = dict(AXIS_STYLE)
         if is_log_metric(metric):
             yaxis["type"] = "log"
         elif natural is not None:
             yaxis["range"] = list(padded(*natural, share=0.03))
         for level in floors.get(metric, ()):
-            fig.add_hline(
-                y=float(level),
-                line=dict(color="#555", width=1, dash="dot"),
-                annotation_text=f"floor {level:g}",
-                annotation_position="bottom right",
-                annotation_font=dict(size=10, color="#555"),
-                row=row,
-                col=col,
+            # what fig.add_hline(row=, col=) adds: a line across the panel and its label
+            shapes.append(
+                dict(
+                    type="line",
+                    xref=f"{xref} domain",
+                    yref=yref,
+                    x0=0,
+                    x1=1,
+                    y0=float(level),
+                    y1=float(level),
+                    line=dict(color="#555", width=1, dash="dot"),
+                )
             )
-        fig.update_yaxes(row=row, col=col, **yaxis)
-        fig.update_xaxes(type="log", title_text=scale_label, title_standoff=4, row=row, col=col)
-    style_figure(fig, height=chart_height(nrows, len(families)), legend_title="family (click: hide/show)", title=title)
-    return fig
+            annotations.append(
+                dict(
+                    text=f"floor {level:g}",
+                    xref=f"{xref} domain",
+                    yref=yref,
+                    x=1,
+                    y=float(level),
+                    xanchor="right",
+                    yanchor="top",
+                    showarrow=False,
+                    font=dict(size=10, color="#555"),
+                )
+            )
+        layout[f"yaxis{suffix}"] = dict(layout.get(f"yaxis{suffix}", {}), **yaxis)
+        layout[f"xaxis{suffix}"] = dict(
+            layout.get(f"xaxis{suffix}", {}), **AXIS_STYLE, type="log", title=dict(text=scale_label, standoff=4)
+        )
+    for k in range(n, nrows * ncols):  # empty cells of the last row keep the shared look
+        suffix = str(k + 1)
+        for axis in (f"xaxis{suffix}", f"yaxis{suffix}"):
+            layout[axis] = dict(layout.get(axis, {}), **AXIS_STYLE)
+    layout.update(
+        layout_style(height=chart_height(nrows, len(families)), legend_title="family (click: hide/show)", title=title),
+        shapes=shapes,
+        annotations=annotations,
+    )
+    return {"data": data, "layout": layout}
 
 
 def length_chart(
@@ -553,10 +588,14 @@ _SCRIPT = """
 """
 
 
-def figure_json(figure: go.Figure) -> str:
-    """The figure as compact JSON (Plotly's own encoder: NaN as null) that can sit inside a
-    ``<script>`` element (no ``</`` to end it early)."""
-    return str(figure.to_json(validate=False, pretty=False, engine="json")).replace("</", "<\\/")
+def figure_json(figure: go.Figure | dict[str, Any]) -> str:
+    """The figure (a graph object or its JSON dict) as compact JSON (Plotly's own encoder: NaN as
+    null) that can sit inside a ``<script>`` element (no ``</`` to end it early)."""
+    if isinstance(figure, dict):
+        text = pio.json.to_json_plotly(figure, pretty=False, engine="json")
+    else:
+        text = figure.to_json(validate=False, pretty=False, engine="json")
+    return str(text).replace("</", "<\\/")
 
 
 def chart_html(chart: Chart) -> str:
