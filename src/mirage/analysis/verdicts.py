@@ -107,7 +107,7 @@ def _apparent_emergence_evidence(
 
 
 def _fmt(v: float, spec: str = ".3g") -> str:
-    return "nan" if v is None or not np.isfinite(v) else format(v, spec)
+    return "nan" if v is None or not math.isfinite(v) else format(v, spec)
 
 
 def _p(v: float) -> str:
@@ -750,38 +750,60 @@ def _fitted_length_transforms(
     z = (y[:, None, :] - pred) / np.sqrt(np.maximum(var, 1e-18))
     chi2 = np.sum(z**2, axis=2)
     dof = max(y.shape[1] - 1, 1)
-    out = []
-    for r in range(len(y)):
-        best = _first_smallest_index(chi2[r])
-        zb = z[r, best]
-        worst = int(np.argmax(np.abs(zb)))
-        c = float(chi2[r, best])
-        out.append(
-            TransformTest(
-                chi2=c,
-                dof=dof,
-                p_value=float(sps.chi2.sf(c, dof)),
-                worst_z=float(zb[worst]),
-                factor=float(_LENGTH_GRID[best]),
-                predicted=pred[r, best],
-                z=zb,
-            )
+    rows = np.arange(len(y))
+    best = _first_smallest_indices(chi2)
+    zb = z[rows, best]  # rows x models
+    worst = np.argmax(np.abs(zb), axis=1)
+    c = chi2[rows, best]
+    p_value = sps.chi2.sf(c, dof)  # one call for the block: scipy's per-call overhead dominated
+    return [
+        TransformTest(
+            chi2=float(c[r]),
+            dof=dof,
+            p_value=float(p_value[r]),
+            worst_z=float(zb[r, worst[r]]),
+            factor=float(_LENGTH_GRID[best[r]]),
+            predicted=pred[r, best[r]],
+            z=zb[r],
         )
-    return out
+        for r in range(len(y))
+    ]
 
 
 def _column_values(column: pd.Series) -> list[Any]:
-    """A column's values as single-element access gives them (``series.iloc[i]``), all at once."""
-    arr = column.array
-    return [arr[i] for i in range(len(arr))]
+    """A column's values as Python objects, all at once (element-wise access to an Arrow-backed
+    column costs microseconds a value)."""
+    return column.tolist()
 
 
-def _first_smallest_index(chi2: np.ndarray) -> int:
-    """The grid point a running ``if chi2 < best`` keeps: the first smallest (the first point when it
-    is NaN, since no comparison with NaN succeeds)."""
-    if np.isnan(chi2[0]):
-        return 0
-    return int(np.argmin(np.where(np.isnan(chi2), np.inf, chi2)))
+def _runs(keys: np.ndarray, values: list[Any]) -> dict[int, list[Any]]:
+    """``{key: [values of its run]}`` for ``keys`` sorted so that equal keys are adjacent."""
+    if not len(keys):
+        return {}
+    cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate([[0], cut])
+    ends = np.concatenate([cut, [len(keys)]])
+    return {int(keys[a]): values[a:b] for a, b in zip(starts, ends)}
+
+
+def _lookup(table_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in ``keys`` found in ``table_keys``, their rows in ``table_keys``); a key found
+    more than once takes its last row (as a join assigned row by row would)."""
+    if not len(table_keys) or not len(keys):
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    order = np.argsort(table_keys, kind="stable")
+    sorted_keys = table_keys[order]
+    pos = np.searchsorted(sorted_keys, keys, side="right") - 1
+    found = (pos >= 0) & (sorted_keys[np.clip(pos, 0, None)] == keys)
+    hit = np.flatnonzero(found)
+    return hit, order[pos[hit]]
+
+
+def _first_smallest_indices(chi2: np.ndarray) -> np.ndarray:
+    """Per row, the grid point a running ``if chi2 < best`` keeps: the first smallest (the first
+    point when it is NaN, since no comparison with NaN succeeds)."""
+    best = np.argmin(np.where(np.isnan(chi2), np.inf, chi2), axis=1)
+    return np.where(np.isnan(chi2[:, 0]), 0, best)
 
 
 # ----------------------------------------------------------------------------- score tables, all at once
@@ -815,9 +837,13 @@ class _ScoreBatch:
         cont = first[first["metric_kind"].isin(CONTINUOUS_KINDS)]
         both = np.intersect1d(disc["_g"].unique(), cont["_g"].unique())
         disc = disc[disc["_g"].isin(both)]
-        self.cont_names: dict[int, list[str]] = {
-            int(g): sorted(map(str, grp["metric"])) for g, grp in cont[cont["_g"].isin(both)].groupby("_g")
-        }
+        cont = cont[cont["_g"].isin(both)].sort_values(["_g", "metric"], kind="stable")
+        self.cont_names: dict[int, list[str]] = _runs(cont["_g"].to_numpy(), cont["metric"].astype(str).tolist())
+        # integer codes of the models and metrics: joins on them instead of on strings
+        self.model_code = pd.factorize(frame["model"].astype(str))[0].astype(np.int64)
+        metric_code, metric_names = pd.factorize(frame["metric"].astype(str))
+        self.metric_code = metric_code.astype(np.int64)
+        self.metric_index = {str(m): i for i, m in enumerate(metric_names)}
         verdicts = sorted(zip(disc["_g"].astype(int), disc["metric"].astype(str)))
         self.v_group = np.array([g for g, _ in verdicts], dtype=np.int64)
         self.v_metric = [d for _, d in verdicts]
@@ -839,7 +865,7 @@ class _ScoreBatch:
         """Each verdict's discontinuous curve, models by (scale, model) as :func:`_verdict` sorts them."""
         f = self.frame
         vid = pd.DataFrame({"_g": self.v_group, "metric": self.v_metric, "_v": np.arange(self.n_verdicts)})
-        pts = f.merge(vid, on=["_g", "metric"], how="inner", sort=False)
+        pts = f.assign(_row=np.arange(len(f))).merge(vid, on=["_g", "metric"], how="inner", sort=False)
         pts = pts.sort_values(["_v", "scale", "model"], kind="stable").reset_index(drop=True)
         v = pts["_v"].to_numpy()
         counts = np.bincount(v, minlength=self.n_verdicts)
@@ -851,6 +877,7 @@ class _ScoreBatch:
         self.lo = pts["ci_low"].to_numpy(dtype=float)
         self.hi = pts["ci_high"].to_numpy(dtype=float)
         self.models = pts["model"].astype(str).to_numpy(dtype=object)
+        self.model_code_pts = self.model_code[pts["_row"].to_numpy()]
         head = pts.iloc[starts]
         self.head = head
         # each verdict's key values, read column by column (a row of a wide frame is slow to take)
@@ -876,96 +903,94 @@ class _ScoreBatch:
         """Loss-scale channels of each verdict (its group's continuous curves with a per-token loss,
         by preference), on the verdict's models; and the partner metric's values."""
         f = self.frame
-        cont = f[f["metric_kind"].isin(CONTINUOUS_KINDS) & f["_g"].isin(np.unique(self.v_group))]
-        parts = []
-        for name in pd.unique(cont["metric"]):
-            rows = cont[cont["metric"] == name]
-            got = per_token_loss_of(
-                str(name),
-                rows["value"].to_numpy(float),
-                rows["stderr"].to_numpy(float) if "stderr" in rows.columns else None,
-            )
-            if got is not None:
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "_g": rows["_g"].to_numpy(),
-                            "metric": str(name),
-                            "model": rows["model"].astype(str).to_numpy(),
-                            "_loss": got[0],
-                            "_var": got[1],
-                        }
-                    )
-                )
-        # per group: its channel names by preference
-        self.channel_names: dict[int, list[str]] = {}
         n_pts = len(self.pv)
-        if parts:
-            ch = pd.concat(parts, ignore_index=True)
-            for g, grp in ch.drop_duplicates(["_g", "metric"]).groupby("_g"):
-                self.channel_names[int(g)] = sorted(map(str, grp["metric"].unique()), key=lambda m: (_rank(m), m))
-            pts = pd.DataFrame({"_g": self.v_group[self.pv], "model": self.models, "_i": np.arange(n_pts)})
-            joined = pts.merge(ch, on=["_g", "model"], how="inner", sort=False)
-            self.channel_points = joined
+        n_models = int(self.model_code.max()) + 1 if len(self.model_code) else 1
+        n_metrics = max(len(self.metric_index), 1)
+        cont = np.flatnonzero(
+            f["metric_kind"].isin(CONTINUOUS_KINDS).to_numpy() & f["_g"].isin(np.unique(self.v_group)).to_numpy()
+        )
+        metric_of = f["metric"].to_numpy(dtype=object)
+        value = f["value"].to_numpy(dtype=float)
+        stderr = f["stderr"].to_numpy(dtype=float) if "stderr" in f.columns else None
+        group = f["_g"].to_numpy(dtype=np.int64)
+        # the continuous curve points with a per-token loss: (group, model, metric) keys, loss, variance
+        rows, losses, variances = [], [], []
+        for name in pd.unique(metric_of[cont]):
+            sel = cont[metric_of[cont] == name]
+            got = per_token_loss_of(str(name), value[sel], stderr[sel] if stderr is not None else None)
+            if got is not None:
+                rows.append(sel)
+                losses.append(got[0])
+                variances.append(got[1])
+        # per verdict point: its row of the model axis (group, model) once a channel is chosen
+        point_group = self.v_group[self.pv]
+        point_model = self.model_code_pts
+        self.channel_names: dict[int, list[str]] = {}
+        if rows:
+            ch = np.concatenate(rows)
+            ch_loss, ch_var = np.concatenate(losses), np.concatenate(variances)
+            ch_group, ch_metric = group[ch], self.metric_code[ch]
+            # per group: its channel names by preference
+            names = [str(m) for m in metric_of[ch]]
+            pairs = pd.DataFrame({"_g": ch_group, "metric": names}).drop_duplicates()
+            rank = {m: _rank(m) for m in pd.unique(pairs["metric"])}
+            pairs = pairs.assign(_r=pairs["metric"].map(rank)).sort_values(["_g", "_r", "metric"], kind="stable")
+            self.channel_names = _runs(pairs["_g"].to_numpy(), pairs["metric"].tolist())
+            ch_key = (ch_group * n_models + self.model_code[ch]) * n_metrics + ch_metric
         else:
-            self.channel_points = pd.DataFrame(columns=["_g", "model", "_i", "metric", "_loss", "_var"])
-        # per verdict: its channels (as pair ids) and their loss arrays over the verdict's points
-        pair_of: dict[tuple[int, str], int] = {}
-        self.v_channels: list[list[int]] = []
+            ch_key = np.array([], dtype=np.int64)
+            ch_loss = ch_var = np.array([], dtype=float)
+        # per verdict: its channels as pair ids (a verdict's pairs are consecutive), by preference
         pair_verdict: list[int] = []
         pair_metric: list[str] = []
+        self.v_channels: list[list[int]] = []
         for v in range(self.n_verdicts):
-            ids = []
-            for name in self.channel_names.get(int(self.v_group[v]), []):
-                pair_of[(v, name)] = len(pair_metric)
-                ids.append(len(pair_metric))
-                pair_verdict.append(v)
-                pair_metric.append(name)
-            self.v_channels.append(ids)
+            names_v = self.channel_names.get(int(self.v_group[v]), [])
+            first = len(pair_metric)
+            pair_metric.extend(names_v)
+            pair_verdict.extend([v] * len(names_v))
+            self.v_channels.append(list(range(first, first + len(names_v))))
         self.pair_verdict = np.array(pair_verdict, dtype=np.int64)
         self.pair_metric = pair_metric
         n_pairs = len(pair_metric)
         # pair p's value at its verdict's k-th model: flat index offset[p] + k
         sizes = self.counts[self.pair_verdict] if n_pairs else np.array([], dtype=np.int64)
         self.pair_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.pair_loss = np.full(int(sizes.sum()), np.nan)
-        self.pair_var = np.full(int(sizes.sum()), np.nan)
-        cp = self.channel_points
-        if len(cp):
-            i = cp["_i"].to_numpy()
-            v = self.pv[i]
-            metric = cp["metric"].to_numpy(dtype=object)
-            pid = np.array([pair_of[(int(a), str(b))] for a, b in zip(v, metric)], dtype=np.int64)
-            flat = self.pair_offset[pid] + self.pk[i]
-            self.pair_loss[flat] = cp["_loss"].to_numpy(float)
-            self.pair_var[flat] = cp["_var"].to_numpy(float)
+        total = int(sizes.sum())
+        self.pair_loss = np.full(total, np.nan)
+        self.pair_var = np.full(total, np.nan)
+        if total and len(ch_key):
+            # every (pair, model) slot's key, looked up among the channel points
+            slot_pair = np.repeat(np.arange(n_pairs), sizes)
+            slot_point = self.starts[self.pair_verdict][slot_pair] + (np.arange(total) - self.pair_offset[slot_pair])
+            pair_metric_code = np.array([self.metric_index[m] for m in pair_metric], dtype=np.int64)
+            slot_key = (point_group[slot_point] * n_models + point_model[slot_point]) * n_metrics + pair_metric_code[
+                slot_pair
+            ]
+            hit, at = _lookup(ch_key, slot_key)
+            self.pair_loss[hit] = ch_loss[at]
+            self.pair_var[hit] = ch_var[at]
         # the continuous metric named in the row: the first channel, else the first partner present
         partner = []
         for v in range(self.n_verdicts):
-            names = self.channel_names.get(int(self.v_group[v]), [])
-            if names:
-                partner.append(names[0])
+            names_v = self.channel_names.get(int(self.v_group[v]), [])
+            if names_v:
+                partner.append(names_v[0])
                 continue
             cont_names = self.cont_names[int(self.v_group[v])]
             d = self.v_metric[v]
             partner.append(next((p for p in partners_of(d) if p in cont_names), cont_names[0]))
         self.partner = partner
-        pv = pd.DataFrame({"_g": self.v_group[self.pv], "metric": np.array(partner, dtype=object)[self.pv]})
-        pv["model"] = self.models
-        pv["_i"] = np.arange(n_pts)
-        other = f[["_g", "metric", "model", "value"]].assign(model=f["model"].astype(str))
-        hit = pv.merge(other, on=["_g", "metric", "model"], how="inner", sort=False)
+        partner_code = np.array([self.metric_index.get(p, -1) for p in partner], dtype=np.int64)
+        all_key = (group * n_models + self.model_code) * n_metrics + self.metric_code
+        point_key = (point_group * n_models + point_model) * n_metrics + partner_code[self.pv]
+        hit, at = _lookup(all_key, np.where(partner_code[self.pv] >= 0, point_key, -1))
         self.partner_value = np.full(n_pts, np.nan)
-        self.partner_value[hit["_i"].to_numpy()] = hit["value"].to_numpy(float)
-        self.partner_present = np.array(
-            [p in self.present_metrics(int(g)) for p, g in zip(partner, self.v_group)], dtype=bool
-        )
-
-    def present_metrics(self, g: int) -> set[str]:
-        """The metrics of group ``g`` (cached)."""
-        if not hasattr(self, "_present"):
-            self._present = {int(k): set(map(str, grp.unique())) for k, grp in self.frame.groupby("_g")["metric"]}
-        return self._present[g]
+        self.partner_value[hit] = value[at]
+        # the partner is one of the group's metrics (any kind)
+        present = np.unique(group * n_metrics + self.metric_code)
+        wanted = self.v_group * n_metrics + partner_code
+        self.partner_present = (partner_code >= 0) & np.isin(wanted, present)
 
     # ------------------------------------------------------------------ step 1
     def _step_one(self) -> None:
@@ -1041,18 +1066,25 @@ class _ScoreBatch:
         early = np.isin(reason, [NotApparent.TOO_FEW_MODELS.value, NotApparent.NO_INTERVALS.value])
         self.reaches_two = (reason == "") & ~small & ~early
         # usable channels: at least min_models models with a finite positive loss
-        self.usable: list[list[int]] = []
-        for v in range(self.n_verdicts):
-            use = []
-            if self.reaches_two[v]:
-                for p in self.v_channels[v]:
-                    seg = self.pair_loss[self.pair_offset[p] : self.pair_offset[p] + self.counts[v]]
-                    if int(np.sum(np.isfinite(seg) & (seg > 0))) >= st.min_models:
-                        use.append(p)
-            self.usable.append(use)
-        tested = np.array([p for use in self.usable for p in use], dtype=np.int64)
-        self.bt: dict[int, tuple[Any, ...]] = {}
-        self.bt_fit: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        n_pairs = len(self.pair_metric)
+        if n_pairs:
+            good = (np.isfinite(self.pair_loss) & (self.pair_loss > 0)).astype(np.int64)
+            n_good = np.add.reduceat(good, self.pair_offset) if len(good) else np.zeros(n_pairs, dtype=np.int64)
+            usable_pair = self.reaches_two[self.pair_verdict] & (n_good >= st.min_models)
+        else:
+            usable_pair = np.zeros(0, dtype=bool)
+        self.usable: list[list[int]] = [[p for p in ids if usable_pair[p]] for ids in self.v_channels]
+        tested = np.flatnonzero(usable_pair)  # pair ids, in verdict and preference order
+        # per pair: its break test (NaN / -1 / "" where untested) and, on its points, the fitted law
+        self.bt_alpha = np.full(n_pairs, np.nan)
+        self.bt_alpha_se = np.full(n_pairs, np.nan)
+        self.bt_p = np.full(n_pairs, np.nan)
+        self.bt_index = np.full(n_pairs, -1, dtype=np.int64)
+        self.bt_z = np.full(n_pairs, np.nan)
+        self.bt_kind = np.full(n_pairs, "", dtype=object)
+        self.bt_size = np.full(n_pairs, np.nan)
+        self.pair_fitted = np.full(len(self.pair_loss), np.nan)
+        self.pair_fitted_var = np.full(len(self.pair_loss), np.nan)
         if not len(tested):
             return
         k_of = self.counts[self.pair_verdict[tested]]
@@ -1071,22 +1103,24 @@ class _ScoreBatch:
                 bt = power_law_break_test(
                     x[sel], loss[sel], var[sel], tolerance=st.loss_tolerance, min_models=st.min_models
                 )
-                self._store_breaks(ps, inverse, a, sel, bt)
+                self._store_breaks(ps, idx, inverse, a, sel, bt)
 
-    def _store_breaks(self, ps: np.ndarray, inverse: np.ndarray, a: int, sel: np.ndarray, bt: BreakTest) -> None:
-        """Results of unique rows ``a .. a + len(sel)`` for every pair that shares them."""
+    def _store_breaks(
+        self, ps: np.ndarray, idx: np.ndarray, inverse: np.ndarray, a: int, sel: np.ndarray, bt: BreakTest
+    ) -> None:
+        """Results of unique rows ``a .. a + len(sel)`` for every pair that shares them (``idx``:
+        each pair's flat positions)."""
         in_chunk = (inverse >= a) & (inverse < a + len(sel))
-        for p, u in zip(ps[in_chunk], inverse[in_chunk] - a):
-            self.bt[int(p)] = (
-                float(bt.alpha[u]),
-                float(bt.alpha_se[u]),
-                float(bt.break_p[u]),
-                int(bt.break_index[u]),
-                float(bt.break_z[u]),
-                str(bt.break_kind[u]),
-                float(bt.break_size[u]),
-            )
-            self.bt_fit[int(p)] = (bt.fitted[u], bt.fitted_var[u])
+        p, u = ps[in_chunk], inverse[in_chunk] - a
+        self.bt_alpha[p] = bt.alpha[u]
+        self.bt_alpha_se[p] = bt.alpha_se[u]
+        self.bt_p[p] = bt.break_p[u]
+        self.bt_index[p] = bt.break_index[u]
+        self.bt_z[p] = bt.break_z[u]
+        self.bt_kind[p] = bt.break_kind[u]
+        self.bt_size[p] = bt.break_size[u]
+        self.pair_fitted[idx[in_chunk]] = bt.fitted[u]
+        self.pair_fitted_var[idx[in_chunk]] = bt.fitted_var[u]
 
     # ------------------------------------------------------------------ step 3
     def _step_three(self) -> None:
@@ -1112,8 +1146,9 @@ class _ScoreBatch:
                 lo = self._matrix(self.lo, chunk, int(k))
                 hi = self._matrix(self.hi, chunk, int(k))
                 n = self._matrix(self.n_samples, chunk, int(k))
-                fitted = np.stack([self.bt_fit[self.usable[v][0]][0] for v in chunk])
-                fitted_var = np.stack([self.bt_fit[self.usable[v][0]][1] for v in chunk])
+                primary = np.array([self.usable[v][0] for v in chunk], dtype=np.int64)
+                at = self.pair_offset[primary][:, None] + np.arange(int(k))[None, :]
+                fitted, fitted_var = self.pair_fitted[at], self.pair_fitted_var[at]
                 for v, tr in zip(chunk, _fitted_length_transforms(y, lo, hi, n, fitted, fitted_var, z_, st)):
                     self.transform[int(v)] = tr
 
@@ -1171,7 +1206,8 @@ class _ScoreBatch:
         failures: list[str] = []
         primary = usable[0]
         for p in usable:
-            alpha, alpha_se, bp, bi, bz, bk, bs = self.bt[p]
+            alpha, alpha_se, bp = float(self.bt_alpha[p]), float(self.bt_alpha_se[p]), float(self.bt_p[p])
+            bi, bz, bk, bs = int(self.bt_index[p]), float(self.bt_z[p]), str(self.bt_kind[p]), float(self.bt_size[p])
             at = float(x[bi]) if bi >= 0 else math.nan
             broke = bool(np.isfinite(bp) and bp < st.test_level)
             ev.append(_break_evidence(ev_base, self.pair_metric[p], alpha, alpha_se, bp, bz, bk, bs, at, broke))
@@ -1194,5 +1230,5 @@ class _ScoreBatch:
             failure = _transform_outcome(row, ev, ev_base, tr, x, d, self.pair_metric[primary], st)
             if failure:
                 failures.append(failure)
-        alpha_primary, bp_primary = self.bt[primary][0], self.bt[primary][2]
+        alpha_primary, bp_primary = float(self.bt_alpha[primary]), float(self.bt_p[primary])
         return _final_decision(row, ev, d, span, failures, self.pair_metric[primary], alpha_primary, bp_primary, tr)

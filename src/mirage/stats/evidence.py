@@ -391,10 +391,11 @@ def break_test(
     valid = (n >= min_models) & np.isfinite(best_z)
     p = np.minimum(1.0, _sps.norm.sf(best_z) * np.maximum(m_search, 1))
     pos = np.where(use_kink, jk, js)
-    nxt = np.full(G, -1)
-    for g in np.flatnonzero(valid):
-        after = np.flatnonzero(ok[g, pos[g] + 1 :])
-        nxt[g] = pos[g] + 1 + after[0] if len(after) else -1
+    # the first valid point after the break position (the model the break is "before"), for all
+    # rows at once: next_ok[g, k] is the first valid column >= k (K when there is none)
+    next_ok = np.minimum.accumulate(np.where(ok, idx, K)[:, ::-1], axis=1)[:, ::-1]
+    after = np.concatenate([next_ok, np.full((G, 1), K)], axis=1)[rows, pos + 1]
+    nxt = np.where(valid & (after < K), after, -1)
     with np.errstate(divide="ignore", invalid="ignore"):
         size = np.where(use_kink, num_kink[rows, jk] / den_kink[rows, jk], s_wr[rows, js] / den_step[rows, js])
     nan = np.full(G, np.nan)
