@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import MirageInputError
+from .csv_text import csv_blocks
 
 # Marks a directory as a complete mirage output, so that a later run may replace it whole. A
 # directory without it (and without the files an older mirage wrote) is never deleted.
@@ -110,9 +111,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
-    """Write a table as CSV (no index) atomically."""
-    with atomic_path(path, suffix=".csv") as tmp:
-        frame.to_csv(tmp, index=False)
+    """Write a table as CSV (no index) atomically (:mod:`mirage.io.csv_text`: what ``to_csv``
+    writes, floats as their shortest exact decimal)."""
+    with atomic_path(path, suffix=".csv") as tmp, open(tmp, "wb") as out:
+        for block in csv_blocks(frame):
+            out.write(block)
 
 
 def write_parquet(path: str | os.PathLike, table: Any, *, hidden: bool = True) -> None:

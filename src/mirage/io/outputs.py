@@ -17,8 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ..progress import progress_iter
-from ..report.analysis import analysis_report, task_charts, task_figures
-from ..report.figures import prediction_overlay
+from ..report.analysis import PendingFigures, analysis_report, figure_jobs, figure_workers, task_charts
 from ..report.forecast import forecast_charts, forecast_figure, forecast_report
 from ..report.meta import meta_report, plot_score_distribution, plot_strongest, strongest_chart
 from ..report.png import close, data_uri, encode_png
@@ -130,28 +129,27 @@ def write_analysis_into(
     """:func:`write_analysis` into a directory being built (the caller swaps it in); the samples
     are written only when the result holds them (a streamed analysis wrote them already)."""
     tmp = Path(directory)
-    write_csv(tmp / CURVES.file, result.curves)
-    write_csv(tmp / EMERGENCE.file, result.emergence)
-    write_csv(tmp / VERDICTS.file, result.verdicts)
-    if result.evidence is not None:
-        write_csv(tmp / EVIDENCE.file, result.evidence)
-    if result.samples is not None:
-        write_parquet(tmp / SAMPLES.file, result.samples)
-    if result.predictions is not None:
-        write_csv(tmp / PREDICTIONS.file, result.predictions)
-        write_csv(tmp / PREDICTION_FITS.file, result.prediction_fits)
-        write_csv(tmp / LENGTHS.file, result.lengths)
-    if result.resolution is not None and len(result.resolution):
-        write_csv(tmp / RESOLUTION.file, result.resolution)
-    if result.pass_rates is not None:
-        write_csv(tmp / PASS_RATES.file, result.pass_rates)
-    figures = task_figures(
-        result,
-        max_figures=max_figures,
-        progress=progress,
-        featured=featured_tasks,
-        overlay_factory=prediction_overlay(result.predictions),
-    )
+    # figures are drawn by worker processes (when there are cores to spare) while the tables are written
+    pending = PendingFigures(figure_jobs(result, max_figures=max_figures, featured=featured_tasks), figure_workers())
+    try:
+        write_csv(tmp / CURVES.file, result.curves)
+        write_csv(tmp / EMERGENCE.file, result.emergence)
+        write_csv(tmp / VERDICTS.file, result.verdicts)
+        if result.evidence is not None:
+            write_csv(tmp / EVIDENCE.file, result.evidence)
+        if result.samples is not None:
+            write_parquet(tmp / SAMPLES.file, result.samples)
+        if result.predictions is not None:
+            write_csv(tmp / PREDICTIONS.file, result.predictions)
+            write_csv(tmp / PREDICTION_FITS.file, result.prediction_fits)
+            write_csv(tmp / LENGTHS.file, result.lengths)
+        if result.resolution is not None and len(result.resolution):
+            write_csv(tmp / RESOLUTION.file, result.resolution)
+        if result.pass_rates is not None:
+            write_csv(tmp / PASS_RATES.file, result.pass_rates)
+        charts = None if static else task_charts(result, [job.key for job in pending.jobs])
+    finally:
+        figures = pending.result(progress=progress)
     (tmp / FIGURES_DIR).mkdir()
     names = []
     for fig_title, _key, png in figures:
@@ -160,7 +158,6 @@ def write_analysis_into(
         names.append(name)
     summary = dict(result.summary, figures=names)
     write_json(tmp / SUMMARY_FILE, summary)
-    charts = None if static else task_charts(result, [key for _t, key, _p in figures])
     write_text(tmp / REPORT_FILE, analysis_report(result, figures, title=title, charts=charts))
     return dataclasses.replace(result, summary=summary)
 

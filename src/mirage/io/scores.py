@@ -83,7 +83,10 @@ def _optional_number(frame: pd.DataFrame, column: str, source: str, what: str, o
     errors naming the first bad row (a ``shots`` of 1.5 is not silently truncated)."""
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce").astype(float)
-    empty = raw.isna() | raw.astype(str).str.strip().isin(("", "nan", "NaN", "NA", "<NA>", "None"))
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        empty = raw.isna()  # a numeric column (what a CSV reader gives) holds no words for "empty"
+    else:
+        empty = raw.isna() | raw.astype(str).str.strip().isin(("", "nan", "NaN", "NA", "<NA>", "None"))
     with np.errstate(invalid="ignore"):
         bad = (~empty & (values.isna() | ~np.isfinite(values))) | (values.notna() & ~ok(values).fillna(False))
     if bad.any():

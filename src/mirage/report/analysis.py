@@ -11,9 +11,13 @@ predictions, the small models' resolution and the highest emergence scores.
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import multiprocessing
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +26,7 @@ import pandas as pd
 from ..progress import progress_iter
 from ..schema.results import AnalysisResult
 from ..schema.vocab import VERDICT_ORDER, CIMethod, RowKind, Verdict
-from .figures import VERDICT_COLOUR, Overlay, plot_length_analysis, plot_task
+from .figures import VERDICT_COLOUR, plot_length_analysis, plot_task, prediction_overlay
 from .html import anchor_id, table_html
 from .interactive import Chart, chart_html, interactive_document, length_chart, metric_panels, search_box
 from .png import close, data_uri, encode_png, figure_to_data_uri, pyplot
@@ -32,25 +36,40 @@ DECIDED = (Verdict.NOT_EXPLAINED.value, Verdict.EXPLAINED.value)
 
 
 def _figure_groups(result: AnalysisResult, max_figures: int, featured: Sequence[str] = ()) -> list[FigureKey]:
-    """(task, shots) groups to draw: featured tasks, then the most informative."""
-    curves = result.curves
-    groups = curves[["task", "shots"]].drop_duplicates()
-    prio: dict[FigureKey, tuple[int, int]] = {}
+    """(task, shots) groups to draw: featured tasks, then those with the most decided verdict
+    (decided first), then the highest absolute emergence score, then by task name."""
+    groups = result.curves[["task", "shots"]].drop_duplicates().reset_index(drop=True)
+    if not len(groups):
+        return []
     rank = {v.value: i for i, v in enumerate(VERDICT_ORDER)}  # decided verdicts first
-    for row in result.verdicts.itertuples(index=False):
-        key = (row.task, row.shots)
-        prio[key] = min(prio.get(key, (9, 0)), (rank.get(str(row.verdict), 4), 0))
-    em = result.emergence.copy()
-    em["abs"] = em["emergence_score"].abs()
-    best = em.groupby(["task", "shots"], dropna=False)["abs"].max()
-    keyed = []
-    for task, shots in groups.itertuples(index=False):
-        key = (task, shots)
-        b = best.get(key, 0.0)
-        first = -1 if task in featured else prio.get(key, (5, 0))[0]
-        keyed.append((first, -float(b if np.isfinite(b) else 1e300), str(task), key))
-    keyed.sort(key=lambda t: (t[0], t[1], t[2]))
-    return [k[-1] for k in keyed[:max_figures]]
+    v = result.verdicts
+    if len(v):
+        prio = (
+            v.assign(_rank=v["verdict"].astype(str).map(rank).fillna(4).astype(int))
+            .groupby(["task", "shots"], dropna=False)["_rank"]
+            .min()
+            .rename("_prio")
+            .reset_index()
+        )
+        groups = groups.merge(prio, on=["task", "shots"], how="left", sort=False)
+    else:
+        groups["_prio"] = np.nan
+    em = result.emergence
+    best = (
+        em.assign(_abs=em["emergence_score"].abs())
+        .groupby(["task", "shots"], dropna=False)["_abs"]
+        .max()
+        .rename("_best")
+        .reset_index()
+    )
+    # a group whose scores are all NaN or infinite sorts as the highest; one without scores as 0
+    best["_best"] = best["_best"].where(np.isfinite(best["_best"].to_numpy(dtype=float)), 1e300)
+    groups = groups.merge(best, on=["task", "shots"], how="left", sort=False)
+    first = np.where(groups["task"].isin(list(featured)), -1, groups["_prio"].fillna(5).to_numpy(dtype=float))
+    score = -groups["_best"].fillna(0.0).to_numpy(dtype=float)
+    tasks, shots = groups["task"].tolist(), groups["shots"].tolist()
+    order = sorted(range(len(groups)), key=lambda i: (first[i], score[i], str(tasks[i])))[:max_figures]
+    return [(tasks[i], shots[i]) for i in order]
 
 
 def _curve_rows(result: AnalysisResult, task: Any, shots: Any) -> pd.DataFrame:
@@ -83,24 +102,126 @@ def floors_of(result: AnalysisResult, task: Any, shots: Any) -> dict[str, list[f
     return out
 
 
+@dataclass(frozen=True)
+class FigureJob:
+    """What one task figure is drawn from (picklable, so another process can draw it): the curve
+    rows of one (task, shots), its chance levels and the predicted exact-match curves over it."""
+
+    title: str
+    key: FigureKey
+    curves: pd.DataFrame
+    floors: dict[str, list[float]]
+    predictions: pd.DataFrame | None
+
+
+def figure_jobs(result: AnalysisResult, max_figures: int = 24, featured: Sequence[str] = ()) -> list[FigureJob]:
+    """The figures :func:`task_figures` draws, most informative first."""
+    predictions = result.predictions
+    curve_rows = (
+        predictions[predictions["row_kind"] == RowKind.CURVE.value]
+        if predictions is not None and len(predictions)
+        else None
+    )
+    jobs = []
+    for task, shots in _figure_groups(result, max_figures, featured):
+        pred = None
+        if curve_rows is not None:
+            pred = curve_rows[curve_rows["task"] == task]
+            if "shots" in pred.columns and not pd.isna(shots):
+                pred = pred[pred["shots"] == shots]
+        jobs.append(
+            FigureJob(
+                title=figure_title(task, shots),
+                key=(task, shots),
+                curves=_curve_rows(result, task, shots),
+                floors=floors_of(result, task, shots),
+                predictions=pred if pred is not None and len(pred) else None,
+            )
+        )
+    return jobs
+
+
+def render_figure(job: FigureJob) -> bytes:
+    """One task figure as PNG bytes (the same bytes in any process)."""
+    factory = prediction_overlay(job.predictions)
+    overlay = factory(*job.key) if factory is not None else None
+    fig = plot_task(job.curves, job.title, overlay=overlay, floors=job.floors)
+    try:
+        return encode_png(fig, dpi=100, tight=False)  # the layout is fixed: nothing to crop
+    finally:
+        close(fig)
+
+
+# Below this many figures they are drawn in this process: starting a worker (a fresh interpreter
+# importing matplotlib) costs about as much as drawing two.
+POOL_MIN_FIGURES = 6
+
+
+def figure_workers() -> int:
+    """Processes that draw figures beside the writing of the tables: every core but one (the one
+    writing), at most 4; 0 on a single core (figures are then drawn in this process)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, 4))
+
+
+class PendingFigures:
+    """Task figures being drawn, by worker processes when there are enough of them (``workers``
+    > 0), else in this process when :meth:`result` is asked; either way the same PNG bytes, in
+    the order of the jobs. A worker that cannot be started or dies leaves its figures to this
+    process."""
+
+    def __init__(self, jobs: Sequence[FigureJob], workers: int | None = None) -> None:
+        self.jobs = list(jobs)
+        workers = figure_workers() if workers is None else workers
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._futures: list[concurrent.futures.Future[bytes]] = []
+        if workers > 0 and len(self.jobs) >= POOL_MIN_FIGURES:
+            try:
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=min(workers, len(self.jobs)), mp_context=multiprocessing.get_context("spawn")
+                )
+                self._futures = [self._pool.submit(render_figure, job) for job in self.jobs]
+            except (OSError, RuntimeError):
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._futures = None, []
+
+    def result(self, progress: bool = False) -> list[tuple[str, FigureKey, bytes]]:
+        """[(title, (task, shots), png bytes)] of every job, in order (waits for the workers)."""
+        out = []
+        try:
+            for i, job in enumerate(
+                progress_iter(self.jobs, "figures", unit="figure", enabled=progress and bool(self.jobs))
+            ):
+                png = None
+                if self._futures:
+                    try:
+                        png = self._futures[i].result()
+                    except (OSError, concurrent.futures.process.BrokenProcessPool):
+                        self._shutdown()  # the rest are drawn here
+                out.append((job.title, job.key, png if png is not None else render_figure(job)))
+        finally:
+            self._shutdown()
+        return out
+
+
 def task_figures(
     result: AnalysisResult,
     max_figures: int = 24,
     progress: bool = False,
-    overlay_factory: Callable[[Any, Any], Overlay | None] | None = None,
     featured: Sequence[str] = (),
+    workers: int | None = 0,
 ) -> list[tuple[str, FigureKey, bytes]]:
-    """One PNG per chosen (task, shots): [(title, (task, shots), png bytes)], most informative first."""
-    out = []
-    groups = _figure_groups(result, max_figures, featured)
-    for task, shots in progress_iter(groups, "figures", unit="figure", enabled=progress and bool(groups)):
-        title = figure_title(task, shots)
-        overlay = overlay_factory(task, shots) if overlay_factory else None
-        fig = plot_task(_curve_rows(result, task, shots), title, overlay=overlay, floors=floors_of(result, task, shots))
-        png = encode_png(fig, dpi=100, tight=False)  # the layout is fixed: nothing to crop
-        close(fig)
-        out.append((title, (task, shots), png))
-    return out
+    """One PNG per chosen (task, shots): [(title, (task, shots), png bytes)], most informative
+    first; each exact-match panel carries the exact match predicted from the continuous metric.
+    ``workers``: processes drawing them (None: :func:`figure_workers`; 0: this process)."""
+    return PendingFigures(figure_jobs(result, max_figures, featured), workers).result(progress)
 
 
 def task_charts(result: AnalysisResult, keys: Iterable[FigureKey]) -> list[Chart]:
@@ -287,12 +408,21 @@ def _group_key(row: Mapping[str, Any]) -> _GroupKey:
     return (row["family"], row["task"], None if pd.isna(shots) else int(shots), row["discontinuous_metric"])
 
 
-def evidence_by_group(evidence: pd.DataFrame | None) -> dict[_GroupKey, list[dict[str, Any]]]:
+_VERDICT_KEYS = ["family", "task", "shots", "discontinuous_metric"]
+
+
+def evidence_by_group(
+    evidence: pd.DataFrame | None, verdicts: pd.DataFrame | None = None
+) -> dict[_GroupKey, list[dict[str, Any]]]:
     """evidence.csv rows by the verdict they belong to (family, task, shots, discontinuous metric),
-    grouped once so a page of many verdicts does not scan the whole table per row."""
+    grouped once so a page of many verdicts does not scan the whole table per row; with
+    ``verdicts``, only the rows of those verdicts (the ones a page lists)."""
     groups: dict[_GroupKey, list[dict[str, Any]]] = {}
     if evidence is None or not len(evidence):
         return groups
+    if verdicts is not None and all(k in evidence.columns and k in verdicts.columns for k in _VERDICT_KEYS):
+        wanted = verdicts[_VERDICT_KEYS].drop_duplicates()
+        evidence = evidence.merge(wanted, on=_VERDICT_KEYS, how="inner", sort=False)
     for rec in evidence.to_dict("records"):
         groups.setdefault(_group_key(rec), []).append(rec)
     return groups
@@ -375,7 +505,8 @@ def verdicts_section(result: AnalysisResult, anchors: set[str]) -> str:
     none = v[v["verdict"] == Verdict.NONE.value]
     insufficient = v[v["verdict"] == Verdict.INSUFFICIENT.value]
     parts = ["<h2>Verdicts</h2>"]
-    evidence = evidence_by_group(result.evidence)
+    listed = pd.concat([rows.iloc[:MAX_VERDICT_ROWS] for rows in (decided, none, insufficient)])
+    evidence = evidence_by_group(result.evidence, listed)
     if len(decided):
         parts.append(f"<h3>Decided: {len(decided)}</h3>" + verdict_table(decided, evidence, anchors))
     else:
