@@ -33,7 +33,7 @@ curves tested once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from ..memory import release_free_memory
 from ..metrics import canonical_metric_name, facts, loss_rank, partners_of, per_token_loss_of
 from ..schema.settings import VerdictSettings
 from ..schema.tables import EVIDENCE, VERDICTS, set_shots
@@ -368,13 +369,29 @@ def verdicts_table(
         if batch.any():
             entries.extend(_ScoreBatch(curves[batch], ordinal[batch], keys, settings).entries())
     entries.sort(key=lambda e: (e[0], str(e[1][0]["discontinuous_metric"])))
-    return _verdict_frames([e for _, e in entries], settings)
+    ordered = [e for _, e in entries]
+    del entries
+    return _verdict_frames(ordered, settings)
 
 
-def _verdict_frames(entries: Sequence[VerdictEntry], settings: VerdictSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The verdicts table (decided verdicts first) and the evidence table, from verdict entries."""
+# verdict entries turned into table rows at a time: the rows as Python dicts are released block by
+# block, so the dicts and pandas' conversion of them are not all in memory at once
+_FRAME_BLOCK = 20_000
+
+
+def _verdict_frames(entries: list[VerdictEntry], settings: VerdictSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The verdicts table (decided verdicts first) and the evidence table, from verdict entries
+    (consumed: the list is emptied)."""
     keys = verdict_keys(settings)
-    table = pd.DataFrame([row for row, _ in entries], columns=VERDICTS.columns_for(settings.curve_by))
+    row_columns, ev_columns = VERDICTS.columns_for(settings.curve_by), EVIDENCE.columns_for(settings.curve_by)
+    row_parts, ev_parts = [], []
+    while entries:
+        block = entries[:_FRAME_BLOCK]
+        del entries[:_FRAME_BLOCK]
+        row_parts.append(pd.DataFrame([row for row, _ in block], columns=row_columns))
+        ev_parts.append(pd.DataFrame([ev for _, evs in block for ev in evs], columns=ev_columns))
+        del block
+    table = pd.concat(row_parts, ignore_index=True) if row_parts else pd.DataFrame(columns=row_columns)
     set_shots(table)
     order = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
     table = (
@@ -383,8 +400,7 @@ def _verdict_frames(entries: Sequence[VerdictEntry], settings: VerdictSettings) 
         .drop(columns="_o")
         .reset_index(drop=True)
     )
-    evidence = [ev for _, evs in entries for ev in evs]
-    ev_table = pd.DataFrame(evidence, columns=EVIDENCE.columns_for(settings.curve_by))
+    ev_table = pd.concat(ev_parts, ignore_index=True) if ev_parts else pd.DataFrame(columns=ev_columns)
     set_shots(ev_table)
     return table, ev_table
 
@@ -763,8 +779,8 @@ def _fitted_length_transforms(
             p_value=float(p_value[r]),
             worst_z=float(zb[r, worst[r]]),
             factor=float(_LENGTH_GRID[best[r]]),
-            predicted=pred[r, best[r]],
-            z=zb[r],
+            predicted=pred[r, best[r]].copy(),  # a copy: a view would keep the whole block alive
+            z=zb[r].copy(),
         )
         for r in range(len(y))
     ]
@@ -828,7 +844,11 @@ class _ScoreBatch:
     def __init__(self, curves: pd.DataFrame, ordinal: np.ndarray, keys: list[str], st: VerdictSettings) -> None:
         self.st = st
         self.keys = keys
-        frame = curves.reset_index(drop=True)
+        # only the columns the rule reads (a copy of the whole curves table is most of this
+        # batch's memory at 250,000 curves)
+        used = [*keys, "metric", "metric_kind", "model", "scale", "value", "ci_low", "ci_high"]
+        used += [c for c in ("stderr", "n_samples", "higher_is_better", "chance") if c in curves.columns]
+        frame = curves[list(dict.fromkeys(used))].reset_index(drop=True)
         frame["_g"] = ordinal
         self.frame = frame
         # a metric's kind in a group is that of its first row there; verdict groups need both kinds
@@ -843,7 +863,8 @@ class _ScoreBatch:
         self.model_code = pd.factorize(frame["model"].astype(str))[0].astype(np.int64)
         metric_code, metric_names = pd.factorize(frame["metric"].astype(str))
         self.metric_code = metric_code.astype(np.int64)
-        self.metric_index = {str(m): i for i, m in enumerate(metric_names)}
+        self.metric_names = [str(m) for m in metric_names]
+        self.metric_index = {m: i for i, m in enumerate(self.metric_names)}
         verdicts = sorted(zip(disc["_g"].astype(int), disc["metric"].astype(str)))
         self.v_group = np.array([g for g, _ in verdicts], dtype=np.int64)
         self.v_metric = [d for _, d in verdicts]
@@ -856,9 +877,13 @@ class _ScoreBatch:
             return []
         self._layout()
         self._channels()
+        del self.frame  # every step after this works on the verdicts' own arrays
+        release_free_memory()  # the joins' temporaries, before the tests' arrays are made
         self._step_one()
+        del self.pts
         self._step_two()
         self._step_three()
+        release_free_memory()  # the tests' blocks, before the rows are written
         return [(int(self.v_group[v]), self._entry(v)) for v in range(self.n_verdicts)]
 
     def _layout(self) -> None:
@@ -876,10 +901,8 @@ class _ScoreBatch:
         self.y = pts["value"].to_numpy(dtype=float)
         self.lo = pts["ci_low"].to_numpy(dtype=float)
         self.hi = pts["ci_high"].to_numpy(dtype=float)
-        self.models = pts["model"].astype(str).to_numpy(dtype=object)
         self.model_code_pts = self.model_code[pts["_row"].to_numpy()]
         head = pts.iloc[starts]
-        self.head = head
         # each verdict's key values, read column by column (a row of a wide frame is slow to take)
         columns = [_column_values(head[k]) for k in self.keys]
         self.head_keys: list[dict[str, Any]] = [dict(zip(self.keys, values)) for values in zip(*columns)]
@@ -909,14 +932,17 @@ class _ScoreBatch:
         cont = np.flatnonzero(
             f["metric_kind"].isin(CONTINUOUS_KINDS).to_numpy() & f["_g"].isin(np.unique(self.v_group)).to_numpy()
         )
-        metric_of = f["metric"].to_numpy(dtype=object)
+        # metric names through their codes: no Python string per row of the table
+        metric_of = np.array(self.metric_names, dtype=object)[self.metric_code]
         value = f["value"].to_numpy(dtype=float)
         stderr = f["stderr"].to_numpy(dtype=float) if "stderr" in f.columns else None
         group = f["_g"].to_numpy(dtype=np.int64)
         # the continuous curve points with a per-token loss: (group, model, metric) keys, loss, variance
         rows, losses, variances = [], [], []
-        for name in pd.unique(metric_of[cont]):
-            sel = cont[metric_of[cont] == name]
+        cont_codes = self.metric_code[cont]
+        for code in pd.unique(cont_codes):
+            name = self.metric_names[int(code)]
+            sel = cont[cont_codes == code]
             got = per_token_loss_of(str(name), value[sel], stderr[sel] if stderr is not None else None)
             if got is not None:
                 rows.append(sel)
