@@ -11,21 +11,27 @@ predictions, the small models' resolution and the highest emergence scores.
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
+import contextlib
 import html
 import json
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..progress import progress_iter
+from ..progress import progress_bar
 from ..schema.results import AnalysisResult
 from ..schema.vocab import VERDICT_ORDER, CIMethod, RowKind, Verdict
+from .figure_worker import read_message, write_message
 from .figures import VERDICT_COLOUR, plot_length_analysis, plot_task, prediction_overlay
 from .html import anchor_id, table_html
 from .interactive import Chart, chart_html, interactive_document, length_chart, metric_panels, search_box
@@ -168,46 +174,104 @@ def figure_workers() -> int:
 
 
 class PendingFigures:
-    """Task figures being drawn, by worker processes when there are enough of them (``workers``
-    > 0), else in this process when :meth:`result` is asked; either way the same PNG bytes, in
-    the order of the jobs. A worker that cannot be started or dies leaves its figures to this
-    process."""
+    """Task figures being drawn: by worker processes (``workers`` > 0 and at least
+    :data:`POOL_MIN_FIGURES` figures; :mod:`mirage.report.figure_worker`), which take the jobs
+    from the front, and by this process when :meth:`result` is asked, which takes them from the
+    back, so the work splits evenly whatever else this process did first. The same PNG bytes in
+    the order of the jobs either way; a job a worker fails on or dies with is drawn here."""
 
     def __init__(self, jobs: Sequence[FigureJob], workers: int | None = None) -> None:
         self.jobs = list(jobs)
+        self._todo = collections.deque(range(len(self.jobs)))
+        self._pngs: list[bytes | None] = [None] * len(self.jobs)
+        self._changed = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
         workers = figure_workers() if workers is None else workers
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._futures: list[concurrent.futures.Future[bytes]] = []
-        if workers > 0 and len(self.jobs) >= POOL_MIN_FIGURES:
+        if workers <= 0 or len(self.jobs) < POOL_MIN_FIGURES:
+            return
+        package_root = str(Path(__file__).resolve().parents[2])  # this mirage, wherever it was imported from
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+        for _ in range(min(workers, len(self.jobs))):
             try:
-                self._pool = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=min(workers, len(self.jobs)), mp_context=multiprocessing.get_context("spawn")
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "mirage.report.figure_worker"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=env,
                 )
-                self._futures = [self._pool.submit(render_figure, job) for job in self.jobs]
-            except (OSError, RuntimeError):
-                self._shutdown()
+            except OSError:
+                break  # no worker: this process draws them all
+            self._procs.append(proc)
+            thread = threading.Thread(target=self._feed, args=(proc,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
-    def _shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool, self._futures = None, []
+    def _take(self, *, front: bool) -> int | None:
+        with self._changed:
+            if not self._todo:
+                return None
+            return self._todo.popleft() if front else self._todo.pop()
+
+    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
+        """Hand one worker jobs from the front until none are left or it fails."""
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            while (i := self._take(front=True)) is not None:
+                try:
+                    write_message(proc.stdin, pickle.dumps(self.jobs[i]))
+                    png = read_message(proc.stdout)
+                except OSError:
+                    png = None
+                if not png:  # it failed on this job or died: give the job back and stop
+                    with self._changed:
+                        self._todo.appendleft(i)
+                        self._changed.notify_all()
+                    return
+                with self._changed:
+                    self._pngs[i] = png
+                    self._changed.notify_all()
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with self._changed:
+                self._changed.notify_all()
 
     def result(self, progress: bool = False) -> list[tuple[str, FigureKey, bytes]]:
-        """[(title, (task, shots), png bytes)] of every job, in order (waits for the workers)."""
+        """[(title, (task, shots), png bytes)] of every job, in order; this process draws from
+        the back until none are left, then waits for the workers' last ones."""
+        n = len(self.jobs)
+        with progress_bar(n, "figures", unit="figure", enabled=progress and n > 0) as bar:
+            reported = 0
+            while True:
+                i = self._take(front=False)
+                if i is None:
+                    with self._changed:
+                        busy = any(t.is_alive() for t in self._threads)
+                        if not busy and not self._todo:
+                            break
+                        if busy and not self._todo:
+                            self._changed.wait(0.5)
+                    done = sum(p is not None for p in self._pngs)
+                    bar.update(done - reported)
+                    reported = done
+                    continue
+                drawn = render_figure(self.jobs[i])
+                with self._changed:
+                    self._pngs[i] = drawn
+                done = sum(p is not None for p in self._pngs)
+                bar.update(done - reported)
+                reported = done
+        for t in self._threads:
+            t.join()
         out = []
-        try:
-            for i, job in enumerate(
-                progress_iter(self.jobs, "figures", unit="figure", enabled=progress and bool(self.jobs))
-            ):
-                png = None
-                if self._futures:
-                    try:
-                        png = self._futures[i].result()
-                    except (OSError, concurrent.futures.process.BrokenProcessPool):
-                        self._shutdown()  # the rest are drawn here
-                out.append((job.title, job.key, png if png is not None else render_figure(job)))
-        finally:
-            self._shutdown()
+        for job, png in zip(self.jobs, self._pngs):
+            out.append((job.title, job.key, png if png is not None else render_figure(job)))
         return out
 
 
