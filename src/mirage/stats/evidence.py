@@ -253,50 +253,101 @@ def power_law_break_test(
         y = np.where(ok3, np.log(np.where(ok3, resid_loss, 1.0)), np.nan)
         var = np.where(ok3, sigma2[:, None, :] / np.where(ok3, resid_loss, 1.0) ** 2, np.nan)
     S = len(shares)
-    flat = break_test(
-        np.repeat(x, S, axis=0),
-        y.reshape(G * S, K),
-        var.reshape(G * S, K),
-        ok3.reshape(G * S, K),
-        tolerance=0.0,
-        direction=-1,
-        min_models=min_models,
+    # the straight-line fit of every candidate E (the break search only matters for the chosen one)
+    null = _null_fit(
+        np.repeat(x, S, axis=0), y.reshape(G * S, K), var.reshape(G * S, K), ok3.reshape(G * S, K), 0.0, -1
     )
     # choose E by the weighted residual sum on the loss scale itself: on the log(loss - E) scale a
     # model whose loss is close to E gets a huge variance and would stop counting
     with np.errstate(over="ignore", invalid="ignore"):
-        pred = E[:, :, None] + np.exp(flat.fitted.reshape(G, S, K))
+        pred = E[:, :, None] + np.exp(-null.fitted.reshape(G, S, K))  # back from the oriented scale
         chi2 = np.sum(np.where(ok[:, None, :], (safe[:, None, :] - pred) ** 2 / sigma2[:, None, :], 0.0), axis=2)
     # models dropped because the loss is at or below E would lower chi2 for free: count them
     dropped = ok.sum(axis=1)[:, None] - ok3.sum(axis=2)
     chi2 = np.where(dropped > 0, np.inf, np.nan_to_num(chi2, nan=np.inf))
     best = np.argmin(chi2, axis=1)
-    pick = np.arange(G) * S + best
+    rows = np.arange(G)
+    # the break test of the chosen E only: each row's arithmetic is its own, so this is the test
+    # the whole grid would have given for those rows
+    flat = break_test(
+        x, y[rows, best], var[rows, best], ok3[rows, best], tolerance=0.0, direction=-1, min_models=min_models
+    )
 
-    def take(a: np.ndarray) -> np.ndarray:
-        return a[pick]
-
-    e_best = E[np.arange(G), best]
-    fy = flat.fitted[pick]
+    e_best = E[rows, best]
+    fy = flat.fitted
     with np.errstate(over="ignore"):
         fitted_loss = e_best[:, None] + np.exp(fy)
     frac = np.exp(fy) / fitted_loss
     return BreakTest(
-        alpha=take(flat.alpha),
-        alpha_se=take(flat.alpha_se),
-        intercept=take(flat.intercept),
-        chi2=take(flat.chi2),
-        dof=np.where(take(flat.dof) > 0, take(flat.dof) - (e_best > 0), 0),
-        break_z=take(flat.break_z),
-        break_p=take(flat.break_p),
-        break_kind=take(flat.break_kind),
-        break_index=take(flat.break_index),
-        break_size=take(flat.break_size),
-        n_models=take(flat.n_models),
+        alpha=flat.alpha,
+        alpha_se=flat.alpha_se,
+        intercept=flat.intercept,
+        chi2=flat.chi2,
+        dof=np.where(flat.dof > 0, flat.dof - (e_best > 0), 0),
+        break_z=flat.break_z,
+        break_p=flat.break_p,
+        break_kind=flat.break_kind,
+        break_index=flat.break_index,
+        break_size=flat.break_size,
+        n_models=flat.n_models,
         fitted=np.log(fitted_loss),
-        fitted_var=flat.fitted_var[pick] * frac**2,
+        fitted_var=flat.fitted_var * frac**2,
         irreducible=e_best,
     )
+
+
+@dataclass(frozen=True)
+class _NullFit:
+    """The weighted straight line of :func:`break_test`'s null hypothesis, row by row (oriented:
+    ``yz = direction * y``), with the sums the break search reuses."""
+
+    ok: np.ndarray
+    w: np.ndarray
+    xz: np.ndarray
+    yz: np.ndarray
+    n: np.ndarray
+    sw: np.ndarray
+    dx: np.ndarray
+    sxx: np.ndarray
+    slope: np.ndarray
+    intercept: np.ndarray
+    resid: np.ndarray
+    chi2: np.ndarray
+    slope_se: np.ndarray
+    fitted: np.ndarray
+    fitted_var: np.ndarray
+
+
+def _null_fit(
+    x: np.ndarray, y: np.ndarray, var: np.ndarray | None, mask: np.ndarray | None, tolerance: float, direction: int
+) -> _NullFit:
+    """The null fit of :func:`break_test` (``fitted`` oriented; see there)."""
+    ok = np.isfinite(y) & np.isfinite(x)
+    if mask is not None:
+        ok &= _as2d(mask, bool)
+    v = np.zeros_like(y) if var is None else np.nan_to_num(_as2d(var), nan=0.0, posinf=np.inf)
+    tot = np.where(ok, v, np.inf) + tolerance**2
+    with np.errstate(divide="ignore"):
+        w = np.where(ok & np.isfinite(tot) & (tot > 0), 1.0 / tot, 0.0)
+    ok &= w > 0
+    yz = np.where(ok, y, 0.0) * direction  # orient: a break in `direction` is a rise of yz
+    xz = np.where(ok, x, 0.0)
+    n = ok.sum(axis=1)
+    sw = w.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xbar = (w * xz).sum(axis=1) / sw
+        ybar = (w * yz).sum(axis=1) / sw
+        dx = np.where(ok, xz - xbar[:, None], 0.0)
+        sxx = (w * dx * dx).sum(axis=1)
+        slope = (w * dx * (yz - ybar[:, None])).sum(axis=1) / sxx
+        intercept = ybar - slope * xbar
+        xall = np.where(np.isfinite(x), x, 0.0)
+        fitted = intercept[:, None] + slope[:, None] * xall
+        resid = np.where(ok, yz - fitted, 0.0)
+        chi2 = (w * resid * resid).sum(axis=1)
+        slope_se = np.sqrt(1.0 / sxx)
+        fitted_var = 1.0 / sw[:, None] + (xall - xbar[:, None]) ** 2 / sxx[:, None]
+    return _NullFit(ok, w, xz, yz, n, sw, dx, sxx, slope, intercept, resid, chi2, slope_se, fitted, fitted_var)
 
 
 def break_test(
@@ -323,34 +374,20 @@ def break_test(
     of points. Sums over "the points after j" are suffix sums, so all positions of all curves
     are tested in a few array operations.
     """
-    x = _as2d(x)
-    y = _as2d(y)
-    G, K = y.shape
-    ok = np.isfinite(y) & np.isfinite(x)
-    if mask is not None:
-        ok &= _as2d(mask, bool)
-    v = np.zeros_like(y) if var is None else np.nan_to_num(_as2d(var), nan=0.0, posinf=np.inf)
-    tot = np.where(ok, v, np.inf) + tolerance**2
-    with np.errstate(divide="ignore"):
-        w = np.where(ok & np.isfinite(tot) & (tot > 0), 1.0 / tot, 0.0)
-    ok &= w > 0
-    yz = np.where(ok, y, 0.0) * direction  # orient: a break in `direction` is a rise of yz
-    xz = np.where(ok, x, 0.0)
-    n = ok.sum(axis=1)
-    sw = w.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xbar = (w * xz).sum(axis=1) / sw
-        ybar = (w * yz).sum(axis=1) / sw
-        dx = np.where(ok, xz - xbar[:, None], 0.0)
-        sxx = (w * dx * dx).sum(axis=1)
-        slope = (w * dx * (yz - ybar[:, None])).sum(axis=1) / sxx
-        intercept = ybar - slope * xbar
-        xall = np.where(np.isfinite(x), x, 0.0)
-        fitted = intercept[:, None] + slope[:, None] * xall
-        resid = np.where(ok, yz - fitted, 0.0)
-        chi2 = (w * resid * resid).sum(axis=1)
-        slope_se = np.sqrt(1.0 / sxx)
-        fitted_var = 1.0 / sw[:, None] + (xall - xbar[:, None]) ** 2 / sxx[:, None]
+    fit = _null_fit(_as2d(x), _as2d(y), var, mask, tolerance, direction)
+    G, K = fit.ok.shape
+    ok, w, xz, n, sw, dx, sxx, slope, intercept = (
+        fit.ok,
+        fit.w,
+        fit.xz,
+        fit.n,
+        fit.sw,
+        fit.dx,
+        fit.sxx,
+        fit.slope,
+        fit.intercept,
+    )
+    resid, chi2, slope_se, fitted, fitted_var = fit.resid, fit.chi2, fit.slope_se, fit.fitted, fit.fitted_var
     wr = w * resid
 
     def suffix(a: np.ndarray) -> np.ndarray:
