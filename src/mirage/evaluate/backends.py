@@ -137,6 +137,7 @@ class HFCausalLM:
         tok = self.tokenizer
         self.pad_id = next(i for i in (tok.pad_token_id, tok.eos_token_id, 0) if i is not None)
         self.eos_id = tok.eos_token_id
+        self._packing: bool | None = None  # whether the model takes a 4D mask (_packing_works)
         self.start_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         cfg = self.model.config
         self.max_length = int(
@@ -274,8 +275,9 @@ class HFCausalLM:
         ]
         results: list[ChoiceScore | None] = [None] * len(prompts)
         for batch in self._batches([len(p_ids[i]) for i in range(len(prompts))], self.batch_size):
-            prompt = self._prefill([p_ids[i] for i in batch], capacity=0)
-            scored = self._score_continuations(prompt, [c_ids[i] for i in batch], keep_prompt=False)
+            conts = [c_ids[i] for i in batch]
+            prompt = self._prefill([p_ids[i] for i in batch], capacity=_packed_width(conts))
+            scored = self._score_continuations(prompt, conts, keep_prompt=False)
             for i, lps in zip(batch, scored):
                 results[i] = _choice_score(lps)
         return _filled(results)
@@ -324,9 +326,9 @@ class HFCausalLM:
         outputs: list[Generation | None] = [None] * len(prompts)
         for batch in self._batches([len(p_ids[i]) for i in shared], self.batch_size):
             rows = [shared[j] for j in batch]
-            prompt = self._prefill([p_ids[i] for i in rows], capacity=max_new_tokens)
-            # the target is one more continuation beside the options: row 0 of each prompt's group
+            # the target is one more continuation beside the options, the first of each prompt's
             conts = [[t_ids[i]] + (c_ids[i] if c_ids else []) for i in rows]
+            prompt = self._prefill([p_ids[i] for i in rows], capacity=max(max_new_tokens, _packed_width(conts)))
             scored = self._score_continuations(prompt, conts, keep_prompt=max_new_tokens > 0)
             for i, lps in zip(rows, scored):
                 scores[i] = TargetScore(lps[0], tuple(self.tokenizer.convert_ids_to_tokens(t_ids[i])))
@@ -399,10 +401,59 @@ class HFCausalLM:
         self, prompt: _Prompt, conts: list[list[list[int]]], keep_prompt: bool
     ) -> list[list[np.ndarray]]:
         """Log p of every token of every continuation of every prompt (float64 arrays, one per
-        continuation). The prompt's cache is repeated once per continuation slot -- into a new
-        preallocated cache if ``keep_prompt`` or possible, else in place -- and all continuations
-        run in one pass of ``len(prompts) * slots`` rows (a prompt with fewer continuations leaves
-        rows of padding)."""
+        continuation), all in one forward pass from the prompts' cache. With ``keep_prompt`` the
+        cache holds just the prompts again afterwards (generation continues from it)."""
+        if self._packing_works():
+            scored = self._score_packed(prompt, conts)
+            if keep_prompt:
+                for layer in prompt.cache.layers:
+                    layer.truncate(prompt.mask.shape[1])
+            return scored
+        return self._score_repeated(prompt, conts, keep_prompt)
+
+    def _score_packed(self, prompt: _Prompt, conts: list[list[list[int]]]) -> list[list[np.ndarray]]:
+        """All continuations of a prompt packed into one row after it, each attending to the
+        prompt and to its own earlier tokens only (a 4D mask) and positioned as if it alone
+        followed the prompt: no copy of the prompt's cache, no padding to the longest option.
+        The cache needs room for the longest packed row."""
+        import torch  # optional heavy dependency (mirage[eval])
+
+        n, p_width, width = len(conts), prompt.mask.shape[1], _packed_width(conts)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        seg = torch.full((n, width), -1, dtype=torch.long)  # which continuation a packed token is of
+        pos = torch.zeros((n, width), dtype=torch.long)
+        starts: list[list[int]] = []
+        for b, c in enumerate(conts):
+            offsets = np.cumsum([0] + [len(e) for e in c]).tolist()
+            starts.append(offsets[:-1])
+            for j, e in enumerate(c):
+                o = offsets[j]
+                ids[b, o : o + len(e)] = torch.tensor(e)
+                seg[b, o : o + len(e)] = j
+                pos[b, o : o + len(e)] = prompt.lengths[b] + torch.arange(len(e))
+        own = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0)
+        # a padding token sees itself, so that no query is left without a key (NaN in its output)
+        own = (own & torch.ones(width, width, dtype=torch.bool).tril()) | torch.eye(width, dtype=torch.bool)
+        sees = torch.cat([prompt.mask.bool().cpu()[:, None, :].expand(n, width, p_width), own], dim=2)
+        dtype = self.model.dtype
+        mask = torch.zeros(sees.shape, dtype=dtype).masked_fill_(~sees, torch.finfo(dtype).min)[:, None]
+        ids = ids.to(self.device)
+        logits, _ = self._forward(ids, mask.to(self.device), pos.to(self.device), cache=prompt.cache, use_cache=True)
+        # the token after packed position t is predicted there; a first token by the prompt's last
+        tail = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        head = torch.log_softmax(prompt.last_logits.float(), dim=-1).gather(-1, ids)
+        tail_np, head_np = tail.double().cpu().numpy(), head.double().cpu().numpy()
+        return [
+            [np.concatenate([head_np[b, o : o + 1], tail_np[b, o : o + len(e) - 1]]) for o, e in zip(starts[b], c)]
+            for b, c in enumerate(conts)
+        ]
+
+    def _score_repeated(
+        self, prompt: _Prompt, conts: list[list[list[int]]], keep_prompt: bool
+    ) -> list[list[np.ndarray]]:
+        """:meth:`_score_packed` for models that ignore a 4D attention mask: the prompt's cache
+        is repeated once per continuation slot (into a new preallocated cache if the prompt's is
+        one, else in place, which ``keep_prompt`` forbids) and every continuation has a row."""
         import torch  # optional heavy dependency (mirage[eval])
 
         n, k = len(conts), max(len(c) for c in conts)
@@ -414,7 +465,7 @@ class HFCausalLM:
             for j, e in enumerate(c):
                 cont_ids[b * k + j, : len(e)] = torch.tensor(e)
                 cont_mask[b * k + j, : len(e)] = 1
-        if isinstance(getattr(prompt.cache, "layers", [None])[0], _inplace_layer_class()):
+        if _is_inplace(prompt.cache):
             cache = _repeated_cache(prompt.cache, k, width)
         elif keep_prompt:
             raise RuntimeError("a concatenating KV cache cannot be shared between requests")
@@ -431,6 +482,26 @@ class HFCausalLM:
         head = first.repeat_interleave(k, 0).gather(-1, cont_ids[:, :1])
         lp = torch.cat([head, tail], dim=1).double().cpu().numpy()
         return [[lp[b * k + j, : len(e)] for j, e in enumerate(c)] for b, c in enumerate(conts)]
+
+    def _packing_works(self) -> bool:
+        """Whether this model honours a custom 4D attention mask, as :meth:`_score_packed` needs
+        (not every transformers model does: some build their attention bias from a 2D mask).
+        Decided once, on a tiny input, by comparison with :meth:`_score_repeated`, and only
+        where the prompt's cache can be preallocated (the packed rows are cut off it again)."""
+        if self._packing is None:
+            self._packing = False
+            if self._inplace_cache(0) is not None:
+                prompts = [[1, 2, 3], [4, 5]]
+                conts = [[[6, 7], [8], [9, 10, 11]], [[12]]]
+                try:
+                    packed = self._score_packed(self._prefill(prompts, capacity=6), conts)
+                except Exception:  # noqa: BLE001 -- whatever a model raises on a mask it does not take
+                    return False
+                repeated = self._score_repeated(self._prefill(prompts, capacity=0), conts, keep_prompt=False)
+                self._packing = all(
+                    np.allclose(a, b, atol=1e-3, rtol=0) for pa, pr in zip(packed, repeated) for a, b in zip(pa, pr)
+                )
+        return self._packing
 
     def _greedy(self, prompt: _Prompt, stop: Sequence[str], max_new_tokens: int) -> list[list[int]]:
         """Greedy token ids after each prompt, each row ended by EOS (not kept), a stop string
@@ -491,6 +562,11 @@ class _Prompt:
     mask: Any
     positions: Any
     lengths: list[int]
+
+
+def _packed_width(conts: list[list[list[int]]]) -> int:
+    """Tokens of the longest row of packed continuations (:meth:`HFCausalLM._score_packed`)."""
+    return max(sum(len(e) for e in c) for c in conts)
 
 
 def _choice_score(logprobs: Sequence[np.ndarray]) -> ChoiceScore:
@@ -563,6 +639,11 @@ def _inplace_layer_class() -> Any:
 
     _INPLACE_LAYER = InPlaceLayer
     return InPlaceLayer
+
+
+def _is_inplace(cache: Any) -> bool:
+    layers = getattr(cache, "layers", None) or [None]
+    return isinstance(layers[0], _inplace_layer_class())
 
 
 def _repeated_cache(cache: Any, repeats: int, capacity: int) -> Any:
