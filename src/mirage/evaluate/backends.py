@@ -15,10 +15,14 @@ longer than the context window loses prompt tokens from the left; the target is 
 
 Speed (HFCausalLM): requests are sorted by length and batched; one forward pass per batch gives
 every target log-prob (left padding puts all targets at the end, so only their logits are
-computed); a multiple-choice prompt is encoded once and every option is scored from its cached
-keys/values; generation is batched greedy decoding with left padding and a KV cache that stops
-as soon as every row has produced a stop string, EOS or the token limit. Log-softmax is taken in
-float32 whatever the model dtype, and results are returned as float64.
+computed); a multiple-choice prompt is encoded once and its options are packed into one row after
+it, each attending only to the prompt and to itself (a 4D attention mask; models that ignore one
+get the prompt's cache repeated per option); generation is batched greedy decoding with left
+padding and a preallocated KV cache written in place, finished rows leave the batch and it stops
+as soon as every row has produced a stop string, EOS or the token limit. ``score_all`` answers all
+three requests of the same prompts with one pass over each prompt (``mirage eval`` uses it where a
+backend has it). Log-softmax is taken in float32 whatever the model dtype, and results are
+returned as float64.
 """
 
 from __future__ import annotations
@@ -264,8 +268,8 @@ class HFCausalLM:
         return _filled(results)
 
     def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
-        """Each prompt is run once; its KV cache is repeated over its options, which are then
-        scored together in one pass (lm-eval re-encodes the prompt for every option)."""
+        """Each prompt is run once; its options are then scored together in one pass from its KV
+        cache (lm-eval re-encodes the prompt for every option)."""
         if len(prompts) != len(choices):
             raise ValueError("prompts and choices differ in length")
         c_ids = self._choice_ids(choices)
@@ -305,8 +309,8 @@ class HFCausalLM:
         The same results as ``score_targets``, ``score_choices`` (when ``choices`` are given) and
         ``generate`` (when ``max_new_tokens`` > 0), up to float rounding, for a third of the prompt
         forward passes: one batched pass over the prompts fills a preallocated KV cache; the target
-        and the options are scored together from copies of it, and greedy decoding continues from
-        it in place. Prompts too long for the context window of every request (their cut would
+        and the options are scored together in one pass from it, and greedy decoding continues
+        from it in place. Prompts too long for the context window of every request (their cut would
         differ between requests), or a model whose cache cannot be preallocated, take the three
         separate requests instead."""
         if len(prompts) != len(targets) or (choices is not None and len(choices) != len(prompts)):
@@ -337,7 +341,8 @@ class HFCausalLM:
             if max_new_tokens > 0:
                 for i, new in zip(rows, self._greedy(prompt, stop, max_new_tokens)):
                     outputs[i] = self._generation(new, stop)
-        rest = [i for i in range(len(prompts)) if i not in set(shared)]
+        in_shared = set(shared)
+        rest = [i for i in range(len(prompts)) if i not in in_shared]
         if rest:
             sub_p, sub_t = [prompts[i] for i in rest], [targets[i] for i in rest]
             for i, r in zip(rest, self.score_targets(sub_p, sub_t)):
