@@ -382,7 +382,7 @@ class HFCausalLM:
         full-attention layers (sliding windows, linear attention) or transformers predates
         per-layer caches (< 4.56): those keep transformers' concatenating cache."""
         try:
-            from transformers.cache_utils import DynamicCache, DynamicLayer
+            from transformers.cache_utils import DynamicCache, DynamicLayer  # optional heavy dependency (mirage[eval])
         except ImportError:
             return None
         try:
@@ -589,7 +589,7 @@ def _inplace_layer_class() -> Any:
     global _INPLACE_LAYER
     if _INPLACE_LAYER is not None:
         return _INPLACE_LAYER
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import DynamicLayer  # optional heavy dependency (mirage[eval])
 
     class InPlaceLayer(DynamicLayer):
         key_buffer: Any
@@ -653,7 +653,7 @@ def _is_inplace(cache: Any) -> bool:
 
 def _repeated_cache(cache: Any, repeats: int, capacity: int) -> Any:
     """A new in-place cache holding ``cache`` repeated ``repeats`` times per row."""
-    from transformers.cache_utils import DynamicCache
+    from transformers.cache_utils import DynamicCache  # optional heavy dependency (mirage[eval])
 
     out = DynamicCache()
     out.layers = [layer.repeated(repeats, capacity) for layer in cache.layers]
