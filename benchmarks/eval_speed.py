@@ -8,10 +8,11 @@ log-likelihood. Figures measured in the same run, medians of --repeats:
 (a) target scoring: mirage ``score_targets`` (tokenise, sort, pad, forward, float32
     log-softmax, gather, float64 results) / a bare torch forward over the very same padded token
     batches (no tokenisation, no log-softmax) -- the overhead ratio (aim <= 1.25);
-(c) multiple choice: mirage (prompt once, options from its repeated KV cache) / the lm-eval way
-    (every prompt+option sequence run in full, batched the same);
+(c) multiple choice: mirage (prompt once, its options packed into one row after it and run from
+    its KV cache) / the lm-eval way (every prompt+option sequence run in full, batched the same);
 (d) the ``mirage eval`` command's wall time for the whole family, all three request kinds, into a
-    fresh store (process start, imports and model loading included);
+    fresh store (process start, imports and model loading included), and of that the start-up
+    alone: a process that only imports what the command imports before its first model runs;
 (e) ``evaluate_family`` in process / the time inside the models' forward passes it ran (aim <= 1.5).
 
 (b) ``--lm-eval``: the same requests through lm-evaluation-harness 0.4.x as a local task, in its
@@ -164,6 +165,7 @@ def main() -> None:
             f"(d) mirage eval command, whole family (generation <= 8 tokens + 7-way MC + log-likelihood, "
             f"{len(prompts)} problems, incl. start-up and model loading): {t_family:.1f} s"
         )
+        print(f"    of which process start-up and imports: {startup_seconds():.1f} s")
         t_inproc, t_forward = family_forward_share(tmp, task, args)
         print(
             f"(e) the whole family in process ({t_inproc:.1f} s, model loading included) / the model forward passes "
@@ -177,6 +179,18 @@ def main() -> None:
             print(f"    agreement with lm-eval per sample: {agreement_with_lm_eval(tmp, args.batch_size)}")
         else:
             print("(b) lm-eval comparison not run (pass --lm-eval; installs lm-eval 0.4.x into its own venv)")
+
+
+def startup_seconds() -> float:
+    """Wall time of a process that imports what ``mirage eval`` imports before its first model
+    runs (mirage, torch, transformers and its GPT-2 modules) and does nothing else."""
+    imports = (
+        "from mirage.cli import main; import mirage.evaluate.run, torch; "
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel"
+    )
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", imports], check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    return time.perf_counter() - t0
 
 
 def family_forward_share(tmp: Path, task, args) -> tuple[float, float]:

@@ -15,10 +15,14 @@ longer than the context window loses prompt tokens from the left; the target is 
 
 Speed (HFCausalLM): requests are sorted by length and batched; one forward pass per batch gives
 every target log-prob (left padding puts all targets at the end, so only their logits are
-computed); a multiple-choice prompt is encoded once and every option is scored from its cached
-keys/values; generation is batched greedy decoding with left padding and a KV cache that stops
-as soon as every row has produced a stop string, EOS or the token limit. Log-softmax is taken in
-float32 whatever the model dtype, and results are returned as float64.
+computed); a multiple-choice prompt is encoded once and its options are packed into one row after
+it, each attending only to the prompt and to itself (a 4D attention mask; models that ignore one
+get the prompt's cache repeated per option); generation is batched greedy decoding with left
+padding and a preallocated KV cache written in place, finished rows leave the batch and it stops
+as soon as every row has produced a stop string, EOS or the token limit. ``score_all`` answers all
+three requests of the same prompts with one pass over each prompt (``mirage eval`` uses it where a
+backend has it). Log-softmax is taken in float32 whatever the model dtype, and results are
+returned as float64.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ class HFCausalLM:
         tok = self.tokenizer
         self.pad_id = next(i for i in (tok.pad_token_id, tok.eos_token_id, 0) if i is not None)
         self.eos_id = tok.eos_token_id
+        self._packing: bool | None = None  # whether the model takes a 4D mask (_packing_works)
         self.start_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         cfg = self.model.config
         self.max_length = int(
@@ -238,10 +243,7 @@ class HFCausalLM:
 
         if len(prompts) != len(targets):
             raise ValueError("prompts and targets differ in length")
-        t_ids = self.encode_many(targets)
-        for t, ids in zip(targets, t_ids):
-            if not ids:
-                raise MirageInputError(f"target {t!r} has no tokens", self.ref)
+        t_ids = self._target_ids(targets)
         p_ids = [self._prompt_ids(p, len(t), ids) for p, t, ids in zip(prompts, t_ids, self.encode_many(prompts))]
         results: list[TargetScore | None] = [None] * len(prompts)
         for batch in self._batches([len(p_ids[i]) + len(t_ids[i]) for i in range(len(prompts))], self.batch_size):
@@ -266,89 +268,396 @@ class HFCausalLM:
         return _filled(results)
 
     def score_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[ChoiceScore]:
-        """Each prompt is run once; its KV cache is repeated over its options, which are then
-        scored together in one pass (lm-eval re-encodes the prompt for every option)."""
-        import torch  # optional heavy dependency (mirage[eval])
-
+        """Each prompt is run once; its options are then scored together in one pass from its KV
+        cache (lm-eval re-encodes the prompt for every option)."""
         if len(prompts) != len(choices):
             raise ValueError("prompts and choices differ in length")
-        flat = self.encode_many([c for opts in choices for c in opts])
-        bounds = np.cumsum([0] + [len(opts) for opts in choices])
-        c_ids = [flat[bounds[i] : bounds[i + 1]] for i in range(len(choices))]
-        for opts, enc in zip(choices, c_ids):
-            if not opts or any(not e for e in enc):
-                raise MirageInputError(f"options {list(opts)!r} include one with no tokens", self.ref)
+        c_ids = self._choice_ids(choices)
         p_ids = [
             self._prompt_ids(p, max(len(e) for e in enc), ids)
             for p, enc, ids in zip(prompts, c_ids, self.encode_many(prompts))
         ]
         results: list[ChoiceScore | None] = [None] * len(prompts)
         for batch in self._batches([len(p_ids[i]) for i in range(len(prompts))], self.batch_size):
-            ids, mask, pos = self._pad([p_ids[i] for i in batch], "left")
-            last_logits, cache = self._forward(ids, mask, pos, keep=1, use_cache=True)
-            first = torch.log_softmax(last_logits[:, -1].float(), dim=-1)  # predicts each option's first token
-            k = max(len(c_ids[i]) for i in batch)
-            width = max(len(e) for i in batch for e in c_ids[i])
-            opt_ids = torch.full((len(batch) * k, width), self.pad_id, dtype=torch.long)
-            opt_mask = torch.zeros_like(opt_ids)
-            for b, i in enumerate(batch):
-                for j, e in enumerate(c_ids[i]):
-                    opt_ids[b * k + j, : len(e)] = torch.tensor(e)
-                    opt_mask[b * k + j, : len(e)] = 1
-            cache.batch_repeat_interleave(k)
-            full_mask = torch.cat([mask.repeat_interleave(k, 0), opt_mask.to(self.device)], dim=1)
-            start = torch.tensor([len(p_ids[i]) for i in batch], device=self.device).repeat_interleave(k)
-            opt_pos = start[:, None] + torch.arange(width, device=self.device)[None, :]
-            opt_logits, _ = self._forward(opt_ids.to(self.device), full_mask, opt_pos, cache=cache, use_cache=True)
-            logp = torch.log_softmax(opt_logits.float(), dim=-1)
-            for b, i in enumerate(batch):
-                sums, lens = [], []
-                for j, e in enumerate(c_ids[i]):
-                    row = b * k + j
-                    total = first[b, e[0]].double()
-                    if len(e) > 1:
-                        tail = torch.tensor(e[1:], device=logp.device)
-                        total = total + logp[row, : len(e) - 1].gather(-1, tail[:, None]).double().sum()
-                    sums.append(float(total))
-                    lens.append(len(e))
-                results[i] = ChoiceScore(tuple(sums), tuple(lens))
+            conts = [c_ids[i] for i in batch]
+            prompt = self._prefill([p_ids[i] for i in batch], capacity=_packed_width(conts))
+            scored = self._score_continuations(prompt, conts, keep_prompt=False)
+            for i, lps in zip(batch, scored):
+                results[i] = _choice_score(lps)
         return _filled(results)
 
     def generate(self, prompts: Sequence[str], stop: Sequence[str], max_new_tokens: int) -> list[Generation]:
         """Greedy continuations with a key-value cache, cut before the first stop string."""
-        import torch  # optional heavy dependency (mirage[eval])
-
-        stop = [s for s in stop if s]
         p_ids = [self._prompt_ids(p, max_new_tokens, ids) for p, ids in zip(prompts, self.encode_many(prompts))]
         results: list[Generation | None] = [None] * len(prompts)
         for batch in self._batches([len(p_ids[i]) for i in range(len(prompts))], self.batch_size):
-            ids, mask, pos = self._pad([p_ids[i] for i in batch], "left")
-            logits, cache = self._forward(ids, mask, pos, keep=1, use_cache=True)
-            new: list[list[int]] = [[] for _ in batch]
-            done = [False] * len(batch)
-            next_pos = pos[:, -1:] + 1
-            for _ in range(max_new_tokens):
-                nxt = logits[:, -1].float().argmax(-1)
-                for b, tok in enumerate(nxt.tolist()):
-                    if done[b]:
-                        continue
-                    if tok == self.eos_id:
-                        done[b] = True
-                        continue
-                    new[b].append(tok)
-                    if stop and any(s in self.tokenizer.decode(new[b]) for s in stop):
-                        done[b] = True
-                if all(done):
-                    break
-                mask = torch.cat([mask, torch.ones((len(batch), 1), dtype=mask.dtype, device=mask.device)], dim=1)
-                logits, cache = self._forward(nxt[:, None], mask, next_pos, cache=cache, use_cache=True)
-                next_pos = next_pos + 1
-            for b, i in enumerate(batch):
-                text = str(self.tokenizer.decode(new[b], skip_special_tokens=True))
-                cut = min((text.find(s) for s in stop if s in text), default=len(text))
-                text = text[:cut]
-                results[i] = Generation(text, self.tokens_of(text))
+            prompt = self._prefill([p_ids[i] for i in batch], capacity=max_new_tokens)
+            for i, new in zip(batch, self._greedy(prompt, stop, max_new_tokens)):
+                results[i] = self._generation(new, stop)
         return _filled(results)
+
+    def score_all(
+        self,
+        prompts: Sequence[str],
+        targets: Sequence[str],
+        choices: Sequence[Sequence[str]] | None = None,
+        stop: Sequence[str] = (),
+        max_new_tokens: int = 0,
+    ) -> tuple[list[TargetScore], list[ChoiceScore] | None, list[Generation] | None]:
+        """All three requests for the same prompts, each prompt run through the model once.
+
+        The same results as ``score_targets``, ``score_choices`` (when ``choices`` are given) and
+        ``generate`` (when ``max_new_tokens`` > 0), up to float rounding, for a third of the prompt
+        forward passes: one batched pass over the prompts fills a preallocated KV cache; the target
+        and the options are scored together in one pass from it, and greedy decoding continues
+        from it in place. Prompts too long for the context window of every request (their cut would
+        differ between requests), or a model whose cache cannot be preallocated, take the three
+        separate requests instead."""
+        if len(prompts) != len(targets) or (choices is not None and len(choices) != len(prompts)):
+            raise ValueError("prompts, targets and choices differ in length")
+        t_ids = self._target_ids(targets)
+        c_ids = self._choice_ids(choices) if choices is not None else None
+        raw = self.encode_many(prompts)
+        rooms = [
+            max(len(t_ids[i]), max(map(len, c_ids[i])) if c_ids else 0, max_new_tokens) for i in range(len(prompts))
+        ]
+        p_ids = [self._prompt_ids(p, room, ids) for p, room, ids in zip(prompts, rooms, raw)]
+        # a prompt cut for the longest request would be cut less (or not) for the others
+        uncut = [len(p_ids[i]) == len(self._prompt_ids(prompts[i], 0, raw[i])) for i in range(len(prompts))]
+        shared = [i for i in range(len(prompts)) if uncut[i]] if self._inplace_cache(1) is not None else []
+        scores: list[TargetScore | None] = [None] * len(prompts)
+        options: list[ChoiceScore | None] = [None] * len(prompts)
+        outputs: list[Generation | None] = [None] * len(prompts)
+        for batch in self._batches([len(p_ids[i]) for i in shared], self.batch_size):
+            rows = [shared[j] for j in batch]
+            # the target is one more continuation beside the options, the first of each prompt's
+            conts = [[t_ids[i]] + (c_ids[i] if c_ids else []) for i in rows]
+            prompt = self._prefill([p_ids[i] for i in rows], capacity=max(max_new_tokens, _packed_width(conts)))
+            scored = self._score_continuations(prompt, conts, keep_prompt=max_new_tokens > 0)
+            for i, lps in zip(rows, scored):
+                scores[i] = TargetScore(lps[0], tuple(self.tokenizer.convert_ids_to_tokens(t_ids[i])))
+                if c_ids:
+                    options[i] = _choice_score(lps[1:])
+            if max_new_tokens > 0:
+                for i, new in zip(rows, self._greedy(prompt, stop, max_new_tokens)):
+                    outputs[i] = self._generation(new, stop)
+        in_shared = set(shared)
+        rest = [i for i in range(len(prompts)) if i not in in_shared]
+        if rest:
+            sub_p, sub_t = [prompts[i] for i in rest], [targets[i] for i in rest]
+            for i, r in zip(rest, self.score_targets(sub_p, sub_t)):
+                scores[i] = r
+            if choices is not None:
+                for i, c in zip(rest, self.score_choices(sub_p, [choices[i] for i in rest])):
+                    options[i] = c
+            if max_new_tokens > 0:
+                for i, g in zip(rest, self.generate(sub_p, stop, max_new_tokens)):
+                    outputs[i] = g
+        return (
+            _filled(scores),
+            _filled(options) if choices is not None else None,
+            _filled(outputs) if max_new_tokens > 0 else None,
+        )
+
+    # ------------------------------------------------------------------ the pieces of a request
+    def _target_ids(self, targets: Sequence[str]) -> list[list[int]]:
+        t_ids = self.encode_many(targets)
+        for t, ids in zip(targets, t_ids):
+            if not ids:
+                raise MirageInputError(f"target {t!r} has no tokens", self.ref)
+        return t_ids
+
+    def _choice_ids(self, choices: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        flat = self.encode_many([c for opts in choices for c in opts])
+        bounds = np.cumsum([0] + [len(opts) for opts in choices])
+        c_ids = [flat[bounds[i] : bounds[i + 1]] for i in range(len(choices))]
+        for opts, enc in zip(choices, c_ids):
+            if not opts or any(not e for e in enc):
+                raise MirageInputError(f"options {list(opts)!r} include one with no tokens", self.ref)
+        return c_ids
+
+    def _inplace_cache(self, capacity: int) -> Any:
+        """An empty KV cache whose layers write into buffers preallocated for ``capacity`` tokens
+        beyond the first update, or None where the model's own cache is not a stack of plain
+        full-attention layers (sliding windows, linear attention) or transformers predates
+        per-layer caches (< 4.56): those keep transformers' concatenating cache."""
+        try:
+            from transformers.cache_utils import DynamicCache, DynamicLayer  # optional heavy dependency (mirage[eval])
+        except ImportError:
+            return None
+        try:
+            cache = DynamicCache(config=self.model.config)
+        except TypeError:
+            return None
+        layers = getattr(cache, "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return None
+        cache.layers = [_inplace_layer_class()(capacity) for _ in layers]
+        return cache
+
+    def _prefill(self, seqs: list[list[int]], capacity: int) -> _Prompt:
+        """One forward pass over left-padded prompts into a cache with room for ``capacity`` more
+        tokens; the logits of each prompt's last position predict what follows it."""
+        ids, mask, pos = self._pad(seqs, "left")
+        logits, cache = self._forward(ids, mask, pos, cache=self._inplace_cache(capacity), keep=1, use_cache=True)
+        return _Prompt(logits[:, -1], cache, mask, pos, [len(s) for s in seqs])
+
+    def _score_continuations(
+        self, prompt: _Prompt, conts: list[list[list[int]]], keep_prompt: bool
+    ) -> list[list[np.ndarray]]:
+        """Log p of every token of every continuation of every prompt (float64 arrays, one per
+        continuation), all in one forward pass from the prompts' cache. With ``keep_prompt`` the
+        cache holds just the prompts again afterwards (generation continues from it)."""
+        if self._packing_works():
+            scored = self._score_packed(prompt, conts)
+            if keep_prompt:
+                for layer in prompt.cache.layers:
+                    layer.truncate(prompt.mask.shape[1])
+            return scored
+        return self._score_repeated(prompt, conts, keep_prompt)
+
+    def _score_packed(self, prompt: _Prompt, conts: list[list[list[int]]]) -> list[list[np.ndarray]]:
+        """All continuations of a prompt packed into one row after it, each attending to the
+        prompt and to its own earlier tokens only (a 4D mask) and positioned as if it alone
+        followed the prompt: no copy of the prompt's cache, no padding to the longest option.
+        The cache needs room for the longest packed row."""
+        import torch  # optional heavy dependency (mirage[eval])
+
+        n, p_width, width = len(conts), prompt.mask.shape[1], _packed_width(conts)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        seg = torch.full((n, width), -1, dtype=torch.long)  # which continuation a packed token is of
+        pos = torch.zeros((n, width), dtype=torch.long)
+        starts: list[list[int]] = []
+        for b, c in enumerate(conts):
+            offsets = np.cumsum([0] + [len(e) for e in c]).tolist()
+            starts.append(offsets[:-1])
+            for j, e in enumerate(c):
+                o = offsets[j]
+                ids[b, o : o + len(e)] = torch.tensor(e)
+                seg[b, o : o + len(e)] = j
+                pos[b, o : o + len(e)] = prompt.lengths[b] + torch.arange(len(e))
+        own = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0)
+        # a padding token sees itself, so that no query is left without a key (NaN in its output)
+        own = (own & torch.ones(width, width, dtype=torch.bool).tril()) | torch.eye(width, dtype=torch.bool)
+        sees = torch.cat([prompt.mask.bool().cpu()[:, None, :].expand(n, width, p_width), own], dim=2)
+        dtype = self.model.dtype
+        mask = torch.zeros(sees.shape, dtype=dtype).masked_fill_(~sees, torch.finfo(dtype).min)[:, None]
+        ids = ids.to(self.device)
+        logits, _ = self._forward(ids, mask.to(self.device), pos.to(self.device), cache=prompt.cache, use_cache=True)
+        # the token after packed position t is predicted there; a first token by the prompt's last
+        tail = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        head = torch.log_softmax(prompt.last_logits.float(), dim=-1).gather(-1, ids)
+        tail_np, head_np = tail.double().cpu().numpy(), head.double().cpu().numpy()
+        return [
+            [np.concatenate([head_np[b, o : o + 1], tail_np[b, o : o + len(e) - 1]]) for o, e in zip(starts[b], c)]
+            for b, c in enumerate(conts)
+        ]
+
+    def _score_repeated(
+        self, prompt: _Prompt, conts: list[list[list[int]]], keep_prompt: bool
+    ) -> list[list[np.ndarray]]:
+        """:meth:`_score_packed` for models that ignore a 4D attention mask: the prompt's cache
+        is repeated once per continuation slot (into a new preallocated cache if the prompt's is
+        one, else in place, which ``keep_prompt`` forbids) and every continuation has a row."""
+        import torch  # optional heavy dependency (mirage[eval])
+
+        n, k = len(conts), max(len(c) for c in conts)
+        width = max(len(e) for c in conts for e in c)
+        first = torch.log_softmax(prompt.last_logits.float(), dim=-1)  # predicts each first token
+        cont_ids = torch.full((n * k, width), self.pad_id, dtype=torch.long)
+        cont_mask = torch.zeros_like(cont_ids)
+        for b, c in enumerate(conts):
+            for j, e in enumerate(c):
+                cont_ids[b * k + j, : len(e)] = torch.tensor(e)
+                cont_mask[b * k + j, : len(e)] = 1
+        if _is_inplace(prompt.cache):
+            cache = _repeated_cache(prompt.cache, k, width)
+        elif keep_prompt:
+            raise RuntimeError("a concatenating KV cache cannot be shared between requests")
+        else:
+            cache = prompt.cache
+            cache.batch_repeat_interleave(k)
+        cont_ids = cont_ids.to(self.device)
+        full_mask = torch.cat([prompt.mask.repeat_interleave(k, 0), cont_mask.to(self.device)], dim=1)
+        start = torch.tensor(prompt.lengths, device=self.device).repeat_interleave(k)
+        cont_pos = start[:, None] + torch.arange(width, device=self.device)[None, :]
+        logits, _ = self._forward(cont_ids, full_mask, cont_pos, cache=cache, use_cache=True)
+        # token t + 1 of a continuation is predicted at its position t: gather all rows at once
+        tail = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, cont_ids[:, 1:, None])[..., 0]
+        head = first.repeat_interleave(k, 0).gather(-1, cont_ids[:, :1])
+        lp = torch.cat([head, tail], dim=1).double().cpu().numpy()
+        return [[lp[b * k + j, : len(e)] for j, e in enumerate(c)] for b, c in enumerate(conts)]
+
+    def _packing_works(self) -> bool:
+        """Whether this model honours a custom 4D attention mask, as :meth:`_score_packed` needs
+        (not every transformers model does: some build their attention bias from a 2D mask).
+        Decided once, on a tiny input, by comparison with :meth:`_score_repeated`, and only
+        where the prompt's cache can be preallocated (the packed rows are cut off it again)."""
+        if self._packing is None:
+            self._packing = False
+            if self._inplace_cache(0) is not None:
+                prompts = [[1, 2, 3], [4, 5]]
+                conts = [[[6, 7], [8], [9, 10, 11]], [[12]]]
+                try:
+                    packed = self._score_packed(self._prefill(prompts, capacity=6), conts)
+                except Exception:  # noqa: BLE001 -- whatever a model raises on a mask it does not take
+                    return False
+                repeated = self._score_repeated(self._prefill(prompts, capacity=0), conts, keep_prompt=False)
+                self._packing = all(
+                    np.allclose(a, b, atol=1e-3, rtol=0) for pa, pr in zip(packed, repeated) for a, b in zip(pa, pr)
+                )
+        return self._packing
+
+    def _greedy(self, prompt: _Prompt, stop: Sequence[str], max_new_tokens: int) -> list[list[int]]:
+        """Greedy token ids after each prompt, each row ended by EOS (not kept), a stop string
+        (kept; the caller cuts the text) or ``max_new_tokens``. The cache is extended in place;
+        finished rows are dropped from the batch once they are a quarter of the rows still run
+        (each drop copies the remaining rows' cache, so dropping at every finished row could
+        cost more than the rows' compute it saves)."""
+        import torch  # optional heavy dependency (mirage[eval])
+
+        stop = [s for s in stop if s]
+        new: list[list[int]] = [[] for _ in prompt.lengths]
+        rows = list(range(len(prompt.lengths)))  # the prompt of each row of the running batch
+        live = [True] * len(rows)
+        logits, cache, mask = prompt.last_logits, prompt.cache, prompt.mask
+        next_pos = prompt.positions[:, -1:] + 1
+        for step in range(max_new_tokens):
+            nxt = logits.float().argmax(-1)
+            for r, tok in enumerate(nxt.tolist()):
+                if not live[r]:
+                    continue
+                b = rows[r]
+                if tok == self.eos_id:
+                    live[r] = False
+                    continue
+                new[b].append(tok)
+                if stop and any(s in self.tokenizer.decode(new[b]) for s in stop):
+                    live[r] = False
+            n_live = sum(live)
+            if n_live == 0 or step == max_new_tokens - 1:
+                break  # no forward pass for a token nobody would read
+            if n_live <= 3 * len(rows) // 4:
+                keep = [r for r in range(len(rows)) if live[r]]
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, next_pos, nxt = mask[index], next_pos[index], nxt[index]
+                rows, live = [rows[r] for r in keep], [True] * len(keep)
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            step_logits, cache = self._forward(nxt[:, None], mask, next_pos, cache=cache, use_cache=True)
+            logits = step_logits[:, -1]
+            next_pos = next_pos + 1
+        return new
+
+    def _generation(self, new: list[int], stop: Sequence[str]) -> Generation:
+        text = str(self.tokenizer.decode(new, skip_special_tokens=True))
+        cut = min((text.find(s) for s in stop if s and s in text), default=len(text))
+        text = text[:cut]
+        return Generation(text, self.tokens_of(text))
+
+
+@dataclass
+class _Prompt:
+    """A batch of prompts after their forward pass: the logits at each prompt's last position,
+    the KV cache, the attention mask and position ids of the left-padded batch, and each prompt's
+    length in tokens."""
+
+    last_logits: Any
+    cache: Any
+    mask: Any
+    positions: Any
+    lengths: list[int]
+
+
+def _packed_width(conts: list[list[list[int]]]) -> int:
+    """Tokens of the longest row of packed continuations (:meth:`HFCausalLM._score_packed`)."""
+    return max(sum(len(e) for e in c) for c in conts)
+
+
+def _choice_score(logprobs: Sequence[np.ndarray]) -> ChoiceScore:
+    return ChoiceScore(tuple(float(lp.sum()) for lp in logprobs), tuple(len(lp) for lp in logprobs))
+
+
+_INPLACE_LAYER: Any = None
+
+
+def _inplace_layer_class() -> Any:
+    """A transformers ``DynamicLayer`` with its keys and values in preallocated buffers (defined
+    on first use: transformers is an optional dependency). Every update is written in place after
+    what is cached and the layer's ``keys``/``values`` are views of the filled part, so the cache
+    is never copied per step the way the concatenating layer copies it."""
+    global _INPLACE_LAYER
+    if _INPLACE_LAYER is not None:
+        return _INPLACE_LAYER
+    from transformers.cache_utils import DynamicLayer  # optional heavy dependency (mirage[eval])
+
+    class InPlaceLayer(DynamicLayer):
+        key_buffer: Any
+        value_buffer: Any
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity  # tokens beyond the first update (the prompt)
+            self.filled = 0
+
+        def lazy_initialization(self, key_states: Any, value_states: Any) -> None:
+            self.allocate(key_states, value_states, key_states.shape[0], key_states.shape[-2] + self.capacity)
+
+        def allocate(self, keys_like: Any, values_like: Any, n: int, length: int) -> None:
+            """Empty buffers of ``n`` rows and ``length`` tokens (dtype, heads, head sizes as given)."""
+            self.device = keys_like.device
+            self.key_buffer = keys_like.new_empty((n, keys_like.shape[1], length, keys_like.shape[-1]))
+            self.value_buffer = values_like.new_empty((n, values_like.shape[1], length, values_like.shape[-1]))
+            self.is_initialized = True
+            self.truncate(0)
+
+        def truncate(self, length: int) -> None:
+            """Keep the first ``length`` tokens; later updates overwrite the rest."""
+            self.filled = length
+            self.keys, self.values = self.key_buffer[:, :, :length], self.value_buffer[:, :, :length]
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            start, end = self.filled, self.filled + key_states.shape[-2]
+            if end > self.key_buffer.shape[-2]:
+                raise RuntimeError(f"KV cache preallocated for {self.key_buffer.shape[-2]} tokens, {end} needed")
+            self.key_buffer[:, :, start:end] = key_states
+            self.value_buffer[:, :, start:end] = value_states
+            self.truncate(end)
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self.truncate(self.filled)
+
+        def repeated(self, repeats: int, capacity: int) -> InPlaceLayer:
+            """A new layer holding this one's cache ``repeats`` times per row (row-major, as
+            ``repeat_interleave``), with room for ``capacity`` more tokens; this one is unchanged."""
+            n, length = self.key_buffer.shape[0], self.filled
+            out = InPlaceLayer(capacity)
+            out.allocate(self.key_buffer, self.value_buffer, n * repeats, length + capacity)
+            for buf, src in ((out.key_buffer, self.key_buffer), (out.value_buffer, self.value_buffer)):
+                buf.view(n, repeats, *buf.shape[1:])[:, :, :, :length] = src[:, None, :, :length]
+            out.truncate(length)
+            return out
+
+    _INPLACE_LAYER = InPlaceLayer
+    return InPlaceLayer
+
+
+def _is_inplace(cache: Any) -> bool:
+    layers = getattr(cache, "layers", None) or [None]
+    return isinstance(layers[0], _inplace_layer_class())
+
+
+def _repeated_cache(cache: Any, repeats: int, capacity: int) -> Any:
+    """A new in-place cache holding ``cache`` repeated ``repeats`` times per row."""
+    from transformers.cache_utils import DynamicCache  # optional heavy dependency (mirage[eval])
+
+    out = DynamicCache()
+    out.layers = [layer.repeated(repeats, capacity) for layer in cache.layers]
+    return out
 
 
 T = TypeVar("T")

@@ -51,7 +51,7 @@ from ..io.family import SCALE_COLUMNS, FamilySpec, ModelSpec, load_family
 from ..io.tasks import Sample, Task, load_task
 from ..progress import ProgressBar, progress_bar
 from ..schema.records import RECORD_SCHEMA, normalize_records
-from .backends import Backend, HFCausalLM, check_checkpoint, checkpoint_fingerprint
+from .backends import Backend, ChoiceScore, Generation, HFCausalLM, check_checkpoint, checkpoint_fingerprint
 from .hub import resolve_commit
 from .openai_backend import OpenAICompletionsBackend
 from .store import (
@@ -397,15 +397,21 @@ def _chunk_records(
     max_new_tokens: int,
 ) -> pa.Table:
     """One record per sample: target log-probs always; output and/or option scores per view."""
-    prompts = [s.prompt for s in samples]
-    scored = backend.score_targets(prompts, [s.target for s in samples])
-    gens = backend.generate(prompts, task.stop, max_new_tokens) if task.generates else [None] * len(samples)
-    opts = (
-        # a task that scores choices has them for every sample (checked when it is loaded)
-        backend.score_choices(prompts, [s.choices or () for s in samples])
-        if task.scores_choices
-        else [None] * len(samples)
-    )
+    prompts, targets = [s.prompt for s in samples], [s.target for s in samples]
+    # a task that scores choices has them for every sample (checked when it is loaded)
+    choices = [s.choices or () for s in samples] if task.scores_choices else None
+    gens: Sequence[Generation | None] = [None] * len(samples)
+    opts: Sequence[ChoiceScore | None] = [None] * len(samples)
+    score_all = getattr(backend, "score_all", None)
+    if score_all is not None:  # every prompt through the model once for all three requests
+        scored, c, g = score_all(prompts, targets, choices, task.stop, max_new_tokens if task.generates else 0)
+        opts, gens = c if c is not None else opts, g if g is not None else gens
+    else:
+        scored = backend.score_targets(prompts, targets)
+        if task.generates:
+            gens = backend.generate(prompts, task.stop, max_new_tokens)
+        if choices is not None:
+            opts = backend.score_choices(prompts, choices)
     rows = []
     for s, ts, g, c in zip(samples, scored, gens, opts):
         row = {
