@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import MirageInputError
 from ..schema.checks import positive_array
-from .intervals import bootstrap_counts
+from .intervals import seeded_bootstrap_counts
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,9 @@ def fit_power_law(
     resid = log_ce[ok] - (intercept + slope * log_x[ok])
     resid_sd = float(np.sqrt(np.sum(resid**2) / max(int(ok.sum()) - 2, 1)))
 
-    rng = np.random.default_rng(seed)
     if values.ndim == 1:
         resampling = "models"
+        rng = np.random.default_rng(seed)
         weights = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x)), size=n_boot).astype(float)
         b_slope, b_int = _weighted_lines(log_x, log_ce, weights)
     else:
@@ -193,7 +193,8 @@ def fit_power_law(
         b_slope, b_int = np.empty(n_boot), np.empty(n_boot)
         row = 0
         complete = bool(mask.all())
-        for counts in bootstrap_counts(matrix.shape[0], n_boot, rng):
+        # the draws of default_rng(seed), remembered: every group of one size and seed has the same
+        for counts in seeded_bootstrap_counts(matrix.shape[0], n_boot, seed):
             counts = counts.astype(float)
             # with every item present, each resample's count is the number of items, exactly
             ns = float(matrix.shape[0]) if complete else counts @ maskf

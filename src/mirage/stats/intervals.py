@@ -74,6 +74,34 @@ def bootstrap_counts(
         done += rows
 
 
+# the most counts seeded_bootstrap_counts remembers per (seed, size): 64 MB as bytes
+_REMEMBERED_COUNTS = 64_000_000
+
+
+def seeded_bootstrap_counts(n_items: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """The blocks of :func:`bootstrap_counts` from a generator seeded with ``seed``, remembered.
+
+    The counts depend only on (seed, items, resamples), and callers with a fixed seed (the
+    power-law fit of every (family, task) group) ask for the same ones again and again: the last
+    few of at most ``_REMEMBERED_COUNTS`` entries are kept, as small integers (the values are the
+    same whole numbers; the caller converts to the float type of its products).
+    """
+    if isinstance(seed, (int, np.integer)) and 0 < n_items * n_boot <= _REMEMBERED_COUNTS:
+        yield from _remembered_counts(int(seed), n_items, n_boot)
+    else:
+        yield from bootstrap_counts(n_items, n_boot, np.random.default_rng(seed))
+
+
+@functools.lru_cache(maxsize=2)
+def _remembered_counts(seed: int, n_items: int, n_boot: int) -> tuple[np.ndarray, ...]:
+    blocks = []
+    for counts in bootstrap_counts(n_items, n_boot, np.random.default_rng(seed)):
+        small = counts.astype(np.uint8) if counts.max() < 256 else counts
+        small.flags.writeable = False
+        blocks.append(small)
+    return tuple(blocks)
+
+
 def bootstrap_mean_ci(
     values: np.ndarray,
     n_boot: int = 1000,
