@@ -16,20 +16,23 @@ put in the order the whole-table code produced them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import MirageInputError
 from ..metrics import METRICS, compute_sample_metrics
-from ..schema.record_source import RecordSource, UnitRecords, as_record_source, check_unit
+from ..schema.record_source import RecordSource, UnitKey, UnitRecords, as_record_source, check_unit
 from ..schema.records import SUM_COLUMN
 from ..schema.settings import AnalysisSettings
 from ..schema.tables import set_shots
-from .curve_points import curve_frame, record_group_curves
+from ..stats import CountsAhead
+from .curve_points import bootstrap_counts_ahead, curve_frame, record_group_curves
 from .predictions import length_frame, length_rows, prediction_frames, prediction_rows
 from .resolution import resolution_model_stats
 from .verdicts import GroupKey, VerdictEntry, group_key, record_group_verdicts, verdict_keys
@@ -88,43 +91,49 @@ def analyse_records(
     len_rows: list[dict[str, Any]] = []
     stats: list[pd.DataFrame] = []
     predicting = False
-    for unit in source.iter_units():
-        if unit.n_pieces > 1:
-            check_unit(unit)
-        samples = compute_sample_metrics(unit.table, chosen, settings.answer_regex, present=present)
-        set_shots(samples)
-        part.sample_columns = list(samples.columns)
-        predicting = decide and _predicts(samples)
-        for shots, group in samples.groupby("shots", sort=True, dropna=False):
-            key = group_key((unit.family, unit.task, shots))
-            rows = record_group_curves(unit.family, unit.task, key[2], group, settings, order[key])
-            curve_rows += rows
-            if not decide:
-                continue
-            g = _group_curves(rows, score_groups.get(key))
-            if len(g):
-                part.verdicts[key] = record_group_verdicts(g, group, vsettings)
-            if predicting:
-                s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
-                s = s[s["exact_match"].notna()]
-                if len(s):
-                    base: dict[str, Any] = {"family": unit.family, "task": unit.task}
-                    if has_shots:
-                        base["shots"] = key[2]
-                    rows_p, rows_f = prediction_rows(
-                        base, s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level
-                    )
-                    pred_rows += rows_p
-                    fit_rows += rows_f
-                    for model, m in s.groupby("model", sort=True, dropna=False):
-                        len_rows += length_rows(dict(base, model=model), m, level=settings.level)
-            stats.append(resolution_model_stats(group))
-        if on_samples is not None:
-            on_samples(samples)
-        if keep_samples:
-            kept.append((samples, unit.positions))
-        if on_unit is not None:
-            on_unit(unit.family, unit.task, unit.table.num_rows)
+    unit_groups: dict[UnitKey, list[int]] = {}
+    for k, o in order.items():
+        unit_groups.setdefault((str(k[0]), str(k[1])), []).append(o)
+    # the bootstrap's draws are made on a worker thread while the unit's metrics are computed
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for unit in source.iter_units():
+            if unit.n_pieces > 1:
+                check_unit(unit)
+            ahead = _draw_ahead(unit, unit_groups, settings, pool)
+            samples = compute_sample_metrics(unit.table, chosen, settings.answer_regex, present=present)
+            set_shots(samples)
+            part.sample_columns = list(samples.columns)
+            predicting = decide and _predicts(samples)
+            for shots, group in samples.groupby("shots", sort=True, dropna=False):
+                key = group_key((unit.family, unit.task, shots))
+                rows = record_group_curves(unit.family, unit.task, key[2], group, settings, order[key], ahead)
+                curve_rows += rows
+                if not decide:
+                    continue
+                g = _group_curves(rows, score_groups.get(key))
+                if len(g):
+                    part.verdicts[key] = record_group_verdicts(g, group, vsettings)
+                if predicting:
+                    s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
+                    s = s[s["exact_match"].notna()]
+                    if len(s):
+                        base: dict[str, Any] = {"family": unit.family, "task": unit.task}
+                        if has_shots:
+                            base["shots"] = key[2]
+                        rows_p, rows_f = prediction_rows(
+                            base, s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level
+                        )
+                        pred_rows += rows_p
+                        fit_rows += rows_f
+                        for model, m in s.groupby("model", sort=True, dropna=False):
+                            len_rows += length_rows(dict(base, model=model), m, level=settings.level)
+                stats.append(resolution_model_stats(group))
+            if on_samples is not None:
+                on_samples(samples)
+            if keep_samples:
+                kept.append((samples, unit.positions))
+            if on_unit is not None:
+                on_unit(unit.family, unit.task, unit.table.num_rows)
     part.curves = curve_frame(curve_rows)
     if keep_samples:
         part.samples = _in_input_order(kept)
@@ -135,6 +144,18 @@ def analyse_records(
         part.predictions, part.prediction_fits = preds.predictions, preds.fits
         part.lengths = length_frame(len_rows, has_shots)
     return part
+
+
+def _draw_ahead(
+    unit: UnitRecords, unit_groups: dict[UnitKey, list[int]], settings: AnalysisSettings, pool: Executor
+) -> CountsAhead | None:
+    """The bootstrap counts of a unit that is one group (one shots value), started on ``pool``:
+    the group's items are its distinct sample ids (a guess that the bootstrap checks)."""
+    groups = unit_groups.get((str(unit.family), str(unit.task)), [])
+    if len(groups) != 1 or unit.table.num_rows == 0:
+        return None
+    n_items = int(pc.count_distinct(unit.table.column("sample_id"), mode="all").as_py())
+    return bootstrap_counts_ahead(n_items, settings, groups[0], pool)
 
 
 # what the exact-match predictions and the target-length rows read of a group's samples

@@ -9,7 +9,8 @@ error, and a paired, seeded percentile bootstrap of means (resample counts as ma
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from concurrent.futures import Executor, Future
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -102,17 +103,56 @@ def _remembered_counts(seed: int, n_items: int, n_boot: int) -> tuple[np.ndarray
     return tuple(blocks)
 
 
+class CountsAhead:
+    """The blocks of :func:`bootstrap_counts` for ``n_items`` items, ``n_boot`` resamples and a
+    generator seeded with ``seed``, drawn on ``pool`` (a worker thread: NumPy draws and counts
+    without the interpreter lock) while the caller computes what the bootstrap needs.
+
+    Drawing ahead is a guess at the next bootstrap's size: :func:`bootstrap_mean_ci` uses the
+    blocks only when its items, resamples and seed are these, and draws its own otherwise, so the
+    counts, and every interval, are those of drawing in place.
+    """
+
+    def __init__(self, n_items: int, n_boot: int, seed: int | np.random.SeedSequence, pool: Executor) -> None:
+        self.n_items, self.n_boot, self.key = n_items, n_boot, _seed_key(seed)
+        self._blocks: Future[list[np.ndarray]] = pool.submit(_all_counts, n_items, n_boot, seed)
+
+    def blocks_for(self, n_items: int, n_boot: int, seed: int | np.random.SeedSequence) -> list[np.ndarray] | None:
+        """The drawn blocks if they are those of (n_items, n_boot, seed), else None."""
+        key = _seed_key(seed)
+        if key is None or key != self.key or (n_items, n_boot) != (self.n_items, self.n_boot):
+            return None
+        return self._blocks.result()
+
+
+def _all_counts(n_items: int, n_boot: int, seed: int | np.random.SeedSequence) -> list[np.ndarray]:
+    return list(bootstrap_counts(n_items, n_boot, np.random.default_rng(seed)))
+
+
+def _seed_key(seed: object) -> Hashable | None:
+    """What makes two seeds give the same generator (None: not known)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return ("int", int(seed))
+    if isinstance(seed, np.random.SeedSequence):
+        entropy = seed.entropy
+        entropy = int(entropy) if isinstance(entropy, (int, np.integer)) else tuple(int(e) for e in entropy)
+        return ("seq", entropy, tuple(int(k) for k in seed.spawn_key), int(seed.pool_size))
+    return None
+
+
 def bootstrap_mean_ci(
     values: np.ndarray,
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int | np.random.SeedSequence = 0,
+    *,
+    ahead: CountsAhead | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of column means of ``values`` (items × series).
 
     NaN marks an item a series lacks; each series' mean uses only the items it has. Returns
     (low, high) arrays with one entry per column. Seeded: the same input and seed give the same
-    interval.
+    interval. ``ahead``: counts drawn beforehand, used if they are this call's (the same interval).
     """
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
@@ -127,13 +167,14 @@ def bootstrap_mean_ci(
     centre = np.where(mask, values, 0.0).sum(axis=0) / np.maximum(counts_per_series, 1)
     filled = np.where(mask, values - centre, 0.0).astype(np.float32)
     maskf = mask.astype(np.float32)
-    rng = np.random.default_rng(seed)
+    drawn = ahead.blocks_for(n_items, n_boot, seed) if ahead is not None else None
+    blocks = drawn if drawn is not None else bootstrap_counts(n_items, n_boot, np.random.default_rng(seed))
     means = np.empty((n_boot, n_series))
     # a series with every item: its resampled count is n_items exactly (a float32 sum of whole
     # counts below 2**24), so only the series with missing items need the second product
     gaps = np.flatnonzero(counts_per_series < n_items)
     row = 0
-    for counts in bootstrap_counts(n_items, n_boot, rng):
+    for counts in blocks:
         sums = counts @ filled
         if n_items < 2**24:
             ns = np.full(sums.shape, float(n_items), dtype=np.float32)
