@@ -135,6 +135,8 @@ def _seed_key(seed: object) -> Hashable | None:
         return ("int", int(seed))
     if isinstance(seed, np.random.SeedSequence):
         entropy = seed.entropy
+        if entropy is None:
+            return None
         entropy = int(entropy) if isinstance(entropy, (int, np.integer)) else tuple(int(e) for e in entropy)
         return ("seq", entropy, tuple(int(k) for k in seed.spawn_key), int(seed.pool_size))
     return None
