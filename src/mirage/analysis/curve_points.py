@@ -42,16 +42,15 @@ def record_group_curves(
     boot: dict[tuple[str, Any], tuple[float, float]] = {}
     if boot_metrics and settings.bootstrap > 0:
         # items x (models * metrics) matrix, NaN where a model lacks an item
-        wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
-        wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
+        series = pd.MultiIndex.from_product([boot_metrics, models["model"]])
         b_lo, b_hi = bootstrap_mean_ci(
-            wide.to_numpy(dtype=float),
+            _items_by_series(group, boot_metrics, models["model"], series),
             settings.bootstrap,
             settings.level,
             seed=_group_seed(settings.seed, group_index),
             ahead=ahead,
         )
-        for j, key in enumerate(wide.columns):
+        for j, key in enumerate(series):
             boot[key] = (b_lo[j], b_hi[j])
     rows_of = group.groupby("model", sort=False).indices  # each model's rows, in input order
     for metric in metric_names:
@@ -92,6 +91,24 @@ def record_group_curves(
                 )
             )
     return rows
+
+
+def _items_by_series(group: pd.DataFrame, metrics: list[str], models: pd.Series, series: pd.MultiIndex) -> np.ndarray:
+    """A group's per-sample metrics as an items (sample ids in sorted order) x ``series`` (metric,
+    model) matrix, NaN where a model lacks an item: the values of ``group.pivot(index="sample_id",
+    columns="model", values=metrics)`` in ``series`` order, placed by integer codes (the pivot
+    itself where a sample id is missing or repeated, which it reports)."""
+    items, ids = pd.factorize(group["sample_id"], sort=True)
+    model_at = pd.Index(models).get_indexer(group["model"])
+    n_models = len(models)
+    cell = items.astype(np.int64) * n_models + model_at
+    if len(items) and (items.min() < 0 or model_at.min() < 0 or np.bincount(cell).max() > 1):
+        wide = group.pivot(index="sample_id", columns="model", values=metrics)
+        return wide.reindex(columns=series).to_numpy(dtype=float)
+    out = np.full((len(ids), len(metrics) * n_models), np.nan)
+    for j, metric in enumerate(metrics):
+        out[items, j * n_models + model_at] = group[metric].to_numpy(dtype=float)
+    return out
 
 
 # the most counts drawn ahead (held at once, where drawing in place holds a block of 16M): 256 MB
