@@ -16,7 +16,7 @@ put in the order the whole-table code produced them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +71,8 @@ def analyse_records(
     record group, one (family, task) unit at a time.
 
     ``score_curves``: the score-table curves, whose groups' verdicts need them beside the record
-    curves; ``on_samples``: called with each unit's per-sample metrics (in unit order);
+    curves; ``on_samples``: called with each unit's per-sample metrics (in unit order, on a
+    worker thread, one call at a time, every call finished when this returns);
     ``keep_samples``: also return them all, in the records' input order; ``on_unit(family, task,
     n_records)`` after each unit (progress).
     """
@@ -94,8 +95,11 @@ def analyse_records(
     unit_groups: dict[UnitKey, list[int]] = {}
     for k, o in order.items():
         unit_groups.setdefault((str(k[0]), str(k[1])), []).append(o)
-    # the bootstrap's draws are made on a worker thread while the unit's metrics are computed
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # the bootstrap's draws are made on a worker thread while the unit's metrics are computed, and
+    # each unit's samples are handed to on_samples on another while the next unit is analysed
+    # (Arrow encodes and compresses without the interpreter lock), one unit in flight at most
+    handed: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as sink:
         for unit in source.iter_units():
             if unit.n_pieces > 1:
                 check_unit(unit)
@@ -129,11 +133,15 @@ def analyse_records(
                             len_rows += length_rows(dict(base, model=model), m, level=settings.level)
                 stats.append(resolution_model_stats(group))
             if on_samples is not None:
-                on_samples(samples)
+                if handed is not None:
+                    handed.result()  # the previous unit's, in order; its error raised here
+                handed = sink.submit(on_samples, samples)
             if keep_samples:
                 kept.append((samples, unit.positions))
             if on_unit is not None:
                 on_unit(unit.family, unit.task, unit.table.num_rows)
+        if handed is not None:
+            handed.result()
     part.curves = curve_frame(curve_rows)
     if keep_samples:
         part.samples = _in_input_order(kept)
