@@ -342,27 +342,33 @@ def length_rows(
         rate = (pd.to_numeric(m[src], errors="coerce") / m["target_length"]).clip(upper=1.0)
         p_hat = float(1.0 - rate.mean())
     group_rows = []
-    for length, s in m.groupby("target_length", sort=True):
-        em = (
-            pd.to_numeric(s["exact_match"], errors="coerce").dropna()
-            if "exact_match" in s
-            else pd.Series([], dtype=float)
-        )
-        obs = float(em.mean()) if len(em) else np.nan
-        lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level)) if len(em) else (np.nan, np.nan)
-        ted = (
-            pd.to_numeric(s["token_edit_distance"], errors="coerce").dropna()
-            if "token_edit_distance" in s
-            else pd.Series([], dtype=float)
-        )
-        t_mean = float(ted.mean()) if len(ted) else np.nan
-        t_half = z * float(ted.std(ddof=1)) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
+    # the rows of each target length (sorted; no length: left out), in input order, as arrays:
+    # means, sums and the standard deviation computed as pandas computes them, bit for bit
+    lengths = m["target_length"].to_numpy(dtype=float)
+    at = np.flatnonzero(~np.isnan(lengths))
+    distinct, which = np.unique(lengths[at], return_inverse=True)
+    by_length = at[np.argsort(which, kind="stable")]
+    bounds = np.searchsorted(np.sort(which, kind="stable"), np.arange(len(distinct) + 1))
+    none = np.array([], dtype=float)
+    em_all = _numbers(m, "exact_match")
+    ted_all = _numbers(m, "token_edit_distance")
+    scales = m["scale"].to_numpy()
+    for k, length in enumerate(distinct):
+        rows = by_length[bounds[k] : bounds[k + 1]]
+        em = em_all[rows] if em_all is not None else none
+        em = em[~np.isnan(em)]
+        obs = float(np.sum(em) / len(em)) if len(em) else np.nan
+        lo, hi = (float(v) for v in wilson_interval(np.sum(em), len(em), level)) if len(em) else (np.nan, np.nan)
+        ted = ted_all[rows] if ted_all is not None else none
+        ted = ted[~np.isnan(ted)]
+        t_mean = float(np.sum(ted) / len(ted)) if len(ted) else np.nan
+        t_half = z * _sample_std(ted) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
         group_rows.append(
             dict(
                 base,
-                scale=float(s["scale"].iloc[0]),
+                scale=float(scales[rows[0]]),
                 length=int(length),
-                n_samples=len(s),
+                n_samples=len(rows),
                 observed_exact_match=obs,
                 exact_match_low=lo,
                 exact_match_high=hi,
@@ -381,6 +387,20 @@ def length_rows(
     slope = float(np.polyfit(ls[ok], np.log(acc[ok]), 1)[0]) if len(np.unique(ls[ok])) >= 2 else np.nan
     log_p = math.log(p_hat) if np.isfinite(p_hat) and p_hat > 0 else np.nan
     return [dict(r, log_accuracy_slope=slope, log_p_token_hat=log_p) for r in group_rows]
+
+
+def _numbers(m: pd.DataFrame, column: str) -> np.ndarray | None:
+    """A column as floats (what is not a number: NaN), None where absent."""
+    if column not in m:
+        return None
+    return np.asarray(pd.to_numeric(m[column], errors="coerce"), dtype=float)
+
+
+def _sample_std(v: np.ndarray) -> float:
+    """``Series.std(ddof=1)`` of values without NaN, computed as pandas computes it (two passes)."""
+    n = float(len(v))
+    avg = v.sum(dtype=np.float64) / n
+    return float(np.sqrt(((avg - v) ** 2).sum(dtype=np.float64) / (n - 1)))
 
 
 def length_frame(rows: list[dict[str, Any]], has_shots: bool) -> pd.DataFrame:
