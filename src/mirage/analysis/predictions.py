@@ -108,9 +108,27 @@ def _per_token_matrix(g: pd.DataFrame, src: str) -> tuple[np.ndarray, np.ndarray
     else:  # per-token error rate of the sample; edit distance can exceed the length (insertions)
         vals, kind = (pd.to_numeric(g[src], errors="coerce") / length).clip(upper=1.0), "error"
     frame = pd.DataFrame({"sample_id": g["sample_id"].astype(str), "model": g["model"].astype(str), "v": vals})
-    wide = frame.pivot_table(index="sample_id", columns="model", values="v", aggfunc="mean")
-    scales = g.groupby(g["model"].astype(str))["scale"].first().reindex(wide.columns).to_numpy(dtype=float)
-    return scales, wide.to_numpy(dtype=float), kind
+    columns, matrix = _items_by_model(frame)
+    scales = g.groupby(g["model"].astype(str))["scale"].first().reindex(columns).to_numpy(dtype=float)
+    return scales, matrix, kind
+
+
+def _items_by_model(frame: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+    """(models, items x models matrix) of ``frame.pivot_table(index="sample_id", columns="model",
+    values="v", aggfunc="mean")``: the pairs with a value placed by sorted integer codes (items and
+    models without any value left out, as the pivot leaves them out); the pivot table itself where
+    a key is missing or a pair repeats (a mean of several values)."""
+    v = frame["v"].to_numpy(dtype=float)
+    has = ~np.isnan(v)
+    items, ids = pd.factorize(frame["sample_id"][has], sort=True)
+    models, names = pd.factorize(frame["model"][has], sort=True)
+    cell = items.astype(np.int64) * max(len(names), 1) + models
+    if len(cell) and (items.min() < 0 or models.min() < 0 or np.bincount(cell).max() > 1):
+        wide = frame.pivot_table(index="sample_id", columns="model", values="v", aggfunc="mean")
+        return wide.columns, wide.to_numpy(dtype=float)
+    matrix = np.full((len(ids), len(names)), np.nan)
+    matrix[items, models] = v[has]
+    return pd.Index(names), matrix
 
 
 def _group_keys(samples: pd.DataFrame) -> list[str]:

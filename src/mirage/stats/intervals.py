@@ -168,13 +168,13 @@ def bootstrap_mean_ci(
     # centring on each series' mean keeps the float32 products accurate for large offsets
     centre = np.where(mask, values, 0.0).sum(axis=0) / np.maximum(counts_per_series, 1)
     filled = np.where(mask, values - centre, 0.0).astype(np.float32)
-    maskf = mask.astype(np.float32)
     drawn = ahead.blocks_for(n_items, n_boot, seed) if ahead is not None else None
     blocks = drawn if drawn is not None else bootstrap_counts(n_items, n_boot, np.random.default_rng(seed))
     means = np.empty((n_boot, n_series))
     # a series with every item: its resampled count is n_items exactly (a float32 sum of whole
     # counts below 2**24), so only the series with missing items need the second product
     gaps = np.flatnonzero(counts_per_series < n_items)
+    maskf = mask.astype(np.float32) if len(gaps) or n_items >= 2**24 else np.empty((n_items, 0), np.float32)
     row = 0
     for counts in blocks:
         sums = counts @ filled
