@@ -293,12 +293,16 @@ def _choice_token_loss(v: RecordView) -> np.ndarray:
     if v.has("choice_lengths"):
         lens_col = v.table.column("choice_lengths").combine_chunks()
         lk = np.nan_to_num(v.list_lengths("choice_lengths"), nan=0).astype(np.int64)
-        lens = np.ones_like(mat)
         flat = lens_col.flatten().to_numpy(zero_copy_only=False).astype(float)
-        rows = np.repeat(np.arange(v.n), lk)
-        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lk) - lk, lk)
-        keep = cols < mat.shape[1]
-        lens[rows[keep], cols[keep]] = np.where(flat[keep] > 0, flat[keep], 1.0)
+        width = mat.shape[1]
+        if len(flat) == v.n * width and bool((lk == width).all()):  # every row fills the matrix
+            lens = np.where(flat > 0, flat, 1.0).reshape(v.n, width)
+        else:
+            lens = np.ones_like(mat)
+            rows = np.repeat(np.arange(v.n), lk)
+            cols = np.arange(len(flat)) - np.repeat(np.cumsum(lk) - lk, lk)
+            keep = cols < width
+            lens[rows[keep], cols[keep]] = np.where(flat[keep] > 0, flat[keep], 1.0)
         ok &= lk == k
     else:
         lens = np.ones_like(mat)
