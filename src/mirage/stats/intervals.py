@@ -11,10 +11,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Executor, Future
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _sps
+from threadpoolctl import ThreadpoolController
 
 
 @functools.lru_cache(maxsize=64)
@@ -49,6 +51,22 @@ def stderr_interval(value: ArrayLike, stderr: ArrayLike, level: float = 0.95) ->
     value = np.asarray(value, dtype=float)
     half = z_value(level) * np.asarray(stderr, dtype=float)
     return value - half, value + half
+
+
+@functools.lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread: the bootstrap's products of counts and values.
+
+    OpenBLAS sums a long product differently with two threads than with one (float32 sums of
+    50,000 items differ in the last bits), so intervals would depend on the machine's cores; on a
+    busy machine its waiting threads also cost more than they save. One thread: the same bits
+    wherever the same BLAS kernel runs, and no time lost to waiting.
+    """
+    return _blas().limit(limits=1, user_api="blas")
 
 
 def bootstrap_counts(
@@ -176,17 +194,18 @@ def bootstrap_mean_ci(
     gaps = np.flatnonzero(counts_per_series < n_items)
     maskf = mask.astype(np.float32) if len(gaps) or n_items >= 2**24 else np.empty((n_items, 0), np.float32)
     row = 0
-    for counts in blocks:
-        sums = counts @ filled
-        if n_items < 2**24:
-            ns = np.full(sums.shape, float(n_items), dtype=np.float32)
-            if len(gaps):
-                ns[:, gaps] = counts @ maskf[:, gaps]
-        else:
-            ns = counts @ maskf
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[row : row + len(counts)] = sums / ns
-        row += len(counts)
+    with one_blas_thread():
+        for counts in blocks:
+            sums = counts @ filled
+            if n_items < 2**24:
+                ns = np.full(sums.shape, float(n_items), dtype=np.float32)
+                if len(gaps):
+                    ns[:, gaps] = counts @ maskf[:, gaps]
+            else:
+                ns = counts @ maskf
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means[row : row + len(counts)] = sums / ns
+            row += len(counts)
     alpha = (1.0 - level) / 2.0
     low, high = np.nanquantile(means, [alpha, 1.0 - alpha], axis=0)
     return low + centre, high + centre
