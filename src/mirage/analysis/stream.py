@@ -15,7 +15,7 @@ put in the order the whole-table code produced them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,17 +95,27 @@ def analyse_records(
     unit_groups: dict[UnitKey, list[int]] = {}
     for k, o in order.items():
         unit_groups.setdefault((str(k[0]), str(k[1])), []).append(o)
-    # the bootstrap's draws are made on a worker thread while the unit's metrics are computed, and
-    # each unit's samples are handed to on_samples on another while the next unit is analysed
-    # (Arrow encodes and compresses without the interpreter lock), one unit in flight at most
+    # worker threads, one unit ahead at most: the next unit's per-sample metrics and bootstrap
+    # draws are computed while a unit is analysed, and each unit's samples are handed to
+    # on_samples while the next is (NumPy, Arrow and rapidfuzz work without the interpreter lock)
     handed: Future[None] | None = None
-    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as sink:
-        for unit in source.iter_units():
+    with (
+        ThreadPoolExecutor(max_workers=1) as draws,
+        ThreadPoolExecutor(max_workers=1) as measures,
+        ThreadPoolExecutor(max_workers=1) as sink,
+    ):
+
+        def measure(unit: UnitRecords) -> pd.DataFrame:
             if unit.n_pieces > 1:
                 check_unit(unit)
-            ahead = _draw_ahead(unit, unit_groups, settings, pool)
             samples = compute_sample_metrics(unit.table, chosen, settings.answer_regex, present=present)
             set_shots(samples)
+            return samples
+
+        def started(unit: UnitRecords) -> tuple[UnitRecords, CountsAhead | None, Future[pd.DataFrame]]:
+            return unit, _draw_ahead(unit, unit_groups, settings, draws), measures.submit(measure, unit)
+
+        for unit, ahead, samples in _one_ahead(source.iter_units(), started):
             part.sample_columns = list(samples.columns)
             predicting = decide and _predicts(samples)
             for shots, group in samples.groupby("shots", sort=True, dropna=False):
@@ -152,6 +162,27 @@ def analyse_records(
         part.predictions, part.prediction_fits = preds.predictions, preds.fits
         part.lengths = length_frame(len_rows, has_shots)
     return part
+
+
+def _one_ahead(
+    units: Iterator[UnitRecords],
+    start: Callable[[UnitRecords], tuple[UnitRecords, CountsAhead | None, Future[pd.DataFrame]]],
+) -> Iterator[tuple[UnitRecords, CountsAhead | None, pd.DataFrame]]:
+    """Each unit with its drawn counts and per-sample metrics, in order; the next unit's work is
+    started (``start``) before this one is handed out, so it runs while this one is analysed."""
+    pending = None
+    try:
+        for unit in units:
+            job = start(unit)
+            if pending is not None:
+                yield pending[0], pending[1], pending[2].result()
+            pending = job
+        if pending is not None:
+            yield pending[0], pending[1], pending[2].result()
+    finally:
+        close = getattr(units, "close", None)
+        if close is not None:
+            close()
 
 
 def _draw_ahead(
