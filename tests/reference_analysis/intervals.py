@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats as _sps
+from threadpoolctl import threadpool_limits
 
 
 def z_value(level: float = 0.95) -> float:
@@ -90,12 +91,14 @@ def bootstrap_mean_ci(
     rng = np.random.default_rng(seed)
     means = np.empty((n_boot, n_series))
     row = 0
-    for counts in bootstrap_counts(n_items, n_boot, rng):
-        sums = counts @ filled
-        ns = counts @ maskf
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[row : row + len(counts)] = sums / ns
-        row += len(counts)
+    # BLAS on one thread (threadpoolctl), as mirage does since its results depend on the threads
+    with threadpool_limits(limits=1, user_api="blas"):
+        for counts in bootstrap_counts(n_items, n_boot, rng):
+            sums = counts @ filled
+            ns = counts @ maskf
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means[row : row + len(counts)] = sums / ns
+            row += len(counts)
     alpha = (1.0 - level) / 2.0
     low, high = np.nanquantile(means, [alpha, 1.0 - alpha], axis=0)
     return low + centre, high + centre

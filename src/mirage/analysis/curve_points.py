@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -16,17 +17,24 @@ from ..metrics import METRICS
 from ..schema.settings import AnalysisSettings
 from ..schema.tables import CURVES, set_shots
 from ..schema.vocab import CIMethod
-from ..stats import bootstrap_mean_ci, wilson_interval
+from ..stats import CountsAhead, bootstrap_mean_ci, wilson_interval
 
 CURVE_COLUMNS = list(CURVES.names)
 
 
 def record_group_curves(
-    family: Any, task: Any, shots: Any, group: pd.DataFrame, settings: AnalysisSettings, group_index: int
+    family: Any,
+    task: Any,
+    shots: Any,
+    group: pd.DataFrame,
+    settings: AnalysisSettings,
+    group_index: int,
+    ahead: CountsAhead | None = None,
 ) -> list[dict[str, Any]]:
     """The curve points (``curves.csv`` rows) of one (family, task, shots) group of per-sample
     metrics; ``group_index`` is the group's place among all groups in sorted order, which seeds its
-    bootstrap, so a group's intervals do not depend on how the input was split."""
+    bootstrap, so a group's intervals do not depend on how the input was split. ``ahead``: the
+    bootstrap's counts, if drawn already (:func:`bootstrap_counts_ahead`)."""
     metric_names = [c for c in group.columns if c in METRICS]
     rows: list[dict[str, Any]] = []
     models = group[["model", "scale"]].drop_duplicates().sort_values(["scale", "model"])
@@ -34,12 +42,15 @@ def record_group_curves(
     boot: dict[tuple[str, Any], tuple[float, float]] = {}
     if boot_metrics and settings.bootstrap > 0:
         # items x (models * metrics) matrix, NaN where a model lacks an item
-        wide = group.pivot(index="sample_id", columns="model", values=boot_metrics)
-        wide = wide.reindex(columns=pd.MultiIndex.from_product([boot_metrics, models["model"]]))
+        series = pd.MultiIndex.from_product([boot_metrics, models["model"]])
         b_lo, b_hi = bootstrap_mean_ci(
-            wide.to_numpy(dtype=float), settings.bootstrap, settings.level, seed=_group_seed(settings.seed, group_index)
+            _items_by_series(group, boot_metrics, models["model"], series),
+            settings.bootstrap,
+            settings.level,
+            seed=_group_seed(settings.seed, group_index),
+            ahead=ahead,
         )
-        for j, key in enumerate(wide.columns):
+        for j, key in enumerate(series):
             boot[key] = (b_lo[j], b_hi[j])
     rows_of = group.groupby("model", sort=False).indices  # each model's rows, in input order
     for metric in metric_names:
@@ -80,6 +91,38 @@ def record_group_curves(
                 )
             )
     return rows
+
+
+def _items_by_series(group: pd.DataFrame, metrics: list[str], models: pd.Series, series: pd.MultiIndex) -> np.ndarray:
+    """A group's per-sample metrics as an items (sample ids in sorted order) x ``series`` (metric,
+    model) matrix, NaN where a model lacks an item: the values of ``group.pivot(index="sample_id",
+    columns="model", values=metrics)`` in ``series`` order, placed by integer codes (the pivot
+    itself where a sample id is missing or repeated, which it reports)."""
+    items, ids = pd.factorize(group["sample_id"], sort=True)
+    model_at = pd.Index(models).get_indexer(group["model"])
+    n_models = len(models)
+    cell = items.astype(np.int64) * n_models + model_at
+    if len(items) and (items.min() < 0 or model_at.min() < 0 or np.bincount(cell).max() > 1):
+        wide = group.pivot(index="sample_id", columns="model", values=metrics)
+        return wide.reindex(columns=series).to_numpy(dtype=float)
+    out = np.full((len(ids), len(metrics) * n_models), np.nan)
+    for j, metric in enumerate(metrics):
+        out[items, j * n_models + model_at] = group[metric].to_numpy(dtype=float)
+    return out
+
+
+# the most counts drawn ahead (held at once, where drawing in place holds a block of 16M): 256 MB
+_AHEAD_ENTRIES = 64_000_000
+
+
+def bootstrap_counts_ahead(
+    n_items: int, settings: AnalysisSettings, group_index: int, pool: Executor
+) -> CountsAhead | None:
+    """Start drawing the bootstrap counts of group ``group_index`` with ``n_items`` items on
+    ``pool``, before its per-sample metrics are computed (None: no bootstrap)."""
+    if settings.bootstrap <= 0 or n_items <= 0 or n_items * settings.bootstrap > _AHEAD_ENTRIES:
+        return None
+    return CountsAhead(n_items, settings.bootstrap, _group_seed(settings.seed, group_index), pool)
 
 
 def _group_seed(seed: int, index: int) -> np.random.SeedSequence:

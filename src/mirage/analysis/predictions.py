@@ -108,9 +108,27 @@ def _per_token_matrix(g: pd.DataFrame, src: str) -> tuple[np.ndarray, np.ndarray
     else:  # per-token error rate of the sample; edit distance can exceed the length (insertions)
         vals, kind = (pd.to_numeric(g[src], errors="coerce") / length).clip(upper=1.0), "error"
     frame = pd.DataFrame({"sample_id": g["sample_id"].astype(str), "model": g["model"].astype(str), "v": vals})
-    wide = frame.pivot_table(index="sample_id", columns="model", values="v", aggfunc="mean")
-    scales = g.groupby(g["model"].astype(str))["scale"].first().reindex(wide.columns).to_numpy(dtype=float)
-    return scales, wide.to_numpy(dtype=float), kind
+    columns, matrix = _items_by_model(frame)
+    scales = g.groupby(g["model"].astype(str))["scale"].first().reindex(columns).to_numpy(dtype=float)
+    return scales, matrix, kind
+
+
+def _items_by_model(frame: pd.DataFrame) -> tuple[pd.Index, np.ndarray]:
+    """(models, items x models matrix) of ``frame.pivot_table(index="sample_id", columns="model",
+    values="v", aggfunc="mean")``: the pairs with a value placed by sorted integer codes (items and
+    models without any value left out, as the pivot leaves them out); the pivot table itself where
+    a key is missing or a pair repeats (a mean of several values)."""
+    v = frame["v"].to_numpy(dtype=float)
+    has = ~np.isnan(v)
+    items, ids = pd.factorize(frame["sample_id"][has], sort=True)
+    models, names = pd.factorize(frame["model"][has], sort=True)
+    cell = items.astype(np.int64) * max(len(names), 1) + models
+    if len(cell) and (items.min() < 0 or models.min() < 0 or np.bincount(cell).max() > 1):
+        wide = frame.pivot_table(index="sample_id", columns="model", values="v", aggfunc="mean")
+        return wide.columns, wide.to_numpy(dtype=float)
+    matrix = np.full((len(ids), len(names)), np.nan)
+    matrix[items, models] = v[has]
+    return pd.Index(names), matrix
 
 
 def _group_keys(samples: pd.DataFrame) -> list[str]:
@@ -342,27 +360,33 @@ def length_rows(
         rate = (pd.to_numeric(m[src], errors="coerce") / m["target_length"]).clip(upper=1.0)
         p_hat = float(1.0 - rate.mean())
     group_rows = []
-    for length, s in m.groupby("target_length", sort=True):
-        em = (
-            pd.to_numeric(s["exact_match"], errors="coerce").dropna()
-            if "exact_match" in s
-            else pd.Series([], dtype=float)
-        )
-        obs = float(em.mean()) if len(em) else np.nan
-        lo, hi = (float(v) for v in wilson_interval(em.sum(), len(em), level)) if len(em) else (np.nan, np.nan)
-        ted = (
-            pd.to_numeric(s["token_edit_distance"], errors="coerce").dropna()
-            if "token_edit_distance" in s
-            else pd.Series([], dtype=float)
-        )
-        t_mean = float(ted.mean()) if len(ted) else np.nan
-        t_half = z * float(ted.std(ddof=1)) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
+    # the rows of each target length (sorted; no length: left out), in input order, as arrays:
+    # means, sums and the standard deviation computed as pandas computes them, bit for bit
+    lengths = m["target_length"].to_numpy(dtype=float)
+    at = np.flatnonzero(~np.isnan(lengths))
+    distinct, which = np.unique(lengths[at], return_inverse=True)
+    by_length = at[np.argsort(which, kind="stable")]
+    bounds = np.searchsorted(np.sort(which, kind="stable"), np.arange(len(distinct) + 1))
+    none = np.array([], dtype=float)
+    em_all = _numbers(m, "exact_match")
+    ted_all = _numbers(m, "token_edit_distance")
+    scales = m["scale"].to_numpy()
+    for k, length in enumerate(distinct):
+        rows = by_length[bounds[k] : bounds[k + 1]]
+        em = em_all[rows] if em_all is not None else none
+        em = em[~np.isnan(em)]
+        obs = float(np.sum(em) / len(em)) if len(em) else np.nan
+        lo, hi = (float(v) for v in wilson_interval(np.sum(em), len(em), level)) if len(em) else (np.nan, np.nan)
+        ted = ted_all[rows] if ted_all is not None else none
+        ted = ted[~np.isnan(ted)]
+        t_mean = float(np.sum(ted) / len(ted)) if len(ted) else np.nan
+        t_half = z * _sample_std(ted) / math.sqrt(len(ted)) if len(ted) > 1 else np.nan
         group_rows.append(
             dict(
                 base,
-                scale=float(s["scale"].iloc[0]),
+                scale=float(scales[rows[0]]),
                 length=int(length),
-                n_samples=len(s),
+                n_samples=len(rows),
                 observed_exact_match=obs,
                 exact_match_low=lo,
                 exact_match_high=hi,
@@ -381,6 +405,20 @@ def length_rows(
     slope = float(np.polyfit(ls[ok], np.log(acc[ok]), 1)[0]) if len(np.unique(ls[ok])) >= 2 else np.nan
     log_p = math.log(p_hat) if np.isfinite(p_hat) and p_hat > 0 else np.nan
     return [dict(r, log_accuracy_slope=slope, log_p_token_hat=log_p) for r in group_rows]
+
+
+def _numbers(m: pd.DataFrame, column: str) -> np.ndarray | None:
+    """A column as floats (what is not a number: NaN), None where absent."""
+    if column not in m:
+        return None
+    return np.asarray(pd.to_numeric(m[column], errors="coerce"), dtype=float)
+
+
+def _sample_std(v: np.ndarray) -> float:
+    """``Series.std(ddof=1)`` of values without NaN, computed as pandas computes it (two passes)."""
+    n = float(len(v))
+    avg = v.sum(dtype=np.float64) / n
+    return float(np.sqrt(((avg - v) ** 2).sum(dtype=np.float64) / (n - 1)))
 
 
 def length_frame(rows: list[dict[str, Any]], has_shots: bool) -> pd.DataFrame:

@@ -39,7 +39,7 @@ def resolution_model_stats(samples: pd.DataFrame) -> pd.DataFrame:
     """Per (family, task, shots, model): mean target length and chance of multiple choice (mean
     1/n_choices) — all :func:`resolution_from_stats` needs of the per-sample metrics, so a
     streamed analysis keeps these few numbers per model instead of every sample."""
-    s = samples.copy()
+    s = samples[[c for c in [*_KEYS, "target_length", "n_choices"] if c in samples.columns]].copy()
     set_shots(s)
     if "n_choices" not in s.columns:
         s["n_choices"] = np.nan

@@ -15,21 +15,24 @@ put in the order the whole-table code produced them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import MirageInputError
 from ..metrics import METRICS, compute_sample_metrics
-from ..schema.record_source import RecordSource, UnitRecords, as_record_source, check_unit
+from ..schema.record_source import RecordSource, UnitKey, UnitRecords, as_record_source, check_unit
 from ..schema.records import SUM_COLUMN
 from ..schema.settings import AnalysisSettings
 from ..schema.tables import set_shots
-from .curve_points import curve_frame, record_group_curves
+from ..stats import CountsAhead
+from .curve_points import bootstrap_counts_ahead, curve_frame, record_group_curves
 from .predictions import length_frame, length_rows, prediction_frames, prediction_rows
 from .resolution import resolution_model_stats
 from .verdicts import GroupKey, VerdictEntry, group_key, record_group_verdicts, verdict_keys
@@ -68,7 +71,8 @@ def analyse_records(
     record group, one (family, task) unit at a time.
 
     ``score_curves``: the score-table curves, whose groups' verdicts need them beside the record
-    curves; ``on_samples``: called with each unit's per-sample metrics (in unit order);
+    curves; ``on_samples``: called with each unit's per-sample metrics (in unit order, on a
+    worker thread, one call at a time, every call finished when this returns);
     ``keep_samples``: also return them all, in the records' input order; ``on_unit(family, task,
     n_records)`` after each unit (progress).
     """
@@ -88,43 +92,66 @@ def analyse_records(
     len_rows: list[dict[str, Any]] = []
     stats: list[pd.DataFrame] = []
     predicting = False
-    for unit in source.iter_units():
-        if unit.n_pieces > 1:
-            check_unit(unit)
-        samples = compute_sample_metrics(unit.table, chosen, settings.answer_regex, present=present)
-        set_shots(samples)
-        part.sample_columns = list(samples.columns)
-        predicting = decide and _predicts(samples)
-        for shots, group in samples.groupby("shots", sort=True, dropna=False):
-            key = group_key((unit.family, unit.task, shots))
-            rows = record_group_curves(unit.family, unit.task, key[2], group, settings, order[key])
-            curve_rows += rows
-            if not decide:
-                continue
-            g = _group_curves(rows, score_groups.get(key))
-            if len(g):
-                part.verdicts[key] = record_group_verdicts(g, group, vsettings)
-            if predicting:
-                s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
-                s = s[s["exact_match"].notna()]
-                if len(s):
-                    base: dict[str, Any] = {"family": unit.family, "task": unit.task}
-                    if has_shots:
-                        base["shots"] = key[2]
-                    rows_p, rows_f = prediction_rows(
-                        base, s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level
-                    )
-                    pred_rows += rows_p
-                    fit_rows += rows_f
-                    for model, m in s.groupby("model", sort=True, dropna=False):
-                        len_rows += length_rows(dict(base, model=model), m, level=settings.level)
-            stats.append(resolution_model_stats(group))
-        if on_samples is not None:
-            on_samples(samples)
-        if keep_samples:
-            kept.append((samples, unit.positions))
-        if on_unit is not None:
-            on_unit(unit.family, unit.task, unit.table.num_rows)
+    unit_groups: dict[UnitKey, list[int]] = {}
+    for k, o in order.items():
+        unit_groups.setdefault((str(k[0]), str(k[1])), []).append(o)
+    # worker threads, one unit ahead at most: the next unit's per-sample metrics and bootstrap
+    # draws are computed while a unit is analysed, and each unit's samples are handed to
+    # on_samples while the next is (NumPy, Arrow and rapidfuzz work without the interpreter lock)
+    handed: Future[None] | None = None
+    with (
+        ThreadPoolExecutor(max_workers=1) as draws,
+        ThreadPoolExecutor(max_workers=1) as measures,
+        ThreadPoolExecutor(max_workers=1) as sink,
+    ):
+
+        def measure(unit: UnitRecords) -> pd.DataFrame:
+            if unit.n_pieces > 1:
+                check_unit(unit)
+            samples = compute_sample_metrics(unit.table, chosen, settings.answer_regex, present=present)
+            set_shots(samples)
+            return samples
+
+        def started(unit: UnitRecords) -> tuple[UnitRecords, CountsAhead | None, Future[pd.DataFrame]]:
+            return unit, _draw_ahead(unit, unit_groups, settings, draws), measures.submit(measure, unit)
+
+        for unit, ahead, samples in _one_ahead(source.iter_units(), started):
+            part.sample_columns = list(samples.columns)
+            predicting = decide and _predicts(samples)
+            for shots, group in samples.groupby("shots", sort=True, dropna=False):
+                key = group_key((unit.family, unit.task, shots))
+                rows = record_group_curves(unit.family, unit.task, key[2], group, settings, order[key], ahead)
+                curve_rows += rows
+                if not decide:
+                    continue
+                g = _group_curves(rows, score_groups.get(key))
+                if len(g):
+                    part.verdicts[key] = record_group_verdicts(g, group, vsettings)
+                if predicting:
+                    s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
+                    s = s[s["exact_match"].notna()]
+                    if len(s):
+                        base: dict[str, Any] = {"family": unit.family, "task": unit.task}
+                        if has_shots:
+                            base["shots"] = key[2]
+                        rows_p, rows_f = prediction_rows(
+                            base, s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level
+                        )
+                        pred_rows += rows_p
+                        fit_rows += rows_f
+                        for model, m in s.groupby("model", sort=True, dropna=False):
+                            len_rows += length_rows(dict(base, model=model), m, level=settings.level)
+                stats.append(resolution_model_stats(group))
+            if on_samples is not None:
+                if handed is not None:
+                    handed.result()  # the previous unit's, in order; its error raised here
+                handed = sink.submit(on_samples, samples)
+            if keep_samples:
+                kept.append((samples, unit.positions))
+            if on_unit is not None:
+                on_unit(unit.family, unit.task, unit.table.num_rows)
+        if handed is not None:
+            handed.result()
     part.curves = curve_frame(curve_rows)
     if keep_samples:
         part.samples = _in_input_order(kept)
@@ -135,6 +162,39 @@ def analyse_records(
         part.predictions, part.prediction_fits = preds.predictions, preds.fits
         part.lengths = length_frame(len_rows, has_shots)
     return part
+
+
+def _one_ahead(
+    units: Iterator[UnitRecords],
+    start: Callable[[UnitRecords], tuple[UnitRecords, CountsAhead | None, Future[pd.DataFrame]]],
+) -> Iterator[tuple[UnitRecords, CountsAhead | None, pd.DataFrame]]:
+    """Each unit with its drawn counts and per-sample metrics, in order; the next unit's work is
+    started (``start``) before this one is handed out, so it runs while this one is analysed."""
+    pending = None
+    try:
+        for unit in units:
+            job = start(unit)
+            if pending is not None:
+                yield pending[0], pending[1], pending[2].result()
+            pending = job
+        if pending is not None:
+            yield pending[0], pending[1], pending[2].result()
+    finally:
+        close = getattr(units, "close", None)
+        if close is not None:
+            close()
+
+
+def _draw_ahead(
+    unit: UnitRecords, unit_groups: dict[UnitKey, list[int]], settings: AnalysisSettings, pool: Executor
+) -> CountsAhead | None:
+    """The bootstrap counts of a unit that is one group (one shots value), started on ``pool``:
+    the group's items are its distinct sample ids (a guess that the bootstrap checks)."""
+    groups = unit_groups.get((str(unit.family), str(unit.task)), [])
+    if len(groups) != 1 or unit.table.num_rows == 0:
+        return None
+    n_items = int(pc.count_distinct(unit.table.column("sample_id"), mode="all").as_py())
+    return bootstrap_counts_ahead(n_items, settings, groups[0], pool)
 
 
 # what the exact-match predictions and the target-length rows read of a group's samples

@@ -61,6 +61,11 @@ def _stripped(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]
     return pc.utf8_trim(arr, characters=_ASCII_WHITESPACE), ascii_rows
 
 
+def _stripped_column(v: RecordView, column: str) -> tuple[pa.Array, np.ndarray]:
+    """:func:`_stripped` of a whole column, once per view (exact match and char edit distance)."""
+    return v.memo(f"strip:{column}", lambda: _stripped(v.table.column(column)))
+
+
 def _exact_match(v: RecordView) -> np.ndarray:
     out = np.full(v.n, np.nan)
     output = v.table.column("output").combine_chunks()
@@ -72,8 +77,8 @@ def _exact_match(v: RecordView) -> np.ndarray:
         regex_rows = pc.fill_null(pc.greater(pc.utf8_length(rx), 0), False).to_numpy(zero_copy_only=False)
     if v.answer_regex:
         regex_rows = np.ones(v.n, dtype=bool)
-    out_s, out_ascii = _stripped(output)
-    tgt_s, tgt_ascii = _stripped(target)
+    out_s, out_ascii = _stripped_column(v, "output")
+    tgt_s, tgt_ascii = _stripped_column(v, "target")
     # the common case in Arrow: no answer extraction, ASCII text
     fast = has_output & ~regex_rows & out_ascii & tgt_ascii
     if fast.any():
@@ -114,18 +119,20 @@ def _levenshtein(a_col: str, b_col: str, v: RecordView, strip: bool = False) -> 
         a_arr, b_arr = a_arr.take(take), b_arr.take(take)
     if pa.types.is_list(a_arr.type):
         a, b = _token_strings(a_arr, b_arr)
+    elif strip and len(idx) == v.n:  # every row: the stripped columns exact match made
+        a, b = _texts(a_arr, strip, _stripped_column(v, a_col)), _texts(b_arr, strip, _stripped_column(v, b_col))
     else:
         a, b = _texts(a_arr, strip), _texts(b_arr, strip)
     out[idx] = cpdist(a, b, scorer=Levenshtein.distance, workers=-1)
     return out
 
 
-def _texts(arr: pa.Array, strip: bool) -> list[str]:
+def _texts(arr: pa.Array, strip: bool, stripped: tuple[pa.Array, np.ndarray] | None = None) -> list[str]:
     """Python strings, stripped as ``str.strip`` strips (surrounding whitespace of a generation is
-    formatting, not an error)."""
+    formatting, not an error); ``stripped``: :func:`_stripped` of ``arr``, if made already."""
     if not strip:
         return arr.to_pylist()
-    trimmed, ascii_rows = _stripped(arr)
+    trimmed, ascii_rows = stripped if stripped is not None else _stripped(arr)
     texts = trimmed.to_pylist()
     if not ascii_rows.all():
         raw = arr.to_pylist()
@@ -148,15 +155,21 @@ def _token_strings(a: pa.Array, b: pa.Array) -> tuple[list[Any], list[Any]]:
     codes = flat.dictionary_encode(null_encoding="encode")
     if len(codes.dictionary) >= _MAX_TOKENS:
         return a.to_pylist(), b.to_pylist()
-    cp = codes.indices.to_numpy(zero_copy_only=False).astype(np.uint32) + 1
+    indices = codes.indices.to_numpy(zero_copy_only=False)
+    n_a = len(a.flatten())
+    a_at = a.offsets.to_numpy() - a.offsets[0].as_py()
+    b_at = b.offsets.to_numpy() - b.offsets[0].as_py() + n_a
+    if len(codes.dictionary) < 0x7F:  # every code an ASCII character: one byte each
+        buffer = pa.py_buffer((indices + 1).astype(np.uint8))
+        return _utf8_strings(a_at, buffer), _utf8_strings(b_at, buffer)
+    cp = indices.astype(np.uint32) + 1
     cp = np.where(cp >= _SURROGATES, cp + 0x800, cp).astype("<u4")
     data = cp.tobytes().decode("utf-32-le").encode("utf-8")
     # each row's characters as UTF-8 bytes: Arrow builds the Python strings (no slicing loop)
     width = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
     byte_at = np.concatenate([[0], np.cumsum(width)])
-    n_a = len(a.flatten())
-    a_off = byte_at[a.offsets.to_numpy() - a.offsets[0].as_py()]
-    b_off = byte_at[b.offsets.to_numpy() - b.offsets[0].as_py() + n_a]
+    a_off = byte_at[a_at]
+    b_off = byte_at[b_at]
     buffer = pa.py_buffer(data)
     return _utf8_strings(a_off, buffer), _utf8_strings(b_off, buffer)
 
@@ -217,7 +230,11 @@ def _multiple_choice_grade(v: RecordView) -> np.ndarray:
 
 
 def _correct_and_best_other(v: RecordView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(correct option's summed log-prob, best other option's, rows that have both)."""
+    """(correct option's summed log-prob, best other option's, rows that have both), once per view."""
+    return v.memo("correct_and_best_other", lambda: _correct_and_best_other_of(v))
+
+
+def _correct_and_best_other_of(v: RecordView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mat, k = v.choice_matrix()
     correct = v.correct_choice()
     ok = (k > 1) & np.isfinite(correct) & (correct >= 0) & (correct < np.maximum(k, 1))
@@ -237,7 +254,11 @@ def _choice_margin(v: RecordView) -> np.ndarray:
 
 
 def _correct_choice_length(v: RecordView) -> np.ndarray:
-    """Tokens of the correct option (NaN when unknown)."""
+    """Tokens of the correct option (NaN when unknown), once per view."""
+    return v.memo("correct_choice_length", lambda: _correct_choice_length_of(v))
+
+
+def _correct_choice_length_of(v: RecordView) -> np.ndarray:
     lengths = v.table.column("choice_lengths").combine_chunks()
     k = np.nan_to_num(v.list_lengths("choice_lengths"), nan=0).astype(np.int64)
     correct = v.correct_choice()
@@ -272,12 +293,16 @@ def _choice_token_loss(v: RecordView) -> np.ndarray:
     if v.has("choice_lengths"):
         lens_col = v.table.column("choice_lengths").combine_chunks()
         lk = np.nan_to_num(v.list_lengths("choice_lengths"), nan=0).astype(np.int64)
-        lens = np.ones_like(mat)
         flat = lens_col.flatten().to_numpy(zero_copy_only=False).astype(float)
-        rows = np.repeat(np.arange(v.n), lk)
-        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lk) - lk, lk)
-        keep = cols < mat.shape[1]
-        lens[rows[keep], cols[keep]] = np.where(flat[keep] > 0, flat[keep], 1.0)
+        width = mat.shape[1]
+        if len(flat) == v.n * width and bool((lk == width).all()):  # every row fills the matrix
+            lens = np.where(flat > 0, flat, 1.0).reshape(v.n, width)
+        else:
+            lens = np.ones_like(mat)
+            rows = np.repeat(np.arange(v.n), lk)
+            cols = np.arange(len(flat)) - np.repeat(np.cumsum(lk) - lk, lk)
+            keep = cols < width
+            lens[rows[keep], cols[keep]] = np.where(flat[keep] > 0, flat[keep], 1.0)
         ok &= lk == k
     else:
         lens = np.ones_like(mat)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..schema.records import SUM_COLUMN, list_lengths
+
+T = TypeVar("T")
 
 
 class RecordView:
@@ -25,6 +27,14 @@ class RecordView:
         self.present = present
         self._cache: dict[str, np.ndarray] = {}
         self._strings: dict[str, list[Any]] = {}
+        self._memo: dict[str, Any] = {}
+
+    def memo(self, key: str, fn: Callable[[], T]) -> T:
+        """``fn()``, computed once per view: what several metrics read (a stripped column, the
+        correct option's log-probability)."""
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
 
     def _cached(self, key: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
         if key not in self._cache:
@@ -97,8 +107,10 @@ class RecordView:
             col = self.table.column("choice_logprobs").combine_chunks()
             lengths = np.nan_to_num(self.list_lengths("choice_logprobs"), nan=0).astype(np.int64)
             width = int(lengths.max()) if len(lengths) else 0
-            mat = np.full((self.n, max(width, 1)), -np.inf)
             flat = col.flatten().to_numpy(zero_copy_only=False).astype(float)
+            if width > 0 and len(flat) == self.n * width and bool((lengths == width).all()):
+                return flat.reshape(self.n, width)  # every record the same number of options
+            mat = np.full((self.n, max(width, 1)), -np.inf)
             rows = np.repeat(np.arange(self.n), lengths)
             starts = np.cumsum(lengths) - lengths
             cols = np.arange(len(flat)) - np.repeat(starts, lengths)
@@ -110,8 +122,14 @@ class RecordView:
 
     def correct_choice(self) -> np.ndarray:
         """Index of each record's correct option as floats (NaN where none)."""
-        v = self.table.column("correct_choice").to_numpy(zero_copy_only=False)
-        return np.asarray(pd.array(v, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
+
+        def f() -> np.ndarray:
+            v = self.table.column("correct_choice").to_numpy(zero_copy_only=False)
+            out = np.asarray(pd.array(v, dtype="Float64").to_numpy(dtype=float, na_value=np.nan))
+            out.flags.writeable = False
+            return out
+
+        return self._cached("correct_choice", f)
 
     def strings(self, column: str) -> list[Any]:
         """A column as Python values (strings or None), cached."""

@@ -21,10 +21,11 @@ from .emergence import (
     jump_sharpness,
 )
 from .fits import LogLogFit, PowerLawFit, fit_loglog, fit_power_law, ols_slope
-from .intervals import bootstrap_counts, bootstrap_mean_ci, stderr_interval, wilson_interval, z_value
+from .intervals import CountsAhead, bootstrap_counts, bootstrap_mean_ci, stderr_interval, wilson_interval, z_value
 from .power import samples_needed
 
 __all__ = [
+    "CountsAhead",
     "EmergenceScore",
     "GroupScores",
     "GroupSharpness",

@@ -515,13 +515,17 @@ def exact_match_transform_test(
         n = len(tl)
         observed = float(correct[i].mean())
         block = max(1, _TRANSFORM_BLOCK // max(n, 1))
+        # two block-sized buffers reused for every block and model (the same operations, in place)
+        rows = min(block, len(kappas))
+        lp_buf, pi_buf = np.empty((rows, n)), np.empty((rows, n))
         for a in range(0, len(kappas), block):
             scale = kappas[a : a + block] * r[i]
-            lp = scale[:, None] * tl[None, :]
-            pi = np.exp(lp)
+            lp = np.multiply(scale[:, None], tl[None, :], out=lp_buf[: len(scale)])
+            pi = np.exp(lp, out=pi_buf[: len(scale)])
             mean = pi.mean(axis=1)
-            dpred = np.mean(pi * lp, axis=1)  # d pred / d log fitted loss
-            var = np.sum(pi * (1 - pi), axis=1) / n**2 + dpred**2 * fitted_log_loss_var[i] + tolerance**2
+            dpred = np.mean(np.multiply(pi, lp, out=lp), axis=1)  # d pred / d log fitted loss
+            spread = np.multiply(pi, np.subtract(1, pi, out=lp), out=lp)
+            var = np.sum(spread, axis=1) / n**2 + dpred**2 * fitted_log_loss_var[i] + tolerance**2
             diff = observed - mean
             with np.errstate(divide="ignore", invalid="ignore"):
                 zi = np.where(var > 0, diff / np.sqrt(np.where(var > 0, var, 1.0)), np.sign(diff) * np.inf)

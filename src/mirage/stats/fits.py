@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import MirageInputError
 from ..schema.checks import positive_array
-from .intervals import bootstrap_counts
+from .intervals import one_blas_thread, seeded_bootstrap_counts
 
 
 @dataclass(frozen=True)
@@ -181,9 +181,9 @@ def fit_power_law(
     resid = log_ce[ok] - (intercept + slope * log_x[ok])
     resid_sd = float(np.sqrt(np.sum(resid**2) / max(int(ok.sum()) - 2, 1)))
 
-    rng = np.random.default_rng(seed)
     if values.ndim == 1:
         resampling = "models"
+        rng = np.random.default_rng(seed)
         weights = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x)), size=n_boot).astype(float)
         b_slope, b_int = _weighted_lines(log_x, log_ce, weights)
     else:
@@ -193,16 +193,18 @@ def fit_power_law(
         b_slope, b_int = np.empty(n_boot), np.empty(n_boot)
         row = 0
         complete = bool(mask.all())
-        for counts in bootstrap_counts(matrix.shape[0], n_boot, rng):
-            counts = counts.astype(float)
-            # with every item present, each resample's count is the number of items, exactly
-            ns = float(matrix.shape[0]) if complete else counts @ maskf
-            with np.errstate(invalid="ignore", divide="ignore"):
-                bmeans = (counts @ filled) / ns
-            bce = np.log(_column_ce(bmeans, kind))
-            s, i = _weighted_lines(log_x, bce, np.ones_like(bce))
-            b_slope[row : row + len(s)], b_int[row : row + len(s)] = s, i
-            row += len(s)
+        # the draws of default_rng(seed), remembered: every group of one size and seed has the same
+        with one_blas_thread():
+            for counts in seeded_bootstrap_counts(matrix.shape[0], n_boot, seed):
+                counts = counts.astype(float)
+                # with every item present, each resample's count is the number of items, exactly
+                ns = float(matrix.shape[0]) if complete else counts @ maskf
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    bmeans = (counts @ filled) / ns
+                bce = np.log(_column_ce(bmeans, kind))
+                s, i = _weighted_lines(log_x, bce, np.ones_like(bce))
+                b_slope[row : row + len(s)], b_int[row : row + len(s)] = s, i
+                row += len(s)
     keep = np.isfinite(b_slope) & np.isfinite(b_int)
     b_slope, b_int = b_slope[keep], b_int[keep]
     if len(b_slope) == 0:  # every resample degenerate: no uncertainty can be given

@@ -9,11 +9,14 @@ error, and a paired, seeded percentile bootstrap of means (resample counts as ma
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _sps
+from threadpoolctl import ThreadpoolController
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,6 +53,22 @@ def stderr_interval(value: ArrayLike, stderr: ArrayLike, level: float = 0.95) ->
     return value - half, value + half
 
 
+@functools.lru_cache(maxsize=1)
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread: the bootstrap's products of counts and values.
+
+    OpenBLAS sums a long product differently with two threads than with one (float32 sums of
+    50,000 items differ in the last bits), so intervals would depend on the machine's cores; on a
+    busy machine its waiting threads also cost more than they save. One thread: the same bits
+    wherever the same BLAS kernel runs, and no time lost to waiting.
+    """
+    return _blas().limit(limits=1, user_api="blas")
+
+
 def bootstrap_counts(
     n_items: int, n_boot: int, rng: np.random.Generator, chunk: int | None = None
 ) -> Iterator[np.ndarray]:
@@ -74,17 +93,86 @@ def bootstrap_counts(
         done += rows
 
 
+# the most counts seeded_bootstrap_counts remembers per (seed, size): 64 MB as bytes
+_REMEMBERED_COUNTS = 64_000_000
+
+
+def seeded_bootstrap_counts(n_items: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """The blocks of :func:`bootstrap_counts` from a generator seeded with ``seed``, remembered.
+
+    The counts depend only on (seed, items, resamples), and callers with a fixed seed (the
+    power-law fit of every (family, task) group) ask for the same ones again and again: the last
+    few of at most ``_REMEMBERED_COUNTS`` entries are kept, as small integers (the values are the
+    same whole numbers; the caller converts to the float type of its products).
+    """
+    if isinstance(seed, (int, np.integer)) and 0 < n_items * n_boot <= _REMEMBERED_COUNTS:
+        yield from _remembered_counts(int(seed), n_items, n_boot)
+    else:
+        yield from bootstrap_counts(n_items, n_boot, np.random.default_rng(seed))
+
+
+@functools.lru_cache(maxsize=2)
+def _remembered_counts(seed: int, n_items: int, n_boot: int) -> tuple[np.ndarray, ...]:
+    blocks = []
+    for counts in bootstrap_counts(n_items, n_boot, np.random.default_rng(seed)):
+        small = counts.astype(np.uint8) if counts.max() < 256 else counts
+        small.flags.writeable = False
+        blocks.append(small)
+    return tuple(blocks)
+
+
+class CountsAhead:
+    """The blocks of :func:`bootstrap_counts` for ``n_items`` items, ``n_boot`` resamples and a
+    generator seeded with ``seed``, drawn on ``pool`` (a worker thread: NumPy draws and counts
+    without the interpreter lock) while the caller computes what the bootstrap needs.
+
+    Drawing ahead is a guess at the next bootstrap's size: :func:`bootstrap_mean_ci` uses the
+    blocks only when its items, resamples and seed are these, and draws its own otherwise, so the
+    counts, and every interval, are those of drawing in place.
+    """
+
+    def __init__(self, n_items: int, n_boot: int, seed: int | np.random.SeedSequence, pool: Executor) -> None:
+        self.n_items, self.n_boot, self.key = n_items, n_boot, _seed_key(seed)
+        self._blocks: Future[list[np.ndarray]] = pool.submit(_all_counts, n_items, n_boot, seed)
+
+    def blocks_for(self, n_items: int, n_boot: int, seed: int | np.random.SeedSequence) -> list[np.ndarray] | None:
+        """The drawn blocks if they are those of (n_items, n_boot, seed), else None."""
+        key = _seed_key(seed)
+        if key is None or key != self.key or (n_items, n_boot) != (self.n_items, self.n_boot):
+            return None
+        return self._blocks.result()
+
+
+def _all_counts(n_items: int, n_boot: int, seed: int | np.random.SeedSequence) -> list[np.ndarray]:
+    return list(bootstrap_counts(n_items, n_boot, np.random.default_rng(seed)))
+
+
+def _seed_key(seed: object) -> Hashable | None:
+    """What makes two seeds give the same generator (None: not known)."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return ("int", int(seed))
+    if isinstance(seed, np.random.SeedSequence):
+        entropy = seed.entropy
+        if entropy is None:
+            return None
+        entropy = int(entropy) if isinstance(entropy, (int, np.integer)) else tuple(int(e) for e in entropy)
+        return ("seq", entropy, tuple(int(k) for k in seed.spawn_key), int(seed.pool_size))
+    return None
+
+
 def bootstrap_mean_ci(
     values: np.ndarray,
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int | np.random.SeedSequence = 0,
+    *,
+    ahead: CountsAhead | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of column means of ``values`` (items × series).
 
     NaN marks an item a series lacks; each series' mean uses only the items it has. Returns
     (low, high) arrays with one entry per column. Seeded: the same input and seed give the same
-    interval.
+    interval. ``ahead``: counts drawn beforehand, used if they are this call's (the same interval).
     """
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
@@ -98,24 +186,26 @@ def bootstrap_mean_ci(
     # centring on each series' mean keeps the float32 products accurate for large offsets
     centre = np.where(mask, values, 0.0).sum(axis=0) / np.maximum(counts_per_series, 1)
     filled = np.where(mask, values - centre, 0.0).astype(np.float32)
-    maskf = mask.astype(np.float32)
-    rng = np.random.default_rng(seed)
+    drawn = ahead.blocks_for(n_items, n_boot, seed) if ahead is not None else None
+    blocks = drawn if drawn is not None else bootstrap_counts(n_items, n_boot, np.random.default_rng(seed))
     means = np.empty((n_boot, n_series))
     # a series with every item: its resampled count is n_items exactly (a float32 sum of whole
     # counts below 2**24), so only the series with missing items need the second product
     gaps = np.flatnonzero(counts_per_series < n_items)
+    maskf = mask.astype(np.float32) if len(gaps) or n_items >= 2**24 else np.empty((n_items, 0), np.float32)
     row = 0
-    for counts in bootstrap_counts(n_items, n_boot, rng):
-        sums = counts @ filled
-        if n_items < 2**24:
-            ns = np.full(sums.shape, float(n_items), dtype=np.float32)
-            if len(gaps):
-                ns[:, gaps] = counts @ maskf[:, gaps]
-        else:
-            ns = counts @ maskf
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[row : row + len(counts)] = sums / ns
-        row += len(counts)
+    with one_blas_thread():
+        for counts in blocks:
+            sums = counts @ filled
+            if n_items < 2**24:
+                ns = np.full(sums.shape, float(n_items), dtype=np.float32)
+                if len(gaps):
+                    ns[:, gaps] = counts @ maskf[:, gaps]
+            else:
+                ns = counts @ maskf
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means[row : row + len(counts)] = sums / ns
+            row += len(counts)
     alpha = (1.0 - level) / 2.0
     low, high = np.nanquantile(means, [alpha, 1.0 - alpha], axis=0)
     return low + centre, high + centre
