@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 from mirage import AnalysisSettings, inputs_from_frame, run_analysis
-from mirage.report.analysis import POOL_MIN_FIGURES, PendingFigures, figure_jobs
+from mirage.report.analysis import figure_jobs
+from mirage.report.figure_pool import POOL_MIN_FIGURES, PendingFigures
 from mirage.synthetic import many_families_table
 
 
@@ -50,7 +51,8 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path) -> None:
         textwrap.dedent(
             f"""
             from mirage import AnalysisSettings, inputs_from_frame, run_analysis
-            from mirage.report.analysis import PendingFigures, figure_jobs
+            from mirage.report.analysis import figure_jobs
+            from mirage.report.figure_pool import PendingFigures
             from mirage.synthetic import many_families_table
             with open({str(marker)!r}, "a") as f:
                 f.write("ran\\n")

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from ..progress import progress_iter
-from ..report.analysis import PendingFigures, analysis_report, figure_jobs, figure_workers, task_charts
+from ..report.analysis import analysis_report, figure_jobs, task_charts
+from ..report.figure_pool import PendingFigures, figure_workers
 from ..report.forecast import forecast_charts, forecast_figure, forecast_report
 from ..report.meta import meta_report, plot_score_distribution, plot_strongest, strongest_chart
 from ..report.png import close, data_uri, encode_png
