@@ -68,3 +68,11 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(POOL_MIN_FIGURES)
     assert marker.read_text() == "ran\n"
+
+
+def test_cancel_stops_the_workers_without_drawing_the_rest(jobs) -> None:
+    pending = PendingFigures(jobs, workers=1)
+    pending.cancel()
+    assert not pending._todo
+    assert all(not t.is_alive() for t in pending._threads)
+    assert sum(png is not None for png in pending._pngs) <= 1  # at most the figure in hand

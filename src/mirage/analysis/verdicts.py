@@ -786,12 +786,6 @@ def _fitted_length_transforms(
     ]
 
 
-def _column_values(column: pd.Series) -> list[Any]:
-    """A column's values as Python objects, all at once (element-wise access to an Arrow-backed
-    column costs microseconds a value)."""
-    return column.tolist()
-
-
 def _runs(keys: np.ndarray, values: list[Any]) -> dict[int, list[Any]]:
     """``{key: [values of its run]}`` for ``keys`` sorted so that equal keys are adjacent."""
     if not len(keys):
@@ -903,8 +897,9 @@ class _ScoreBatch:
         self.hi = pts["ci_high"].to_numpy(dtype=float)
         self.model_code_pts = self.model_code[pts["_row"].to_numpy()]
         head = pts.iloc[starts]
-        # each verdict's key values, read column by column (a row of a wide frame is slow to take)
-        columns = [_column_values(head[k]) for k in self.keys]
+        # each verdict's key values, read column by column and all at once (a row of a wide frame,
+        # or one value of an Arrow-backed column, is slow to take)
+        columns = [head[k].tolist() for k in self.keys]
         self.head_keys: list[dict[str, Any]] = [dict(zip(self.keys, values)) for values in zip(*columns)]
         self.higher = (
             head["higher_is_better"].astype(bool).to_numpy()
@@ -929,11 +924,14 @@ class _ScoreBatch:
         n_pts = len(self.pv)
         n_models = int(self.model_code.max()) + 1 if len(self.model_code) else 1
         n_metrics = max(len(self.metric_index), 1)
+
+        def key(group: np.ndarray, model: np.ndarray, metric: np.ndarray) -> np.ndarray:
+            """One integer per (group, model, metric): what the joins below match on."""
+            return (group * n_models + model) * n_metrics + metric
+
         cont = np.flatnonzero(
             f["metric_kind"].isin(CONTINUOUS_KINDS).to_numpy() & f["_g"].isin(np.unique(self.v_group)).to_numpy()
         )
-        # metric names through their codes: no Python string per row of the table
-        metric_of = np.array(self.metric_names, dtype=object)[self.metric_code]
         value = f["value"].to_numpy(dtype=float)
         stderr = f["stderr"].to_numpy(dtype=float) if "stderr" in f.columns else None
         group = f["_g"].to_numpy(dtype=np.int64)
@@ -941,9 +939,10 @@ class _ScoreBatch:
         rows, losses, variances = [], [], []
         cont_codes = self.metric_code[cont]
         for code in pd.unique(cont_codes):
-            name = self.metric_names[int(code)]
             sel = cont[cont_codes == code]
-            got = per_token_loss_of(str(name), value[sel], stderr[sel] if stderr is not None else None)
+            got = per_token_loss_of(
+                self.metric_names[int(code)], value[sel], stderr[sel] if stderr is not None else None
+            )
             if got is not None:
                 rows.append(sel)
                 losses.append(got[0])
@@ -957,12 +956,12 @@ class _ScoreBatch:
             ch_loss, ch_var = np.concatenate(losses), np.concatenate(variances)
             ch_group, ch_metric = group[ch], self.metric_code[ch]
             # per group: its channel names by preference
-            names = [str(m) for m in metric_of[ch]]
-            pairs = pd.DataFrame({"_g": ch_group, "metric": names}).drop_duplicates()
-            rank = {m: _rank(m) for m in pd.unique(pairs["metric"])}
-            pairs = pairs.assign(_r=pairs["metric"].map(rank)).sort_values(["_g", "_r", "metric"], kind="stable")
+            pairs = pd.DataFrame({"_g": ch_group, "_m": ch_metric}).drop_duplicates()
+            pairs["metric"] = [self.metric_names[m] for m in pairs["_m"]]
+            pairs["_r"] = pairs["metric"].map({m: _rank(m) for m in self.metric_names})
+            pairs = pairs.sort_values(["_g", "_r", "metric"], kind="stable")
             self.channel_names = _runs(pairs["_g"].to_numpy(), pairs["metric"].tolist())
-            ch_key = (ch_group * n_models + self.model_code[ch]) * n_metrics + ch_metric
+            ch_key = key(ch_group, self.model_code[ch], ch_metric)
         else:
             ch_key = np.array([], dtype=np.int64)
             ch_loss = ch_var = np.array([], dtype=float)
@@ -990,9 +989,7 @@ class _ScoreBatch:
             slot_pair = np.repeat(np.arange(n_pairs), sizes)
             slot_point = self.starts[self.pair_verdict][slot_pair] + (np.arange(total) - self.pair_offset[slot_pair])
             pair_metric_code = np.array([self.metric_index[m] for m in pair_metric], dtype=np.int64)
-            slot_key = (point_group[slot_point] * n_models + point_model[slot_point]) * n_metrics + pair_metric_code[
-                slot_pair
-            ]
+            slot_key = key(point_group[slot_point], point_model[slot_point], pair_metric_code[slot_pair])
             hit, at = _lookup(ch_key, slot_key)
             self.pair_loss[hit] = ch_loss[at]
             self.pair_var[hit] = ch_var[at]
@@ -1008,8 +1005,8 @@ class _ScoreBatch:
             partner.append(next((p for p in partners_of(d) if p in cont_names), cont_names[0]))
         self.partner = partner
         partner_code = np.array([self.metric_index.get(p, -1) for p in partner], dtype=np.int64)
-        all_key = (group * n_models + self.model_code) * n_metrics + self.metric_code
-        point_key = (point_group * n_models + point_model) * n_metrics + partner_code[self.pv]
+        all_key = key(group, self.model_code, self.metric_code)
+        point_key = key(point_group, point_model, partner_code[self.pv])
         hit, at = _lookup(all_key, np.where(partner_code[self.pv] >= 0, point_key, -1))
         self.partner_value = np.full(n_pts, np.nan)
         self.partner_value[hit] = value[at]

@@ -148,9 +148,11 @@ def write_analysis_into(
             write_csv(tmp / RESOLUTION.file, result.resolution)
         if result.pass_rates is not None:
             write_csv(tmp / PASS_RATES.file, result.pass_rates)
-        charts = None if static else task_charts(result, [job.key for job in pending.jobs])
-    finally:
-        figures = pending.result(progress=progress)
+        charts = None if static else task_charts(result, pending.jobs)
+    except BaseException:
+        pending.cancel()  # the output is abandoned: no figure is drawn for it
+        raise
+    figures = pending.result(progress=progress)
     (tmp / FIGURES_DIR).mkdir()
     names = []
     for fig_title, _key, png in figures:

@@ -138,37 +138,27 @@ def task_figures(
     return PendingFigures(figure_jobs(result, max_figures, featured), workers).result(progress)
 
 
-def task_charts(result: AnalysisResult, keys: Iterable[FigureKey]) -> list[Chart]:
-    """One interactive chart per (task, shots) of ``keys``: its metrics side by side, a trace per
-    family, the exact match predicted from the continuous metric dashed where there is one."""
-    predictions = result.predictions
-    curve_rows = (
-        predictions[predictions["row_kind"] == RowKind.CURVE.value]
-        if predictions is not None and len(predictions)
-        else None
-    )
+def task_charts(result: AnalysisResult, jobs: Iterable[FigureJob]) -> list[Chart]:
+    """One interactive chart per figure job (:func:`figure_jobs`: the same rows, floors and
+    predictions as the PNG): its metrics side by side, a trace per family, the exact match
+    predicted from the continuous metric dashed where there is one."""
     scale = str(result.summary.get("scale_column", "scale"))
     charts = []
-    for task, shots in keys:
-        sub = _curve_rows(result, task, shots)
-        pred = None
-        if curve_rows is not None:
-            pred = curve_rows[curve_rows["task"] == task]
-            if "shots" in pred.columns and not pd.isna(shots):
-                pred = pred[pred["shots"] == shots]
+    for job in jobs:
+        task, shots = job.key
         fig = metric_panels(
-            sub,
-            floors=floors_of(result, task, shots),
-            predictions=pred,
+            job.curves,
+            floors=job.floors,
+            predictions=job.predictions,
             scale_label=scale,
-            title=html.escape(figure_title(task, shots)),
+            title=html.escape(job.title),
         )
-        families = tuple(sorted(map(str, sub["family"].unique())))
+        families = tuple(sorted(map(str, job.curves["family"].unique())))
         charts.append(
             Chart(
                 anchor=figure_anchor(task, shots),
                 figure=fig,
-                caption=f"{figure_title(task, shots)}: {len(families)} famil{'y' if len(families) == 1 else 'ies'}; hover a point for its model, "
+                caption=f"{job.title}: {len(families)} famil{'y' if len(families) == 1 else 'ies'}; hover a point for its model, "
                 "value, interval and n; click a family to hide or show it, double-click to see it alone.",
                 task=str(task),
                 families=families,

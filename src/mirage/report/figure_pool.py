@@ -161,26 +161,30 @@ class PendingFigures:
             reported = 0
             while True:
                 i = self._take(front=False)
-                if i is None:
+                if i is not None:
+                    drawn = render_figure(self.jobs[i])
                     with self._changed:
-                        busy = any(t.is_alive() for t in self._threads)
-                        if not busy and not self._todo:
-                            break
-                        if busy and not self._todo:
+                        self._pngs[i] = drawn
+                else:
+                    with self._changed:
+                        if not self._todo:  # (a job a failing worker gives back is taken next time)
+                            if not any(t.is_alive() for t in self._threads):
+                                break
                             self._changed.wait(0.5)
-                    done = sum(p is not None for p in self._pngs)
-                    bar.update(done - reported)
-                    reported = done
-                    continue
-                drawn = render_figure(self.jobs[i])
-                with self._changed:
-                    self._pngs[i] = drawn
                 done = sum(p is not None for p in self._pngs)
                 bar.update(done - reported)
                 reported = done
+            bar.update(sum(p is not None for p in self._pngs) - reported)
         for t in self._threads:
             t.join()
-        out = []
-        for job, png in zip(self.jobs, self._pngs):
-            out.append((job.title, job.key, png if png is not None else render_figure(job)))
-        return out
+        return [
+            (job.title, job.key, png if png is not None else render_figure(job))
+            for job, png in zip(self.jobs, self._pngs)
+        ]
+
+    def cancel(self) -> None:
+        """Draw nothing more (the caller failed): workers finish the figure in hand and stop."""
+        with self._changed:
+            self._todo.clear()
+        for t in self._threads:
+            t.join()
