@@ -75,3 +75,18 @@ def test_arrow_backed_columns_in_several_chunks() -> None:
     part = pd.Series(["a", "b,c"], dtype="str")
     frame = pd.DataFrame({"s": pd.concat([part, part], ignore_index=True), "x": [1.5, 2.0, np.nan, 4.0]})
     assert pd.read_csv(io.StringIO(csv_text(frame))).equals(pd.read_csv(io.StringIO(frame.to_csv(index=False))))
+
+
+def test_quoting_and_integral_floats_in_a_later_block(monkeypatch) -> None:
+    # quoting is decided once per column and integral floats are found per block: a field that
+    # needs quotes, and a whole number, only in the last block are still written as to_csv does
+    import mirage.io.csv_text as ct
+
+    monkeypatch.setattr(ct, "_BLOCK_ROWS", 2)
+    frame = pd.DataFrame(
+        {
+            "name": pd.array(["a", "b", "c", 'd,"e"', "f"], dtype="str"),
+            "x": [0.5, 1.25, np.nan, 2.75, 3.0],
+        }
+    )
+    assert csv_text(frame) == frame.to_csv(index=False)
