@@ -137,3 +137,45 @@ def test_emergence_score_of_huge_finite_values_does_not_overflow():
         huge = emergence_score(x, y)
     assert huge.score == pytest.approx(emergence_score(x, y / 1e300).score)
     assert np.isfinite(huge.score)
+
+
+def test_one_blas_thread_holds_while_any_thread_is_inside() -> None:
+    # the limit is process-wide: a context left on one thread must not lift it for another
+    # thread still inside its own (the record path computes intervals on two threads at once)
+    import threading
+
+    from mirage.stats.intervals import _blas, one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [int(i["num_threads"]) for i in _blas().info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    inside, leave = threading.Event(), threading.Event()
+    seen: list[list[int]] = []
+
+    def worker() -> None:
+        with one_blas_thread():
+            inside.set()
+            leave.wait(10)
+            seen.append(blas_threads())  # after the calling thread left its own context
+
+    try:
+        with one_blas_thread():
+            thread = threading.Thread(target=worker)
+            thread.start()
+            assert inside.wait(10)
+        leave.set()
+        thread.join(10)
+        assert seen and all(n == 1 for n in seen[0])
+    finally:
+        _blas().limit(limits=max(before), user_api="blas")  # OpenBLAS ignores a raise from a worker
+    # the record path's pattern: the calling thread's context around its workers' restores
+    inside.clear()
+    leave.clear()
+    with one_blas_thread():
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert inside.wait(10)
+        leave.set()
+        thread.join(10)
+    assert blas_threads() == before

@@ -8,6 +8,9 @@ predictions and target-length rows, and the few per-model numbers of the resolut
 samples are then handed to ``on_samples`` (the writer of ``samples.parquet``) or kept, and let go.
 Peak memory is one unit's records and samples, whatever the input size.
 
+A unit's decisions (verdicts, predictions, lengths) run on a worker thread while the next unit's
+curves are computed, and the next unit's per-sample metrics and bootstrap draws on two more.
+
 The results are those of the whole-table computation, bit for bit: per-sample metrics are
 computed record by record; a group's bootstrap is seeded by its place among all groups; rows are
 put in the order the whole-table code produced them.
@@ -29,9 +32,10 @@ from ..errors import MirageInputError
 from ..metrics import METRICS, compute_sample_metrics
 from ..schema.record_source import RecordSource, UnitKey, UnitRecords, as_record_source, check_unit
 from ..schema.records import SUM_COLUMN
-from ..schema.settings import AnalysisSettings
+from ..schema.settings import AnalysisSettings, VerdictSettings
 from ..schema.tables import set_shots
 from ..stats import CountsAhead
+from ..stats.intervals import one_blas_thread
 from .curve_points import bootstrap_counts_ahead, curve_frame, record_group_curves
 from .predictions import length_frame, length_rows, prediction_frames, prediction_rows
 from .resolution import resolution_model_stats
@@ -99,10 +103,14 @@ def analyse_records(
     # draws are computed while a unit is analysed, and each unit's samples are handed to
     # on_samples while the next is (NumPy, Arrow and rapidfuzz work without the interpreter lock)
     handed: Future[None] | None = None
+    # one BLAS thread for the whole pass (each bootstrap product asks for it, on two threads at
+    # once): set here, on the calling thread, and restored here, when every worker is done
     with (
+        one_blas_thread(),
         ThreadPoolExecutor(max_workers=1) as draws,
         ThreadPoolExecutor(max_workers=1) as measures,
         ThreadPoolExecutor(max_workers=1) as sink,
+        ThreadPoolExecutor(max_workers=1) as decisions,
     ):
 
         def measure(unit: UnitRecords) -> pd.DataFrame:
@@ -115,33 +123,44 @@ def analyse_records(
         def started(unit: UnitRecords) -> tuple[UnitRecords, CountsAhead | None, Future[pd.DataFrame]]:
             return unit, _draw_ahead(unit, unit_groups, settings, draws), measures.submit(measure, unit)
 
+        def decided(done: list[Future[_GroupDecision]]) -> None:
+            for job in done:  # in submission order: the rows keep the whole-table order
+                d = job.result()
+                if d.verdicts is not None:
+                    part.verdicts[d.key] = d.verdicts
+                pred_rows.extend(d.predictions)
+                fit_rows.extend(d.fits)
+                len_rows.extend(d.lengths)
+                if d.stats is not None:
+                    stats.append(d.stats)
+
+        # a unit's decisions (verdicts, predictions, lengths) run on their own thread while the
+        # next unit's curves are computed; at most one unit's decisions wait at a time
+        waiting: list[Future[_GroupDecision]] = []
         for unit, ahead, samples in _one_ahead(source.iter_units(), started):
             part.sample_columns = list(samples.columns)
             predicting = decide and _predicts(samples)
+            jobs: list[Future[_GroupDecision]] = []
             for shots, group in samples.groupby("shots", sort=True, dropna=False):
                 key = group_key((unit.family, unit.task, shots))
                 rows = record_group_curves(unit.family, unit.task, key[2], group, settings, order[key], ahead)
                 curve_rows += rows
-                if not decide:
-                    continue
-                g = _group_curves(rows, score_groups.get(key))
-                if len(g):
-                    part.verdicts[key] = record_group_verdicts(g, group, vsettings)
-                if predicting:
-                    s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
-                    s = s[s["exact_match"].notna()]
-                    if len(s):
-                        base: dict[str, Any] = {"family": unit.family, "task": unit.task}
-                        if has_shots:
-                            base["shots"] = key[2]
-                        rows_p, rows_f = prediction_rows(
-                            base, s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level
-                        )
-                        pred_rows += rows_p
-                        fit_rows += rows_f
-                        for model, m in s.groupby("model", sort=True, dropna=False):
-                            len_rows += length_rows(dict(base, model=model), m, level=settings.level)
-                stats.append(resolution_model_stats(group))
+                if decide:
+                    job = decisions.submit(
+                        _decide_group,
+                        (unit.family, unit.task),
+                        key,
+                        rows,
+                        group,
+                        score_groups.get(key),
+                        settings,
+                        vsettings,
+                        predicting,
+                        has_shots,
+                    )
+                    jobs.append(job)
+            decided(waiting)
+            waiting = jobs
             if on_samples is not None:
                 if handed is not None:
                     handed.result()  # the previous unit's, in order; its error raised here
@@ -150,6 +169,7 @@ def analyse_records(
                 kept.append((samples, unit.positions))
             if on_unit is not None:
                 on_unit(unit.family, unit.task, unit.table.num_rows)
+        decided(waiting)
         if handed is not None:
             handed.result()
     part.curves = curve_frame(curve_rows)
@@ -162,6 +182,52 @@ def analyse_records(
         part.predictions, part.prediction_fits = preds.predictions, preds.fits
         part.lengths = length_frame(len_rows, has_shots)
     return part
+
+
+@dataclass
+class _GroupDecision:
+    """What one group's decisions add to the record part."""
+
+    key: GroupKey
+    verdicts: list[VerdictEntry] | None = None
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    fits: list[dict[str, Any]] = field(default_factory=list)
+    lengths: list[dict[str, Any]] = field(default_factory=list)
+    stats: pd.DataFrame | None = None
+
+
+def _decide_group(
+    unit: tuple[Any, Any],
+    key: GroupKey,
+    rows: list[dict[str, Any]],
+    group: pd.DataFrame,
+    scores: pd.DataFrame | None,
+    settings: AnalysisSettings,
+    vsettings: VerdictSettings,
+    predicting: bool,
+    has_shots: bool,
+) -> _GroupDecision:
+    """One group's verdicts (with the score-table curves ``scores`` of the same group), exact-match
+    predictions, target-length rows and per-model resolution numbers."""
+    family, task = unit
+    out = _GroupDecision(key)
+    g = _group_curves(rows, scores)
+    if len(g):
+        out.verdicts = record_group_verdicts(g, group, vsettings)
+    if predicting:
+        s = group[[c for c in _PREDICTION_COLUMNS if c in group.columns and (has_shots or c != "shots")]]
+        s = s[s["exact_match"].notna()]
+        if len(s):
+            base: dict[str, Any] = {"family": family, "task": task}
+            if has_shots:
+                base["shots"] = key[2]
+            out.predictions, out.fits = prediction_rows(
+                base, s, n_boot=max(settings.bootstrap, 100), seed=settings.seed, level=settings.level
+            )
+            for model, m in s.groupby("model", sort=True, dropna=False):
+                out.lengths += length_rows(dict(base, model=model), m, level=settings.level)
+    out.stats = resolution_model_stats(group)
+    return out
 
 
 def _one_ahead(

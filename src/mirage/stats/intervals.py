@@ -8,7 +8,9 @@ error, and a paired, seeded percentile bootstrap of means (resample counts as ma
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -58,15 +60,40 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def one_blas_thread() -> Any:
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
     """A context in which BLAS runs on one thread: the bootstrap's products of counts and values.
 
     OpenBLAS sums a long product differently with two threads than with one (float32 sums of
     50,000 items differ in the last bits), so intervals would depend on the machine's cores; on a
     busy machine its waiting threads also cost more than they save. One thread: the same bits
     wherever the same BLAS kernel runs, and no time lost to waiting.
+
+    The limit is process-wide, so contexts entered on several threads share it: the first sets
+    it and the last restores the original (a context left on one thread must not lift the limit
+    while another thread is still inside its own). OpenBLAS does not take a larger thread count
+    set from a thread other than the one that lowered it, so a caller that starts worker threads
+    holds its own context around them (as the record analysis does): the last to leave is then
+    the thread that entered first.
     """
-    return _blas().limit(limits=1, user_api="blas")
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = _blas().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limit is not None:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit: Any = None
 
 
 def bootstrap_counts(
