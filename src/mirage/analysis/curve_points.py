@@ -99,16 +99,26 @@ def _items_by_series(group: pd.DataFrame, metrics: list[str], models: pd.Series,
     columns="model", values=metrics)`` in ``series`` order, placed by integer codes (the pivot
     itself where a sample id is missing or repeated, which it reports)."""
     items, ids = pd.factorize(group["sample_id"], sort=True)
-    model_at = pd.Index(models).get_indexer(group["model"])
+    model_at = _positions(group["model"], pd.Index(models))
     n_models = len(models)
     cell = items.astype(np.int64) * n_models + model_at
     if len(items) and (items.min() < 0 or model_at.min() < 0 or np.bincount(cell).max() > 1):
         wide = group.pivot(index="sample_id", columns="model", values=metrics)
         return wide.reindex(columns=series).to_numpy(dtype=float)
     out = np.full((len(ids), len(metrics) * n_models), np.nan)
+    # flat positions: row items, column j * n_models + model_at (one index for every metric)
+    flat = items.astype(np.int64) * (len(metrics) * n_models) + model_at
+    cells = out.reshape(-1)
     for j, metric in enumerate(metrics):
-        out[items, j * n_models + model_at] = group[metric].to_numpy(dtype=float)
+        cells[flat + j * n_models] = group[metric].to_numpy(dtype=float)
     return out
+
+
+def _positions(names: pd.Series, index: pd.Index) -> np.ndarray:
+    """``index.get_indexer(names)`` (-1 where absent), looked up once per distinct name: a unit's
+    model column repeats a few names hundreds of thousands of times."""
+    codes, distinct = pd.factorize(names)
+    return np.where(codes < 0, -1, index.get_indexer(distinct)[codes])
 
 
 # the most counts drawn ahead (held at once, where drawing in place holds a block of 16M): 256 MB

@@ -92,17 +92,33 @@ _NOT_YET_TESTED: dict[str, Any] = dict(
 )
 
 
+# enum values as plain strings for the row builders: a member's ``.value`` is two descriptor
+# lookups, and the batch path builds rows for each of 125,000 verdicts
+_TEST_APPARENT = VerdictTest.APPARENT_EMERGENCE.value
+_TEST_BREAK = VerdictTest.LOSS_BREAK.value
+_TEST_TRANSFORM = VerdictTest.TRANSFORM.value
+_APPARENT, _NOT_APPARENT = Outcome.APPARENT.value, Outcome.NOT_APPARENT.value
+_BREAK, _SMOOTH = Outcome.BREAK.value, Outcome.SMOOTH.value
+_PASSED, _FAILED = TransformCheck.PASSED.value, TransformCheck.FAILED.value
+_INSUFFICIENT, _NONE = Verdict.INSUFFICIENT.value, Verdict.NONE.value
+_EXPLAINED, _NOT_EXPLAINED = Verdict.EXPLAINED.value, Verdict.NOT_EXPLAINED.value
+_TOO_FEW_MODELS, _NO_INTERVALS = NotApparent.TOO_FEW_MODELS.value, NotApparent.NO_INTERVALS.value
+_NOT_RESOLVED, _SMALL_EFFECT = NotApparent.NOT_RESOLVED.value, NotApparent.SMALL_EFFECT.value
+_NO_FLAT_START = NotApparent.NO_FLAT_START.value
+_STEP = BreakKind.STEP.value
+
+
 def _apparent_emergence_evidence(
     ev_base: dict[str, Any], metric: str, rise: float, apparent: bool, reason: str, span: str, flat_share: float
 ) -> dict[str, Any]:
     """The evidence.csv row of step 1 (apparent emergence), for one curve or a batch alike."""
     return dict(
         ev_base,
-        test=VerdictTest.APPARENT_EMERGENCE.value,
+        test=_TEST_APPARENT,
         metric=metric,
         statistic=rise,
         p_value=math.nan,
-        outcome=Outcome.APPARENT.value if apparent else (reason or Outcome.NOT_APPARENT.value),
+        outcome=_APPARENT if apparent else (reason or _NOT_APPARENT),
         detail=f"rise {span}, flat over {_fmt(flat_share, '.2f')} of the log-scale range",
     )
 
@@ -604,30 +620,30 @@ def _step_one_decision(
     st: VerdictSettings,
 ) -> tuple[str, str] | None:
     """(verdict, reason) when step 1 decides (no apparent emergence, or not enough to judge), else None."""
-    if reason == NotApparent.TOO_FEW_MODELS:
-        return Verdict.INSUFFICIENT.value, f"{n_models} model(s) with {d}; at least {st.min_models} needed"
-    if reason == NotApparent.NO_INTERVALS:
+    if reason == _TOO_FEW_MODELS:
+        return _INSUFFICIENT, f"{n_models} model(s) with {d}; at least {st.min_models} needed"
+    if reason == _NO_INTERVALS:
         return (
-            Verdict.INSUFFICIENT.value,
+            _INSUFFICIENT,
             f"no intervals for {d}: the table has no stderr or n_samples for every "
             "model and there are no records, so no change can be resolved",
         )
     if np.isfinite(min_samples) and min_samples < st.min_samples:
         return (
-            Verdict.INSUFFICIENT.value,
+            _INSUFFICIENT,
             f"a model has only {int(min_samples)} sample(s); at least {st.min_samples} needed",
         )
-    if reason == NotApparent.NOT_RESOLVED:
-        return Verdict.NONE.value, f"{d} goes {span}: the change is within the intervals"
-    if reason == NotApparent.SMALL_EFFECT:
+    if reason == _NOT_RESOLVED:
+        return _NONE, f"{d} goes {span}: the change is within the intervals"
+    if reason == _SMALL_EFFECT:
         eff = st.min_effect * (100.0 if percent else 1.0)
         return (
-            Verdict.NONE.value,
+            _NONE,
             f"{d} rises only {_fmt(rise)} ({span}), below the minimum effect {_fmt(eff)}",
         )
-    if reason == NotApparent.NO_FLAT_START:
+    if reason == _NO_FLAT_START:
         return (
-            Verdict.NONE.value,
+            _NONE,
             f"{d} ({span}) rises from the start: it stays near its smallest model's value over "
             f"only {_fmt(flat_share, '.2f')} of the log-scale range "
             f"(apparent emergence needs {st.min_flat_share:.2f})",
@@ -664,17 +680,17 @@ def _break_evidence(
     """The evidence row of one power-law break test."""
     return dict(
         ev_base,
-        test=VerdictTest.LOSS_BREAK.value,
+        test=_TEST_BREAK,
         metric=metric,
         statistic=z,
         p_value=p,
-        outcome=(Outcome.BREAK if broke else Outcome.SMOOTH).value,
+        outcome=_BREAK if broke else _SMOOTH,
         detail=f"alpha {_fmt(alpha)} ± {_fmt(alpha_se)}; strongest {kind} before scale {_fmt(at)} (size {_fmt(size)})",
     )
 
 
 def _break_failure(metric: str, kind: str, at: float, p: float) -> str:
-    what = "drops" if kind == BreakKind.STEP else "starts falling faster"
+    what = "drops" if kind == _STEP else "starts falling faster"
     return f"the per-token loss ({metric}) is not a smooth power law: it {what} before scale {_fmt(at)} ({_p(p)})"
 
 
@@ -692,7 +708,7 @@ def _transform_outcome(
     row["tests"] += 1
     passed = tr.p_value >= st.test_level
     row.update(
-        transform_check=(TransformCheck.PASSED if passed else TransformCheck.FAILED).value,
+        transform_check=_PASSED if passed else _FAILED,
         transform_p_value=tr.p_value,
         transform_worst_z=tr.worst_z,
         transform_factor=tr.factor,
@@ -701,7 +717,7 @@ def _transform_outcome(
     ev.append(
         dict(
             ev_base,
-            test=VerdictTest.TRANSFORM.value,
+            test=_TEST_TRANSFORM,
             metric=primary,
             statistic=tr.chi2,
             p_value=tr.p_value,
@@ -734,13 +750,13 @@ def _final_decision(
     """Steps 2 and 3 done: not explained when anything failed, else explained by the metric."""
     if failures:
         reason = f"{d} looks emergent ({span}), but " + "; and ".join(failures)
-        return dict(row, verdict=Verdict.NOT_EXPLAINED.value, reason=reason), ev
+        return dict(row, verdict=_NOT_EXPLAINED, reason=reason), ev
     tail = f", and it reproduces {d} (transform {_p(tr.p_value)})" if tr is not None else ""
     reason = (
         f"{d} looks emergent ({span}) while the per-token loss ({primary}) follows a smooth power "
         f"law (alpha {_fmt(alpha)}, no break: {_p(break_p)})" + tail
     )
-    return dict(row, verdict=Verdict.EXPLAINED.value, reason=reason), ev
+    return dict(row, verdict=_EXPLAINED, reason=reason), ev
 
 
 def _fitted_length_transforms(
@@ -878,7 +894,40 @@ class _ScoreBatch:
         self._step_two()
         self._step_three()
         release_free_memory()  # the tests' blocks, before the rows are written
-        return [(int(self.v_group[v]), self._entry(v)) for v in range(self.n_verdicts)]
+        self._as_lists()
+        return [(self.v_group_list[v], self._entry(v)) for v in range(self.n_verdicts)]
+
+    def _as_lists(self) -> None:
+        """The per-verdict and per-channel numbers the rows read, as Python lists: a row reads some
+        30 of them, and a float from a list costs a tenth of a NumPy scalar read and converted."""
+        self.v_group_list: list[int] = self.v_group.tolist()
+        self.lists = {
+            name: values.tolist()
+            for name, values in (
+                ("base", self.ae["base"]),
+                ("top", self.ae["top"]),
+                ("rise", self.ae["rise"]),
+                ("flat_share", self.ae["flat_share"]),
+                ("reason", self.ae["reason"]),
+                ("counts", self.counts),
+                ("starts", self.starts),
+                ("min_samples", self.min_samples),
+                ("apparent", self.apparent),
+                ("floor", self.floor),
+                ("rise_resolved", self.rise_resolved),
+                ("es_d", self.es_d),
+                ("es_c", self.es_c),
+                ("jump_d", self.jump_d),
+                ("percent", self.percent),
+                ("bt_alpha", self.bt_alpha),
+                ("bt_alpha_se", self.bt_alpha_se),
+                ("bt_p", self.bt_p),
+                ("bt_index", self.bt_index),
+                ("bt_z", self.bt_z),
+                ("bt_kind", self.bt_kind),
+                ("bt_size", self.bt_size),
+            )
+        }
 
     def _layout(self) -> None:
         """Each verdict's discontinuous curve, models by (scale, model) as :func:`_verdict` sorts them."""
@@ -1182,57 +1231,55 @@ class _ScoreBatch:
     # ------------------------------------------------------------------ rows
     def _entry(self, v: int) -> VerdictEntry:
         """The row and evidence of verdict ``v``, as :func:`_verdict` writes them."""
-        st = self.st
+        st, c = self.st, self.lists
         d = self.v_metric[v]
         base = dict(self.head_keys[v])
-        k = int(self.counts[v])
-        sl = slice(int(self.starts[v]), int(self.starts[v]) + k)
-        x = self.x[sl]
-        ae_base, ae_top = float(self.ae["base"][v]), float(self.ae["top"][v])
-        rise, flat_share = float(self.ae["rise"][v]), float(self.ae["flat_share"][v])
+        k, start = int(c["counts"][v]), int(c["starts"][v])
+        x = self.x[start : start + k]
+        ae_base, ae_top = float(c["base"][v]), float(c["top"][v])
+        rise, flat_share = float(c["rise"][v]), float(c["flat_share"][v])
+        apparent, min_samples = bool(c["apparent"][v]), float(c["min_samples"][v])
         row: dict[str, Any] = dict(
             base,
             discontinuous_metric=d,
             continuous_metric=self.partner[v],
             n_models=k,
-            min_samples=float(self.min_samples[v]),
-            apparent_emergence=bool(self.apparent[v]),
-            floor=float(self.floor[v]),
-            value_first=float(self.y[sl][0]) if k else math.nan,
+            min_samples=min_samples,
+            apparent_emergence=apparent,
+            floor=float(c["floor"][v]),
+            value_first=float(self.y[start]) if k else math.nan,
             value_top=ae_top,
             rise=rise,
-            rise_resolved=bool(self.rise_resolved[v]),
+            rise_resolved=bool(c["rise_resolved"][v]),
             flat_share=flat_share,
-            emergence_score_discontinuous=float(self.es_d[v]),
-            emergence_score_continuous=float(self.es_c[v]),
-            jump_share_discontinuous=float(self.jump_d[v]),
+            emergence_score_discontinuous=float(c["es_d"][v]),
+            emergence_score_continuous=float(c["es_c"][v]),
+            jump_share_discontinuous=float(c["jump_d"][v]),
             **_NOT_YET_TESTED,
         )
         ev: list[dict[str, Any]] = []
         ev_base = dict(base, discontinuous_metric=d)
-        reason = str(self.ae["reason"][v])
+        reason = str(c["reason"][v])
         span = f"{_fmt(ae_base)} -> {_fmt(ae_top)}"
-        ev.append(_apparent_emergence_evidence(ev_base, d, rise, bool(self.apparent[v]), reason, span, flat_share))
-        channel_names = [self.pair_metric[p] for p in self.v_channels[v]]
-        decided = _step_one_decision(
-            d, reason, span, k, float(self.min_samples[v]), rise, flat_share, bool(self.percent[v]), st
-        )
+        ev.append(_apparent_emergence_evidence(ev_base, d, rise, apparent, reason, span, flat_share))
+        decided = _step_one_decision(d, reason, span, k, min_samples, rise, flat_share, bool(c["percent"][v]), st)
         if decided is not None:
             return dict(row, verdict=decided[0], reason=decided[1]), ev
         usable = self.usable[v]
         if not usable:
+            channel_names = [self.pair_metric[p] for p in self.v_channels[v]]
             return dict(
                 row,
-                verdict=Verdict.INSUFFICIENT.value,
+                verdict=_INSUFFICIENT,
                 reason=_no_loss_reason(d, span, channel_names, self.cont_names[int(self.v_group[v])], st),
             ), ev
         failures: list[str] = []
         primary = usable[0]
         for p in usable:
-            alpha, alpha_se, bp = float(self.bt_alpha[p]), float(self.bt_alpha_se[p]), float(self.bt_p[p])
-            bi, bz, bk, bs = int(self.bt_index[p]), float(self.bt_z[p]), str(self.bt_kind[p]), float(self.bt_size[p])
+            alpha, alpha_se, bp = float(c["bt_alpha"][p]), float(c["bt_alpha_se"][p]), float(c["bt_p"][p])
+            bi, bz, bk, bs = int(c["bt_index"][p]), float(c["bt_z"][p]), str(c["bt_kind"][p]), float(c["bt_size"][p])
             at = float(x[bi]) if bi >= 0 else math.nan
-            broke = bool(np.isfinite(bp) and bp < st.test_level)
+            broke = bool(math.isfinite(bp) and bp < st.test_level)
             ev.append(_break_evidence(ev_base, self.pair_metric[p], alpha, alpha_se, bp, bz, bk, bs, at, broke))
             row["tests"] += 1
             if p == primary:
@@ -1253,5 +1300,5 @@ class _ScoreBatch:
             failure = _transform_outcome(row, ev, ev_base, tr, x, d, self.pair_metric[primary], st)
             if failure:
                 failures.append(failure)
-        alpha_primary, bp_primary = float(self.bt_alpha[primary]), float(self.bt_p[primary])
+        alpha_primary, bp_primary = float(c["bt_alpha"][primary]), float(c["bt_p"][primary])
         return _final_decision(row, ev, d, span, failures, self.pair_metric[primary], alpha_primary, bp_primary, tr)
