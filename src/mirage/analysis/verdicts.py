@@ -32,8 +32,10 @@ curves tested once.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,7 +370,8 @@ def verdicts_table(
                 group_key(k if isinstance(k, tuple) else (k,)): grp
                 for k, grp in s.groupby(keys, sort=False, dropna=False)
             }
-    entries: list[tuple[int, VerdictEntry]] = []
+    entries: list[tuple[int, VerdictEntry]] = []  # groups decided one by one
+    batched: Iterable[tuple[int, VerdictEntry]] = ()  # the rest, decided together, made as read
     if len(curves):
         ordinal = curves.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
         heads = curves.iloc[np.unique(ordinal, return_index=True)[1]]
@@ -383,11 +386,17 @@ def verdicts_table(
                 entries.extend((int(o), e) for e in found)
         batch = ~np.isin(ordinal, np.flatnonzero(per_group))
         if batch.any():
-            entries.extend(_ScoreBatch(curves[batch], ordinal[batch], keys, settings).entries())
-    entries.sort(key=lambda e: (e[0], str(e[1][0]["discontinuous_metric"])))
-    ordered = [e for _, e in entries]
-    del entries
-    return _verdict_frames(ordered, settings)
+            batched = _ScoreBatch(curves[batch], ordinal[batch], keys, settings).entries()
+
+    def order(e: tuple[int, VerdictEntry]) -> tuple[int, str]:
+        return e[0], str(e[1][0]["discontinuous_metric"])
+
+    entries.sort(key=order)
+    # both streams are in (group, metric) order and no group is in both: merged, they are the
+    # order a sort of all entries gives, and the batch's rows are turned into tables block by
+    # block as they are made instead of all being held as dicts first
+    merged = heapq.merge(entries, batched, key=order)
+    return _verdict_frames((e for _, e in merged), settings)
 
 
 # verdict entries turned into table rows at a time: the rows as Python dicts are released block by
@@ -395,15 +404,14 @@ def verdicts_table(
 _FRAME_BLOCK = 20_000
 
 
-def _verdict_frames(entries: list[VerdictEntry], settings: VerdictSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _verdict_frames(entries: Iterable[VerdictEntry], settings: VerdictSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The verdicts table (decided verdicts first) and the evidence table, from verdict entries
-    (consumed: the list is emptied)."""
+    (read block by block)."""
     keys = verdict_keys(settings)
     row_columns, ev_columns = VERDICTS.columns_for(settings.curve_by), EVIDENCE.columns_for(settings.curve_by)
     row_parts, ev_parts = [], []
-    while entries:
-        block = entries[:_FRAME_BLOCK]
-        del entries[:_FRAME_BLOCK]
+    stream = iter(entries)
+    while block := list(itertools.islice(stream, _FRAME_BLOCK)):
         row_parts.append(pd.DataFrame([row for row, _ in block], columns=row_columns))
         ev_parts.append(pd.DataFrame([ev for _, evs in block for ev in evs], columns=ev_columns))
         del block
@@ -881,10 +889,11 @@ class _ScoreBatch:
         self.n_verdicts = len(verdicts)
 
     # ------------------------------------------------------------------ layout
-    def entries(self) -> list[tuple[int, VerdictEntry]]:
-        """(group ordinal, (row, evidence)) for every verdict, in group and metric order."""
+    def entries(self) -> Iterator[tuple[int, VerdictEntry]]:
+        """(group ordinal, (row, evidence)) for every verdict, in group and metric order: the
+        tests run now, each row is made when the iterator reaches it."""
         if self.n_verdicts == 0:
-            return []
+            return iter(())
         self._layout()
         self._channels()
         del self.frame  # every step after this works on the verdicts' own arrays
@@ -895,7 +904,7 @@ class _ScoreBatch:
         self._step_three()
         release_free_memory()  # the tests' blocks, before the rows are written
         self._as_lists()
-        return [(self.v_group_list[v], self._entry(v)) for v in range(self.n_verdicts)]
+        return ((self.v_group_list[v], self._entry(v)) for v in range(self.n_verdicts))
 
     def _as_lists(self) -> None:
         """The per-verdict and per-channel numbers the rows read, as Python lists: a row reads some
