@@ -67,3 +67,26 @@ def test_metric_panels_is_a_valid_plotly_figure_with_one_panel_per_metric() -> N
     # each family in the legend once
     assert sorted(t["name"] for t in data if t.get("showlegend", True)) == ["a", "b"]
     assert "</" not in figure_json(fig)
+
+
+def test_point_trace_keeps_the_order_of_sort_values() -> None:
+    # the trace reads its columns in frame.sort_values(x) order without building the sorted
+    # frame: ties and a missing x must come out as pandas orders them
+    from mirage.report.interactive import point_trace
+
+    frame = pd.DataFrame(
+        {
+            "model": ["m3", "m1", "m2", "m4", "m5"],
+            "scale": [3e9, 1e8, 1e8, np.nan, 5e7],
+            "value": [0.3, 0.1, 0.2, 0.4, 0.05],
+            "ci_low": [0.25, 0.05, 0.15, 0.35, 0.0],
+            "ci_high": [0.35, 0.15, 0.25, 0.45, 0.1],
+            "n_samples": [100.0, 100.0, 100.0, 100.0, 100.0],
+        },
+        index=[10, 11, 12, 13, 14],
+    )
+    for data in (frame, frame.dropna()):
+        trace = point_trace(data, name="f", colour="#000")
+        expected = data.sort_values("scale")
+        assert [c[0] for c in trace["customdata"]] == expected["model"].tolist()
+        assert trace["y"] == expected["value"].tolist()

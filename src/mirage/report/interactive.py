@@ -18,6 +18,7 @@ writing time; the tests put those dicts through ``go.Figure`` so Plotly's schema
 
 from __future__ import annotations
 
+import copy
 import functools
 import html
 import json
@@ -142,14 +143,18 @@ def point_trace(
     ``x``, ``value`` and optionally ``ci_low``, ``ci_high``, ``n_samples``; sorted by ``x`` here.
     ``dodge`` multiplies x where it is drawn (two sets of points at one scale side by side on a
     log axis); the tooltip keeps the true x. A trace dict (``fig.add_trace`` takes it)."""
-    g = frame.sort_values(x)
-    y = g["value"].to_numpy(dtype=float)
-    lo = g["ci_low"].to_numpy(dtype=float) if "ci_low" in g else np.full(len(g), np.nan)
-    hi = g["ci_high"].to_numpy(dtype=float) if "ci_high" in g else np.full(len(g), np.nan)
-    n = g["n_samples"] if "n_samples" in g else pd.Series([None] * len(g))
+    # the columns as arrays in the order of frame.sort_values(x) (its quicksort, NaN last),
+    # without building the sorted frame: a chart has a hundred of these small traces
+    xs = frame[x].to_numpy()
+    order = np.argsort(xs, kind="quicksort") if not pd.isna(xs).any() else _sorted_positions(frame, x)
+    y = frame["value"].to_numpy(dtype=float)[order]
+    lo = frame["ci_low"].to_numpy(dtype=float)[order] if "ci_low" in frame else np.full(len(frame), np.nan)
+    hi = frame["ci_high"].to_numpy(dtype=float)[order] if "ci_high" in frame else np.full(len(frame), np.nan)
+    n = frame["n_samples"].to_numpy()[order] if "n_samples" in frame else [None] * len(frame)
+    models = frame["model"].to_numpy()[order] if "model" in frame else [""] * len(frame)
+    xs = xs[order]
     custom = [
-        [str(m), interval_text(a, b), n_text(k), metric, _num(xv), x]
-        for m, a, b, k, xv in zip(g["model"] if "model" in g else [""] * len(g), lo, hi, n, g[x])
+        [str(m), interval_text(a, b), n_text(k), metric, _num(xv), x] for m, a, b, k, xv in zip(models, lo, hi, n, xs)
     ]
     has_ci = bool(np.isfinite(lo).any() and np.isfinite(hi).any())
     error_y = (
@@ -167,7 +172,7 @@ def point_trace(
     )
     return dict(
         type="scatter",
-        x=_rounded(g[x].to_numpy(dtype=float) * dodge),
+        x=_rounded(xs.astype(float) * dodge),
         y=_rounded(y),
         mode=mode,
         name=name,
@@ -179,6 +184,11 @@ def point_trace(
         customdata=custom,
         hovertemplate=POINT_HOVER,
     )
+
+
+def _sorted_positions(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The row positions of ``frame.sort_values(column)``."""
+    return frame.reset_index(drop=True).sort_values(column).index.to_numpy()
 
 
 def line_trace(
@@ -285,6 +295,21 @@ def chart_height(n_rows: int, n_legend_entries: int) -> int:
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _subplot_grid(nrows: int, ncols: int, titles: tuple[str, ...]) -> dict[str, Any]:
+    """Plotly's grid of ``nrows`` x ``ncols`` panels with these titles, as its layout JSON (axis
+    domains, title annotations); remembered, since the tasks of one analysis mostly share their
+    metrics (``make_subplots`` was most of a chart's time). Callers change a deep copy."""
+    layout: dict[str, Any] = make_subplots(
+        rows=nrows,
+        cols=ncols,
+        subplot_titles=list(titles),
+        horizontal_spacing=0.07 if ncols > 1 else 0.0,
+        vertical_spacing=min(0.3, 0.55 / max(nrows, 1)) if nrows > 1 else 0.0,
+    ).layout.to_plotly_json()
+    return layout
+
+
 def metric_panels(
     curves: pd.DataFrame,
     *,
@@ -312,13 +337,7 @@ def metric_panels(
             f"<span style='color:{colour}'>{html.escape(metric)} {better}</span><br><sub>{KIND_LABEL.get(kind, kind)}</sub>"
         )
     # the grid (axis domains, subplot titles) from Plotly; traces, shapes and axes added as dicts
-    layout: dict[str, Any] = make_subplots(
-        rows=nrows,
-        cols=ncols,
-        subplot_titles=titles,
-        horizontal_spacing=0.07 if ncols > 1 else 0.0,
-        vertical_spacing=min(0.3, 0.55 / max(nrows, 1)) if nrows > 1 else 0.0,
-    ).layout.to_plotly_json()
+    layout = copy.deepcopy(_subplot_grid(nrows, ncols, tuple(titles)))
     families = sorted(map(str, curves["family"].unique()))
     styles = {f: family_style(i) for i, f in enumerate(families)}
     shown: set[str] = set()
