@@ -179,3 +179,18 @@ def test_one_blas_thread_holds_while_any_thread_is_inside() -> None:
         leave.set()
         thread.join(10)
     assert blas_threads() == before
+
+
+def test_bootstrap_counts_are_each_resamples_bincount() -> None:
+    # the counts come from a sparse matrix's dense form: each row must be the bincount of that
+    # resample's draws (the generator's stream, block by block, as drawn)
+    from mirage.stats.intervals import bootstrap_counts
+
+    for n_items, n_boot, chunk in [(1, 4, None), (5, 9, 4), (300, 50, None)]:
+        rng, again = np.random.default_rng(3), np.random.default_rng(3)
+        blocks = list(bootstrap_counts(n_items, n_boot, rng, chunk))
+        assert sum(len(b) for b in blocks) == n_boot
+        for block in blocks:
+            idx = again.integers(0, n_items, size=(len(block), n_items), dtype=np.int32)
+            assert block.dtype == np.float32
+            np.testing.assert_array_equal(block, [np.bincount(row, minlength=n_items) for row in idx])
