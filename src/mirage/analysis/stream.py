@@ -6,7 +6,8 @@ everything that needs the samples is done while they are in memory: the group's 
 their bootstrap, its verdicts (with the score-table curves of the same group), its exact-match
 predictions and target-length rows, and the few per-model numbers of the resolution table. The
 samples are then handed to ``on_samples`` (the writer of ``samples.parquet``) or kept, and let go.
-Peak memory is one unit's records and samples, whatever the input size.
+Peak memory is a few units' records and samples (the one analysed, the next one being measured,
+the previous one's decisions), whatever the input size.
 
 A unit's decisions (verdicts, predictions, lengths) run on a worker thread while the next unit's
 curves are computed, and the next unit's per-sample metrics and bootstrap draws on two more.
@@ -135,7 +136,7 @@ def analyse_records(
                     stats.append(d.stats)
 
         # a unit's decisions (verdicts, predictions, lengths) run on their own thread while the
-        # next unit's curves are computed; at most one unit's decisions wait at a time
+        # next unit's curves are computed; a unit's decisions are gathered after the next unit's curves
         waiting: list[Future[_GroupDecision]] = []
         for unit, ahead, samples in _one_ahead(source.iter_units(), started):
             part.sample_columns = list(samples.columns)
