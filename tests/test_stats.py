@@ -159,23 +159,25 @@ def test_one_blas_thread_holds_while_any_thread_is_inside() -> None:
             leave.wait(10)
             seen.append(blas_threads())  # after the calling thread left its own context
 
+    def started() -> threading.Thread:
+        inside.clear()
+        leave.clear()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        assert inside.wait(10)
+        return thread
+
     try:
         with one_blas_thread():
-            thread = threading.Thread(target=worker)
-            thread.start()
-            assert inside.wait(10)
+            thread = started()
         leave.set()
         thread.join(10)
         assert seen and all(n == 1 for n in seen[0])
     finally:
         _blas().limit(limits=max(before), user_api="blas")  # OpenBLAS ignores a raise from a worker
     # the record path's pattern: the calling thread's context around its workers' restores
-    inside.clear()
-    leave.clear()
     with one_blas_thread():
-        thread = threading.Thread(target=worker)
-        thread.start()
-        assert inside.wait(10)
+        thread = started()
         leave.set()
         thread.join(10)
     assert blas_threads() == before
