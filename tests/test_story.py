@@ -158,6 +158,15 @@ def test_prediction2_ten_times_the_items_narrows_the_intervals(smooth):
     assert p2["samples_needed"].is_monotonic_decreasing
 
 
+def test_prediction2_summary_counts_agree_with_their_verb(smooth):
+    p2 = smooth.prediction2
+    for above in (0, 1, 2):
+        flags = [i < above for i in range(len(p2))]
+        tables = dataclasses.replace(smooth, prediction2=p2.assign(above_zero_standard=flags))
+        verb = "is" if above == 1 else "are"
+        assert f"of {len(p2)} small models, {above} {verb} above zero with" in story_summary(tables)
+
+
 def test_missing_large_task_gives_an_empty_table_and_says_not_run(result, jumpy_page):
     tables = story_tables(result, family="smooth", large_task="no_such_task")
     assert tables.prediction2.empty

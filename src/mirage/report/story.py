@@ -661,8 +661,9 @@ def story_summary(tables: StoryTables) -> str:
     p2 = tables.prediction2
     if len(p2):
         ratio = p2["ci_width_ratio"].replace([np.inf, -np.inf], np.nan).dropna()
+        above = int(p2["above_zero_standard"].sum())
         parts.append(
-            f"Prediction 2: of {len(p2)} small models, {int(p2['above_zero_standard'].sum())} are above zero "
+            f"Prediction 2: of {len(p2)} small models, {above} {'is' if above == 1 else 'are'} above zero "
             f"with {int(p2['n_standard'].median())} problems and {int(p2['above_zero_large'].sum())} with "
             f"{int(p2['n_large'].median())}" + (f" (intervals {ratio.median():.2f}x as wide)." if len(ratio) else ".")
         )
