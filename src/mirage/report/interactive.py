@@ -145,15 +145,16 @@ def point_trace(
     log axis); the tooltip keeps the true x. A trace dict (``fig.add_trace`` takes it)."""
     # the columns as arrays in the order of frame.sort_values(x) (its quicksort, NaN last),
     # without building the sorted frame: a chart has a hundred of these small traces
-    xs = frame[x].to_numpy()
-    plain = isinstance(frame[x].dtype, np.dtype) and not pd.isna(xs).any()  # Arrow or nullable: pandas' own sort
-    order = np.argsort(xs, kind="quicksort") if plain else _sorted_positions(frame, x)
+    column = frame[x]
+    values = column.to_numpy()
+    plain = isinstance(column.dtype, np.dtype) and not pd.isna(values).any()  # Arrow or nullable: pandas' own sort
+    order = np.argsort(values, kind="quicksort") if plain else _sorted_positions(frame, x)
     y = frame["value"].to_numpy(dtype=float)[order]
     lo = frame["ci_low"].to_numpy(dtype=float)[order] if "ci_low" in frame else np.full(len(frame), np.nan)
     hi = frame["ci_high"].to_numpy(dtype=float)[order] if "ci_high" in frame else np.full(len(frame), np.nan)
     n = frame["n_samples"].to_numpy()[order] if "n_samples" in frame else [None] * len(frame)
     models = frame["model"].to_numpy()[order] if "model" in frame else [""] * len(frame)
-    xs = frame[x].iloc[order]  # read as the sorted frame's column was (pd.NA stays pd.NA)
+    xs = column.iloc[order]  # read as the sorted frame's column was (pd.NA stays pd.NA)
     custom = [
         [str(m), interval_text(a, b), n_text(k), metric, _num(xv), x] for m, a, b, k, xv in zip(models, lo, hi, n, xs)
     ]
